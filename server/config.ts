@@ -1,0 +1,93 @@
+// The one place that reads the environment. Everything else receives a Config.
+import path from 'node:path';
+import os from 'node:os';
+import { z } from 'zod';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const port = z.coerce
+  .number({ message: 'must be a whole number from 0 to 65535' })
+  .int('must be a whole number from 0 to 65535')
+  .min(0, 'must be a whole number from 0 to 65535')
+  .max(65535, 'must be a whole number from 0 to 65535');
+
+const secret = z
+  .string()
+  .min(32, 'must be at least 32 characters (e.g. the output of `openssl rand -hex 32`)');
+
+const redisUrl = z
+  .string()
+  .url('must be a URL like redis://127.0.0.1:6379')
+  .refine((u) => URL.canParse(u) && /^rediss?:$/.test(new URL(u).protocol), 'must start with redis:// or rediss://');
+
+const EnvSchema = z.object({
+  PORT: port.default(3000),
+  HOST: z.string().min(1, 'must not be empty').default('127.0.0.1'),
+  DATA_DIR: z.string().min(1, 'must not be empty').default('./data'),
+  REDIS_URL: z.preprocess(emptyToUndefined, redisUrl.optional()),
+  PUBLIC_URL: z.preprocess(
+    emptyToUndefined,
+    z.string().url('must be an absolute URL like https://remix.example.com').optional(),
+  ),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  TOKEN_SECRET: z.preprocess(emptyToUndefined, secret.optional()),
+  FFMPEG_PATH: z.preprocess(emptyToUndefined, z.string().optional()),
+  MEDIASOUP_WORKER_BIN: z.preprocess(emptyToUndefined, z.string().optional()),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  CORES: z.coerce.number().int().min(1).max(1024).default(Math.max(1, os.availableParallelism())),
+});
+
+function emptyToUndefined(v: unknown): unknown {
+  return typeof v === 'string' && v.trim() === '' ? undefined : v;
+}
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  /** Absolute path. */
+  readonly dataDir: string;
+  readonly redisUrl: string | null;
+  /** Base URL used in join links; derived from host and port when unset. */
+  readonly publicUrl: string | null;
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  /** Null means: generate one and keep it under DATA_DIR (embedded mode). */
+  readonly tokenSecret: string | null;
+  readonly ffmpegPath: string | null;
+  readonly mediasoupWorkerBin: string | null;
+  readonly shutdownTimeoutMs: number;
+  readonly cores: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Reads and validates the environment once; throws ConfigError naming the variable and what would be right. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'environment');
+    const given = env[name];
+    throw new ConfigError(`${name}=${JSON.stringify(given ?? '')} ${issue.message}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: path.resolve(cwd, e.DATA_DIR),
+    redisUrl: e.REDIS_URL ?? null,
+    publicUrl: e.PUBLIC_URL ? e.PUBLIC_URL.replace(/\/+$/, '') : null,
+    logLevel: e.LOG_LEVEL,
+    tokenSecret: e.TOKEN_SECRET ?? null,
+    ffmpegPath: e.FFMPEG_PATH ?? null,
+    mediasoupWorkerBin: e.MEDIASOUP_WORKER_BIN ?? null,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    cores: e.CORES,
+  });
+}
+
+/** A config for tests and tools: the defaults, with overrides. */
+export function configFor(overrides: Partial<Config> & { dataDir: string }): Config {
+  return Object.freeze({ ...loadConfig({}), ...overrides });
+}

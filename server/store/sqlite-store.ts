@@ -1,0 +1,130 @@
+import { DatabaseSync } from 'node:sqlite';
+import { MIGRATIONS, type Migration } from './migrations.ts';
+import {
+  ReleaseExistsError,
+  StoreClosedError,
+  type FilePlacement,
+  type ReleaseRecord,
+  type ReleaseSummary,
+  type Store,
+} from './store.ts';
+
+/** The embedded store: one SQLite file under DATA_DIR, in WAL mode so that `npm run ingest` can write while a server reads. */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  readonly #db: DatabaseSync;
+  #closed = false;
+
+  private constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  /** Opens (creating if needed) the database at `file` and applies pending migrations. */
+  static async open(file: string, migrations: readonly Migration[] = MIGRATIONS): Promise<SqliteStore> {
+    const db = new DatabaseSync(file, { timeout: 5000 });
+    try {
+      db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+      migrate(db, migrations);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return new SqliteStore(db);
+  }
+
+  async schemaVersion(): Promise<number> {
+    return currentVersion(this.#open());
+  }
+
+  async listReleases(): Promise<ReleaseSummary[]> {
+    const rows = this.#open()
+      .prepare('SELECT id, title, artist, duration_sec, ingested_at FROM releases ORDER BY ingested_at, id')
+      .all() as { id: string; title: string; artist: string; duration_sec: number; ingested_at: string }[];
+    return rows.map((r) => ({ id: r.id, title: r.title, artist: r.artist, durationSec: r.duration_sec, ingestedAt: r.ingested_at }));
+  }
+
+  async getRelease(id: string): Promise<ReleaseRecord | null> {
+    const row = this.#open().prepare('SELECT record FROM releases WHERE id = ?').get(id) as { record: string } | undefined;
+    return row ? (JSON.parse(row.record) as ReleaseRecord) : null;
+  }
+
+  async putRelease(record: ReleaseRecord, files: FilePlacement, options: { replace?: boolean } = {}): Promise<void> {
+    const db = this.#open();
+    let placed = false;
+    try {
+      transaction(db, () => {
+        const exists = db.prepare('SELECT 1 FROM releases WHERE id = ?').get(record.id) !== undefined;
+        if (exists && !options.replace) throw new ReleaseExistsError(`a release with id "${record.id}" exists already`);
+        db.prepare(
+          `INSERT INTO releases (id, title, artist, frames, duration_sec, record, ingested_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET title = excluded.title, artist = excluded.artist, frames = excluded.frames,
+             duration_sec = excluded.duration_sec, record = excluded.record, ingested_at = excluded.ingested_at`,
+        ).run(record.id, record.title, record.artist, record.frames, record.durationSec, JSON.stringify(record), record.ingestedAt);
+        files.place();
+        placed = true;
+      });
+    } catch (err) {
+      if (placed) files.undo();
+      throw err;
+    }
+  }
+
+  async deleteRelease(id: string): Promise<boolean> {
+    const result = this.#open().prepare('DELETE FROM releases WHERE id = ?').run(id);
+    return Number(result.changes) > 0;
+  }
+
+  async ping(): Promise<void> {
+    this.#open().prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+
+  #open(): DatabaseSync {
+    if (this.#closed) throw new StoreClosedError();
+    return this.#db;
+  }
+}
+
+function transaction<T>(db: DatabaseSync, fn: () => T): T {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const result = fn();
+    db.exec('COMMIT');
+    return result;
+  } catch (err) {
+    db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+function currentVersion(db: DatabaseSync): number {
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+  return row.v ?? 0;
+}
+
+function migrate(db: DatabaseSync, migrations: readonly Migration[]): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
+  const applied = currentVersion(db);
+  const newest = migrations.at(-1)?.version ?? 0;
+  if (applied > newest) {
+    throw new Error(`the database is at schema version ${applied}, newer than this build knows (${newest}); run a newer Remixroom`);
+  }
+  for (const m of migrations) {
+    if (m.version <= applied) continue;
+    transaction(db, () => {
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        m.version,
+        m.name,
+        new Date().toISOString(),
+      );
+    });
+  }
+}

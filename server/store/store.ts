@@ -1,0 +1,88 @@
+// The embedded store's interface. The SQLite implementation is the default; another
+// (a shared database for several nodes) can replace it by passing the same contract
+// suite (test/server/store.contract.ts).
+import type { ReleaseManifest } from '../../shared/release-manifest.ts';
+
+export interface StemInfo {
+  id: string;
+  title: string;
+  /** Peak and RMS of the decoded 48 kHz stereo stem, linear. */
+  peak: number;
+  rms: number;
+}
+
+export interface ArtworkInfo {
+  id: string;
+  title: string;
+  kind: 'cover' | 'graphic';
+  tags: string[];
+  /** File name under the release's artwork folder. */
+  fileName: string;
+  width: number;
+  height: number;
+  mimeType: 'image/png' | 'image/jpeg';
+  /** Assets without the artist's consent are kept on record but never used. */
+  consent: boolean;
+}
+
+export interface ReleaseRecord {
+  id: string;
+  title: string;
+  artist: string;
+  /** Frames of every stem at 48 kHz. */
+  frames: number;
+  durationSec: number;
+  /** The manifest as ingested, defaults applied. */
+  manifest: ReleaseManifest;
+  stems: StemInfo[];
+  artwork: ArtworkInfo[];
+  ingestedAt: string;
+  /** Things ingest changed on the way in, e.g. "stems/bass.flac: 44100 Hz, resampled to 48000 Hz". */
+  notes: string[];
+}
+
+export interface ReleaseSummary {
+  id: string;
+  title: string;
+  artist: string;
+  durationSec: number;
+  ingestedAt: string;
+}
+
+export interface Store {
+  readonly kind: string;
+  /** Highest migration applied. */
+  schemaVersion(): Promise<number>;
+
+  listReleases(): Promise<ReleaseSummary[]>;
+  getRelease(id: string): Promise<ReleaseRecord | null>;
+  /**
+   * Records a release atomically together with its files: `files.place()` moves
+   * the staged files into place (renames, so it is synchronous) inside the same
+   * transaction; if it throws, the record is not written, and if the commit fails
+   * after it, `files.undo()` puts them back. Refuses an existing id
+   * (ReleaseExistsError) unless `replace` is set.
+   */
+  putRelease(record: ReleaseRecord, files: FilePlacement, options?: { replace?: boolean }): Promise<void>;
+  deleteRelease(id: string): Promise<boolean>;
+
+  /** Cheap liveness probe for /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface FilePlacement {
+  place(): void;
+  undo(): void;
+}
+
+export class ReleaseExistsError extends Error {
+  override readonly name = 'ReleaseExistsError';
+}
+
+export class StoreClosedError extends Error {
+  override readonly name = 'InvalidStateError';
+  constructor() {
+    super('the store is closed');
+  }
+}

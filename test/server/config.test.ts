@@ -1,0 +1,57 @@
+import { expect } from 'chai';
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../../server/config.ts';
+
+describe('config', () => {
+  it('serves the embedded single-process mode when nothing is set', () => {
+    const c = loadConfig({}, '/srv/app');
+    expect(c.port).to.equal(3000);
+    expect(c.host).to.equal('127.0.0.1');
+    expect(c.dataDir).to.equal(path.resolve('/srv/app/data'));
+    expect(c.redisUrl).to.equal(null);
+    expect(c.tokenSecret).to.equal(null);
+    expect(Object.isFrozen(c)).to.equal(true);
+  });
+
+  it('reads every documented variable', () => {
+    const c = loadConfig(
+      {
+        PORT: '8080',
+        HOST: '0.0.0.0',
+        DATA_DIR: '/var/lib/remixroom',
+        REDIS_URL: 'redis://127.0.0.1:6380',
+        PUBLIC_URL: 'https://remix.example.com/',
+        LOG_LEVEL: 'debug',
+        TOKEN_SECRET: 'x'.repeat(32),
+        SHUTDOWN_TIMEOUT_MS: '2000',
+      },
+      '/',
+    );
+    expect(c).to.include({ port: 8080, host: '0.0.0.0', dataDir: '/var/lib/remixroom', redisUrl: 'redis://127.0.0.1:6380' });
+    expect(c.publicUrl).to.equal('https://remix.example.com');
+    expect(c.logLevel).to.equal('debug');
+    expect(c.shutdownTimeoutMs).to.equal(2000);
+  });
+
+  it('treats empty values as unset', () => {
+    expect(loadConfig({ REDIS_URL: '', TOKEN_SECRET: '  ' }).redisUrl).to.equal(null);
+  });
+
+  const refusals: [Record<string, string>, RegExp][] = [
+    [{ PORT: 'abc' }, /^PORT="abc" must be a whole number from 0 to 65535$/],
+    [{ PORT: '65536' }, /^PORT="65536" must be a whole number/],
+    [{ PORT: '-1' }, /^PORT="-1" must be a whole number/],
+    [{ PORT: '3.5' }, /^PORT="3.5" must be a whole number/],
+    [{ REDIS_URL: 'http://127.0.0.1' }, /^REDIS_URL=.* must start with redis:\/\//],
+    [{ REDIS_URL: 'not a url' }, /^REDIS_URL=.* must be a URL like redis:\/\//],
+    [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL="loud" must be one of fatal, error/],
+    [{ TOKEN_SECRET: 'short' }, /^TOKEN_SECRET=.* at least 32 characters/],
+    [{ PUBLIC_URL: 'example.com' }, /^PUBLIC_URL=.* absolute URL/],
+    [{ SHUTDOWN_TIMEOUT_MS: '5' }, /^SHUTDOWN_TIMEOUT_MS=/],
+  ];
+  for (const [env, message] of refusals) {
+    it(`refuses ${JSON.stringify(env)} naming the variable and what would be right`, () => {
+      expect(() => loadConfig(env)).to.throw(ConfigError, message);
+    });
+  }
+});

@@ -1,0 +1,108 @@
+// The contract every Store implementation must keep. Run it against each one.
+import { expect } from 'chai';
+import { ReleaseManifestSchema } from '../../shared/release-manifest.ts';
+import { ReleaseExistsError, type ReleaseRecord, type Store } from '../../server/store/store.ts';
+
+export function sampleRecord(id: string, title = 'Sample'): ReleaseRecord {
+  const manifest = ReleaseManifestSchema.parse({
+    schemaVersion: 1,
+    id,
+    title,
+    artist: 'Tester',
+    stems: [{ id: 'drums', title: 'Drums', file: 'stems/drums.wav' }],
+    excerpts: [{ id: 'all', title: 'All', startSec: 0, endSec: 10 }],
+    artwork: [{ id: 'cover', title: 'Cover', file: 'cover.png', consent: true }],
+  });
+  return {
+    id,
+    title,
+    artist: 'Tester',
+    frames: 480000,
+    durationSec: 10,
+    manifest,
+    stems: [{ id: 'drums', title: 'Drums', peak: 0.5, rms: 0.1 }],
+    artwork: [{ id: 'cover', title: 'Cover', kind: 'graphic', tags: [], fileName: 'cover.png', width: 64, height: 64, mimeType: 'image/png', consent: true }],
+    ingestedAt: new Date().toISOString(),
+    notes: [],
+  };
+}
+
+export function storeContract(name: string, open: () => Promise<Store>): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    beforeEach(async () => {
+      store = await open();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    it('starts empty and migrated', async () => {
+      expect(await store.listReleases()).to.deep.equal([]);
+      expect(await store.schemaVersion()).to.be.at.least(1);
+      await store.ping();
+    });
+
+    it('records a release together with its files and reads it back whole', async () => {
+      const calls: string[] = [];
+      const record = sampleRecord('one');
+      await store.putRelease(record, { place: () => calls.push('place'), undo: () => calls.push('undo') });
+      expect(calls).to.deep.equal(['place']);
+      expect(await store.getRelease('one')).to.deep.equal(record);
+      const list = await store.listReleases();
+      expect(list.map((r) => r.id)).to.deep.equal(['one']);
+      expect(list[0]).to.include({ title: 'Sample', artist: 'Tester', durationSec: 10 });
+    });
+
+    it('does not record a release whose files could not be placed', async () => {
+      const put = store.putRelease(sampleRecord('two'), {
+        place: () => {
+          throw new Error('disk full');
+        },
+        undo: () => {},
+      });
+      await expectRejection(put, /disk full/);
+      expect(await store.getRelease('two')).to.equal(null);
+      expect(await store.listReleases()).to.deep.equal([]);
+    });
+
+    it('refuses an existing id unless asked to replace it', async () => {
+      await store.putRelease(sampleRecord('three', 'First'), { place() {}, undo() {} });
+      let placed = false;
+      await expectRejection(
+        store.putRelease(sampleRecord('three', 'Second'), { place: () => (placed = true), undo() {} }),
+        ReleaseExistsError,
+      );
+      expect(placed).to.equal(false);
+      expect((await store.getRelease('three'))!.title).to.equal('First');
+      await store.putRelease(sampleRecord('three', 'Second'), { place() {}, undo() {} }, { replace: true });
+      expect((await store.getRelease('three'))!.title).to.equal('Second');
+      expect(await store.listReleases()).to.have.length(1);
+    });
+
+    it('deletes a release', async () => {
+      await store.putRelease(sampleRecord('four'), { place() {}, undo() {} });
+      expect(await store.deleteRelease('four')).to.equal(true);
+      expect(await store.deleteRelease('four')).to.equal(false);
+      expect(await store.getRelease('four')).to.equal(null);
+    });
+
+    it('fails with a named error after close, and closes twice without harm', async () => {
+      await store.close();
+      await store.close();
+      await expectRejection(store.listReleases(), /closed/);
+      store = await open();
+    });
+  });
+}
+
+export async function expectRejection(p: Promise<unknown>, match: RegExp | (new (...args: never[]) => Error)): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    if (match instanceof RegExp) expect((err as Error).message).to.match(match);
+    else expect(err).to.be.instanceOf(match);
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
+}

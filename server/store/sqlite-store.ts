@@ -2,6 +2,8 @@ import { DatabaseSync } from 'node:sqlite';
 import { MIGRATIONS, type Migration } from './migrations.ts';
 import {
   ReleaseExistsError,
+  RoomNotFoundError,
+  type RoomRecord,
   StoreClosedError,
   type FilePlacement,
   type ReleaseRecord,
@@ -73,6 +75,37 @@ export class SqliteStore implements Store {
   async deleteRelease(id: string): Promise<boolean> {
     const result = this.#open().prepare('DELETE FROM releases WHERE id = ?').run(id);
     return Number(result.changes) > 0;
+  }
+
+  async createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt'>): Promise<void> {
+    this.#open()
+      .prepare('INSERT INTO rooms (id, release_id, created_at, updated_at, doc) VALUES (?, ?, ?, ?, ?)')
+      .run(room.id, room.releaseId, room.createdAt, room.createdAt, room.doc);
+  }
+
+  async getRoom(id: string): Promise<RoomRecord | null> {
+    const row = this.#open()
+      .prepare('SELECT id, release_id, created_at, updated_at, closed_at, doc FROM rooms WHERE id = ?')
+      .get(id) as { id: string; release_id: string; created_at: string; updated_at: string; closed_at: string | null; doc: Uint8Array | null } | undefined;
+    if (!row) return null;
+    return {
+      id: row.id,
+      releaseId: row.release_id,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      closedAt: row.closed_at,
+      doc: row.doc ? new Uint8Array(row.doc) : null,
+    };
+  }
+
+  async saveRoomDoc(id: string, doc: Uint8Array): Promise<void> {
+    const result = this.#open().prepare('UPDATE rooms SET doc = ?, updated_at = ? WHERE id = ?').run(doc, new Date().toISOString(), id);
+    if (Number(result.changes) === 0) throw new RoomNotFoundError(`no room "${id}"`);
+  }
+
+  async endRoom(id: string): Promise<void> {
+    const result = this.#open().prepare('UPDATE rooms SET closed_at = COALESCE(closed_at, ?) WHERE id = ?').run(new Date().toISOString(), id);
+    if (Number(result.changes) === 0) throw new RoomNotFoundError(`no room "${id}"`);
   }
 
   async ping(): Promise<void> {

@@ -49,6 +49,17 @@ export interface ReleaseSummary {
   ingestedAt: string;
 }
 
+export interface RoomRecord {
+  id: string;
+  releaseId: string;
+  createdAt: string;
+  updatedAt: string;
+  /** Set when the host ended the room; an ended room cannot be joined. */
+  closedAt: string | null;
+  /** The room's Yjs document as one update; null before the first save. */
+  doc: Uint8Array | null;
+}
+
 export interface Store {
   readonly kind: string;
   /** Highest migration applied. */
@@ -66,6 +77,12 @@ export interface Store {
   putRelease(record: ReleaseRecord, files: FilePlacement, options?: { replace?: boolean }): Promise<void>;
   deleteRelease(id: string): Promise<boolean>;
 
+  createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt'>): Promise<void>;
+  getRoom(id: string): Promise<RoomRecord | null>;
+  /** Stores the room's document; refuses (RoomNotFoundError) a room that was never created. */
+  saveRoomDoc(id: string, doc: Uint8Array): Promise<void>;
+  endRoom(id: string): Promise<void>;
+
   /** Cheap liveness probe for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -78,6 +95,10 @@ export interface FilePlacement {
 
 export class ReleaseExistsError extends Error {
   override readonly name = 'ReleaseExistsError';
+}
+
+export class RoomNotFoundError extends Error {
+  override readonly name = 'RoomNotFoundError';
 }
 
 export class StoreClosedError extends Error {

@@ -1,7 +1,7 @@
 // The contract every Store implementation must keep. Run it against each one.
 import { expect } from 'chai';
 import { ReleaseManifestSchema } from '../../shared/release-manifest.ts';
-import { ReleaseExistsError, type ReleaseRecord, type Store } from '../../server/store/store.ts';
+import { ReleaseExistsError, RoomNotFoundError, type ReleaseRecord, type Store } from '../../server/store/store.ts';
 
 export function sampleRecord(id: string, title = 'Sample'): ReleaseRecord {
   const manifest = ReleaseManifestSchema.parse({
@@ -85,6 +85,19 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await store.deleteRelease('four')).to.equal(true);
       expect(await store.deleteRelease('four')).to.equal(false);
       expect(await store.getRelease('four')).to.equal(null);
+    });
+
+    it('keeps a room and its document, and refuses to save one never created', async () => {
+      await store.putRelease(sampleRecord('rel'), { place() {}, undo() {} });
+      await store.createRoom({ id: 'room1', releaseId: 'rel', createdAt: '2026-01-01T00:00:00.000Z', doc: null });
+      const fresh = await store.getRoom('room1');
+      expect(fresh).to.include({ id: 'room1', releaseId: 'rel', closedAt: null, doc: null });
+      await store.saveRoomDoc('room1', new Uint8Array([1, 2, 3]));
+      expect([...(await store.getRoom('room1'))!.doc!]).to.deep.equal([1, 2, 3]);
+      await expectRejection(store.saveRoomDoc('nope', new Uint8Array([1])), RoomNotFoundError);
+      await store.endRoom('room1');
+      expect((await store.getRoom('room1'))!.closedAt).to.be.a('string');
+      expect(await store.getRoom('nope')).to.equal(null);
     });
 
     it('fails with a named error after close, and closes twice without harm', async () => {

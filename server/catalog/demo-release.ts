@@ -1,0 +1,94 @@
+// The demo release: an original piece and artwork the project makes itself,
+// deterministically, the first time a server needs it. It goes through the same
+// ingest as any artist's release.
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { writeWavFloat32 } from '../../media/audio/wav.ts';
+import { paintDemoArtwork } from '../../media/demo/artwork.ts';
+import { composeDemoMusic } from '../../media/demo/music.ts';
+import { MANIFEST_FILE_NAME, MANIFEST_SCHEMA_VERSION, type ReleaseManifest } from '../../shared/release-manifest.ts';
+import type { Logger } from '../logger.ts';
+import type { DataLayout } from '../store/paths.ts';
+import type { Store } from '../store/store.ts';
+import { IngestError, ingestRelease } from './ingest.ts';
+
+export const DEMO_RELEASE_ID = 'remixroom-demo';
+
+const STEM_TITLES: Record<string, string> = { drums: 'Drums', bass: 'Bass', harmony: 'Harmony', lead: 'Lead' };
+
+/** Writes the demo release as an ordinary release folder (manifest, WAV stems, PNG artwork) into `folder`. */
+export async function writeDemoReleaseFolder(folder: string): Promise<ReleaseManifest> {
+  const [music, artwork] = await Promise.all([Promise.resolve().then(composeDemoMusic), paintDemoArtwork()]);
+  await fsp.mkdir(path.join(folder, 'stems'), { recursive: true });
+  await fsp.mkdir(path.join(folder, 'artwork'), { recursive: true });
+  for (const [id, pcm] of Object.entries(music.stems)) {
+    await writeWavFloat32(path.join(folder, 'stems', `${id}.wav`), pcm, music.sampleRate, music.channels);
+  }
+  for (const art of artwork) await fsp.writeFile(path.join(folder, 'artwork', art.fileName), art.png);
+
+  const manifest: ReleaseManifest = {
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
+    id: DEMO_RELEASE_ID,
+    title: music.title,
+    artist: 'Remixroom House Band',
+    year: 2026,
+    bpm: music.bpm,
+    key: music.key,
+    description: 'An original piece made by Remixroom itself, in four stems, for trying the room out. Free to remix.',
+    credits: 'Composed and painted by code in media/demo/. No samples, no outside material.',
+    stems: Object.keys(music.stems).map((id) => ({ id, title: STEM_TITLES[id] ?? id, file: `stems/${id}.wav` })),
+    excerpts: music.excerpts.map((e) => ({ ...e })),
+    artwork: artwork.map((a) => ({
+      id: a.id,
+      title: a.title,
+      file: `artwork/${a.fileName}`,
+      kind: a.kind,
+      tags: a.tags,
+      consent: true,
+    })),
+    rules: {
+      stemRanges: {},
+      masterRanges: {},
+      prompts: { policy: 'open', maxLength: 200, blockedWords: [], blockedNames: [], blockOtherArtists: true },
+      clips: { freeSeconds: 30, downloads: true },
+      purchase: { enabled: true, priceCents: 199, currency: 'USD' },
+    },
+  };
+  await fsp.writeFile(path.join(folder, MANIFEST_FILE_NAME), JSON.stringify(manifest, null, 2));
+  return manifest;
+}
+
+/** Makes and ingests the demo release unless the catalog has it. */
+export async function ensureDemoRelease(opts: {
+  store: Store;
+  layout: DataLayout;
+  ffmpeg: string | null;
+  log: Logger;
+  signal?: AbortSignal;
+}): Promise<void> {
+  if (await opts.store.getRelease(DEMO_RELEASE_ID)) return;
+  const started = performance.now();
+  opts.log.info('making the demo release (first start only)');
+  await fsp.mkdir(opts.layout.tmpDir, { recursive: true });
+  const folder = await fsp.mkdtemp(path.join(opts.layout.tmpDir, 'demo-source-'));
+  try {
+    await writeDemoReleaseFolder(folder);
+    opts.signal?.throwIfAborted();
+    const { record } = await ingestRelease(folder, {
+      store: opts.store,
+      layout: opts.layout,
+      ffmpeg: opts.ffmpeg,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    opts.log.info(
+      { releaseId: record.id, durationSec: record.durationSec, ms: Math.round(performance.now() - started) },
+      'demo release ready',
+    );
+  } catch (err) {
+    // Another process sharing DATA_DIR may have made it meanwhile.
+    if (err instanceof IngestError && (await opts.store.getRelease(DEMO_RELEASE_ID))) return;
+    throw err;
+  } finally {
+    await fsp.rm(folder, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,94 @@
+import crypto from 'node:crypto';
+import express, { type ErrorRequestHandler, type Request } from 'express';
+import { pinoHttp } from 'pino-http';
+import type { ApiErrorBody } from '../../shared/errors.ts';
+import type { Catalog } from '../catalog/catalog.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import { HttpError } from './http-error.ts';
+import { healthRoutes, type Readiness } from './health-routes.ts';
+import { releaseRoutes } from './release-routes.ts';
+import { roomRoutes, type RoomRoutesDeps } from './room-routes.ts';
+
+export interface AppDeps {
+  log: Logger;
+  metrics: Metrics;
+  catalog: Catalog;
+  readiness: Readiness;
+  rooms: RoomRoutesDeps;
+}
+
+const REQUEST_ID = /^[\w.-]{1,64}$/;
+
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+
+  app.use(
+    pinoHttp({
+      logger: deps.log,
+      genReqId(req, res) {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+        res.setHeader('x-request-id', id);
+        return id;
+      },
+      // Probes and scrapes would drown the log.
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+    }),
+  );
+
+  app.use((req, res, next) => {
+    const end = deps.metrics.httpDuration.startTimer();
+    res.on('finish', () => {
+      const route = routeLabel(req);
+      end({ method: req.method, route });
+      deps.metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
+    });
+    next();
+  });
+
+  app.use(express.json({ limit: '64kb' }));
+  app.use(healthRoutes(deps));
+  app.use('/api/releases', releaseRoutes(deps));
+  app.use('/api/rooms', roomRoutes(deps.rooms));
+
+  app.use('/api', (req) => {
+    throw new HttpError('not_found', `no API route ${req.method} ${req.originalUrl.split('?')[0]}`);
+  });
+  app.use(errorHandler(deps.log));
+  return app;
+}
+
+/** The matched route pattern, so that ids in paths do not explode the label set. */
+function routeLabel(req: Request): string {
+  const route = req.route as { path?: string } | undefined;
+  return route?.path ? `${req.baseUrl}${route.path}` : 'unmatched';
+}
+
+function errorHandler(log: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    let status: number;
+    let body: ApiErrorBody;
+    if (err instanceof HttpError) {
+      status = err.status;
+      body = { error: { code: err.code, message: err.message } };
+    } else if (isBodyParserError(err)) {
+      status = err.status;
+      const code = err.type === 'entity.too.large' ? 'payload_too_large' : 'invalid_body';
+      body = { error: { code, message: err.type === 'entity.too.large' ? 'the request body is too large' : `the request body is not valid JSON: ${err.message}` } };
+    } else {
+      status = 500;
+      body = { error: { code: 'internal', message: 'something went wrong on our side; it has been logged' } };
+      (req.log ?? log).error({ err }, 'unhandled error in request');
+    }
+    if (res.headersSent) return res.end();
+    res.status(status).json(body);
+  };
+}
+
+function isBodyParserError(err: unknown): err is { status: number; type: string; message: string } {
+  return typeof err === 'object' && err !== null && 'type' in err && 'status' in err && typeof (err as { status: unknown }).status === 'number';
+}

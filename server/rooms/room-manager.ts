@@ -1,0 +1,151 @@
+// Owns the loaded rooms of this process: opens each once (concurrent opens share
+// one promise), forgets it when it closes, and closes them all on shutdown.
+import crypto from 'node:crypto';
+import type { RoomRelease } from '../../shared/room-doc.ts';
+import type { Logger } from '../logger.ts';
+import type { ReleaseRecord, Store } from '../store/store.ts';
+import { Room, type RoomOptions } from './room.ts';
+
+export interface RoomTimings {
+  graceMs: number;
+  saveDebounceMs: number;
+  saveMaxWaitMs: number;
+  /** Kept beyond the longest clip, for the render's own slack. */
+  timelineSlackMs: number;
+}
+
+export const DEFAULT_ROOM_TIMINGS: RoomTimings = { graceMs: 30_000, saveDebounceMs: 500, saveMaxWaitMs: 3000, timelineSlackMs: 30_000 };
+
+export class RoomNotFoundError extends Error {
+  override readonly name = 'RoomNotFoundError';
+}
+export class RoomEndedError extends Error {
+  override readonly name = 'RoomEndedError';
+}
+
+export interface RoomManagerOptions {
+  store: Store;
+  log: Logger;
+  timings?: Partial<RoomTimings>;
+  now?: () => number;
+  /** Called for each room opened, before anyone joins it (the scale-out bridge hooks in here). */
+  onRoomOpened?: (room: Room) => Promise<void> | void;
+  shouldPersist?: (roomId: string) => boolean;
+}
+
+export const ROOM_ID = /^[A-Za-z0-9_-]{8,32}$/;
+
+export class RoomManager {
+  readonly #opts: RoomManagerOptions;
+  readonly #timings: RoomTimings;
+  readonly #rooms = new Map<string, Room>();
+  readonly #opening = new Map<string, Promise<Room>>();
+  #closed = false;
+
+  constructor(opts: RoomManagerOptions) {
+    this.#opts = opts;
+    this.#timings = { ...DEFAULT_ROOM_TIMINGS, ...opts.timings };
+  }
+
+  /** Makes a new room on a release; returns its id. */
+  async create(release: ReleaseRecord): Promise<string> {
+    const id = crypto.randomBytes(9).toString('base64url');
+    const now = (this.#opts.now ?? Date.now)();
+    await this.#opts.store.createRoom({
+      id,
+      releaseId: release.id,
+      createdAt: new Date(now).toISOString(),
+      doc: Room.initialDoc(toRoomRelease(release), now),
+    });
+    return id;
+  }
+
+  /** The loaded room, loading it if needed. Rejects for an unknown or ended room. */
+  open(roomId: string): Promise<Room> {
+    if (this.#closed) return Promise.reject(new Error('the server is shutting down'));
+    const loaded = this.#rooms.get(roomId);
+    if (loaded && !loaded.closed) return Promise.resolve(loaded);
+    let opening = this.#opening.get(roomId);
+    if (!opening) {
+      opening = this.#load(roomId).finally(() => this.#opening.delete(roomId));
+      this.#opening.set(roomId, opening);
+    }
+    return opening;
+  }
+
+  get(roomId: string): Room | undefined {
+    return this.#rooms.get(roomId);
+  }
+
+  get size(): number {
+    return this.#rooms.size;
+  }
+
+  rooms(): Room[] {
+    return [...this.#rooms.values()];
+  }
+
+  /** Ends a room for good: everyone is disconnected and it cannot be joined again. */
+  async end(roomId: string): Promise<void> {
+    await this.#opts.store.endRoom(roomId);
+    await this.#rooms.get(roomId)?.close('ended');
+  }
+
+  /** Saves and closes every room; later opens are refused. */
+  async closeAll(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#opening.values()]);
+    await Promise.all([...this.#rooms.values()].map((r) => r.close('shutdown')));
+  }
+
+  async #load(roomId: string): Promise<Room> {
+    const record = await this.#opts.store.getRoom(roomId);
+    if (!record) throw new RoomNotFoundError(`no room "${roomId}"`);
+    if (record.closedAt) throw new RoomEndedError(`room "${roomId}" has ended`);
+    const release = await this.#opts.store.getRelease(record.releaseId);
+    if (!release) throw new RoomNotFoundError(`the release of room "${roomId}" is gone`);
+    const options: RoomOptions = {
+      store: this.#opts.store,
+      log: this.#opts.log,
+      release: toRoomRelease(release),
+      graceMs: this.#timings.graceMs,
+      saveDebounceMs: this.#timings.saveDebounceMs,
+      saveMaxWaitMs: this.#timings.saveMaxWaitMs,
+      timelineRetentionMs: release.manifest.rules.clips.freeSeconds * 1000 + this.#timings.timelineSlackMs,
+      ...(this.#opts.now ? { now: this.#opts.now } : {}),
+      ...(this.#opts.shouldPersist ? { shouldPersist: () => this.#opts.shouldPersist!(roomId) } : {}),
+    };
+    const room = await Room.load(roomId, options);
+    try {
+      await this.#opts.onRoomOpened?.(room);
+    } catch (err) {
+      // Never keep a room whose setup failed: it would hold its timers and never be served.
+      await room.close('error');
+      throw err;
+    }
+    if (this.#closed) {
+      await room.close('shutdown');
+      throw new Error('the server is shutting down');
+    }
+    this.#rooms.set(roomId, room);
+    room.once('close', () => {
+      if (this.#rooms.get(roomId) === room) this.#rooms.delete(roomId);
+    });
+    // Nobody may have joined by the time it loaded; the grace period still applies.
+    const loader = {};
+    room.hold(loader);
+    room.unhold(loader);
+    return room;
+  }
+}
+
+export function toRoomRelease(r: ReleaseRecord): RoomRelease {
+  return {
+    id: r.id,
+    durationSec: r.durationSec,
+    bpm: r.manifest.bpm ?? null,
+    stems: r.stems.map((s) => ({ id: s.id, title: s.title })),
+    excerpts: r.manifest.excerpts.map((e) => ({ ...e })),
+    rules: r.manifest.rules,
+  };
+}

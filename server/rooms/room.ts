@@ -1,0 +1,555 @@
+// A room owns everything made for it: its Yjs document and awareness, the guard
+// that checks members' updates, its sync peers, its state timeline, its save and
+// grace timers. close() undoes all of it, once.
+import { EventEmitter } from 'node:events';
+import * as Y from 'yjs';
+import * as awarenessProtocol from 'y-protocols/awareness';
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
+import {
+  ROOT_MAPS,
+  VISUAL_HISTORY_LIMIT,
+  normalizeRoomDoc,
+  pathOf,
+  readRoomState,
+  readRules,
+  type HistoryEntry,
+  type RoomRelease,
+  type RoomRules,
+  type RoomState,
+} from '../../shared/room-doc.ts';
+import { SYNC_CLOSE, type Refusal } from '../../shared/refusals.ts';
+import type { Role } from '../../shared/roles.ts';
+import { transportPosition } from '../../shared/transport.ts';
+import type { Logger } from '../logger.ts';
+import type { Store } from '../store/store.ts';
+import { DocGuard } from './doc-guard.ts';
+import { StateTimeline, type JsonState } from './timeline.ts';
+
+export interface Member {
+  sessionId: string;
+  userId: string;
+  name: string;
+  /** The role the member's token gives; the room's rules may override it. */
+  tokenRole: Role;
+}
+
+/** A member's connection to the room's document (a y-websocket connection). */
+export interface SyncPeer {
+  readonly member: Member;
+  send(message: Uint8Array): void;
+  close(code: number, reason: string): void;
+}
+
+export type RoomEvents = {
+  close: [];
+  /** An update applied to the document, with its origin (for scale-out relays). */
+  update: [update: Uint8Array, origin: unknown];
+  awareness: [update: Uint8Array, origin: unknown];
+  refused: [member: Member, refusal: Refusal];
+  /** The rules (roles included) changed. */
+  rules: [rules: RoomRules];
+  /** Who holds the room changed. */
+  holders: [count: number];
+};
+
+export interface RoomOptions {
+  store: Store;
+  log: Logger;
+  release: RoomRelease;
+  now?: () => number;
+  /** How long an empty room stays loaded. */
+  graceMs: number;
+  saveDebounceMs: number;
+  saveMaxWaitMs: number;
+  timelineRetentionMs: number;
+  /** Whether this process writes the document to the store (one node at a time in scale-out). */
+  shouldPersist?: () => boolean;
+}
+
+export class InvalidStateError extends Error {
+  override readonly name = 'InvalidStateError';
+}
+
+/** Origin of the server's own changes. */
+export const SERVER_ORIGIN = Object.freeze({ kind: 'server' as const });
+/** Origin of a document loaded from the store. */
+const LOAD_ORIGIN = Object.freeze({ kind: 'load' as const });
+
+export const MESSAGE_SYNC = 0;
+export const MESSAGE_AWARENESS = 1;
+export const MESSAGE_AUTH = 2;
+export const MESSAGE_QUERY_AWARENESS = 3;
+const SYNC_UPDATE = 2;
+/** Largest awareness state (JSON) a member may publish. */
+const MAX_AWARENESS_STATE_BYTES = 4096;
+
+export class Room extends EventEmitter<RoomEvents> {
+  readonly id: string;
+  readonly release: RoomRelease;
+  readonly doc: Y.Doc;
+  readonly awareness: awarenessProtocol.Awareness;
+  readonly timeline: StateTimeline;
+  readonly log: Logger;
+  readonly #opts: RoomOptions;
+  readonly #now: () => number;
+  readonly #guard: DocGuard;
+  readonly #peers = new Set<SyncPeer>();
+  /** Awareness client ids each peer speaks for. */
+  readonly #peerClients = new Map<SyncPeer, Set<number>>();
+  readonly #holders = new Set<object>();
+  readonly #disposers: (() => void)[] = [];
+  #graceTimer: NodeJS.Timeout | null = null;
+  #saveTimer: NodeJS.Timeout | null = null;
+  #firstDirtyAt: number | null = null;
+  #saving: Promise<void> | null = null;
+  #dirty = false;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  #rules: RoomRules;
+  /** The master tempo after the last transaction, to re-anchor the transport when it changes. */
+  #tempo: number;
+
+  private constructor(id: string, doc: Y.Doc, opts: RoomOptions) {
+    super();
+    this.id = id;
+    this.release = opts.release;
+    this.doc = doc;
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+    this.log = opts.log.child({ roomId: id });
+    this.awareness = new awarenessProtocol.Awareness(doc);
+    // The server publishes no awareness state of its own.
+    this.awareness.setLocalState(null);
+    this.#guard = new DocGuard(doc);
+    this.timeline = new StateTimeline({ retentionMs: opts.timelineRetentionMs });
+    this.timeline.reset(this.#now(), this.#snapshot());
+    this.#rules = readRules(doc.getMap('rules'), this.release);
+    this.#tempo = this.state().mix.master.tempo;
+
+    const onUpdate = (update: Uint8Array, origin: unknown) => this.#onUpdate(update, origin);
+    doc.on('update', onUpdate);
+    this.#disposers.push(() => doc.off('update', onUpdate));
+    const onAfterTransaction = (tr: Y.Transaction) => this.#onAfterTransaction(tr);
+    doc.on('afterTransaction', onAfterTransaction);
+    this.#disposers.push(() => doc.off('afterTransaction', onAfterTransaction));
+    const onAwareness = ({ added, updated, removed }: { added: number[]; updated: number[]; removed: number[] }, origin: unknown) =>
+      this.#onAwareness([...added, ...updated, ...removed], origin);
+    this.awareness.on('update', onAwareness);
+    this.#disposers.push(() => this.awareness.off('update', onAwareness));
+    this.#disposers.push(() => this.awareness.destroy(), () => this.#guard.destroy());
+  }
+
+  /** Loads a room's document from the store (or makes it) and brings it to the current layout. */
+  static async load(id: string, opts: RoomOptions): Promise<Room> {
+    const record = await opts.store.getRoom(id);
+    if (!record) throw new InvalidStateError(`no room "${id}"`);
+    const doc = new Y.Doc();
+    for (const name of ROOT_MAPS) doc.getMap(name);
+    if (record.doc) Y.applyUpdate(doc, record.doc, LOAD_ORIGIN);
+    const now = (opts.now ?? Date.now)();
+    let changed = false;
+    doc.transact(() => {
+      changed = normalizeRoomDoc(doc, opts.release, now);
+    }, LOAD_ORIGIN);
+    const room = new Room(id, doc, opts);
+    if (changed || !record.doc) room.#markDirty();
+    return room;
+  }
+
+  /** An initial document for a new room, as one update. */
+  static initialDoc(release: RoomRelease, nowMs: number): Uint8Array {
+    const doc = new Y.Doc();
+    doc.transact(() => normalizeRoomDoc(doc, release, nowMs), SERVER_ORIGIN);
+    const update = Y.encodeStateAsUpdate(doc);
+    doc.destroy();
+    return update;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get rules(): RoomRules {
+    return this.#rules;
+  }
+
+  /** The member's role now: the host's override, else the token's. */
+  roleOf(member: Pick<Member, 'userId' | 'tokenRole'>): Role {
+    return this.#rules.roles[member.userId] ?? member.tokenRole;
+  }
+
+  state(): RoomState {
+    return readRoomState(this.doc);
+  }
+
+  get peerCount(): number {
+    return this.#peers.size;
+  }
+
+  // ------------------------------------------------------------ holders and grace
+
+  /** Keeps the room loaded while `holder` (a connection) is attached. */
+  hold(holder: object): void {
+    this.#assertOpen();
+    this.#holders.add(holder);
+    if (this.#graceTimer) {
+      clearTimeout(this.#graceTimer);
+      this.#graceTimer = null;
+    }
+    this.emit('holders', this.#holders.size);
+  }
+
+  unhold(holder: object): void {
+    if (!this.#holders.delete(holder) || this.#closed) return;
+    this.emit('holders', this.#holders.size);
+    if (this.#holders.size === 0 && !this.#graceTimer) {
+      this.#graceTimer = setTimeout(() => {
+        this.#graceTimer = null;
+        if (this.#holders.size === 0) void this.close('empty');
+      }, this.#opts.graceMs);
+    }
+  }
+
+  // ------------------------------------------------------------ sync peers
+
+  addPeer(peer: SyncPeer): void {
+    this.#assertOpen();
+    this.#peers.add(peer);
+    this.#peerClients.set(peer, new Set());
+    this.hold(peer);
+    // Sync step 1 from the server, so that the client sends what the server lacks.
+    const enc = encoding.createEncoder();
+    encoding.writeVarUint(enc, MESSAGE_SYNC);
+    encoding.writeVarUint(enc, 0);
+    encoding.writeVarUint8Array(enc, Y.encodeStateVector(this.doc));
+    peer.send(encoding.toUint8Array(enc));
+    const states = this.awareness.getStates();
+    if (states.size > 0) peer.send(this.#awarenessMessage([...states.keys()]));
+  }
+
+  removePeer(peer: SyncPeer): void {
+    if (!this.#peers.delete(peer)) return;
+    const clients = this.#peerClients.get(peer);
+    this.#peerClients.delete(peer);
+    if (clients && clients.size > 0 && !this.#closed) awarenessProtocol.removeAwarenessStates(this.awareness, [...clients], peer);
+    this.unhold(peer);
+  }
+
+  /** Answers a member's sync step 1 (its state vector) with what it lacks. */
+  syncStep2For(stateVector: Uint8Array): Uint8Array {
+    const enc = encoding.createEncoder();
+    encoding.writeVarUint(enc, MESSAGE_SYNC);
+    encoding.writeVarUint(enc, 1);
+    encoding.writeVarUint8Array(enc, Y.encodeStateAsUpdate(this.doc, stateVector));
+    return encoding.toUint8Array(enc);
+  }
+
+  /**
+   * A member's document update: checked, then applied and sent to everyone, or
+   * refused and neutralized. Returns the refusal, if any.
+   */
+  applyMemberUpdate(peer: SyncPeer, update: Uint8Array): Refusal | null {
+    this.#assertOpen();
+    const member = peer.member;
+    const verdict = this.#guard.check(update, { role: this.roleOf(member), userId: member.userId, release: this.release, rules: this.#rules });
+    const origin = { kind: 'member' as const, peer, sessionId: member.sessionId, userId: member.userId };
+    this.#guard.markGuarded(origin);
+    if (verdict.ok) {
+      Y.applyUpdate(this.doc, update, origin);
+      return null;
+    }
+    if (verdict.neutralized) {
+      // Everyone gets the pair (it changes nothing for them); the sender is brought back by it.
+      Y.applyUpdate(this.doc, verdict.neutralized, { ...origin, kind: 'correction' as const });
+    }
+    this.log.debug({ userId: member.userId, refusal: verdict.refusal }, 'update refused');
+    peer.send(refusalMessage(verdict.refusal));
+    this.emit('refused', member, verdict.refusal);
+    return verdict.refusal;
+  }
+
+  /**
+   * A member's awareness update: only for client ids that peer speaks for, with a
+   * bounded state, stamped with who the member really is.
+   */
+  applyMemberAwareness(peer: SyncPeer, update: Uint8Array): Refusal | null {
+    this.#assertOpen();
+    const owned = this.#peerClients.get(peer);
+    if (!owned) return null;
+    const dec = decoding.createDecoder(update);
+    const count = decoding.readVarUint(dec);
+    if (count > 4) return { code: 'malformed', message: 'an awareness update may carry at most 4 states' };
+    const enc = encoding.createEncoder();
+    encoding.writeVarUint(enc, count);
+    for (let i = 0; i < count; i++) {
+      const clientId = decoding.readVarUint(dec);
+      const clock = decoding.readVarUint(dec);
+      const json = decoding.readVarString(dec);
+      if (json.length > MAX_AWARENESS_STATE_BYTES) return { code: 'too_large', message: 'the awareness state is too large' };
+      const speaker = this.#speakerOf(clientId);
+      if (speaker && speaker !== peer) return { code: 'malformed', message: 'that awareness client belongs to someone else' };
+      if (!speaker && owned.size >= 2) return { code: 'malformed', message: 'too many awareness clients on one connection' };
+      owned.add(clientId);
+      let state: unknown = JSON.parse(json);
+      if (state !== null && typeof state === 'object' && !Array.isArray(state)) {
+        const m = peer.member;
+        state = { ...(state as Record<string, unknown>), member: { userId: m.userId, name: m.name, role: this.roleOf(m) } };
+      } else state = null;
+      encoding.writeVarUint(enc, clientId);
+      encoding.writeVarUint(enc, clock);
+      encoding.writeVarString(enc, JSON.stringify(state));
+    }
+    awarenessProtocol.applyAwarenessUpdate(this.awareness, encoding.toUint8Array(enc), peer);
+    return null;
+  }
+
+  queryAwarenessFor(peer: SyncPeer): void {
+    const states = this.awareness.getStates();
+    if (states.size > 0) peer.send(this.#awarenessMessage([...states.keys()]));
+  }
+
+  // ------------------------------------------------------------ server changes
+
+  /** Applies an update that came from another node of this room (already checked there). */
+  applyRemoteUpdate(update: Uint8Array, origin: object): void {
+    this.#assertOpen();
+    // Not marked as guarded: the guard mirrors it into its shadow like any server change.
+    Y.applyUpdate(this.doc, update, origin);
+  }
+
+  applyRemoteAwareness(update: Uint8Array, origin: object): void {
+    this.#assertOpen();
+    awarenessProtocol.applyAwarenessUpdate(this.awareness, update, origin);
+  }
+
+  /** A change made by the server itself (prompts, rule enforcement, transport stamps). */
+  change(fn: (doc: Y.Doc) => void): void {
+    this.#assertOpen();
+    this.doc.transact(() => fn(this.doc), SERVER_ORIGIN);
+  }
+
+  /** Sets the active prompt and adds it to the history (oldest entries beyond the limit go). */
+  applyPrompt(entry: HistoryEntry, params: Record<string, unknown> | null): void {
+    this.change((doc) => {
+      const visual = doc.getMap('visual');
+      visual.set('prompt', entry.text);
+      visual.set('params', params);
+      visual.set('summary', entry.summary);
+      visual.set('promptBy', entry.name);
+      visual.set('promptAtMs', entry.atMs);
+      const history = visual.get('history') as Y.Map<unknown>;
+      const seq = String(entry.atMs).padStart(15, '0') + '-' + String(history.size).padStart(4, '0');
+      history.set(seq, entry);
+      const keys = [...history.keys()].sort();
+      for (const k of keys.slice(0, Math.max(0, keys.length - VISUAL_HISTORY_LIMIT))) history.delete(k);
+    });
+  }
+
+  // ------------------------------------------------------------ persistence
+
+  /** Writes the document now if it changed since the last save. */
+  async flush(): Promise<void> {
+    if (this.#saveTimer) {
+      clearTimeout(this.#saveTimer);
+      this.#saveTimer = null;
+    }
+    while (this.#saving) await this.#saving;
+    if (!this.#dirty) return;
+    if (this.#opts.shouldPersist && !this.#opts.shouldPersist()) return;
+    this.#dirty = false;
+    this.#firstDirtyAt = null;
+    const update = Y.encodeStateAsUpdate(this.doc);
+    this.#saving = this.#opts.store
+      .saveRoomDoc(this.id, update)
+      .catch((err: unknown) => {
+        this.#dirty = true;
+        this.log.error({ err }, 'saving the room failed; will retry');
+      })
+      .finally(() => {
+        this.#saving = null;
+      });
+    await this.#saving;
+  }
+
+  // ------------------------------------------------------------ close
+
+  /** Saves, disconnects every peer and releases everything the room holds. Idempotent. */
+  close(reason: 'empty' | 'ended' | 'shutdown' | 'error' = 'shutdown'): Promise<void> {
+    this.#closing ??= this.#close(reason);
+    return this.#closing;
+  }
+
+  async #close(reason: string): Promise<void> {
+    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    this.#graceTimer = null;
+    await this.flush();
+    this.#closed = true;
+    if (this.#saveTimer) clearTimeout(this.#saveTimer);
+    this.#saveTimer = null;
+    const code = reason === 'ended' ? SYNC_CLOSE.roomClosed : SYNC_CLOSE.shuttingDown;
+    for (const peer of [...this.#peers]) peer.close(code, reason === 'ended' ? 'the host ended the room' : 'the room is closing');
+    this.#peers.clear();
+    this.#peerClients.clear();
+    this.#holders.clear();
+    for (const dispose of this.#disposers.splice(0).reverse()) dispose();
+    this.doc.destroy();
+    this.log.info({ reason }, 'room closed');
+    this.emit('close');
+    this.removeAllListeners();
+  }
+
+  /** For tests: what the room still holds. */
+  resources(): { timers: number; peers: number; holders: number; disposers: number } {
+    return {
+      timers: (this.#graceTimer ? 1 : 0) + (this.#saveTimer ? 1 : 0),
+      peers: this.#peers.size,
+      holders: this.#holders.size,
+      disposers: this.#disposers.length,
+    };
+  }
+
+  // ------------------------------------------------------------ internals
+
+  #assertOpen(): void {
+    if (this.#closed || this.#closing) throw new InvalidStateError(`room ${this.id} is closed`);
+  }
+
+  #speakerOf(clientId: number): SyncPeer | undefined {
+    for (const [peer, ids] of this.#peerClients) if (ids.has(clientId)) return peer;
+    return undefined;
+  }
+
+  #onUpdate(update: Uint8Array, origin: unknown): void {
+    if (origin === LOAD_ORIGIN) return;
+    // Sent to every peer but the one it came from, encoded once.
+    const enc = encoding.createEncoder();
+    encoding.writeVarUint(enc, MESSAGE_SYNC);
+    encoding.writeVarUint(enc, SYNC_UPDATE);
+    encoding.writeVarUint8Array(enc, update);
+    const message = encoding.toUint8Array(enc);
+    const skip = isMemberOrigin(origin) && origin.kind === 'member' ? origin.peer : null;
+    for (const peer of this.#peers) if (peer !== skip) peer.send(message);
+    this.#markDirty();
+    this.emit('update', update, origin);
+  }
+
+  #onAfterTransaction(tr: Y.Transaction): void {
+    if (tr.origin === LOAD_ORIGIN || tr.changed.size === 0) return;
+    const changes: { path: string; value: unknown }[] = [];
+    let rulesChanged = false;
+    let transportTouched = false;
+    let tempoChanged = false;
+    for (const [type, keys] of tr.changed) {
+      const path = pathOf(type, this.doc);
+      if (path[0] === 'meta') continue;
+      if (path[0] === 'rules') rulesChanged = true;
+      if (path[0] === 'arrangement' && path[1] === 'transport' && (keys.has('playing') || keys.has('positionSec'))) transportTouched = true;
+      if (path[0] === 'mix' && path[1] === 'master' && keys.has('tempo')) tempoChanged = true;
+      for (const key of keys) {
+        if (key === null || !(type instanceof Y.Map)) continue;
+        const v = type.get(key);
+        changes.push({ path: [...path, key].join('.'), value: v instanceof Y.AbstractType ? v.toJSON() : v });
+      }
+    }
+    if (changes.length > 0) this.timeline.record(this.#now(), changes, () => this.#snapshot());
+    if (rulesChanged) {
+      this.#rules = readRules(this.doc.getMap('rules'), this.release);
+      this.emit('rules', this.#rules);
+    }
+    if (tr.origin === SERVER_ORIGIN) return;
+    // Follow-ups in the server's name, after the member's change counted.
+    if (rulesChanged) {
+      // The host's rules win over members' values: tightening a range clamps the live value.
+      queueMicrotask(() => {
+        if (!this.#closed) this.change((doc) => normalizeRoomDoc(doc, this.release, this.#now()));
+      });
+    }
+    const previousTempo = this.#tempo;
+    if (tempoChanged) this.#tempo = this.state().mix.master.tempo;
+    if (isMemberOrigin(tr.origin) && (transportTouched || tempoChanged)) {
+      queueMicrotask(() => {
+        if (!this.#closed) this.#stampTransport(tr, transportTouched, previousTempo);
+      });
+    }
+  }
+
+  /**
+   * Members say play, pause or seek; the server keeps the clock: it anchors the
+   * position to its own time, so that everyone computes the same position.
+   */
+  #stampTransport(tr: Y.Transaction, transportTouched: boolean, previousTempo: number): void {
+    const now = this.#now();
+    const transport = this.doc.getMap('arrangement').get('transport') as Y.Map<unknown>;
+    const current = this.state();
+    // The time since the anchor ran at the tempo before this change.
+    const state = { ...current, mix: { ...current.mix, master: { ...current.mix.master, tempo: previousTempo } } };
+    this.change(() => {
+      if (!transportTouched) {
+        // Tempo changed while playing: re-anchor so the position does not jump.
+        if (state.arrangement.transport.playing) {
+          transport.set('positionSec', transportPosition(state, this.release, now));
+          transport.set('anchorMs', now);
+        }
+        return;
+      }
+      const keys = tr.changed.get(transport as unknown as Y.AbstractType<Y.YEvent<any>>) ?? new Set();
+      if (keys.has('playing') && !keys.has('positionSec') && !state.arrangement.transport.playing) {
+        // Paused: freeze where the music was, using the clock as it ran before the pause.
+        const running = { ...state, arrangement: { ...state.arrangement, transport: { ...state.arrangement.transport, playing: true } } };
+        transport.set('positionSec', transportPosition(running, this.release, now));
+      }
+      transport.set('anchorMs', now);
+    });
+  }
+
+  #onAwareness(clients: number[], origin: unknown): void {
+    if (clients.length === 0) return;
+    const message = this.#awarenessMessage(clients);
+    const fromPeer = origin && this.#peers.has(origin as SyncPeer) ? (origin as SyncPeer) : null;
+    // A listener's awareness goes back to itself only (it keeps its connection alive); others see remixers and hosts.
+    const broadcast = !fromPeer || this.roleOf(fromPeer.member) !== 'listener';
+    for (const peer of this.#peers) if (broadcast || peer === fromPeer) peer.send(message);
+    if (broadcast) this.emit('awareness', awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients), origin);
+  }
+
+  #awarenessMessage(clients: number[]): Uint8Array {
+    const enc = encoding.createEncoder();
+    encoding.writeVarUint(enc, MESSAGE_AWARENESS);
+    encoding.writeVarUint8Array(enc, awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients));
+    return encoding.toUint8Array(enc);
+  }
+
+  #markDirty(): void {
+    this.#dirty = true;
+    if (this.#closed) return;
+    const now = this.#now();
+    this.#firstDirtyAt ??= now;
+    if (this.#saveTimer) clearTimeout(this.#saveTimer);
+    const due = Math.min(this.#opts.saveDebounceMs, Math.max(0, this.#firstDirtyAt + this.#opts.saveMaxWaitMs - now));
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = null;
+      void this.flush();
+    }, due);
+  }
+
+  #snapshot(): JsonState {
+    const s = this.state() as unknown as JsonState;
+    const visual = { ...(s['visual'] as Record<string, unknown>) };
+    delete visual['history'];
+    return { mix: s['mix'], arrangement: s['arrangement'], visual, rules: s['rules'] };
+  }
+}
+
+function isMemberOrigin(origin: unknown): origin is { kind: 'member' | 'correction'; peer: SyncPeer } {
+  return typeof origin === 'object' && origin !== null && 'peer' in origin;
+}
+
+/** A y-protocols auth message "permission denied", carrying the refusal as JSON. Stock clients log it. */
+export function refusalMessage(r: Refusal): Uint8Array {
+  const enc = encoding.createEncoder();
+  encoding.writeVarUint(enc, MESSAGE_AUTH);
+  encoding.writeVarUint(enc, 0);
+  encoding.writeVarString(enc, JSON.stringify(r));
+  return encoding.toUint8Array(enc);
+}

@@ -1,0 +1,101 @@
+// The sync endpoint: `/sync/:roomId?token=...`, the standard y-websocket protocol.
+// Bad tokens are refused at the HTTP upgrade (401/403/404), never by accepting and
+// then closing: that would reset a stock client's backoff and start a reconnect storm.
+import crypto from 'node:crypto';
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import { TokenError, type TokenSigner } from '../auth/tokens.ts';
+import { RateLimiter } from '../util/rate-limiter.ts';
+import { ROOM_ID, RoomEndedError, RoomNotFoundError, type RoomManager } from './room-manager.ts';
+import { SyncConnection } from './sync-connection.ts';
+
+export const SYNC_PATH = '/sync/';
+/** The largest frame a member may send: a reconnecting client's whole offline state fits easily. */
+export const MAX_SYNC_FRAME_BYTES = 1024 * 1024;
+
+export interface SyncServerDeps {
+  manager: RoomManager;
+  signer: TokenSigner;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export class SyncServer {
+  readonly #wss: WebSocketServer;
+  readonly #deps: SyncServerDeps;
+  readonly #updateLimiter = new RateLimiter({ capacity: 240, refillPerSec: 120 });
+  #closed = false;
+
+  constructor(deps: SyncServerDeps) {
+    this.#deps = deps;
+    this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_SYNC_FRAME_BYTES, perMessageDeflate: false });
+  }
+
+  /**
+   * Takes the upgrades for /sync/; leaves those under `otherPaths` (socket.io) to their
+   * owners and answers any other upgrade with 404, so that no socket is left hanging.
+   */
+  attach(server: http.Server, otherPaths: string[] = ['/socket.io/']): void {
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (url.pathname.startsWith(SYNC_PATH)) void this.#upgrade(req, socket, head, url);
+      else if (!otherPaths.some((p) => url.pathname.startsWith(p))) refuse(socket, 404, `nothing to upgrade to at ${url.pathname}`);
+    });
+  }
+
+  get connections(): number {
+    return this.#wss.clients.size;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const ws of this.#wss.clients) ws.terminate();
+    this.#wss.close();
+  }
+
+  async #upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL): Promise<void> {
+    const { log, manager, signer, metrics } = this.#deps;
+    socket.on('error', () => socket.destroy());
+    const roomId = decodeURIComponent(url.pathname.slice(SYNC_PATH.length));
+    if (this.#closed) return refuse(socket, 503, 'the server is shutting down');
+    if (!ROOM_ID.test(roomId)) return refuse(socket, 404, 'no such room');
+    let claims;
+    try {
+      claims = signer.verify(url.searchParams.get('token'), roomId);
+    } catch (err) {
+      if (err instanceof TokenError) {
+        metrics.syncRefusals.inc({ reason: err.reason });
+        return refuse(socket, err.reason === 'wrong_room' ? 403 : 401, err.message);
+      }
+      throw err;
+    }
+    let room;
+    try {
+      room = await manager.open(roomId);
+    } catch (err) {
+      if (err instanceof RoomNotFoundError) return refuse(socket, 404, err.message);
+      if (err instanceof RoomEndedError) return refuse(socket, 410, err.message);
+      log.error({ err, roomId }, 'opening a room failed');
+      return refuse(socket, 503, 'the room could not be opened; try again');
+    }
+    if (socket.destroyed) return;
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      if (room.closed) return ws.close(4503, 'the room is closing');
+      new SyncConnection(ws, room, { sessionId: crypto.randomUUID(), userId: claims.sub, name: claims.name, tokenRole: claims.role }, {
+        log,
+        updateLimiter: this.#updateLimiter,
+        expiresAtMs: claims.exp * 1000,
+        onMessageRefused: (reason) => metrics.syncRefusals.inc({ reason }),
+      });
+    });
+  }
+}
+
+function refuse(socket: Duplex, status: number, message: string): void {
+  const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 410: 'Gone', 503: 'Service Unavailable' }[status] ?? 'Error';
+  const body = JSON.stringify({ error: { code: status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : status === 503 ? 'not_ready' : 'not_found', message } });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}

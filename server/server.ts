@@ -1,0 +1,276 @@
+// The process's one owner: it opens everything the server needs, in order, and
+// closes all of it, in reverse order, exactly once.
+
+import fsp from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { createClient, type RedisClientType } from 'redis';
+import { findNativeFfmpeg } from '../media/audio/ffmpeg.ts';
+import { TokenSigner } from './auth/tokens.ts';
+import { Catalog } from './catalog/catalog.ts';
+import { ensureDemoRelease } from './catalog/demo-release.ts';
+import type { Config } from './config.ts';
+import { createApp } from './http/app.ts';
+import type { Readiness } from './http/health-routes.ts';
+import type { Logger } from './logger.ts';
+import { Metrics } from './metrics.ts';
+import { loadSecrets, type Secrets } from './secrets.ts';
+import { RoomManager, type RoomTimings } from './rooms/room-manager.ts';
+import { SyncServer } from './rooms/sync-server.ts';
+import { DataLayout } from './store/paths.ts';
+import { SqliteStore } from './store/sqlite-store.ts';
+import type { Store } from './store/store.ts';
+
+/** A start that cannot go on; its message is one line a person can act on. */
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
+/** Staging folders older than this are leftovers of a crash. */
+const STALE_TMP_MS = 60 * 60 * 1000;
+
+export class RemixroomServer {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly layout: DataLayout;
+  readonly metrics: Metrics;
+  readonly store: Store;
+  readonly catalog: Catalog;
+  readonly secrets: Secrets;
+  readonly ffmpeg: string | null;
+  readonly signer: TokenSigner;
+  readonly rooms: RoomManager;
+  readonly #sync: SyncServer;
+  readonly #http: http.Server;
+  readonly #redis: RedisClientType | null;
+  readonly #abort = new AbortController();
+  #closing: Promise<void> | null = null;
+
+  private constructor(parts: {
+    config: Config;
+    log: Logger;
+    layout: DataLayout;
+    metrics: Metrics;
+    store: Store;
+    secrets: Secrets;
+    ffmpeg: string | null;
+    redis: RedisClientType | null;
+    roomTimings?: Partial<RoomTimings>;
+  }) {
+    this.config = parts.config;
+    this.log = parts.log;
+    this.layout = parts.layout;
+    this.metrics = parts.metrics;
+    this.store = parts.store;
+    this.secrets = parts.secrets;
+    this.ffmpeg = parts.ffmpeg;
+    this.#redis = parts.redis;
+    this.catalog = new Catalog(this.store, this.layout);
+    this.signer = new TokenSigner(this.secrets.tokenSecret);
+    this.rooms = new RoomManager({ store: this.store, log: this.log, ...(parts.roomTimings ? { timings: parts.roomTimings } : {}) });
+    const app = createApp({
+      log: this.log,
+      metrics: this.metrics,
+      catalog: this.catalog,
+      readiness: this.#readiness(),
+      rooms: { store: this.store, manager: this.rooms, signer: this.signer, publicUrl: () => this.publicUrl },
+    });
+    this.#http = http.createServer(app);
+    this.#sync = new SyncServer({ manager: this.rooms, signer: this.signer, log: this.log, metrics: this.metrics });
+    this.#sync.attach(this.#http);
+    // Slow or idle clients must not hold a shutdown open.
+    this.#http.headersTimeout = 20_000;
+    this.#http.requestTimeout = 60_000;
+  }
+
+  /**
+   * Opens the store, makes the demo release if it is missing, and listens.
+   * `signal` cancels a start in progress (a SIGTERM during the first start's demo build).
+   */
+  static async start(config: Config, log: Logger, signal?: AbortSignal, options: { roomTimings?: Partial<RoomTimings> } = {}): Promise<RemixroomServer> {
+    const layout = new DataLayout(config.dataDir);
+    await prepareDataDir(layout);
+    let secrets: Secrets;
+    try {
+      secrets = loadSecrets(config, layout);
+    } catch (err) {
+      throw new StartupError((err as Error).message);
+    }
+    let store: Store;
+    try {
+      store = await SqliteStore.open(layout.database);
+    } catch (err) {
+      throw new StartupError(`cannot open the database ${layout.database}: ${(err as Error).message}`);
+    }
+    const opened: { close(): Promise<unknown> }[] = [store];
+    try {
+      const native = await findNativeFfmpeg(config.ffmpegPath);
+      if (config.ffmpegPath && !native) throw new StartupError(`FFMPEG_PATH=${config.ffmpegPath} is not a working ffmpeg`);
+      log.info(native ? { ffmpeg: native.ffmpeg, version: native.version } : {}, native ? 'using native ffmpeg' : 'no native ffmpeg: using the decoders bundled with npm packages');
+      const redis = config.redisUrl ? connectRedis(config.redisUrl, log) : null;
+      if (redis) opened.push({ close: () => redis.close() });
+      const metrics = new Metrics({ releaseCount: async () => (await store.listReleases()).length });
+      const server = new RemixroomServer({ config, log, layout, metrics, store, secrets, ffmpeg: native?.ffmpeg ?? null, redis, ...options });
+      const onAbort = () => server.#abort.abort(signal?.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        await ensureDemoRelease({ store, layout, ffmpeg: server.ffmpeg, log, signal: server.#abort.signal });
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+      signal?.throwIfAborted();
+      await server.#listen();
+      return server;
+    } catch (err) {
+      for (const o of opened.reverse()) await o.close().catch((e: unknown) => log.warn({ err: e }, 'close after a failed start'));
+      throw err;
+    }
+  }
+
+  /** Where the server listens, e.g. http://127.0.0.1:3000. */
+  get url(): string {
+    const address = this.#http.address() as AddressInfo | null;
+    if (!address) throw new Error('the server is not listening');
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  }
+
+  get port(): number {
+    return (this.#http.address() as AddressInfo).port;
+  }
+
+  /** The base of links handed to people (join links). */
+  get publicUrl(): string {
+    return this.config.publicUrl ?? this.url;
+  }
+
+  /**
+   * Stops accepting, lets requests in flight finish (up to SHUTDOWN_TIMEOUT_MS),
+   * then closes everything it opened. Idempotent: every caller gets the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.log.info('shutting down');
+    this.#abort.abort(new Error('the server is shutting down'));
+    const stopped = new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    this.#http.closeIdleConnections();
+    const timer = setTimeout(() => {
+      this.log.warn('requests still open at the shutdown deadline; closing their connections');
+      this.#http.closeAllConnections();
+    }, this.config.shutdownTimeoutMs);
+    // Rooms save their documents and tell their members to reconnect (to another node, in scale-out).
+    await this.rooms.closeAll();
+    this.#sync.close();
+    await stopped;
+    clearTimeout(timer);
+    if (this.#redis) await this.#redis.close().catch((err: unknown) => this.log.warn({ err }, 'closing Redis'));
+    await this.store.close();
+    this.log.info('shut down');
+  }
+
+  async #listen(): Promise<void> {
+    const { port, host } = this.config;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        this.#http.off('listening', onListening);
+        if (err.code === 'EADDRINUSE') reject(new StartupError(`port ${port} on ${host} is already in use; stop the other program or set PORT`));
+        else if (err.code === 'EACCES') reject(new StartupError(`not allowed to listen on ${host}:${port}; choose a PORT above 1023`));
+        else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') reject(new StartupError(`HOST=${host} is not an address of this machine`));
+        else reject(err);
+      };
+      const onListening = () => {
+        this.#http.off('error', onError);
+        resolve();
+      };
+      this.#http.once('error', onError);
+      this.#http.once('listening', onListening);
+      this.#http.listen(port, host);
+    });
+    this.#http.on('error', (err) => this.log.error({ err }, 'HTTP server error'));
+  }
+
+  #readiness(): Readiness {
+    return {
+      check: async () => {
+        const checks: Record<string, string> = {};
+        let ready = true;
+        try {
+          await this.store.ping();
+          checks['store'] = 'ok';
+        } catch (err) {
+          ready = false;
+          checks['store'] = (err as Error).message;
+        }
+        if (this.#redis) {
+          try {
+            await withTimeout(this.#redis.ping(), 1000, 'no answer within 1 s');
+            checks['redis'] = 'ok';
+          } catch (err) {
+            ready = false;
+            checks['redis'] = `unreachable: ${(err as Error).message}`;
+          }
+        }
+        if (this.#closing) {
+          ready = false;
+          checks['process'] = 'shutting down';
+        }
+        return { ready, checks };
+      },
+    };
+  }
+}
+
+async function prepareDataDir(layout: DataLayout): Promise<void> {
+  try {
+    await fsp.mkdir(layout.root, { recursive: true });
+    for (const dir of [layout.releasesDir, layout.rendersDir, layout.tmpDir]) await fsp.mkdir(dir, { recursive: true });
+    const probe = path.join(layout.tmpDir, `.write-probe-${process.pid}`);
+    await fsp.writeFile(probe, 'ok');
+    await fsp.rm(probe);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new StartupError(`DATA_DIR ${layout.root} is not a writable folder (${code}); set DATA_DIR to a folder this user can write`);
+  }
+  // Leftovers of an ingest or render that crashed; recent ones may belong to a running `npm run ingest`.
+  const now = Date.now();
+  for (const entry of await fsp.readdir(layout.tmpDir)) {
+    const full = path.join(layout.tmpDir, entry);
+    const stat = await fsp.stat(full).catch(() => null);
+    if (stat && now - stat.mtimeMs > STALE_TMP_MS) await fsp.rm(full, { recursive: true, force: true });
+  }
+}
+
+function connectRedis(url: string, log: Logger): RedisClientType {
+  const client: RedisClientType = createClient({
+    url,
+    socket: { connectTimeout: 2000, reconnectStrategy: (retries) => Math.min(100 * 2 ** retries, 5000) },
+  });
+  let reported = false;
+  client.on('error', (err: Error) => {
+    // The client retries by itself; say so once per outage, not once per attempt.
+    if (!reported) log.warn({ err: err.message }, 'Redis unreachable; retrying');
+    reported = true;
+  });
+  client.on('ready', () => {
+    reported = false;
+    log.info('Redis connected');
+  });
+  client.connect().catch((err: unknown) => log.warn({ err }, 'Redis connection failed; retrying'));
+  return client;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+

@@ -1,0 +1,155 @@
+import { expect } from 'chai';
+import * as Y from 'yjs';
+import { ROOT_MAPS, normalizeRoomDoc, readRules, type WriteContext } from '../../shared/room-doc.ts';
+import type { Role } from '../../shared/roles.ts';
+import { DocGuard } from '../../server/rooms/doc-guard.ts';
+import { testRoomRelease } from '../support/room-release.ts';
+
+describe('DocGuard: every member update is checked before it counts', () => {
+  const release = testRoomRelease({ editableStems: ['drums', 'bass'], masterRanges: { tempo: { min: 0.9, max: 1.1 } } });
+  let server: Y.Doc;
+  let guard: DocGuard;
+  let client: Y.Doc;
+
+  beforeEach(() => {
+    server = new Y.Doc();
+    server.transact(() => normalizeRoomDoc(server, release, 1000), 'server');
+    guard = new DocGuard(server);
+    client = new Y.Doc();
+    Y.applyUpdate(client, Y.encodeStateAsUpdate(server));
+  });
+  afterEach(() => {
+    guard.destroy();
+  });
+
+  const ctx = (role: Role, userId = 'u1'): WriteContext => ({ role, userId, release, rules: readRules(server.getMap('rules'), release) });
+
+  /** Makes an edit on the client, runs it through the guard as the server would, and returns the verdict. */
+  function edit(role: Role, change: (doc: Y.Doc) => void, userId = 'u1') {
+    const before = Y.encodeStateVector(client);
+    change(client);
+    const update = Y.encodeStateAsUpdate(client, before);
+    const verdict = guard.check(update, ctx(role, userId));
+    const origin = { from: 'client' };
+    guard.markGuarded(origin);
+    if (verdict.ok) Y.applyUpdate(server, update, origin);
+    else if (verdict.neutralized) {
+      Y.applyUpdate(server, verdict.neutralized, origin);
+      Y.applyUpdate(client, verdict.neutralized);
+    }
+    expect(guard.inStep(), 'the shadow stays equal to the real document').to.equal(true);
+    return verdict;
+  }
+
+  const json = (doc: Y.Doc) => JSON.stringify(Object.fromEntries(ROOT_MAPS.map((n) => [n, doc.getMap(n).toJSON()])));
+  const stem = (doc: Y.Doc, id: string) => (doc.getMap('mix').get('stems') as Y.Map<Y.Map<unknown>>).get(id)!;
+  const master = (doc: Y.Doc) => doc.getMap('mix').get('master') as Y.Map<unknown>;
+
+  it("accepts a remixer's fader move within range", () => {
+    const v = edit('remixer', (d) => stem(d, 'drums').set('gainDb', -6));
+    expect(v.ok).to.equal(true);
+    expect(stem(server, 'drums').get('gainDb')).to.equal(-6);
+  });
+
+  it("refuses a listener's fader move, brings the client back, and changes nothing on the server", () => {
+    const v = edit('listener', (d) => stem(d, 'drums').set('gainDb', -20));
+    expect(v).to.deep.include({ ok: false });
+    expect((v as { refusal: { code: string } }).refusal.code).to.equal('read_only');
+    expect(stem(server, 'drums').get('gainDb')).to.equal(0);
+    expect(stem(client, 'drums').get('gainDb')).to.equal(0);
+  });
+
+  it('keeps a refused client usable: its next allowed edit applies with no missing history', () => {
+    edit('remixer', (d) => master(d).set('tempo', 2));
+    const v = edit('remixer', (d) => master(d).set('tempo', 1.05));
+    expect(v.ok).to.equal(true);
+    expect(master(server).get('tempo')).to.equal(1.05);
+    expect(server.store.pendingStructs).to.equal(null);
+  });
+
+  const refusals: [string, Role, (d: Y.Doc) => void, string][] = [
+    ['a value above the release range', 'remixer', (d) => master(d).set('tempo', 1.2), 'out_of_range'],
+    ['NaN', 'remixer', (d) => stem(d, 'bass').set('pan', Number.NaN), 'invalid_value'],
+    ['infinity', 'remixer', (d) => stem(d, 'bass').set('gainDb', Number.POSITIVE_INFINITY), 'invalid_value'],
+    ['a string for a number', 'remixer', (d) => stem(d, 'bass').set('gainDb', '-3'), 'invalid_value'],
+    ['a locked stem', 'remixer', (d) => stem(d, 'lead').set('mute', true), 'stem_locked'],
+    ['an unknown control', 'remixer', (d) => stem(d, 'bass').set('warp', 1), 'unknown_field'],
+    ['the visual state', 'host', (d) => d.getMap('visual').set('prompt', 'hacked'), 'server_managed'],
+    ['the meta map', 'host', (d) => d.getMap('meta').set('releaseId', 'other'), 'server_managed'],
+    ['a rule, by a remixer', 'remixer', (d) => d.getMap('rules').set('chatEnabled', false), 'host_only'],
+    ['a rule that widens the release', 'host', (d) => d.getMap('rules').set('editableStems', ['drums', 'bass', 'lead']), 'rules_widen'],
+    ['a transport anchor', 'remixer', (d) => (d.getMap('arrangement').get('transport') as Y.Map<unknown>).set('anchorMs', 5), 'server_managed'],
+    ['an excerpt that does not exist', 'remixer', (d) => d.getMap('arrangement').set('excerptId', 'nope'), 'invalid_value'],
+  ];
+  for (const [what, role, change, code] of refusals) {
+    it(`refuses ${what} with "${code}" and restores the true value`, () => {
+      const truth = json(server);
+      const v = edit(role, change);
+      expect(v.ok).to.equal(false);
+      expect((v as { refusal: { code: string } }).refusal.code).to.equal(code);
+      expect(json(server)).to.equal(truth);
+      expect(json(client)).to.equal(truth);
+    });
+  }
+
+  it('refuses replacing a stem strip with a new map and restores its values', () => {
+    edit('remixer', (d) => stem(d, 'drums').set('gainDb', -4));
+    const v = edit('remixer', (d) => (d.getMap('mix').get('stems') as Y.Map<unknown>).set('drums', new Y.Map()));
+    expect((v as { refusal: { code: string } }).refusal.code).to.equal('server_managed');
+    expect(stem(server, 'drums').get('gainDb')).to.equal(-4);
+    expect(stem(client, 'drums').get('gainDb')).to.equal(-4);
+  });
+
+  it('refuses deleting a control and puts it back', () => {
+    const v = edit('host', (d) => stem(d, 'drums').delete('pan'));
+    expect(v.ok).to.equal(false);
+    expect(stem(client, 'drums').get('pan')).to.equal(0);
+    expect(stem(server, 'drums').has('pan')).to.equal(true);
+  });
+
+  it('refuses content in a top-level type the room does not have, and clears it', () => {
+    const v = edit('host', (d) => d.getArray('evil').push(['x', 'y']));
+    expect((v as { refusal: { code: string } }).refusal.code).to.equal('unknown_field');
+    expect(client.getArray('evil').length).to.equal(0);
+    expect(server.getArray('evil').length).to.equal(0);
+  });
+
+  it('lets the host narrow a range', () => {
+    const v = edit('host', (d) => d.getMap('rules').set('masterRanges', { tempo: { min: 0.95, max: 1.0 } }));
+    expect(v.ok).to.equal(true);
+  });
+
+  it('refuses an update that builds on history the server lacks', () => {
+    const other = new Y.Doc();
+    Y.applyUpdate(other, Y.encodeStateAsUpdate(client));
+    other.getMap('mix').set('x', 1);
+    const sv = Y.encodeStateVector(other);
+    master(other).set('tempo', 1.0);
+    const v = guard.check(Y.encodeStateAsUpdate(other, sv), ctx('remixer'));
+    expect(v).to.deep.equal({ ok: false, refusal: { code: 'missing_history', message: 'the update builds on changes the server does not have; reload the room' }, neutralized: null });
+    expect(guard.inStep()).to.equal(true);
+  });
+
+  it('refuses bytes that are not an update', () => {
+    const v = guard.check(new Uint8Array([200, 1, 2, 3, 4]), ctx('host'));
+    expect(v.ok).to.equal(false);
+    expect(guard.inStep()).to.equal(true);
+  });
+
+  it('resolves a refused edit that lost a race to an allowed one on the allowed value', () => {
+    const b = new Y.Doc();
+    Y.applyUpdate(b, Y.encodeStateAsUpdate(server));
+    const svB = Y.encodeStateVector(b);
+    stem(b, 'drums').set('gainDb', -9);
+    const updB = Y.encodeStateAsUpdate(b, svB);
+    expect(guard.check(updB, ctx('remixer', 'b')).ok).to.equal(true);
+    const o = {};
+    guard.markGuarded(o);
+    Y.applyUpdate(server, updB, o);
+    // The listener edits concurrently, not having seen B's edit.
+    edit('listener', (d) => stem(d, 'drums').set('gainDb', 3));
+    expect(stem(server, 'drums').get('gainDb')).to.equal(-9);
+    Y.applyUpdate(client, Y.encodeStateAsUpdate(server));
+    expect(stem(client, 'drums').get('gainDb')).to.equal(-9);
+  });
+});

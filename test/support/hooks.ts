@@ -1,0 +1,8 @@
+// Mocha root hooks: whatever the whole run shares is removed at its end.
+import { removeDemoTemplate } from './demo-data.ts';
+
+export const mochaHooks = {
+  async afterAll(): Promise<void> {
+    await removeDemoTemplate();
+  },
+};

@@ -1,0 +1,103 @@
+// Real clients of a room: stock y-websocket providers and raw WebSockets, against a real server.
+import * as Y from 'yjs';
+import { WebsocketProvider } from 'y-websocket';
+import WebSocket from 'ws';
+import * as decoding from 'lib0/decoding';
+import type { Refusal } from '../../shared/refusals.ts';
+import { DEMO_RELEASE_ID } from '../../server/catalog/demo-release.ts';
+
+export interface OpenedRoom {
+  roomId: string;
+  hostToken: string;
+  joinUrl: string;
+}
+
+export async function api<T>(base: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+export async function openRoom(base: string, body: Record<string, unknown> = {}): Promise<OpenedRoom> {
+  const r = await api<OpenedRoom>(base, 'POST', '/api/rooms', { releaseId: DEMO_RELEASE_ID, ...body });
+  if (r.status !== 201) throw new Error(`opening a room failed: ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+/** A member token through the room's own invite flow. */
+export async function joinAs(base: string, room: OpenedRoom, role: 'host' | 'remixer' | 'listener', name: string): Promise<{ token: string; userId: string }> {
+  const minted = await api<{ invite: string }>(base, 'POST', `/api/rooms/${room.roomId}/tokens`, { role }, room.hostToken);
+  if (minted.status !== 201) throw new Error(`minting failed: ${JSON.stringify(minted.body)}`);
+  const joined = await api<{ token: string; userId: string }>(base, 'POST', `/api/rooms/${room.roomId}/join`, { invite: minted.body.invite, name });
+  if (joined.status !== 201) throw new Error(`joining failed: ${JSON.stringify(joined.body)}`);
+  return joined.body;
+}
+
+export interface Member {
+  doc: Y.Doc;
+  provider: WebsocketProvider;
+  refusals: Refusal[];
+  destroy(): void;
+}
+
+/** A stock WebsocketProvider, as API.md documents it; refusals (auth messages) are collected instead of logged. */
+export async function connectMember(base: string, roomId: string, token: string, opts: { awareness?: Record<string, unknown> } = {}): Promise<Member> {
+  const doc = new Y.Doc();
+  const provider = new WebsocketProvider(base.replace(/^http/, 'ws') + '/sync', roomId, doc, {
+    params: { token },
+    disableBc: true,
+    maxBackoffTime: 500,
+  });
+  const refusals: Refusal[] = [];
+  provider.messageHandlers[2] = (_enc, dec) => {
+    decoding.readVarUint(dec);
+    refusals.push(JSON.parse(decoding.readVarString(dec)) as Refusal);
+  };
+  if (opts.awareness) provider.awareness.setLocalState(opts.awareness);
+  await waitFor(() => provider.synced, 10_000, 'the provider to sync');
+  return {
+    doc,
+    provider,
+    refusals,
+    destroy() {
+      provider.destroy();
+      doc.destroy();
+    },
+  };
+}
+
+export async function waitFor(check: () => boolean, timeoutMs = 5000, what = 'a condition'): Promise<void> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The HTTP status with which an upgrade to the sync endpoint is answered (101 when it is accepted). */
+export function upgradeStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.on('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('error', (err) => reject(err));
+  });
+}
+
+export function stemMap(doc: Y.Doc, stemId: string): Y.Map<unknown> {
+  return (doc.getMap('mix').get('stems') as Y.Map<Y.Map<unknown>>).get(stemId)!;
+}
+
+export function masterMap(doc: Y.Doc): Y.Map<unknown> {
+  return doc.getMap('mix').get('master') as Y.Map<unknown>;
+}

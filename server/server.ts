@@ -16,6 +16,7 @@ import type { Readiness } from './http/health-routes.ts';
 import type { Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { loadSecrets, type Secrets } from './secrets.ts';
+import { RoomSocketServer } from './realtime/socket-server.ts';
 import { RoomManager, type RoomTimings } from './rooms/room-manager.ts';
 import { SyncServer } from './rooms/sync-server.ts';
 import { DataLayout } from './store/paths.ts';
@@ -42,6 +43,7 @@ export class RemixroomServer {
   readonly signer: TokenSigner;
   readonly rooms: RoomManager;
   readonly #sync: SyncServer;
+  readonly #sockets: RoomSocketServer;
   readonly #http: http.Server;
   readonly #redis: RedisClientType | null;
   readonly #abort = new AbortController();
@@ -79,6 +81,7 @@ export class RemixroomServer {
     this.#http = http.createServer(app);
     this.#sync = new SyncServer({ manager: this.rooms, signer: this.signer, log: this.log, metrics: this.metrics });
     this.#sync.attach(this.#http);
+    this.#sockets = new RoomSocketServer(this.#http, { manager: this.rooms, signer: this.signer, log: this.log });
     // Slow or idle clients must not hold a shutdown open.
     this.#http.headersTimeout = 20_000;
     this.#http.requestTimeout = 60_000;
@@ -166,6 +169,7 @@ export class RemixroomServer {
     // Rooms save their documents and tell their members to reconnect (to another node, in scale-out).
     await this.rooms.closeAll();
     this.#sync.close();
+    await this.#sockets.close();
     await stopped;
     clearTimeout(timer);
     if (this.#redis) await this.#redis.close().catch((err: unknown) => this.log.warn({ err }, 'closing Redis'));

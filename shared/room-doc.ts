@@ -4,7 +4,8 @@
 //   meta         schemaVersion, releaseId, createdAtMs                       (server)
 //   mix          stems: Y.Map<stemId, Y.Map<StemControl, value>>, master: Y.Map<MasterControl, value>
 //   arrangement  excerptId, loopStartSec, loopEndSec, transport: Y.Map { playing, positionSec, anchorMs }
-//   visual       prompt, params, summary, promptBy, promptAtMs, history: Y.Map<seq, HistoryEntry>   (server)
+//   visual       prompt, params, summary, promptBy, promptAtMs, history: Y.Map<seq, HistoryEntry>,
+//                queue: Y.Map<promptId, PendingPrompt> (prompts waiting for the host)               (server)
 //   rules        editableStems, stemRanges, masterRanges, promptPolicy, chatEnabled, roles   (host)
 //
 // Every container is a Y.Map and every leaf a JSON value, so that any change is a
@@ -80,6 +81,7 @@ export interface RoomState {
     promptBy: string | null;
     promptAtMs: number | null;
     history: Record<string, HistoryEntry>;
+    queue: Record<string, { promptId: string; text: string; userId: string; name: string; atMs: number }>;
   };
   rules: RoomRules;
 }
@@ -196,6 +198,7 @@ export function normalizeRoomDoc(doc: Y.Doc, release: RoomRelease, nowMs: number
   const visual = doc.getMap('visual');
   for (const k of ['prompt', 'params', 'summary', 'promptBy', 'promptAtMs'] as const) setIfMissing(visual, k, () => null);
   childMap(visual, 'history');
+  childMap(visual, 'queue');
   return changed;
 }
 

@@ -41,8 +41,10 @@ export interface SyncPeer {
   close(code: number, reason: string): void;
 }
 
+export type RoomCloseReason = 'empty' | 'ended' | 'shutdown' | 'error';
+
 export type RoomEvents = {
-  close: [];
+  close: [reason: RoomCloseReason];
   /** An update applied to the document, with its origin (for scale-out relays). */
   update: [update: Uint8Array, origin: unknown];
   awareness: [update: Uint8Array, origin: unknown];
@@ -375,12 +377,12 @@ export class Room extends EventEmitter<RoomEvents> {
   // ------------------------------------------------------------ close
 
   /** Saves, disconnects every peer and releases everything the room holds. Idempotent. */
-  close(reason: 'empty' | 'ended' | 'shutdown' | 'error' = 'shutdown'): Promise<void> {
+  close(reason: RoomCloseReason = 'shutdown'): Promise<void> {
     this.#closing ??= this.#close(reason);
     return this.#closing;
   }
 
-  async #close(reason: string): Promise<void> {
+  async #close(reason: RoomCloseReason): Promise<void> {
     if (this.#graceTimer) clearTimeout(this.#graceTimer);
     this.#graceTimer = null;
     await this.flush();
@@ -395,7 +397,7 @@ export class Room extends EventEmitter<RoomEvents> {
     for (const dispose of this.#disposers.splice(0).reverse()) dispose();
     this.doc.destroy();
     this.log.info({ reason }, 'room closed');
-    this.emit('close');
+    this.emit('close', reason);
     this.removeAllListeners();
   }
 
@@ -537,6 +539,7 @@ export class Room extends EventEmitter<RoomEvents> {
     const s = this.state() as unknown as JsonState;
     const visual = { ...(s['visual'] as Record<string, unknown>) };
     delete visual['history'];
+    delete visual['queue'];
     return { mix: s['mix'], arrangement: s['arrangement'], visual, rules: s['rules'] };
   }
 }

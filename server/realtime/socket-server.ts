@@ -1,0 +1,229 @@
+// The room's socket.io channel. Thin handlers: parse the payload with its schema,
+// find the member's room, call one method, acknowledge with the result.
+import crypto from 'node:crypto';
+import type http from 'node:http';
+import { Server, type Socket } from 'socket.io';
+import type { z } from 'zod';
+import { refusal, type Refusal } from '../../shared/refusals.ts';
+import {
+  ChatSend,
+  HandshakeAuth,
+  PRESENCE_LIST_LIMIT,
+  PromptDecide,
+  PromptSubmit,
+  ReactionSend,
+  type Ack,
+  type ClientToServerEvents,
+  type InterServerEvents,
+  type PresenceMember,
+  type ServerToClientEvents,
+  type SocketData,
+} from '../../shared/socket-events.ts';
+import type { Role } from '../../shared/roles.ts';
+import { TokenError, type TokenSigner } from '../auth/tokens.ts';
+import type { Logger } from '../logger.ts';
+import { RoomEndedError, RoomNotFoundError, type RoomManager } from '../rooms/room-manager.ts';
+import type { Member, Room } from '../rooms/room.ts';
+import { RoomChannel } from './room-channel.ts';
+
+type IoServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+const PRESENCE_DEBOUNCE_MS = 100;
+
+export interface SocketServerDeps {
+  manager: RoomManager;
+  signer: TokenSigner;
+  log: Logger;
+}
+
+const channelOf = (roomId: string) => `room:${roomId}`;
+const hostsOf = (roomId: string) => `hosts:${roomId}`;
+const userOf = (roomId: string, userId: string) => `user:${roomId}:${userId}`;
+
+export class RoomSocketServer {
+  readonly io: IoServer;
+  readonly #deps: SocketServerDeps;
+  /** One channel per loaded room, closed with it. */
+  readonly #channels = new Map<string, RoomChannel>();
+  readonly #presenceTimers = new Map<string, NodeJS.Timeout>();
+
+  constructor(httpServer: http.Server, deps: SocketServerDeps) {
+    this.#deps = deps;
+    this.io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(httpServer, {
+      maxHttpBufferSize: 32 * 1024,
+      serveClient: false,
+      // The sync endpoint and the catch-all answer other upgrades; engine.io must not end them after a second.
+      destroyUpgrade: false,
+      // Same origin by default; a deployment that serves the app elsewhere sets a proxy in front.
+      cors: { origin: false },
+    });
+    this.io.use((socket, next) => {
+      const auth = HandshakeAuth.safeParse(socket.handshake.auth);
+      if (!auth.success) return next(new Error('unauthorized: the handshake needs { roomId, token }'));
+      try {
+        const claims = deps.signer.verify(auth.data.token, auth.data.roomId);
+        socket.data = { roomId: auth.data.roomId, userId: claims.sub, name: claims.name, tokenRole: claims.role, sessionId: crypto.randomUUID() };
+        next();
+      } catch (err) {
+        next(new Error(err instanceof TokenError ? `unauthorized: ${err.message}` : 'unauthorized'));
+      }
+    });
+    this.io.on('connection', (socket) => void this.#onConnection(socket));
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.#presenceTimers.values()) clearTimeout(t);
+    this.#presenceTimers.clear();
+    this.io.disconnectSockets(true);
+    await new Promise<void>((resolve) => this.io.close(() => resolve()));
+  }
+
+  async #onConnection(socket: IoSocket): Promise<void> {
+    const { roomId } = socket.data;
+    const member: Member = { sessionId: socket.data.sessionId, userId: socket.data.userId, name: socket.data.name, tokenRole: socket.data.tokenRole };
+    // Handlers are attached at once, so that nothing a client sends right after connecting is lost while the room loads.
+    const ready = this.#deps.manager.open(roomId).then((room) => ({ room, channel: this.#channelFor(room) }));
+    ready.catch(() => {});
+    const handle = <T extends z.ZodType, R>(event: keyof ClientToServerEvents, schema: T, run: (c: RoomChannel, p: z.infer<T>) => R) =>
+      socket.on(event, (payload: unknown, ack: unknown) => {
+        const p = parse(schema, payload, ack);
+        if (!p) return;
+        ready.then(
+          ({ channel }) => {
+            const result = run(channel, p) as { ok: true; value: unknown } | { ok: false; refusal: Refusal };
+            reply(ack, result);
+          },
+          () => reply(ack, { ok: false, refusal: refusal('not_found', 'the room is not available') }),
+        );
+      });
+    handle('chat:send', ChatSend, (c, p) => mapValue(c.chat(member, p.text), (message) => ({ message })));
+    handle('reaction:send', ReactionSend, (c, p) => mapValue(c.react(member, p.emoji), () => ({})));
+    handle('prompt:submit', PromptSubmit, (c, p) => c.submitPrompt(member, p.text));
+    handle('prompt:decide', PromptDecide, (c, p) => mapValue(c.decidePrompt(member, p.promptId, p.approve), () => ({})));
+
+    let room: Room;
+    let channel: RoomChannel;
+    try {
+      ({ room, channel } = await ready);
+    } catch (err) {
+      const message = err instanceof RoomEndedError ? 'this room has ended' : err instanceof RoomNotFoundError ? 'no such room' : 'the room could not be opened; try again';
+      if (!(err instanceof RoomEndedError || err instanceof RoomNotFoundError)) this.#deps.log.error({ err, roomId }, 'opening a room for socket.io failed');
+      socket.emit('room:notice', { level: 'warn', code: 'room_unavailable', message });
+      socket.disconnect(true);
+      return;
+    }
+    if (!socket.connected || room.closed) return;
+    let role = room.roleOf(member);
+    room.hold(socket);
+    socket.join([channelOf(roomId), userOf(roomId, member.userId)]);
+    if (role === 'host') {
+      socket.join(hostsOf(roomId));
+      socket.emit('prompt:queue', channel.pendingPrompts());
+    }
+    this.#schedulePresence(room);
+
+    const onRules = () => {
+      const now = room.roleOf(member);
+      if (now === role) return;
+      role = now;
+      socket.emit('room:notice', { level: 'info', code: 'role_changed', message: roleMessage(now) });
+      if (now === 'host') {
+        socket.join(hostsOf(roomId));
+        socket.emit('prompt:queue', channel.pendingPrompts());
+      } else socket.leave(hostsOf(roomId));
+      this.#schedulePresence(room);
+    };
+    room.on('rules', onRules);
+    socket.on('disconnect', () => {
+      room.off('rules', onRules);
+      if (!room.closed) {
+        room.unhold(socket);
+        this.#schedulePresence(room);
+      }
+    });
+  }
+
+  #channelFor(room: Room): RoomChannel {
+    let channel = this.#channels.get(room.id);
+    if (channel) return channel;
+    const roomId = room.id;
+    channel = new RoomChannel(room, {
+      toRoom: (m) => {
+        const to = this.io.to(channelOf(roomId));
+        if ('chat' in m) to.emit('chat:message', m.chat);
+        else if ('reaction' in m) to.emit('reaction', m.reaction);
+        else to.emit('prompt:applied', m.applied);
+      },
+      toHosts: (queue) => this.io.to(hostsOf(roomId)).emit('prompt:queue', queue),
+    });
+    this.#channels.set(roomId, channel);
+    const onRefused = (member: Member, r: Refusal) => this.io.to(userOf(roomId, member.userId)).emit('room:refused', r);
+    room.on('refused', onRefused);
+    room.once('close', (reason) => {
+      this.#channels.delete(roomId);
+      const timer = this.#presenceTimers.get(roomId);
+      if (timer) clearTimeout(timer);
+      this.#presenceTimers.delete(roomId);
+      const sockets = this.io.in(channelOf(roomId));
+      if (reason === 'ended') sockets.emit('room:ended');
+      else sockets.emit('room:notice', { level: 'info', code: 'room_closing', message: 'the room is restarting; reconnecting' });
+      sockets.disconnectSockets(true);
+    });
+    return channel;
+  }
+
+  /** Presence is sent at most every PRESENCE_DEBOUNCE_MS per room, so a burst of joins costs one list. */
+  #schedulePresence(room: Room): void {
+    if (this.#presenceTimers.has(room.id)) return;
+    this.#presenceTimers.set(
+      room.id,
+      setTimeout(() => {
+        this.#presenceTimers.delete(room.id);
+        void this.#sendPresence(room);
+      }, PRESENCE_DEBOUNCE_MS),
+    );
+  }
+
+  async #sendPresence(room: Room): Promise<void> {
+    if (room.closed) return;
+    const sockets = await this.io.in(channelOf(room.id)).fetchSockets();
+    const people = new Map<string, PresenceMember>();
+    for (const s of sockets) {
+      const d = s.data;
+      people.set(d.userId, { userId: d.userId, name: d.name, role: room.roleOf({ userId: d.userId, tokenRole: d.tokenRole }) });
+    }
+    const order: Record<Role, number> = { host: 0, remixer: 1, listener: 2 };
+    const members = [...people.values()].sort((a, b) => order[a.role] - order[b.role] || a.name.localeCompare(b.name)).slice(0, PRESENCE_LIST_LIMIT);
+    this.io.to(channelOf(room.id)).emit('presence', { count: people.size, members });
+  }
+}
+
+function parse<T extends z.ZodType>(schema: T, payload: unknown, ack: unknown): z.infer<T> | null {
+  const r = schema.safeParse(payload);
+  if (r.success) return r.data;
+  if (typeof ack === 'function') {
+    const issue = r.error.issues[0]!;
+    (ack as Ack)({ ok: false, refusal: refusal('malformed', `${issue.path.join('.') || 'payload'}: ${issue.message}`) });
+  }
+  return null;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; refusal: Refusal };
+
+function mapValue<T, R>(result: { ok: true; value: T } | { ok: false; refusal: Refusal }, shape: (v: T) => R): Outcome {
+  return result.ok ? { ok: true, value: shape(result.value) } : result;
+}
+
+function reply(ack: unknown, result: Outcome): void {
+  if (typeof ack !== 'function') return;
+  const send = ack as (r: unknown) => void;
+  if (result.ok) send({ ok: true, ...(result.value as object) });
+  else send({ ok: false, refusal: result.refusal });
+}
+
+function roleMessage(role: Role): string {
+  if (role === 'host') return 'the host made you a host of this room';
+  if (role === 'remixer') return 'the host made you a remixer: you can change the mix';
+  return 'the host made you a listener: you can listen, chat and react';
+}

@@ -109,6 +109,20 @@ describe('the sync endpoint with stock y-websocket clients', function () {
     expect(a.refusals[0]!.message).to.equal('Tempo must be between 0.9 and 1.1 ×');
   });
 
+  it('keeps the transport clock on the server: play anchors to server time, pause freezes the position', async () => {
+    const a = await member('remixer');
+    const b = await member('remixer');
+    const transport = (m: Member) => m.doc.getMap('arrangement').get('transport') as Y.Map<unknown>;
+    const before = Date.now();
+    transport(a).set('playing', true);
+    await waitFor(() => transport(b).get('playing') === true && (transport(b).get('anchorMs') as number) >= before, 5000, 'the anchor');
+    await new Promise((r) => setTimeout(r, 300));
+    transport(a).set('playing', false);
+    await waitFor(() => transport(b).get('playing') === false && (transport(b).get('positionSec') as number) > 0.2, 5000, 'the frozen position');
+    expect(transport(b).get('positionSec') as number).to.be.below(2);
+    expect(a.refusals).to.deep.equal([]);
+  });
+
   it("refuses a remixer's attempt to change the rules", async () => {
     const a = await member('remixer');
     a.doc.getMap('rules').set('editableStems', []);

@@ -1,0 +1,75 @@
+import { expect } from 'chai';
+import { pino } from 'pino';
+import { RoomManager, RoomNotFoundError } from '../../server/rooms/room-manager.ts';
+import { SqliteStore } from '../../server/store/sqlite-store.ts';
+import { expectRejection, sampleRecord } from './store.contract.ts';
+
+describe('RoomManager and the room lifecycle', () => {
+  let store: SqliteStore;
+  const log = pino({ level: 'silent' });
+  beforeEach(async () => {
+    store = await SqliteStore.open(':memory:');
+    await store.putRelease(sampleRecord('rel'), { place() {}, undo() {} });
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
+  it('opens a room once for concurrent callers', async () => {
+    const manager = new RoomManager({ store, log });
+    const id = await manager.create((await store.getRelease('rel'))!);
+    const [a, b, c] = await Promise.all([manager.open(id), manager.open(id), manager.open(id)]);
+    expect(a).to.equal(b);
+    expect(b).to.equal(c);
+    expect(manager.size).to.equal(1);
+    await manager.closeAll();
+  });
+
+  it('refuses an unknown room without keeping anything', async () => {
+    const manager = new RoomManager({ store, log });
+    await expectRejection(manager.open('nosuchroom1'), RoomNotFoundError);
+    expect(manager.size).to.equal(0);
+  });
+
+  it('closes and forgets a room whose setup failed, so nothing leaks', async () => {
+    let opened: import('../../server/rooms/room.ts').Room | null = null;
+    const manager = new RoomManager({
+      store,
+      log,
+      onRoomOpened: (room) => {
+        opened = room;
+        throw new Error('redis down');
+      },
+    });
+    const id = await manager.create((await store.getRelease('rel'))!);
+    await expectRejection(manager.open(id), /redis down/);
+    expect(manager.size).to.equal(0);
+    expect(opened!.closed).to.equal(true);
+    expect(opened!.resources()).to.deep.equal({ timers: 0, peers: 0, holders: 0, disposers: 0 });
+  });
+
+  it('closes an empty room after the grace period, saving it first, and stops every timer', async () => {
+    const manager = new RoomManager({ store, log, timings: { graceMs: 50, saveDebounceMs: 10_000, saveMaxWaitMs: 20_000 } });
+    const id = await manager.create((await store.getRelease('rel'))!);
+    const room = await manager.open(id);
+    const holder = {};
+    room.hold(holder);
+    room.change((doc) => (doc.getMap('mix').get('master') as import('yjs').Map<unknown>).set('reverbMix', 0.3));
+    expect(room.resources().timers).to.equal(1);
+    room.unhold(holder);
+    await new Promise<void>((r) => room.once('close', () => r()));
+    expect(manager.size).to.equal(0);
+    expect(room.resources()).to.deep.equal({ timers: 0, peers: 0, holders: 0, disposers: 0 });
+    const again = await manager.open(id);
+    expect(again.state().mix.master.reverbMix).to.equal(0.3);
+    await manager.closeAll();
+  });
+
+  it('refuses calls on a closed room with a named error', async () => {
+    const manager = new RoomManager({ store, log });
+    const room = await manager.open(await manager.create((await store.getRelease('rel'))!));
+    await room.close();
+    expect(() => room.change(() => {})).to.throw(/closed/).with.property('name', 'InvalidStateError');
+    await room.close();
+  });
+});

@@ -1,5 +1,6 @@
 // `npm run ingest -- <folder> [--replace]`: checks and ingests a release folder
 // into DATA_DIR. A command-line entry point, so it prints to the console.
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { findNativeFfmpeg } from '../../media/audio/ffmpeg.ts';
@@ -37,6 +38,12 @@ async function main(): Promise<number> {
   const native = await findNativeFfmpeg(config.ffmpegPath);
   console.error(`ingest: ${folder} into ${layout.root} (${native ? `native ffmpeg ${native.version}` : 'bundled decoders, no native ffmpeg'})`);
 
+  try {
+    await fsp.mkdir(layout.root, { recursive: true });
+  } catch (err) {
+    console.error(`ingest: DATA_DIR ${layout.root} cannot be made: ${(err as Error).message}`);
+    return 1;
+  }
   const store = await SqliteStore.open(layout.database).catch((err: unknown) => {
     console.error(`ingest: cannot open the database ${layout.database}: ${(err as Error).message}`);
     return null;

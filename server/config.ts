@@ -35,6 +35,9 @@ const EnvSchema = z.object({
   MEDIASOUP_WORKER_BIN: z.preprocess(emptyToUndefined, z.string().optional()),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   CORES: z.coerce.number().int().min(1).max(1024).default(Math.max(1, os.availableParallelism())),
+  ROOM_GRACE_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(3_600_000).optional()),
+  ROOM_SAVE_DEBOUNCE_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(60_000).optional()),
+  ROOM_LEASE_TTL_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1000).max(600_000).optional()),
 });
 
 function emptyToUndefined(v: unknown): unknown {
@@ -56,6 +59,12 @@ export interface Config {
   readonly mediasoupWorkerBin: string | null;
   readonly shutdownTimeoutMs: number;
   readonly cores: number;
+  /** How long an empty room stays loaded; null: the room manager's default. */
+  readonly roomGraceMs: number | null;
+  /** Quiet time before a changed room is saved; null: the room manager's default. */
+  readonly roomSaveDebounceMs: number | null;
+  /** Scale-out: how long a node's lease on storing a room lasts without renewal; null: the bridge's default. */
+  readonly roomLeaseTtlMs: number | null;
 }
 
 export class ConfigError extends Error {
@@ -84,6 +93,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     mediasoupWorkerBin: e.MEDIASOUP_WORKER_BIN ?? null,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     cores: e.CORES,
+    roomGraceMs: e.ROOM_GRACE_MS ?? null,
+    roomSaveDebounceMs: e.ROOM_SAVE_DEBOUNCE_MS ?? null,
+    roomLeaseTtlMs: e.ROOM_LEASE_TTL_MS ?? null,
   });
 }
 

@@ -14,6 +14,8 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config);
+  // One failed promise must not take down every room: log it loudly and keep serving.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   let server: RemixroomServer | null = null;
   let signals = 0;
   const starting = new AbortController();

@@ -16,9 +16,11 @@ import type { Readiness } from './http/health-routes.ts';
 import type { Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { loadSecrets, type Secrets } from './secrets.ts';
+import { connectSocketAdapter, type SocketAdapter } from './realtime/socket-adapter.ts';
 import { RoomSocketServer } from './realtime/socket-server.ts';
 import { RoomManager, type RoomTimings } from './rooms/room-manager.ts';
 import { SyncServer } from './rooms/sync-server.ts';
+import { RedisBridge } from './scaleout/redis-bridge.ts';
 import { DataLayout } from './store/paths.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import type { Store } from './store/store.ts';
@@ -46,6 +48,9 @@ export class RemixroomServer {
   readonly #sockets: RoomSocketServer;
   readonly #http: http.Server;
   readonly #redis: RedisClientType | null;
+  /** Scale-out (REDIS_URL): links this node's rooms to the other nodes' through Redis. */
+  readonly #scaleout: RedisBridge | null;
+  readonly #socketAdapter: SocketAdapter | null;
   readonly #abort = new AbortController();
   #closing: Promise<void> | null = null;
 
@@ -58,6 +63,8 @@ export class RemixroomServer {
     secrets: Secrets;
     ffmpeg: string | null;
     redis: RedisClientType | null;
+    scaleout: RedisBridge | null;
+    socketAdapter: SocketAdapter | null;
     roomTimings?: Partial<RoomTimings>;
   }) {
     this.config = parts.config;
@@ -68,9 +75,16 @@ export class RemixroomServer {
     this.secrets = parts.secrets;
     this.ffmpeg = parts.ffmpeg;
     this.#redis = parts.redis;
+    this.#scaleout = parts.scaleout;
+    this.#socketAdapter = parts.socketAdapter;
     this.catalog = new Catalog(this.store, this.layout);
     this.signer = new TokenSigner(this.secrets.tokenSecret);
-    this.rooms = new RoomManager({ store: this.store, log: this.log, ...(parts.roomTimings ? { timings: parts.roomTimings } : {}) });
+    this.rooms = new RoomManager({
+      store: this.store,
+      log: this.log,
+      timings: { ...roomTimingsOf(this.config), ...parts.roomTimings },
+      ...(parts.scaleout ? parts.scaleout.hooks() : {}),
+    });
     const app = createApp({
       log: this.log,
       metrics: this.metrics,
@@ -81,7 +95,12 @@ export class RemixroomServer {
     this.#http = http.createServer(app);
     this.#sync = new SyncServer({ manager: this.rooms, signer: this.signer, log: this.log, metrics: this.metrics });
     this.#sync.attach(this.#http);
-    this.#sockets = new RoomSocketServer(this.#http, { manager: this.rooms, signer: this.signer, log: this.log });
+    this.#sockets = new RoomSocketServer(this.#http, {
+      manager: this.rooms,
+      signer: this.signer,
+      log: this.log,
+      ...(parts.socketAdapter ? { adapter: parts.socketAdapter.adapter } : {}),
+    });
     // Slow or idle clients must not hold a shutdown open.
     this.#http.headersTimeout = 20_000;
     this.#http.requestTimeout = 60_000;
@@ -113,8 +132,22 @@ export class RemixroomServer {
       log.info(native ? { ffmpeg: native.ffmpeg, version: native.version } : {}, native ? 'using native ffmpeg' : 'no native ffmpeg: using the decoders bundled with npm packages');
       const redis = config.redisUrl ? connectRedis(config.redisUrl, log) : null;
       if (redis) opened.push({ close: () => redis.close() });
+      let scaleout: RedisBridge | null = null;
+      if (config.redisUrl) {
+        try {
+          scaleout = await RedisBridge.create({ redisUrl: config.redisUrl, log, ...(config.roomLeaseTtlMs ? { leaseTtlMs: config.roomLeaseTtlMs } : {}) });
+        } catch (err) {
+          throw new StartupError(`scale-out needs Redis: ${(err as Error).message}; check REDIS_URL`);
+        }
+        opened.push(scaleout);
+      }
+      let socketAdapter: SocketAdapter | null = null;
+      if (config.redisUrl) {
+        socketAdapter = await connectSocketAdapter(config.redisUrl, log);
+        opened.push(socketAdapter);
+      }
       const metrics = new Metrics({ releaseCount: async () => (await store.listReleases()).length });
-      const server = new RemixroomServer({ config, log, layout, metrics, store, secrets, ffmpeg: native?.ffmpeg ?? null, redis, ...options });
+      const server = new RemixroomServer({ config, log, layout, metrics, store, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, socketAdapter, ...options });
       const onAbort = () => server.#abort.abort(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
@@ -168,8 +201,11 @@ export class RemixroomServer {
     }, this.config.shutdownTimeoutMs);
     // Rooms save their documents and tell their members to reconnect (to another node, in scale-out).
     await this.rooms.closeAll();
+    // After the rooms saved (with their leases still held); then their subscriptions and leases go.
+    await this.#scaleout?.close();
     this.#sync.close();
     await this.#sockets.close();
+    await this.#socketAdapter?.close();
     await stopped;
     clearTimeout(timer);
     if (this.#redis) await this.#redis.close().catch((err: unknown) => this.log.warn({ err }, 'closing Redis'));
@@ -266,6 +302,14 @@ function connectRedis(url: string, log: Logger): RedisClientType {
   });
   client.connect().catch((err: unknown) => log.warn({ err }, 'Redis connection failed; retrying'));
   return client;
+}
+
+/** Room timings set in the environment (ROOM_GRACE_MS, ROOM_SAVE_DEBOUNCE_MS); the rest keep the room manager's defaults. */
+function roomTimingsOf(config: Config): Partial<RoomTimings> {
+  return {
+    ...(config.roomGraceMs !== null ? { graceMs: config.roomGraceMs } : {}),
+    ...(config.roomSaveDebounceMs !== null ? { saveDebounceMs: config.roomSaveDebounceMs } : {}),
+  };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

@@ -2,7 +2,7 @@
 // find the member's room, call one method, acknowledge with the result.
 import crypto from 'node:crypto';
 import type http from 'node:http';
-import { Server, type Socket } from 'socket.io';
+import { Server, type ServerOptions, type Socket } from 'socket.io';
 import type { z } from 'zod';
 import { refusal, type Refusal } from '../../shared/refusals.ts';
 import {
@@ -35,6 +35,8 @@ export interface SocketServerDeps {
   manager: RoomManager;
   signer: TokenSigner;
   log: Logger;
+  /** The Redis adapter in scale-out mode; the in-memory one otherwise. */
+  adapter?: ServerOptions['adapter'];
 }
 
 const channelOf = (roomId: string) => `room:${roomId}`;
@@ -55,6 +57,7 @@ export class RoomSocketServer {
       serveClient: false,
       // The sync endpoint and the catch-all answer other upgrades; engine.io must not end them after a second.
       destroyUpgrade: false,
+      ...(deps.adapter ? { adapter: deps.adapter } : {}),
       // Same origin by default; a deployment that serves the app elsewhere sets a proxy in front.
       cors: { origin: false },
     });
@@ -69,7 +72,12 @@ export class RoomSocketServer {
         next(new Error(err instanceof TokenError ? `unauthorized: ${err.message}` : 'unauthorized'));
       }
     });
-    this.io.on('connection', (socket) => void this.#onConnection(socket));
+    this.io.on('connection', (socket) =>
+      this.#onConnection(socket).catch((err: unknown) => {
+        deps.log.error({ err, roomId: socket.data.roomId }, 'socket.io connection failed');
+        socket.disconnect(true);
+      }),
+    );
   }
 
   async close(): Promise<void> {

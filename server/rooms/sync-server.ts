@@ -41,7 +41,12 @@ export class SyncServer {
   attach(server: http.Server, otherPaths: string[] = ['/socket.io/']): void {
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       const url = new URL(req.url ?? '/', 'http://localhost');
-      if (url.pathname.startsWith(SYNC_PATH)) void this.#upgrade(req, socket, head, url);
+      if (url.pathname.startsWith(SYNC_PATH)) {
+        this.#upgrade(req, socket, head, url).catch((err: unknown) => {
+          this.#deps.log.error({ err }, 'sync upgrade failed');
+          if (!socket.destroyed) refuse(socket, 503, 'the room could not be joined; try again');
+        });
+      }
       else if (!otherPaths.some((p) => url.pathname.startsWith(p))) refuse(socket, 404, `nothing to upgrade to at ${url.pathname}`);
     });
   }

@@ -219,15 +219,15 @@ describe('the sync endpoint with stock y-websocket clients', function () {
     await waitFor(() => t.server.rooms.get(room.roomId)!.state().mix.master.reverbMix === 0.4);
     a.destroy();
     members.length = 0;
-    const dataDir = t.dataDir;
-    await t.server.close();
-    t = await startTestServer({}, { dataDir, roomTimings: { graceMs: 300, saveDebounceMs: 20, saveMaxWaitMs: 100 } });
-    const fresh = new Y.Doc();
+    const first = t;
+    await first.server.close();
+    const second = await startTestServer({}, { dataDir: first.dataDir, roomTimings: { graceMs: 300, saveDebounceMs: 20, saveMaxWaitMs: 100 } });
+    // The restarted server uses the first one's DATA_DIR; closing it removes that folder.
+    t = { ...second, close: async () => (await second.close(), await first.close()) };
     const again = await connectMember(t.url, room.roomId, room.hostToken);
     members.push(again);
     expect(stemMap(again.doc, 'lead').get('gainDb')).to.equal(-12);
     expect(masterMap(again.doc).get('reverbMix')).to.equal(0.4);
-    fresh.destroy();
   });
 
   it('unloads a room after the last member leaves and the grace period, leaving nothing running', async () => {

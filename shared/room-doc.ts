@@ -33,6 +33,8 @@ export interface RoomRelease {
   bpm: number | null;
   stems: { id: string; title: string }[];
   excerpts: { id: string; title: string; startSec: number; endSec: number }[];
+  /** The artwork the visuals may use (with the artist's consent), for the prompt interpreter. */
+  artwork: { id: string; tags: string[]; palette: string[] }[];
   rules: ReleaseRules;
 }
 
@@ -300,6 +302,14 @@ export function checkChange(c: DocChange, ctx: WriteContext): Refusal | null {
   }
 }
 
+/**
+ * The control a member names, if it is one. Own keys only: a key such as "constructor"
+ * or "__proto__" reaches Object.prototype through a plain lookup, and is no control.
+ */
+function controlNamed<K extends string>(controls: Record<K, ControlRange>, key: string): ControlRange | undefined {
+  return Object.hasOwn(controls, key) ? controls[key as K] : undefined;
+}
+
 function checkStemControl(stemId: string, key: string, value: unknown, ctx: WriteContext): Refusal | null {
   const stem = ctx.release.stems.find((s) => s.id === stemId);
   if (!stem) return refusal('unknown_field', `this release has no stem "${stemId}"`);
@@ -309,14 +319,14 @@ function checkStemControl(stemId: string, key: string, value: unknown, ctx: Writ
   if (key === 'mute' || key === 'solo') {
     return typeof value === 'boolean' ? null : refusal('invalid_value', `${stem.title} ${key} must be true or false`);
   }
-  const control = STEM_CONTROLS[key as StemControl];
+  const control = controlNamed(STEM_CONTROLS, key);
   if (!control) return refusal('unknown_field', `a stem has no control "${key}"`);
   const range = effectiveRange(control, ctx.release.rules.stemRanges[key as StemControl], ctx.rules.stemRanges[key as StemControl]);
   return checkNumber(`${stem.title} ${control.label.toLowerCase()}`, value, range, control.unit);
 }
 
 function checkMasterControl(key: string, value: unknown, ctx: WriteContext): Refusal | null {
-  const control = MASTER_CONTROLS[key as MasterControl];
+  const control = controlNamed(MASTER_CONTROLS, key);
   if (!control) return refusal('unknown_field', `the master section has no control "${key}"`);
   const range = effectiveRange(control, ctx.release.rules.masterRanges[key as MasterControl], ctx.rules.masterRanges[key as MasterControl]);
   return checkNumber(control.label, value, range, control.unit);

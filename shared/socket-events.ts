@@ -53,6 +53,16 @@ export interface PendingPrompt {
   atMs: number;
 }
 
+export interface AppliedPrompt {
+  promptId: string;
+  text: string;
+  userId: string;
+  name: string;
+  /** What the prompt did, for everyone to read: "'stormy' → darker palette, faster ripple". */
+  summary: string;
+  effects: string[];
+}
+
 export interface Notice {
   level: 'info' | 'warn';
   code: string;
@@ -84,7 +94,7 @@ export interface ServerToClientEvents {
   'chat:message': (message: ChatMessage) => void;
   reaction: (reaction: Reaction) => void;
   /** The active prompt changed (its interpretation is in the room document's `visual` map). */
-  'prompt:applied': (prompt: { promptId: string; text: string; userId: string; name: string }) => void;
+  'prompt:applied': (prompt: AppliedPrompt) => void;
   /** To hosts: the prompts waiting for approval. */
   'prompt:queue': (queue: PendingPrompt[]) => void;
   /** A change of yours to the room document was refused, and why (the document has been set back). */

@@ -15,6 +15,7 @@ import {
 } from '../../shared/release-manifest.ts';
 import { AudioDecodeError, decodeStem } from '../../media/audio/decode.ts';
 import { readWavFloat32, writeWavFloat32 } from '../../media/audio/wav.ts';
+import { VisualPackError, buildVisualPack, writeVisualPack } from '../../media/visuals/visual-pack.ts';
 import { DataLayout, PathEscapeError, resolveInside } from '../store/paths.ts';
 import { ReleaseExistsError, type ArtworkInfo, type ReleaseRecord, type StemInfo, type Store } from '../store/store.ts';
 
@@ -156,6 +157,30 @@ export async function ingestRelease(folder: string, opts: IngestOptions): Promis
     }
     if (!artwork.some((a) => a.consent)) {
       throw new IngestError(MANIFEST_FILE_NAME, ['no artwork has the artist\'s consent ("consent": true); the visuals need at least one']);
+    }
+
+    // The visual pack: working textures, palettes and salient regions of the consented artwork.
+    progress({ step: 'artwork', file: 'visual pack', fraction: 0.9 });
+    try {
+      const pack = await buildVisualPack(
+        await Promise.all(
+          artwork.map(async (a) => ({
+            id: a.id,
+            tags: a.tags,
+            consent: a.consent,
+            bytes: await fsp.readFile(path.join(staging, 'artwork', a.fileName)),
+            mimeType: a.mimeType,
+          })),
+        ),
+      );
+      await writeVisualPack(path.join(staging, 'visual-pack'), pack);
+      for (const a of artwork) a.palette = pack.artwork.find((p) => p.id === a.id)?.palette.map((c) => c.hex) ?? [];
+    } catch (err) {
+      if (err instanceof VisualPackError) {
+        const art = manifest.artwork.find((x) => x.id === err.assetId);
+        throw new IngestError(art?.file ?? MANIFEST_FILE_NAME, [err.message]);
+      }
+      throw err;
     }
 
     await fsp.writeFile(path.join(staging, 'analysis.json'), JSON.stringify(analysis));

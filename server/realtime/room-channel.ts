@@ -5,7 +5,9 @@ import crypto from 'node:crypto';
 import * as Y from 'yjs';
 import { compileModeration, moderateText, type CompiledModeration } from '../../shared/moderation.ts';
 import { refusal, type Refusal } from '../../shared/refusals.ts';
-import type { ChatMessage, PendingPrompt, Reaction } from '../../shared/socket-events.ts';
+import { interpretPrompt } from '../../shared/prompt-interpreter.ts';
+import type { AppliedPrompt, ChatMessage, PendingPrompt, Reaction } from '../../shared/socket-events.ts';
+import { parseVisualParams } from '../../shared/visual-params.ts';
 import { REACTIONS } from '../../shared/socket-events.ts';
 import type { Member, Room } from '../rooms/room.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
@@ -18,7 +20,7 @@ export type Result<T> = { ok: true; value: T } | { ok: false; refusal: Refusal }
 
 /** Where the channel sends what it decided; the socket server implements it. */
 export interface ChannelOutput {
-  toRoom(message: { chat: ChatMessage } | { reaction: Reaction } | { applied: { promptId: string; text: string; userId: string; name: string } }): void;
+  toRoom(message: { chat: ChatMessage } | { reaction: Reaction } | { applied: AppliedPrompt }): void;
   toHosts(queue: PendingPrompt[]): void;
 }
 
@@ -111,9 +113,14 @@ export class RoomChannel {
   }
 
   #apply(p: PendingPrompt): void {
-    // The interpretation into visual parameters comes with the visuals (issue 5); until then the text is the state.
-    this.#room.applyPrompt({ text: p.text, by: p.userId, name: p.name, atMs: this.#now(), summary: '' }, null);
-    this.#out.toRoom({ applied: { promptId: p.promptId, text: p.text, userId: p.userId, name: p.name } });
+    // Each prompt builds on what the visuals show now ("slower", "less glitch").
+    const previous = parseVisualParams(this.#room.doc.getMap('visual').get('params'));
+    const meaning = interpretPrompt(p.text, { artwork: this.#room.release.artwork, previous });
+    this.#room.applyPrompt(
+      { text: p.text, by: p.userId, name: p.name, atMs: this.#now(), summary: meaning.summary },
+      meaning.params as unknown as Record<string, unknown>,
+    );
+    this.#out.toRoom({ applied: { promptId: p.promptId, text: p.text, userId: p.userId, name: p.name, summary: meaning.summary, effects: meaning.effects } });
   }
 
   #queueMap(): Y.Map<unknown> {

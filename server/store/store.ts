@@ -23,6 +23,8 @@ export interface ArtworkInfo {
   mimeType: 'image/png' | 'image/jpeg';
   /** Assets without the artist's consent are kept on record but never used. */
   consent: boolean;
+  /** Dominant colours ('#rrggbb', most of the picture first), from the visual pack; empty for an asset not used. */
+  palette?: string[];
 }
 
 export interface ReleaseRecord {

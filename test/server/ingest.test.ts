@@ -74,6 +74,8 @@ describe('release ingest', function () {
     ]);
     const wav = await readWavFloat32(layout.stemFile('fixture', 'bass'));
     expect([wav.sampleRate, wav.channels, wav.frames]).to.deep.equal([48000, 2, 8 * 48000]);
+    expect(record.artwork[0]!.palette!.length).to.be.within(1, 5);
+    expect(fs.existsSync(path.join(layout.releaseDir('fixture'), 'visual-pack', 'pack.json'))).to.equal(true);
     const analysis = JSON.parse(fs.readFileSync(path.join(layout.releaseDir('fixture'), 'analysis.json'), 'utf8'));
     expect(analysis.envelopes.mix).to.have.length(8 * 20);
     expect(await store.getRelease('fixture')).to.deep.equal(record);

@@ -109,8 +109,14 @@ describe('the room channel over socket.io', function () {
     const applied = next(a.socket, 'prompt:applied');
     const r = await a.socket.emitWithAck('prompt:submit', { text: 'stormy night, slower' });
     expect(r).to.include({ ok: true, status: 'applied' });
-    expect((await applied)[0]).to.include({ text: 'stormy night, slower', name: 'Ana' });
+    const [shown] = await applied;
+    expect(shown).to.include({ text: 'stormy night, slower', name: 'Ana' });
+    expect(shown.summary).to.match(/^'stormy night, slower' → .*darker palette/);
     await waitFor(() => doc.doc.getMap('visual').get('prompt') === 'stormy night, slower');
+    const visual = doc.doc.getMap('visual');
+    expect(visual.get('summary')).to.equal(shown.summary);
+    const params = visual.get('params') as { artworks: { id: string }[] };
+    expect(params.artworks.map((a) => a.id), 'the night artwork, by its tags').to.include('nocturne');
   });
 
   it('queues prompts for the host when the host says so, and applies what the host approves', async () => {

@@ -16,6 +16,10 @@ export function testRoomRelease(rules: Record<string, unknown> = {}): RoomReleas
       { id: 'intro', title: 'Intro', startSec: 0, endSec: 30 },
       { id: 'drop', title: 'Drop', startSec: 30, endSec: 70 },
     ],
+    artwork: [
+      { id: 'night', tags: ['night', 'blue', 'stars'], palette: ['#0b0d2e', '#23307a'] },
+      { id: 'sun', tags: ['sun', 'warm', 'orange'], palette: ['#ff4a1c', '#ffb000'] },
+    ],
     rules: ReleaseRulesSchema.parse(rules),
   };
 }

@@ -13,6 +13,7 @@ import { buildVisualPack, engineArtwork } from '../../media/visuals/visual-pack.
 import type { PromptArtwork } from '../../shared/prompt-interpreter.ts';
 import type { EngineArtwork } from '../../shared/visual-engine.ts';
 import { chromiumAvailable, launchChromium, type LaunchedBrowser } from '../support/browser.ts';
+import { requireComponent } from '../support/components.ts';
 import { drawVisualCases } from '../support/visual-cases.ts';
 import { VISUAL_CASES } from '../support/visual-fixtures.ts';
 
@@ -31,7 +32,7 @@ describe('visual engine in Chromium', function () {
   let tags: PromptArtwork[] = [];
 
   before(async function () {
-    if (!chromiumAvailable()) this.skip();
+    requireComponent('chromium', chromiumAvailable(), this);
     const art = await paintDemoArtwork();
     const pack = await buildVisualPack(art.map((a) => ({ id: a.id, tags: a.tags, consent: true, bytes: a.png, mimeType: 'image/png' })));
     extra = engineArtwork(pack);

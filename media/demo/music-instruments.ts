@@ -5,7 +5,8 @@
 // calls: the whole piece must render in a few seconds at server start.
 
 import type { DrumHit, NoteEvent, Riser } from './music-score.ts';
-import { BlepSquare, midiToHz, panGains, polyBlep, Rng, sinCycles, Svf } from './synth.ts';
+import { BlepSquare, midiToHz, panGains, polyBlep, sinCycles, Svf } from './synth.ts';
+import type { Rng } from './synth.ts';
 
 /** Per-sample multiplier for an exponential decay with time constant tauSec. */
 function decayPerSample(tauSec: number, sampleRate: number): number {
@@ -149,7 +150,6 @@ export function renderHat(out: Float32Array, hit: DrumHit, sampleRate: number, r
     const shaped = lowpass.process(highpass.high);
     const s = shaped * env * (i < attackFrames ? i / attackFrames : 1) * tailFade(i, length, fadeFrames);
     env *= decayMul;
-    if (env < 1e-5) break;
     const o = 2 * (start + i);
     out[o] = out[o]! + s * gl;
     out[o + 1] = out[o + 1]! + s * gr;
@@ -386,7 +386,8 @@ export function renderPadVoice(
 export function renderPianoNote(out: Float32Array, note: NoteEvent, sampleRate: number, pan: number): void {
   const hz = midiToHz(note.midi);
   const holdFrames = Math.round(note.durationSec * sampleRate);
-  const releaseSec = 0.09;
+  // A quick damper: the key-up is part of what makes short stabs sound played.
+  const releaseSec = 0.07;
   const length = holdFrames + Math.round(releaseSec * 3.5 * sampleRate);
   const { start, count } = place(note.timeSec, length, out.length / 2, sampleRate);
   const carrierIncrement = hz / sampleRate;
@@ -414,10 +415,7 @@ export function renderPianoNote(out: Float32Array, note: NoteEvent, sampleRate: 
       tine *= tineMul;
     }
     index *= indexMul;
-    if (i >= holdFrames) {
-      release *= releaseMul;
-      if (release < 3e-5) break;
-    }
+    if (i >= holdFrames) release *= releaseMul;
     const s = tone * (i < attackFrames ? i / attackFrames : 1) * (fast + slow) * release * gain * tailFade(i, length, 128);
     fast *= fastMul;
     slow *= slowMul;
@@ -437,7 +435,8 @@ export function renderLeadNote(out: Float32Array, note: NoteEvent, sampleRate: n
   const hz = midiToHz(note.midi);
   const holdFrames = Math.round(note.durationSec * sampleRate);
   const releaseSec = 0.14 + 0.4 * (1 - note.brightness);
-  const length = holdFrames + Math.round(releaseSec * 5 * sampleRate);
+  // Four time constants: -35 dB, where the short tail fade takes over unheard.
+  const length = holdFrames + Math.round(releaseSec * 4 * sampleRate);
   const { start, count } = place(note.timeSec, length, out.length / 2, sampleRate);
   const { left: gl, right: gr } = panGains(pan);
   const incA = (hz * Math.pow(2, -7 / 1200)) / sampleRate;
@@ -474,10 +473,7 @@ export function renderLeadNote(out: Float32Array, note: NoteEvent, sampleRate: n
     const bellTone = sinCycles(bellPhase + bellIndex * sinCycles(bellPhase * 1.75)) * bell;
     bellIndex *= bellIndexMul;
     bell *= bellMul;
-    if (i >= holdFrames) {
-      release *= releaseMul;
-      if (release < 3e-5) break;
-    }
+    if (i >= holdFrames) release *= releaseMul;
     const s = (sawLevel * filtered * (0.45 + body) + bellTone) * (i < attackFrames ? i / attackFrames : 1) * release * gain * tailFade(i, length, 128);
     body *= bodyMul;
     const o = 2 * (start + i);

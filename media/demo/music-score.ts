@@ -57,18 +57,20 @@ export interface Chord {
   name: string;
   /** The bass's root, in the bass register (MIDI note). */
   bassRoot: number;
+  /** Semitones from root to the chord's seventh: 10 (minor/dominant) or 11 (major). */
+  seventh: number;
   /** Rootless close voicing, MIDI notes low to high, voice-led from chord to chord. */
   voicing: readonly number[];
 }
 
 // i9 – VImaj9 – iv9 – v7: the upper voices mostly hold (Ab, C) while the
 // top line walks G–F–F–Eb, so the harmony glows instead of jumping.
-const FM9: Chord = { name: 'Fm9', bassRoot: 41, voicing: [56, 60, 63, 67] };
-const DBMAJ9: Chord = { name: 'Dbmaj9', bassRoot: 37, voicing: [56, 60, 63, 65] };
-const BBM9: Chord = { name: 'Bbm9', bassRoot: 34, voicing: [56, 60, 61, 65] };
-const CM7: Chord = { name: 'Cm7', bassRoot: 36, voicing: [55, 58, 60, 63] };
+const FM9: Chord = { name: 'Fm9', bassRoot: 41, seventh: 10, voicing: [56, 60, 63, 67] };
+const DBMAJ9: Chord = { name: 'Dbmaj9', bassRoot: 37, seventh: 11, voicing: [56, 60, 63, 65] };
+const BBM9: Chord = { name: 'Bbm9', bassRoot: 34, seventh: 10, voicing: [56, 60, 61, 65] };
+const CM7: Chord = { name: 'Cm7', bassRoot: 36, seventh: 10, voicing: [55, 58, 60, 63] };
 /** The build's last bar: a dominant with a flat nine, pulling hard back to F minor. */
-const C7B9: Chord = { name: 'C7b9', bassRoot: 36, voicing: [55, 58, 61, 64] };
+const C7B9: Chord = { name: 'C7b9', bassRoot: 36, seventh: 10, voicing: [55, 58, 61, 64] };
 
 const PROGRESSION: readonly Chord[] = [FM9, DBMAJ9, BBM9, CM7];
 
@@ -139,7 +141,7 @@ function addBeatBar(hits: DrumHit[], rng: Rng, bar: number, o: BeatOptions): voi
     }
   }
   if (o.rim) {
-    // A 3+3+2-ish wood pattern that answers the clap; the late one only every other bar.
+    // Syncopated wood between the claps; every other bar adds a late answer.
     const rimSteps = bar % 2 === 0 ? [3, 10] : [3, 7, 14];
     for (const step of rimSteps) hits.push({ kind: 'rim', timeSec: stepTime(bar, step) + human(), velocity: o.level * 0.6 * vary(), tone: 0 });
   }
@@ -216,7 +218,7 @@ export function drumScore(): { hits: DrumHit[]; risers: Riser[] } {
   hits = clearFrom(hits, 35, 8, ['clap', 'snare', 'rim']);
   tomFill(hits, 35);
 
-  // Build: a snare roll that doubles its rate every bar and stops a beat before the drop.
+  // Build: a snare roll in quarters, then eighths, then sixteenths, rising in level and stopping a beat before the drop.
   for (let bar = 24; bar < 28; bar++) {
     const stride = [4, 2, 1, 1][bar - 24]!;
     const lastStep = bar === 27 ? 11 : 15;
@@ -238,15 +240,16 @@ export function drumScore(): { hits: DrumHit[]; risers: Riser[] } {
 
 // ---------------------------------------------------------------- bass
 
-/** [step, length in steps, interval above the root, velocity] */
+/** [step, length in steps, interval above the root (SEVENTH: the chord's own seventh), velocity] */
 type BassStep = readonly [number, number, number, number];
+const SEVENTH = -1;
 
 // Notes sit between the kicks (the "and"s), with octave pops: syncopated, never masking the kick.
 const BASS_GROOVE: readonly BassStep[] = [
   [2, 2, 0, 1], [5, 1, 12, 0.6], [6, 2, 0, 0.9], [10, 2, 0, 1], [13, 1, 12, 0.6], [14, 2, 0, 0.85],
 ];
 const BASS_DROP: readonly BassStep[] = [
-  [2, 2, 0, 1], [5, 1, 12, 0.7], [6, 2, 0, 0.95], [9, 1, 7, 0.65], [10, 2, 0, 1], [11, 1, 12, 0.6], [13, 1, 10, 0.7], [14, 2, 0, 0.9],
+  [2, 2, 0, 1], [5, 1, 12, 0.7], [6, 2, 0, 0.95], [9, 1, 7, 0.65], [10, 2, 0, 1], [11, 1, 12, 0.6], [13, 1, SEVENTH, 0.7], [14, 2, 0, 0.9],
 ];
 
 export function bassScore(): NoteEvent[] {
@@ -257,7 +260,8 @@ export function bassScore(): NoteEvent[] {
   };
   for (let bar = 0; bar < TOTAL_BARS; bar++) {
     const section = sectionAt(bar);
-    const root = chordAt(bar).bassRoot;
+    const chord = chordAt(bar);
+    const root = chord.bassRoot;
     const nextRoot = chordAt(bar + 1).bassRoot;
     if (section === 'groove' || section === 'hook' || section === 'drop' || (section === 'outro' && bar < 38)) {
       const pattern = section === 'drop' ? BASS_DROP : BASS_GROOVE;
@@ -269,7 +273,7 @@ export function bassScore(): NoteEvent[] {
           push(bar, 14, 1, root, velocity, brightness);
           push(bar, 15, 1, nextRoot - 1, 0.8, brightness);
         } else {
-          push(bar, step, length, root + interval, velocity, brightness);
+          push(bar, step, length, root + (interval === SEVENTH ? chord.seventh : interval), velocity, brightness);
         }
       }
     } else if (section === 'breakdown') {

@@ -30,7 +30,7 @@ import {
   renderSnare,
   renderTom,
 } from './music-instruments.ts';
-import { FdnReverb, Rng, Svf, automation, chorusInPlace, highpassInPlace, panGains, pingPongDelay, sinCycles, softSaturate } from './synth.ts';
+import { FdnReverb, Rng, Svf, automation, chorusInPlace, highpassInPlace, pingPongDelay, sinCycles, softSaturate } from './synth.ts';
 
 export const DEMO_SAMPLE_RATE = 48000;
 
@@ -67,10 +67,13 @@ const EXCERPT_BARS: readonly { id: string; title: string; startBar: number; endB
 ];
 
 /** Balance between the stems before the common peak normalization, as linear gains. */
-const STEM_GAIN: Record<DemoStemId, number> = { drums: 0.85, bass: 1.25, harmony: 1.5, lead: 1.9 };
+const STEM_GAIN: Record<DemoStemId, number> = { drums: 0.85, bass: 1.25, harmony: 1.7, lead: 1.9 };
 const MIX_PEAK_TARGET = 0.95;
 const STEM_PEAK_LIMIT = 0.88;
 const EDGE_FADE_SEC = 0.004;
+
+/** Far enough in the past that the pump is at rest; an integer keeps the index arithmetic fast. */
+const NO_KICK = -(1 << 29);
 
 /**
  * The sidechain "pump": 0 at rest, rising to 1 right after each kick and
@@ -78,9 +81,6 @@ const EDGE_FADE_SEC = 0.004;
  * Meant to be read frame by frame in order (reading backwards restarts the
  * scan); kicks are at least a beat apart, so only the latest one matters.
  */
-/** Far enough in the past that the pump is at rest; an integer keeps the index arithmetic fast. */
-const NO_KICK = -(1 << 29);
-
 class Pump {
   private readonly shape: Float32Array;
   private readonly kickFrames: number[];
@@ -112,7 +112,6 @@ class Pump {
     return since < this.shape.length ? this.shape[since]! : 0;
   }
 }
-
 
 // Drums are one-shots: each sound is synthesized a few times (round-robin
 // variants, so repeated hats are not machine-gun identical) and then mixed in
@@ -183,7 +182,7 @@ function renderDrums(out: Float32Array, scratch: Float32Array, sampleRate: numbe
     for (let i = 0; i < length; i++) target[offset + i] = target[offset + i]! + hit.velocity * sound[i]!;
   }
   for (const riser of risers) renderRiser(out, riser, sampleRate, rng);
-  new FdnReverb(sampleRate, 0.7, 6000, 0.6, 0.008).process(room, 2, out, 0.6);
+  new FdnReverb(sampleRate, 0.7, 6000, 0.6, 0.008).process(room, 2, out, 0.4);
   for (let i = 0; i < out.length; i++) out[i] = out[i]! + room[i]!;
 }
 
@@ -201,10 +200,10 @@ function renderBass(out: Float32Array, sampleRate: number, pump: Pump): void {
 // intro, steps back for the groove, blooms in the breakdown, sweeps up in the
 // build, drops out for the beat of silence, and fades with the last chord.
 const PAD_LEVEL: readonly (readonly [number, number])[] = [
-  [0, 0.7], [3.5, 1], [4, 0.55], [20, 0.55], [20.5, 1], [24, 0.85], [27.7, 1], [27.75, 0], [28, 0], [28.03, 0.6], [36, 0.6], [38, 0.85], [39, 0.45], [40, 0],
+  [0, 1.1], [3.5, 1.1], [4, 0.55], [20, 0.55], [20.5, 1], [24, 0.85], [27.7, 1], [27.75, 0], [28, 0], [28.03, 0.6], [36, 0.6], [38, 0.85], [39, 0.45], [40, 0],
 ];
 const PAD_CUTOFF_HZ: readonly (readonly [number, number])[] = [
-  [0, 400], [4, 2000], [20, 2000], [20.5, 2600], [24, 900], [27.75, 6000], [28, 2400], [36, 2400], [40, 500],
+  [0, 500], [4, 2000], [20, 2000], [20.5, 2600], [24, 900], [27.75, 6000], [28, 2400], [36, 2400], [40, 500],
 ];
 const PIANO_LEVEL: readonly (readonly [number, number])[] = [[0, 0.8], [4, 1], [40, 1]];
 
@@ -251,16 +250,19 @@ function renderHarmony(out: Float32Array, scratch: Float32Array, sampleRate: num
     out[2 * f] = out[2 * f]! + piano[2 * f]! * gain * (1 + lfo);
     out[2 * f + 1] = out[2 * f + 1]! + piano[2 * f + 1]! * gain * (1 - lfo);
   }
-  new FdnReverb(sampleRate, 2.6, 4500, 1.3, 0.025).process(out, 2, out, 0.3 * 2.83);
+  new FdnReverb(sampleRate, 2.6, 4500, 1.3, 0.025).process(out, 2, out, 0.35);
 }
+
+/** Slightly right of centre: clear of the centred kick, bass and clap without pulling the mix sideways. */
+const LEAD_PAN = 0.2;
 
 function renderLead(out: Float32Array, sampleRate: number): void {
   const rng = new Rng(0x1e_0001);
-  for (const note of leadScore()) renderLeadNote(out, note, sampleRate, rng, 0.2);
+  for (const note of leadScore()) renderLeadNote(out, note, sampleRate, rng, LEAD_PAN);
   // Dotted-eighth ping-pong: the echoes fill the hook's rests in time. The
   // hall then takes the echoes too, which smears them into the space.
   pingPongDelay(out, out, sampleRate, (0.75 * 60) / BPM, 0.38, 3200, 0.3);
-  new FdnReverb(sampleRate, 2.2, 5000, 1.2, 0.02).process(out, 2, out, 0.25 * 2.83);
+  new FdnReverb(sampleRate, 2.2, 5000, 1.2, 0.02).process(out, 2, out, 0.3);
 }
 
 function peakOf(samples: Float32Array): number {

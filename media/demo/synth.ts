@@ -70,22 +70,6 @@ export function polyBlep(phase: number, phaseIncrement: number): number {
   return 0;
 }
 
-/** Band-limited sawtooth in [-1, 1]; phase in cycles. */
-export class BlepSaw {
-  phase: number;
-
-  constructor(startPhase = 0) {
-    this.phase = startPhase - Math.floor(startPhase);
-  }
-
-  next(phaseIncrement: number): number {
-    let p = this.phase + phaseIncrement;
-    if (p >= 1) p -= 1;
-    this.phase = p;
-    return 2 * p - 1 - polyBlep(p, phaseIncrement);
-  }
-}
-
 /** Band-limited square in [-1, 1]; used for the metallic part of hats and cymbals. */
 export class BlepSquare {
   phase: number;
@@ -155,7 +139,7 @@ export function onePoleCoef(cutoffHz: number, sampleRate: number): number {
   return 1 - Math.exp((-TWO_PI * cutoffHz) / sampleRate);
 }
 
-/** Equal-power pan; pan in [-1 (left), 1 (right)]. */
+/** Equal-power pan, unity on both sides at centre; pan in [-1 (left), 1 (right)]. */
 export function panGains(pan: number): { left: number; right: number } {
   const angle = ((pan + 1) * Math.PI) / 4;
   return { left: Math.cos(angle) * Math.SQRT2, right: Math.sin(angle) * Math.SQRT2 };

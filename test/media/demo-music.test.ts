@@ -51,14 +51,21 @@ function fft(re: Float64Array, im: Float64Array): void {
       [im[i], im[j]] = [im[j]!, im[i]!];
     }
   }
+  const cos = new Float64Array(n / 2);
+  const sin = new Float64Array(n / 2);
+  for (let k = 0; k < n / 2; k++) {
+    cos[k] = Math.cos((-2 * Math.PI * k) / n);
+    sin[k] = Math.sin((-2 * Math.PI * k) / n);
+  }
   for (let size = 2; size <= n; size <<= 1) {
-    const step = (-2 * Math.PI) / size;
+    const half = size / 2;
+    const stride = n / size;
     for (let start = 0; start < n; start += size) {
-      for (let k = 0; k < size / 2; k++) {
-        const wr = Math.cos(step * k);
-        const wi = Math.sin(step * k);
+      for (let k = 0; k < half; k++) {
+        const wr = cos[k * stride]!;
+        const wi = sin[k * stride]!;
         const a = start + k;
-        const b = a + size / 2;
+        const b = a + half;
         const tr = re[b]! * wr - im[b]! * wi;
         const ti = re[b]! * wi + im[b]! * wr;
         re[b] = re[a]! - tr;

@@ -22,6 +22,7 @@ import { RoomManager, type RoomTimings } from './rooms/room-manager.ts';
 import { SyncServer } from './rooms/sync-server.ts';
 import { RedisBridge } from './scaleout/redis-bridge.ts';
 import { DataLayout } from './store/paths.ts';
+import { closeRedisClient } from './util/redis-client.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import type { Store } from './store/store.ts';
 
@@ -208,7 +209,7 @@ export class RemixroomServer {
     await this.#socketAdapter?.close();
     await stopped;
     clearTimeout(timer);
-    if (this.#redis) await this.#redis.close().catch((err: unknown) => this.log.warn({ err }, 'closing Redis'));
+    if (this.#redis) await closeRedisClient(this.#redis, this.log, 'readiness');
     await this.store.close();
     this.log.info('shut down');
   }

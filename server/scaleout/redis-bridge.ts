@@ -19,7 +19,7 @@ export const DEFAULT_LEASE_RENEW_MS = 1500;
 const DEFAULT_CATCH_UP_TIMEOUT_MS = 1000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const RESYNC_MIN_INTERVAL_MS = 500;
-const CLIENT_CLOSE_TIMEOUT_MS = 2000;
+import { REDIS_CLOSE_TIMEOUT_MS as CLIENT_CLOSE_TIMEOUT_MS, closeRedisClient } from '../util/redis-client.ts';
 
 export interface RedisBridgeOptions {
   redisUrl: string;
@@ -187,7 +187,7 @@ export class RedisBridge {
     clearTimeout(timer);
     if (!unlinked) this.#log.warn({ rooms: this.#unlinking.size }, 'Redis did not confirm every unsubscribe and lease release in time; dropping the connections');
     for (const dispose of this.#disposers.splice(0).reverse()) dispose();
-    await Promise.all([closeClient(this.#subscriber, this.#log, 'subscriber'), closeClient(this.#publisher, this.#log, 'publisher')]);
+    await Promise.all([closeRedisClient(this.#subscriber, this.#log, 'subscriber'), closeRedisClient(this.#publisher, this.#log, 'publisher')]);
     this.#log.info('scale-out bridge closed');
   }
 
@@ -226,23 +226,6 @@ function reportErrors(client: RedisClientType, log: Logger, role: string): void 
     if (reported) log.info({ role }, 'Redis reachable again');
     reported = false;
   });
-}
-
-async function closeClient(client: RedisClientType, log: Logger, role: string): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      client.close(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`not closed within ${CLIENT_CLOSE_TIMEOUT_MS} ms`)), CLIENT_CLOSE_TIMEOUT_MS);
-      }),
-    ]);
-  } catch (err) {
-    log.warn({ err, role }, 'closing the Redis connection failed; dropping it');
-    client.destroy();
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function redactUrl(url: string): string {

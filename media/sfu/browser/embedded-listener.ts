@@ -1,0 +1,45 @@
+// Browser side of the embedded adapter: take the server's offer, answer it
+// (saying stereo Opus, which Chromium leaves out), and play the mix.
+import { withOpusStereo } from '../sdp.ts';
+import type { EmbeddedServerSignal } from '../sfu.ts';
+
+/** Sends one signaling message to the room (socket.io ack, or a test's bridge) and returns the reply. */
+export type SignalFn = (message: unknown) => Promise<unknown>;
+
+export interface MixListener {
+  readonly track: MediaStreamTrack;
+  readonly stream: MediaStream;
+  /** The receiving side's WebRTC statistics (inbound-rtp, codec, transport). */
+  getStats(): Promise<RTCStatsReport>;
+  close(): Promise<void>;
+}
+
+export async function listenEmbedded(signal: SignalFn, rtcConfig: RTCConfiguration = {}): Promise<MixListener> {
+  const offer = (await signal({ type: 'join' })) as EmbeddedServerSignal;
+  if (offer.type !== 'offer') throw new Error(`expected an offer, got ${offer.type}`);
+  const pc = new RTCPeerConnection(rtcConfig);
+  try {
+    const gotTrack = new Promise<RTCTrackEvent>((resolve) => pc.addEventListener('track', resolve, { once: true }));
+    await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription({ type: 'answer', sdp: withOpusStereo(answer.sdp ?? '') });
+    // Sent without waiting for gathering: the browser's own candidates are mDNS
+    // names the server cannot use; its checks towards the server's candidate are
+    // what connect (a peer-reflexive pair), so waiting would only slow the join.
+    await signal({ type: 'answer', transportId: offer.transportId, sdp: pc.localDescription?.sdp ?? '' });
+    const { track, streams } = await gotTrack;
+    const stream = streams[0] ?? new MediaStream([track]);
+    return {
+      track,
+      stream,
+      getStats: () => pc.getStats(),
+      async close() {
+        pc.close();
+        await signal({ type: 'leave' }).catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    pc.close();
+    throw err;
+  }
+}

@@ -1,0 +1,49 @@
+// Browser side of the mediasoup adapter: mediasoup-client's usual steps
+// (load the router's capabilities, a receive transport, consume, resume).
+// mediasoup-client writes stereo into its answer when the producer's Opus
+// parameters carry sprop-stereo=1, which the mediasoup adapter sets.
+import { Device } from 'mediasoup-client';
+import type { types as msc } from 'mediasoup-client';
+import type { MediasoupServerSignal } from '../sfu.ts';
+import type { MixListener, SignalFn } from './embedded-listener.ts';
+
+export async function listenMediasoup(signal: SignalFn): Promise<MixListener> {
+  const params = (await signal({ type: 'join' })) as MediasoupServerSignal;
+  if (params.type !== 'transport') throw new Error(`expected transport parameters, got ${params.type}`);
+  const device = new Device();
+  await device.load({ routerRtpCapabilities: params.routerRtpCapabilities as msc.RtpCapabilities });
+  const transport = device.createRecvTransport({
+    id: params.transportId,
+    iceParameters: params.iceParameters as msc.IceParameters,
+    iceCandidates: params.iceCandidates as msc.IceCandidate[],
+    dtlsParameters: params.dtlsParameters as msc.DtlsParameters,
+  });
+  try {
+    transport.on('connect', ({ dtlsParameters }, callback, errback) => {
+      signal({ type: 'connect', transportId: transport.id, dtlsParameters }).then(() => callback(), errback);
+    });
+    const consumerParams = (await signal({ type: 'consume', transportId: transport.id, rtpCapabilities: device.recvRtpCapabilities })) as MediasoupServerSignal;
+    if (consumerParams.type !== 'consumer') throw new Error(`expected a consumer, got ${consumerParams.type}`);
+    const consumer = await transport.consume({
+      id: consumerParams.consumerId,
+      producerId: consumerParams.producerId,
+      kind: consumerParams.kind,
+      rtpParameters: consumerParams.rtpParameters as msc.RtpParameters,
+    });
+    // The server creates consumers paused (mediasoup's advice) so that nothing is lost before the browser is ready.
+    await signal({ type: 'resume', transportId: transport.id, consumerId: consumer.id });
+    return {
+      track: consumer.track,
+      stream: new MediaStream([consumer.track]),
+      // The transport's whole report: inbound-rtp, codec and candidate pairs, as for the embedded path.
+      getStats: () => transport.getStats(),
+      async close() {
+        transport.close();
+        await signal({ type: 'leave' }).catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    transport.close();
+    throw err;
+  }
+}

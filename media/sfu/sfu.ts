@@ -1,0 +1,203 @@
+// The SFU adapter: what the rest of the server sees of the machinery that takes
+// a room's mix (RTP in) and delivers it to each member's browser (WebRTC out).
+// Two implementations: mediasoup (production; needs its C++ worker binary) and
+// an embedded werift one (npm only). Both run the same contract suite.
+//
+// Signaling is plain JSON, client-driven and request/response: the browser sends
+// a ClientSignal (over the room's socket.io channel), the room answers with one
+// ServerSignal. Every inbound message is parsed with its schema here.
+import type { EventEmitter } from 'node:events';
+import { z } from 'zod';
+import type { RtpSink } from '../live/rtp-sink.ts';
+
+export type SfuKind = 'embedded' | 'mediasoup';
+
+export type SfuEvents = {
+  /**
+   * A worker behind the SFU died (mediasoup worker process, embedded SFU thread).
+   * Its rooms have been closed; the owner recreates them (and their producers) elsewhere.
+   */
+  workerdied: [info: { workerId: string; error: Error; roomIds: string[] }];
+  closed: [];
+};
+
+export interface Sfu extends EventEmitter<SfuEvents> {
+  readonly kind: SfuKind;
+  readonly closed: boolean;
+  /** One room = one router-like object; the room's mix and its members' transports live in it. */
+  createRoom(roomId: string): Promise<SfuRoom>;
+  /** Closes every room, then the workers; idempotent. */
+  close(): Promise<void>;
+}
+
+export type MemberLeftReason =
+  /** The member or the server asked (leave(), a new join replacing the old transport). */
+  | 'left'
+  /** The transport never connected in time: a half-open join. */
+  | 'connect-timeout'
+  /** The connection was lost (ICE/DTLS failed or closed, nothing heard from the member). */
+  | 'disconnected'
+  /** The room closed. */
+  | 'room-closed';
+
+export type SfuRoomEvents = {
+  memberconnected: [memberId: string];
+  memberleft: [memberId: string, reason: MemberLeftReason];
+  closed: [];
+};
+
+export interface SfuRoom extends EventEmitter<SfuRoomEvents> {
+  readonly roomId: string;
+  readonly closed: boolean;
+  /** Members with a transport, connected or still connecting. */
+  readonly memberCount: number;
+  /**
+   * Creates the producer of the room's mix. Its `rtpSink` goes to the live
+   * output (LiveOutput.create({ sink })); packets must carry `ssrc` and `payloadType`.
+   */
+  produceMix(options?: MixProducerOptions): Promise<MixProducer>;
+  /**
+   * Handles one signaling message from a member of this room (a member can only
+   * ever receive this room's mix: nothing in the messages names another room or
+   * producer). Throws SignalError on a malformed or out-of-order message.
+   */
+  signal(memberId: string, message: unknown): Promise<ServerSignal>;
+  /** Closes the member's transport (idempotent). */
+  leave(memberId: string): void;
+  stats(): Promise<SfuRoomStats>;
+  close(): void;
+}
+
+export interface MixProducerOptions {
+  /** Default: random. */
+  ssrc?: number;
+  /** Default: 111. */
+  payloadType?: number;
+}
+
+export type MixProducerEvents = { closed: [] };
+
+export interface MixProducer extends EventEmitter<MixProducerEvents> {
+  readonly id: string;
+  readonly ssrc: number;
+  readonly payloadType: number;
+  /** Where the live output sends RTP. A MessagePort in it can be transferred once. */
+  readonly rtpSink: RtpSink;
+  readonly closed: boolean;
+  close(): void;
+}
+
+export interface SfuMemberStats {
+  memberId: string;
+  state: 'connecting' | 'connected';
+  packetsSent: number;
+}
+
+export interface SfuRoomStats {
+  roomId: string;
+  members: SfuMemberStats[];
+  /** RTP packets of the mix that reached the SFU. */
+  packetsIn: number;
+  /** Packets the SFU dropped because they reached it too late to be worth sending (embedded adapter). */
+  packetsDroppedLate: number;
+  /** How late the forwarder handled packets against the time they were sent (ms; embedded adapter). */
+  forwardDelayMs?: { p50: number; p99: number; max: number };
+  /** Joins waiting for a handshake slot (embedded adapter). */
+  joinsQueued?: number;
+}
+
+// ---- Opus as both adapters offer it ----------------------------------------
+
+export const OPUS_MIME_TYPE = 'audio/opus';
+export const OPUS_CLOCK_RATE = 48_000;
+export const OPUS_CHANNELS = 2;
+/**
+ * The Opus format parameters the SFU offers. `stereo=1; sprop-stereo=1` must be
+ * said by the server: Chromium's own answer drops `stereo=1` and then decodes
+ * to mono (measured here), so the browser side also writes it into its answer.
+ */
+export const OPUS_FMTP = 'minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1';
+
+// ---- Signaling --------------------------------------------------------------
+
+const id = z.string().min(1).max(128);
+// A full SDP is a few kB; anything larger is not from a browser.
+const sdp = z.string().min(1).max(64 * 1024);
+
+/** Embedded adapter: the server offers (with stereo Opus), the browser answers. */
+export const embeddedClientSignalSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('join') }).strict(),
+  z.object({ type: z.literal('answer'), transportId: id, sdp }).strict(),
+  z.object({ type: z.literal('leave') }).strict(),
+]);
+export type EmbeddedClientSignal = z.infer<typeof embeddedClientSignalSchema>;
+
+export type EmbeddedServerSignal =
+  | { type: 'offer'; adapter: 'embedded'; transportId: string; sdp: string }
+  | { type: 'answered'; transportId: string }
+  | { type: 'left' };
+
+const dtlsParameters = z
+  .object({
+    role: z.enum(['auto', 'client', 'server']).optional(),
+    fingerprints: z
+      .array(z.object({ algorithm: z.enum(['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512']), value: z.string().min(1).max(200) }).strict())
+      .min(1)
+      .max(8),
+  })
+  .strict();
+
+/** mediasoup adapter: mediasoup-client's usual steps (transport, connect, consume, resume). */
+export const mediasoupClientSignalSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('join') }).strict(),
+  z.object({ type: z.literal('connect'), transportId: id, dtlsParameters }).strict(),
+  // RtpCapabilities are checked by mediasoup itself (router.canConsume); here only their shape and size.
+  z.object({ type: z.literal('consume'), transportId: id, rtpCapabilities: z.object({ codecs: z.array(z.unknown()).max(64).optional(), headerExtensions: z.array(z.unknown()).max(64).optional() }).passthrough() }).strict(),
+  z.object({ type: z.literal('resume'), transportId: id, consumerId: id }).strict(),
+  z.object({ type: z.literal('leave') }).strict(),
+]);
+export type MediasoupClientSignal = z.infer<typeof mediasoupClientSignalSchema>;
+
+export type MediasoupServerSignal =
+  | {
+      type: 'transport';
+      adapter: 'mediasoup';
+      transportId: string;
+      routerRtpCapabilities: unknown;
+      iceParameters: unknown;
+      iceCandidates: unknown;
+      dtlsParameters: unknown;
+    }
+  | { type: 'connected'; transportId: string }
+  | { type: 'consumer'; transportId: string; consumerId: string; producerId: string; kind: 'audio'; rtpParameters: unknown }
+  | { type: 'resumed'; consumerId: string }
+  | { type: 'left' };
+
+export type ServerSignal = EmbeddedServerSignal | MediasoupServerSignal;
+
+// ---- Errors -------------------------------------------------------------------
+
+export class InvalidStateError extends Error {
+  override readonly name = 'InvalidStateError';
+}
+
+/** A signaling message refused: malformed, for an unknown member or transport, or out of order. */
+export class SignalError extends Error {
+  override readonly name = 'SignalError';
+  readonly code: 'malformed' | 'unknown-member' | 'wrong-transport' | 'out-of-order' | 'no-producer' | 'cannot-consume';
+  constructor(code: SignalError['code'], message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export function parseSignal<T>(schema: z.ZodType<T>, message: unknown): T {
+  const parsed = schema.safeParse(message);
+  if (!parsed.success) throw new SignalError('malformed', `malformed signaling message: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data;
+}
+
+export function randomSsrc(): number {
+  // Never 0: some stacks treat SSRC 0 as "unset".
+  return (crypto.getRandomValues(new Uint32Array(1))[0]! % 0xffff_fffe) + 1;
+}

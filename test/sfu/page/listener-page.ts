@@ -1,0 +1,157 @@
+// The browser side of the SFU contract suite, bundled with esbuild and served
+// by the test. It joins through the same listener modules the web app uses and
+// measures what arrives: WebRTC stats and the decoded audio, per channel.
+import { listenEmbedded, type MixListener } from '../../../media/sfu/browser/embedded-listener.ts';
+import { listenMediasoup } from '../../../media/sfu/browser/mediasoup-listener.ts';
+
+export interface ReceivedStats {
+  packetsReceived: number;
+  packetsLost: number;
+  jitterMs: number;
+  totalAudioEnergy: number;
+  audioLevel: number;
+  concealedSamples: number;
+  totalSamplesReceived: number;
+  /** Mean jitter-buffer delay so far (ms). */
+  jitterBufferMs: number;
+  /** The raw counters, for a mean over a window (s and samples). */
+  jitterBufferDelay: number;
+  jitterBufferEmittedCount: number;
+  jitterBufferTargetDelay: number;
+  removedSamplesForAcceleration: number;
+  insertedSamplesForDeceleration: number;
+  codecChannels: number | null;
+  codecFmtp: string | null;
+}
+
+export interface ChannelAnalysis {
+  /** Strongest frequency in the channel (Hz) and its level (dBFS). */
+  peakHz: number;
+  peakDb: number;
+  rms: number;
+}
+
+interface Entry {
+  listener: MixListener;
+  audio?: HTMLAudioElement;
+  context?: AudioContext;
+  analysers?: AnalyserNode[];
+}
+
+declare global {
+  interface Window {
+    /** Exposed by the test (playwright exposeFunction): one signaling round trip for `label`. */
+    sfuSignal(label: string, message: unknown): Promise<unknown>;
+    harness: typeof harness;
+  }
+}
+
+const entries = new Map<string, Entry>();
+
+const harness = {
+  /** Joins as `label`; resolves with the join time (ms) once the track is there. */
+  async join(adapter: 'embedded' | 'mediasoup', label: string, analyse: boolean): Promise<number> {
+    const started = performance.now();
+    const signal = (message: unknown) => window.sfuSignal(label, message);
+    const listener = adapter === 'embedded' ? await listenEmbedded(signal) : await listenMediasoup(signal);
+    const entry: Entry = { listener };
+    entries.set(label, entry);
+    if (analyse) {
+      // Played out (Chromium counts audio energy only for audio it renders) and analysed per channel.
+      entry.audio = new Audio();
+      entry.audio.srcObject = listener.stream;
+      await entry.audio.play();
+      const context = new AudioContext({ sampleRate: 48_000 });
+      const source = context.createMediaStreamSource(listener.stream);
+      const splitter = context.createChannelSplitter(2);
+      source.connect(splitter);
+      entry.analysers = [0, 1].map((channel) => {
+        const analyser = context.createAnalyser();
+        analyser.fftSize = 8192;
+        analyser.smoothingTimeConstant = 0;
+        splitter.connect(analyser, channel);
+        return analyser;
+      });
+      entry.context = context;
+      await context.resume();
+    }
+    return performance.now() - started;
+  },
+
+  async stats(label: string): Promise<ReceivedStats> {
+    const report = await entry(label).listener.getStats();
+    let inbound: Record<string, number> | null = null;
+    const codecs = new Map<string, { channels?: number; sdpFmtpLine?: string }>();
+    report.forEach((s: Record<string, unknown> & { type: string; id: string }) => {
+      if (s.type === 'inbound-rtp' && s['kind'] === 'audio') inbound = s as unknown as Record<string, number>;
+      if (s.type === 'codec') codecs.set(s.id, s as { channels?: number; sdpFmtpLine?: string });
+    });
+    const r = (inbound ?? {}) as Record<string, number> & { codecId?: string };
+    const codec = r.codecId ? codecs.get(r.codecId) : undefined;
+    return {
+      packetsReceived: r['packetsReceived'] ?? 0,
+      packetsLost: r['packetsLost'] ?? 0,
+      jitterMs: (r['jitter'] ?? 0) * 1000,
+      totalAudioEnergy: r['totalAudioEnergy'] ?? 0,
+      audioLevel: r['audioLevel'] ?? 0,
+      concealedSamples: r['concealedSamples'] ?? 0,
+      totalSamplesReceived: r['totalSamplesReceived'] ?? 0,
+      jitterBufferMs: r['jitterBufferEmittedCount'] ? ((r['jitterBufferDelay'] ?? 0) / r['jitterBufferEmittedCount']) * 1000 : 0,
+      jitterBufferDelay: r['jitterBufferDelay'] ?? 0,
+      jitterBufferEmittedCount: r['jitterBufferEmittedCount'] ?? 0,
+      jitterBufferTargetDelay: r['jitterBufferTargetDelay'] ?? 0,
+      removedSamplesForAcceleration: r['removedSamplesForAcceleration'] ?? 0,
+      insertedSamplesForDeceleration: r['insertedSamplesForDeceleration'] ?? 0,
+      codecChannels: codec?.channels ?? null,
+      codecFmtp: codec?.sdpFmtpLine ?? null,
+    };
+  },
+
+  /** The decoded audio's spectrum peak and level, per channel (averaged over a few snapshots). */
+  async analyse(label: string, snapshots = 5): Promise<ChannelAnalysis[]> {
+    const { analysers, context } = entry(label);
+    if (!analysers || !context) throw new Error(`${label} joined without analysis`);
+    const sums = analysers.map((a) => ({ spectrum: new Float32Array(a.frequencyBinCount), rms: 0 }));
+    for (let k = 0; k < snapshots; k++) {
+      analysers.forEach((analyser, i) => {
+        const spectrum = new Float32Array(analyser.frequencyBinCount);
+        analyser.getFloatFrequencyData(spectrum);
+        const time = new Float32Array(analyser.fftSize);
+        analyser.getFloatTimeDomainData(time);
+        const sum = sums[i]!;
+        for (let b = 0; b < spectrum.length; b++) sum.spectrum[b]! += Math.max(spectrum[b]!, -200) / snapshots;
+        let energy = 0;
+        for (const v of time) energy += v * v;
+        sum.rms += Math.sqrt(energy / time.length) / snapshots;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 60));
+    }
+    return sums.map(({ spectrum, rms }, i) => {
+      let best = 1;
+      for (let b = 2; b < spectrum.length; b++) if (spectrum[b]! > spectrum[best]!) best = b;
+      return { peakHz: (best * context.sampleRate) / analysers[i]!.fftSize, peakDb: spectrum[best]!, rms };
+    });
+  },
+
+  /** Leaves properly (signals 'leave'). */
+  async leave(label: string): Promise<void> {
+    const e = entries.get(label);
+    if (!e) return;
+    entries.delete(label);
+    e.audio?.pause();
+    await e.context?.close();
+    await e.listener.close();
+  },
+
+  labels(): string[] {
+    return [...entries.keys()];
+  },
+};
+
+function entry(label: string): Entry {
+  const e = entries.get(label);
+  if (!e) throw new Error(`no listener ${label}`);
+  return e;
+}
+
+window.harness = harness;

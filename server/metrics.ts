@@ -5,6 +5,9 @@ export interface MetricSources {
   releaseCount(): Promise<number>;
 }
 
+/** Long-lived connections a server holds: y-websocket sync, socket.io. */
+export type ConnectionKind = 'sync' | 'socket';
+
 /** The process's metrics: Node's own and the project's counters, in one registry (no global state). */
 export class Metrics {
   readonly registry = new Registry();
@@ -13,6 +16,8 @@ export class Metrics {
   readonly releases: Gauge;
   readonly ingests: Counter<'result'>;
   readonly syncRefusals: Counter<'reason'>;
+  /** Per kind: the counts of the servers holding such connections, summed at scrape time. */
+  readonly #connectionSources = new Map<ConnectionKind, Set<() => number>>();
 
   constructor(sources: MetricSources) {
     collectDefaultMetrics({ register: this.registry, prefix: 'remixroom_' });
@@ -49,5 +54,34 @@ export class Metrics {
       labelNames: ['result'],
       registers: [this.registry],
     });
+  }
+
+  /**
+   * A server reports how many connections of `kind` it holds now; read at scrape time into
+   * `remixroom_<kind>_connections`. The gauge exists once a server of that kind reports, so
+   * an unwired server never shows as zero. Returns the function that stops the reporting.
+   */
+  trackConnections(kind: ConnectionKind, count: () => number): () => void {
+    let sources = this.#connectionSources.get(kind);
+    if (!sources) {
+      const all = new Set<() => number>();
+      sources = all;
+      this.#connectionSources.set(kind, all);
+      new Gauge({
+        name: `remixroom_${kind}_connections`,
+        help: kind === 'sync' ? 'y-websocket sync connections held now' : 'socket.io connections held now',
+        registers: [this.registry],
+        collect() {
+          let n = 0;
+          for (const c of all) n += c();
+          this.set(n);
+        },
+      });
+    }
+    sources.add(count);
+    const own = sources;
+    return () => {
+      own.delete(count);
+    };
   }
 }

@@ -356,7 +356,11 @@ function checkArrangement(rest: string[], key: string, value: unknown, ctx: Writ
   if (key === 'excerptId') {
     return typeof value === 'string' && ctx.release.excerpts.some((e) => e.id === value)
       ? null
-      : refusal('invalid_value', `this release has no excerpt ${JSON.stringify(value)}`);
+      : refusal(
+          'invalid_value',
+          // Only a string is quoted back: JSON.stringify throws on a BigInt, which a Yjs map can hold.
+          typeof value === 'string' ? `this release has no excerpt ${JSON.stringify(value.slice(0, 64))}` : "the excerpt must be one of the release's excerpt ids",
+        );
   }
   if (key === 'loopStartSec' || key === 'loopEndSec') {
     if (value === null) return null;

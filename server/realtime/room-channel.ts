@@ -3,7 +3,8 @@
 // One per loaded room; it lives and dies with the room.
 import crypto from 'node:crypto';
 import * as Y from 'yjs';
-import { compileModeration, moderateText, type CompiledModeration } from '../../shared/moderation.ts';
+import { compileModeration, moderateText, type CompiledModeration, type ModerationLists } from '../../shared/moderation.ts';
+import type { RoomRelease } from '../../shared/room-doc.ts';
 import { refusal, type Refusal } from '../../shared/refusals.ts';
 import { interpretPrompt } from '../../shared/prompt-interpreter.ts';
 import type { AppliedPrompt, ChatMessage, PendingPrompt, Reaction } from '../../shared/socket-events.ts';
@@ -24,6 +25,18 @@ export interface ChannelOutput {
   toHosts(queue: PendingPrompt[]): void;
 }
 
+/** What a room's texts are moderated with: the release's lists, the default ones, the artist's own name allowed. */
+export function moderationListsOf(release: RoomRelease, artist?: string): ModerationLists {
+  const p = release.rules.prompts;
+  return {
+    blockedWords: p.blockedWords,
+    blockedNames: p.blockedNames,
+    includeDefaults: true,
+    blockOtherArtists: p.blockOtherArtists,
+    allowedNames: artist ? [artist] : [],
+  };
+}
+
 export class RoomChannel {
   readonly #room: Room;
   readonly #out: ChannelOutput;
@@ -33,18 +46,15 @@ export class RoomChannel {
   readonly #moderation: CompiledModeration;
   readonly #now: () => number;
 
-  constructor(room: Room, out: ChannelOutput, opts: { now?: () => number; artist?: string } = {}) {
+  /**
+   * `moderation`: the room's lists (moderationListsOf) already compiled, to share one compiled
+   * set between the rooms of a release; compiled here otherwise.
+   */
+  constructor(room: Room, out: ChannelOutput, opts: { now?: () => number; artist?: string; moderation?: CompiledModeration } = {}) {
     this.#room = room;
     this.#out = out;
     this.#now = opts.now ?? Date.now;
-    const p = room.release.rules.prompts;
-    this.#moderation = compileModeration({
-      blockedWords: p.blockedWords,
-      blockedNames: p.blockedNames,
-      includeDefaults: true,
-      blockOtherArtists: p.blockOtherArtists,
-      allowedNames: opts.artist ? [opts.artist] : [],
-    });
+    this.#moderation = opts.moderation ?? compileModeration(moderationListsOf(room.release, opts.artist));
   }
 
   chat(member: Member, raw: string): Result<ChatMessage> {

@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import type http from 'node:http';
 import { Server, type ServerOptions, type Socket } from 'socket.io';
 import type { z } from 'zod';
+import { compileModeration, type CompiledModeration } from '../../shared/moderation.ts';
 import { refusal, type Refusal } from '../../shared/refusals.ts';
 import {
   ChatSend,
@@ -22,9 +23,10 @@ import {
 import type { Role } from '../../shared/roles.ts';
 import { TokenError, type TokenSigner } from '../auth/tokens.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import { RoomEndedError, RoomNotFoundError, type RoomManager } from '../rooms/room-manager.ts';
 import type { Member, Room } from '../rooms/room.ts';
-import { RoomChannel } from './room-channel.ts';
+import { RoomChannel, moderationListsOf } from './room-channel.ts';
 
 type IoServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -37,6 +39,8 @@ export interface SocketServerDeps {
   log: Logger;
   /** The Redis adapter in scale-out mode; the in-memory one otherwise. */
   adapter?: ServerOptions['adapter'];
+  /** When given, the connections held are reported as remixroom_socket_connections. */
+  metrics?: Metrics;
 }
 
 const channelOf = (roomId: string) => `room:${roomId}`;
@@ -49,6 +53,12 @@ export class RoomSocketServer {
   /** One channel per loaded room, closed with it. */
   readonly #channels = new Map<string, RoomChannel>();
   readonly #presenceTimers = new Map<string, NodeJS.Timeout>();
+  /**
+   * Compiled moderation lists, one per distinct set of lists, shared by the loaded rooms that use
+   * it (the rooms of one release): a compiled set with the default lists holds ~150 KB.
+   */
+  readonly #moderation = new Map<string, { compiled: CompiledModeration; rooms: number }>();
+  readonly #untrack: () => void;
 
   constructor(httpServer: http.Server, deps: SocketServerDeps) {
     this.#deps = deps;
@@ -78,9 +88,11 @@ export class RoomSocketServer {
         socket.disconnect(true);
       }),
     );
+    this.#untrack = deps.metrics?.trackConnections('socket', () => this.io.of('/').sockets.size) ?? (() => {});
   }
 
   async close(): Promise<void> {
+    this.#untrack();
     for (const t of this.#presenceTimers.values()) clearTimeout(t);
     this.#presenceTimers.clear();
     this.io.disconnectSockets(true);
@@ -124,13 +136,8 @@ export class RoomSocketServer {
     if (!socket.connected || room.closed) return;
     let role = room.roleOf(member);
     room.hold(socket);
-    socket.join([channelOf(roomId), userOf(roomId, member.userId)]);
-    if (role === 'host') {
-      socket.join(hostsOf(roomId));
-      socket.emit('prompt:queue', channel.pendingPrompts());
-    }
-    this.#schedulePresence(room);
-
+    // Released on disconnect, which is registered at once: should anything below throw, the
+    // connection is dropped (see the constructor) and must not keep the room loaded forever.
     const onRules = () => {
       const now = room.roleOf(member);
       if (now === role) return;
@@ -150,26 +157,46 @@ export class RoomSocketServer {
         this.#schedulePresence(room);
       }
     });
+    socket.join([channelOf(roomId), userOf(roomId, member.userId)]);
+    if (role === 'host') {
+      socket.join(hostsOf(roomId));
+      socket.emit('prompt:queue', channel.pendingPrompts());
+    }
+    this.#schedulePresence(room);
   }
 
   #channelFor(room: Room): RoomChannel {
     let channel = this.#channels.get(room.id);
     if (channel) return channel;
     const roomId = room.id;
-    channel = new RoomChannel(room, {
-      toRoom: (m) => {
-        const to = this.io.to(channelOf(roomId));
-        if ('chat' in m) to.emit('chat:message', m.chat);
-        else if ('reaction' in m) to.emit('reaction', m.reaction);
-        else to.emit('prompt:applied', m.applied);
+    const lists = moderationListsOf(room.release);
+    const listsKey = JSON.stringify(lists);
+    let moderation = this.#moderation.get(listsKey);
+    if (!moderation) {
+      moderation = { compiled: compileModeration(lists), rooms: 0 };
+      this.#moderation.set(listsKey, moderation);
+    }
+    moderation.rooms++;
+    const shared = moderation;
+    channel = new RoomChannel(
+      room,
+      {
+        toRoom: (m) => {
+          const to = this.io.to(channelOf(roomId));
+          if ('chat' in m) to.emit('chat:message', m.chat);
+          else if ('reaction' in m) to.emit('reaction', m.reaction);
+          else to.emit('prompt:applied', m.applied);
+        },
+        toHosts: (queue) => this.io.to(hostsOf(roomId)).emit('prompt:queue', queue),
       },
-      toHosts: (queue) => this.io.to(hostsOf(roomId)).emit('prompt:queue', queue),
-    });
+      { moderation: shared.compiled },
+    );
     this.#channels.set(roomId, channel);
     const onRefused = (member: Member, r: Refusal) => this.io.to(userOf(roomId, member.userId)).emit('room:refused', r);
     room.on('refused', onRefused);
     room.once('close', (reason) => {
       this.#channels.delete(roomId);
+      if (--shared.rooms === 0) this.#moderation.delete(listsKey);
       const timer = this.#presenceTimers.get(roomId);
       if (timer) clearTimeout(timer);
       this.#presenceTimers.delete(roomId);
@@ -188,7 +215,7 @@ export class RoomSocketServer {
       room.id,
       setTimeout(() => {
         this.#presenceTimers.delete(room.id);
-        void this.#sendPresence(room);
+        this.#sendPresence(room).catch((err: unknown) => this.#deps.log.warn({ err: (err as Error).message, roomId: room.id }, 'presence could not be gathered'));
       }, PRESENCE_DEBOUNCE_MS),
     );
   }

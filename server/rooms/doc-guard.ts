@@ -11,6 +11,7 @@
 import * as Y from 'yjs';
 import { ROOT_MAPS, checkChange, pathOf, type DocChange, type WriteContext } from '../../shared/room-doc.ts';
 import { refusal, type Refusal } from '../../shared/refusals.ts';
+import { ClientOwners, SERVER_AUTHOR } from './client-owners.ts';
 
 /** Origin of transactions the guard makes on the shadow. */
 const GUARD_ORIGIN = Symbol('doc-guard');
@@ -18,17 +19,21 @@ const GUARD_ORIGIN = Symbol('doc-guard');
 export type GuardVerdict =
   | { ok: true }
   /** `neutralized`: the update with its correction; apply it to the real document and send it to everyone. Null when nothing of it can be applied. */
-  | { ok: false; refusal: Refusal; neutralized: Uint8Array | null };
+  | { ok: false; refusal: Refusal; neutralized: Uint8Array | null; error?: unknown };
 
 export class DocGuard {
   readonly #real: Y.Doc;
   #shadow: Y.Doc;
+  /** Who writes under which client id (shared with the room, which binds awareness ids in it). */
+  readonly #owners: ClientOwners;
   readonly #onRealUpdate: (update: Uint8Array, origin: unknown) => void;
   /** Origins whose updates reached the real document through this guard, so the shadow has them already. */
   readonly #guarded = new WeakSet<object>();
 
-  constructor(real: Y.Doc) {
+  constructor(real: Y.Doc, owners: ClientOwners = new ClientOwners()) {
     this.#real = real;
+    this.#owners = owners;
+    owners.claim(real.clientID, SERVER_AUTHOR);
     this.#shadow = this.#copyOfReal();
     this.#onRealUpdate = (update, origin) => {
       if (typeof origin === 'object' && origin !== null && this.#guarded.has(origin)) return;
@@ -43,7 +48,16 @@ export class DocGuard {
    * apply `neutralized` the same way.
    */
   check(update: Uint8Array, ctx: WriteContext): GuardVerdict {
+    const structs = readStructs(update);
+    if (!structs) return { ok: false, refusal: refusal('malformed', 'the update could not be read'), neutralized: null };
     const shadow = this.#shadow;
+    // A struct under an id the server has seen up to the middle of it must continue the same item.
+    // Two different structs under one id (written before the owner's id was bound, as right after
+    // a restart) would not: Yjs would slice the newer one and link it, or even merge it, into the
+    // older one's place, where nothing was checked, and encode it differently again for everyone else.
+    if (!structs.every((x) => continuesWhatIsThere(shadow, x))) {
+      return { ok: false, refusal: refusal('malformed', 'the update collides with changes written under the same client id'), neutralized: null };
+    }
     const before = Y.encodeStateVector(shadow);
     let changed: Map<Y.AbstractType<any>, Set<string | null>> | null = null;
     const capture = (tr: Y.Transaction) => {
@@ -64,9 +78,32 @@ export class DocGuard {
       return { ok: false, refusal: refusal('missing_history', 'the update builds on changes the server does not have; reload the room'), neutralized: null };
     }
 
+    // Structs under a client id that belongs to someone else would be kept here and the owner's
+    // own edit at that clock dropped as a duplicate: its document would never match again.
+    const written = writtenClients(before, Y.encodeStateVector(shadow));
+    if (written.some(({ client }) => !this.#owners.mayUse(client, ctx.userId))) {
+      this.#rebuild();
+      return { ok: false, refusal: refusal('malformed', "the update is written under another member's client id"), neutralized: null };
+    }
+    // A client's first struct makes its writer the owner.
+    for (const { client, from } of written) if (from === 0) this.#owners.claim(client, ctx.userId);
+
+    try {
+      return this.#judge((changed ?? new Map()) as Map<Y.AbstractType<any>, Set<string | null>>, ctx, before);
+    } catch (error) {
+      // The shadow holds the update now, the real document does not: a check that fails half-way
+      // must not leave them apart, or every later update that builds on this one would be
+      // accepted here and left pending there. Start again from the truth, and refuse.
+      this.#rebuild();
+      return { ok: false, refusal: refusal('malformed', 'the update could not be checked'), neutralized: null, error };
+    }
+  }
+
+  #judge(changed: Map<Y.AbstractType<any>, Set<string | null>>, ctx: WriteContext, before: Uint8Array): GuardVerdict {
+    const shadow = this.#shadow;
     const refusedKeys: { type: Y.AbstractType<any>; key: string | null }[] = [];
     let first: Refusal | null = null;
-    for (const [type, keys] of (changed ?? new Map()) as Map<Y.AbstractType<any>, Set<string | null>>) {
+    for (const [type, keys] of changed) {
       const path = pathOf(type, shadow);
       const known = type instanceof Y.Map && (path.length > 1 || (ROOT_MAPS as readonly string[]).includes(path[0] ?? ''));
       for (const key of keys) {
@@ -105,6 +142,9 @@ export class DocGuard {
 
   destroy(): void {
     this.#real.off('update', this.#onRealUpdate);
+    // The owners outlive this load of the room (the manager keeps them); these ids do not.
+    this.#owners.release(this.#real.clientID);
+    this.#owners.release(this.#shadow.clientID);
     this.#shadow.destroy();
   }
 
@@ -124,17 +164,74 @@ export class DocGuard {
 
   #copyOfReal(): Y.Doc {
     const shadow = new Y.Doc();
-    // The shadow writes corrections under its own client id; it must never be the real document's.
-    while (shadow.clientID === this.#real.clientID) shadow.clientID = Math.floor(Math.random() * 0xffffffff);
     for (const name of ROOT_MAPS) shadow.getMap(name);
     Y.applyUpdate(shadow, Y.encodeStateAsUpdate(this.#real), GUARD_ORIGIN);
+    // The shadow writes corrections under a client id of its own: nobody else's, and new to the document.
+    const used = Y.decodeStateVector(Y.encodeStateVector(shadow));
+    while (used.has(shadow.clientID) || this.#owners.ownerOf(shadow.clientID) !== undefined) shadow.clientID = Math.floor(Math.random() * 0xffffffff);
+    this.#owners.claim(shadow.clientID, SERVER_AUTHOR);
     return shadow;
   }
 
   #rebuild(): void {
+    // Nobody writes under the old shadow's id again; there is nothing left to protect there.
+    this.#owners.release(this.#shadow.clientID);
     this.#shadow.destroy();
     this.#shadow = this.#copyOfReal();
   }
+}
+
+/**
+ * The structs of an update, or null when it cannot be read or holds anything empty. A struct or
+ * a deletion of length zero applies without complaint and changes nothing visible, but from then
+ * on every encoding of the document carries an empty delete range that Yjs cannot read back: no
+ * new member could sync, and the saved room would never load again.
+ */
+function readStructs(update: Uint8Array): (Y.Item | Y.GC | Y.Skip)[] | null {
+  try {
+    const { structs, ds } = Y.decodeUpdate(update);
+    if (structs.some((x) => !(x.length > 0))) return null;
+    for (const items of ds.clients.values()) if (items.some((d) => !(d.len > 0))) return null;
+    return structs;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether a struct that starts below what `doc` has of its client, and ends above it, continues
+ * the item there: same parent, same key. (Wholly known structs are skipped by Yjs.)
+ */
+function continuesWhatIsThere(doc: Y.Doc, struct: Y.Item | Y.GC | Y.Skip): boolean {
+  if (!(struct instanceof Y.Item)) return true;
+  const known = Y.getState(doc.store, struct.id.client);
+  if (struct.id.clock >= known || struct.id.clock + struct.length <= known) return true;
+  const there = Y.getItem(doc.store, Y.createID(struct.id.client, known - 1));
+  if (!(there instanceof Y.Item)) return false;
+  // As decoded, the parent is a root's name, the id of a nested type's item, or left out (then the origin's).
+  const parent = struct.parent as unknown;
+  if (typeof parent === 'string') return there.parent === doc.share.get(parent) && there.parentSub === struct.parentSub;
+  if (parent instanceof Y.ID) {
+    const item = (there.parent as Y.AbstractType<any>)._item;
+    return item !== null && Y.compareIDs(item.id, parent) && there.parentSub === struct.parentSub;
+  }
+  const near = struct.origin ?? struct.rightOrigin;
+  if (near === null) return false;
+  if (near.clock >= Y.getState(doc.store, near.client)) return true; // not here yet: Yjs keeps it pending, and so does the check
+  const neighbour = Y.getItem(doc.store, near);
+  // Next to garbage, Yjs drops it; anywhere else it must be where the known part is.
+  return !(neighbour instanceof Y.Item) || (neighbour.parent === there.parent && neighbour.parentSub === there.parentSub);
+}
+
+/** The clients an update wrote structs for, and the clock each started at. */
+function writtenClients(before: Uint8Array, after: Uint8Array): { client: number; from: number }[] {
+  const was = Y.decodeStateVector(before);
+  const written: { client: number; from: number }[] = [];
+  for (const [client, clock] of Y.decodeStateVector(after)) {
+    const from = was.get(client) ?? 0;
+    if (clock > from) written.push({ client, from });
+  }
+  return written;
 }
 
 function canonical(v: unknown): string {

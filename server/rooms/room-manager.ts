@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import type { RoomRelease } from '../../shared/room-doc.ts';
 import type { Logger } from '../logger.ts';
 import type { ReleaseRecord, Store } from '../store/store.ts';
+import { ClientOwners } from './client-owners.ts';
 import { Room, type RoomOptions } from './room.ts';
 
 export interface RoomTimings {
@@ -35,11 +36,20 @@ export interface RoomManagerOptions {
 
 export const ROOM_ID = /^[A-Za-z0-9_-]{8,32}$/;
 
+/**
+ * How long a room's client-id owners are remembered after it unloads. Members come back with
+ * the ids they had (and edits made meanwhile); were the ids free, whoever came back first could
+ * take them (see ClientOwners).
+ */
+const CLIENT_OWNERS_KEPT_MS = 10 * 60_000;
+
 export class RoomManager {
   readonly #opts: RoomManagerOptions;
   readonly #timings: RoomTimings;
   readonly #rooms = new Map<string, Room>();
   readonly #opening = new Map<string, Promise<Room>>();
+  /** Each room's client-id owners, across its loads; `until` is when an unloaded room's are forgotten. */
+  readonly #clientOwners = new Map<string, { owners: ClientOwners; until: number }>();
   #closed = false;
 
   constructor(opts: RoomManagerOptions) {
@@ -96,6 +106,7 @@ export class RoomManager {
     this.#closed = true;
     await Promise.allSettled([...this.#opening.values()]);
     await Promise.all([...this.#rooms.values()].map((r) => r.close('shutdown')));
+    this.#clientOwners.clear();
   }
 
   async #load(roomId: string): Promise<Room> {
@@ -104,6 +115,12 @@ export class RoomManager {
     if (record.closedAt) throw new RoomEndedError(`room "${roomId}" has ended`);
     const release = await this.#opts.store.getRelease(record.releaseId);
     if (!release) throw new RoomNotFoundError(`the release of room "${roomId}" is gone`);
+    const now = (this.#opts.now ?? Date.now)();
+    // No timer: what is due is forgotten here, when a room loads.
+    for (const [id, kept] of this.#clientOwners) if (kept.until <= now) this.#clientOwners.delete(id);
+    // A loaded room holds its own; the entry here only has to outlive it (its close renews it).
+    const owners = this.#clientOwners.get(roomId)?.owners ?? new ClientOwners();
+    this.#clientOwners.set(roomId, { owners, until: now + CLIENT_OWNERS_KEPT_MS });
     const options: RoomOptions = {
       store: this.#opts.store,
       log: this.#opts.log,
@@ -114,6 +131,7 @@ export class RoomManager {
       timelineRetentionMs: release.manifest.rules.clips.freeSeconds * 1000 + this.#timings.timelineSlackMs,
       ...(this.#opts.now ? { now: this.#opts.now } : {}),
       ...(this.#opts.shouldPersist ? { shouldPersist: () => this.#opts.shouldPersist!(roomId) } : {}),
+      clientOwners: owners,
     };
     const room = await Room.load(roomId, options);
     try {
@@ -128,8 +146,10 @@ export class RoomManager {
       throw new Error('the server is shutting down');
     }
     this.#rooms.set(roomId, room);
-    room.once('close', () => {
+    room.once('close', (reason) => {
       if (this.#rooms.get(roomId) === room) this.#rooms.delete(roomId);
+      if (reason === 'ended') this.#clientOwners.delete(roomId);
+      else this.#clientOwners.set(roomId, { owners, until: (this.#opts.now ?? Date.now)() + CLIENT_OWNERS_KEPT_MS });
     });
     // Nobody may have joined by the time it loaded; the grace period still applies.
     const loader = {};

@@ -23,6 +23,7 @@ import type { Role } from '../../shared/roles.ts';
 import { transportPosition } from '../../shared/transport.ts';
 import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
+import { ClientOwners } from './client-owners.ts';
 import { DocGuard } from './doc-guard.ts';
 import { StateTimeline, type JsonState } from './timeline.ts';
 
@@ -67,6 +68,8 @@ export interface RoomOptions {
   timelineRetentionMs: number;
   /** Whether this process writes the document to the store (one node at a time in scale-out). */
   shouldPersist?: () => boolean;
+  /** Who writes under which client id; the manager keeps it across loads of the room. */
+  clientOwners?: ClientOwners;
 }
 
 export class InvalidStateError extends Error {
@@ -85,6 +88,8 @@ export const MESSAGE_QUERY_AWARENESS = 3;
 const SYNC_UPDATE = 2;
 /** Largest awareness state (JSON) a member may publish. */
 const MAX_AWARENESS_STATE_BYTES = 4096;
+/** Awareness changes go out to the peers together, at most this often (see #scheduleAwareness). */
+const AWARENESS_FLUSH_MS = 100;
 
 export class Room extends EventEmitter<RoomEvents> {
   readonly id: string;
@@ -99,9 +104,19 @@ export class Room extends EventEmitter<RoomEvents> {
   readonly #peers = new Set<SyncPeer>();
   /** Awareness client ids each peer speaks for. */
   readonly #peerClients = new Map<SyncPeer, Set<number>>();
+  /**
+   * The user each client id belongs to, for the document (the guard checks it) and for awareness:
+   * a member keeps its id across reconnects, and nobody else can write under it, or take its
+   * awareness over (and silence it with a huge clock) while it is away.
+   */
+  readonly #clientOwners: ClientOwners;
   readonly #holders = new Set<object>();
   readonly #disposers: (() => void)[] = [];
   #graceTimer: NodeJS.Timeout | null = null;
+  /** Awareness client ids changed since the peers were last sent the changes, and when that was (performance.now()). */
+  readonly #awarenessChanged = new Set<number>();
+  #awarenessTimer: NodeJS.Timeout | null = null;
+  #awarenessSentAt = Number.NEGATIVE_INFINITY;
   #saveTimer: NodeJS.Timeout | null = null;
   #firstDirtyAt: number | null = null;
   #saving: Promise<void> | null = null;
@@ -120,10 +135,11 @@ export class Room extends EventEmitter<RoomEvents> {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     this.log = opts.log.child({ roomId: id });
+    this.#clientOwners = opts.clientOwners ?? new ClientOwners();
     this.awareness = new awarenessProtocol.Awareness(doc);
     // The server publishes no awareness state of its own.
     this.awareness.setLocalState(null);
-    this.#guard = new DocGuard(doc);
+    this.#guard = new DocGuard(doc, this.#clientOwners);
     this.timeline = new StateTimeline({ retentionMs: opts.timelineRetentionMs });
     this.timeline.reset(this.#now(), this.#snapshot());
     this.#rules = readRules(doc.getMap('rules'), this.release);
@@ -265,7 +281,8 @@ export class Room extends EventEmitter<RoomEvents> {
       // Everyone gets the pair (it changes nothing for them); the sender is brought back by it.
       Y.applyUpdate(this.doc, verdict.neutralized, { ...origin, kind: 'correction' as const });
     }
-    this.log.debug({ userId: member.userId, refusal: verdict.refusal }, 'update refused');
+    if (verdict.error) this.log.error({ err: verdict.error, userId: member.userId }, 'checking an update failed; it was refused');
+    else this.log.debug({ userId: member.userId, refusal: verdict.refusal }, 'update refused');
     peer.send(refusalMessage(verdict.refusal));
     this.emit('refused', member, verdict.refusal);
     return verdict.refusal;
@@ -281,18 +298,34 @@ export class Room extends EventEmitter<RoomEvents> {
     if (!owned) return null;
     const dec = decoding.createDecoder(update);
     const count = decoding.readVarUint(dec);
-    if (count > 4) return { code: 'malformed', message: 'an awareness update may carry at most 4 states' };
-    const enc = encoding.createEncoder();
-    encoding.writeVarUint(enc, count);
+    const entries: { clientId: number; clock: number; json: string }[] = [];
     for (let i = 0; i < count; i++) {
       const clientId = decoding.readVarUint(dec);
       const clock = decoding.readVarUint(dec);
       const json = decoding.readVarString(dec);
+      // A stock provider sends back every awareness change it sees (y-websocket echoes them all: the
+      // states it receives, and their removal when it times them out). Such an entry is never newer
+      // than the server's clock for that client; it speaks for nobody and is skipped, not refused.
+      // (The owner's own changes, its removal included, always come with a newer clock.)
+      const known = this.awareness.meta.get(clientId);
+      if (known && clock <= known.clock) continue;
+      entries.push({ clientId, clock, json });
+    }
+    if (entries.length > 4) return { code: 'malformed', message: 'an awareness update may carry at most 4 new states' };
+    if (entries.length === 0) return null;
+    const enc = encoding.createEncoder();
+    encoding.writeVarUint(enc, entries.length);
+    for (const { clientId, clock, json } of entries) {
       if (json.length > MAX_AWARENESS_STATE_BYTES) return { code: 'too_large', message: 'the awareness state is too large' };
+      if (!this.#clientOwners.mayUse(clientId, peer.member.userId)) return { code: 'malformed', message: 'that awareness client belongs to someone else' };
       const speaker = this.#speakerOf(clientId);
-      if (speaker && speaker !== peer) return { code: 'malformed', message: 'that awareness client belongs to someone else' };
-      if (!speaker && owned.size >= 2) return { code: 'malformed', message: 'too many awareness clients on one connection' };
+      if (speaker && speaker !== peer) {
+        // The same member reconnecting before the server noticed its old connection close keeps its client id.
+        if (speaker.member.userId !== peer.member.userId) return { code: 'malformed', message: 'that awareness client belongs to someone else' };
+        this.#peerClients.get(speaker)?.delete(clientId);
+      } else if (!speaker && owned.size >= 2) return { code: 'malformed', message: 'too many awareness clients on one connection' };
       owned.add(clientId);
+      this.#clientOwners.claim(clientId, peer.member.userId);
       let state: unknown = JSON.parse(json);
       if (state !== null && typeof state === 'object' && !Array.isArray(state)) {
         const m = peer.member;
@@ -385,6 +418,8 @@ export class Room extends EventEmitter<RoomEvents> {
   async #close(reason: RoomCloseReason): Promise<void> {
     if (this.#graceTimer) clearTimeout(this.#graceTimer);
     this.#graceTimer = null;
+    if (this.#awarenessTimer) clearTimeout(this.#awarenessTimer);
+    this.#awarenessTimer = null;
     await this.flush();
     this.#closed = true;
     if (this.#saveTimer) clearTimeout(this.#saveTimer);
@@ -401,10 +436,15 @@ export class Room extends EventEmitter<RoomEvents> {
     this.removeAllListeners();
   }
 
+  /** For tests: whether the guard's shadow copy still equals the document. */
+  guardInStep(): boolean {
+    return this.#guard.inStep();
+  }
+
   /** For tests: what the room still holds. */
   resources(): { timers: number; peers: number; holders: number; disposers: number } {
     return {
-      timers: (this.#graceTimer ? 1 : 0) + (this.#saveTimer ? 1 : 0),
+      timers: (this.#graceTimer ? 1 : 0) + (this.#saveTimer ? 1 : 0) + (this.#awarenessTimer ? 1 : 0),
       peers: this.#peers.size,
       holders: this.#holders.size,
       disposers: this.#disposers.length,
@@ -507,12 +547,40 @@ export class Room extends EventEmitter<RoomEvents> {
 
   #onAwareness(clients: number[], origin: unknown): void {
     if (clients.length === 0) return;
-    const message = this.#awarenessMessage(clients);
     const fromPeer = origin && this.#peers.has(origin as SyncPeer) ? (origin as SyncPeer) : null;
     // A listener's awareness goes back to itself only (it keeps its connection alive); others see remixers and hosts.
-    const broadcast = !fromPeer || this.roleOf(fromPeer.member) !== 'listener';
-    for (const peer of this.#peers) if (broadcast || peer === fromPeer) peer.send(message);
-    if (broadcast) this.emit('awareness', awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients), origin);
+    if (fromPeer && this.roleOf(fromPeer.member) === 'listener') {
+      fromPeer.send(this.#awarenessMessage(clients));
+      return;
+    }
+    this.emit('awareness', awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients), origin);
+    for (const c of clients) this.#awarenessChanged.add(c);
+    this.#scheduleAwareness();
+  }
+
+  /**
+   * Sends the changed awareness states to every peer in one message: at once when none went out
+   * in the last AWARENESS_FLUSH_MS, else when that time is up. A stock provider sends every
+   * change it receives back to the server, and each provider renews its state every 15 s, so a
+   * message per change costs members² messages each way per 15 s, in bursts (measured: seconds
+   * of delay for document updates at 500 members); coalesced, a burst costs one message a peer.
+   */
+  #scheduleAwareness(): void {
+    if (this.#awarenessTimer || this.#closed) return;
+    const waitMs = this.#awarenessSentAt + AWARENESS_FLUSH_MS - performance.now();
+    if (waitMs <= 0) return this.#flushAwareness();
+    this.#awarenessTimer = setTimeout(() => {
+      this.#awarenessTimer = null;
+      this.#flushAwareness();
+    }, waitMs);
+  }
+
+  #flushAwareness(): void {
+    if (this.#closed || this.#awarenessChanged.size === 0) return;
+    const message = this.#awarenessMessage([...this.#awarenessChanged]);
+    this.#awarenessChanged.clear();
+    this.#awarenessSentAt = performance.now();
+    for (const peer of this.#peers) peer.send(message);
   }
 
   #awarenessMessage(clients: number[]): Uint8Array {

@@ -27,11 +27,13 @@ export class SyncServer {
   readonly #wss: WebSocketServer;
   readonly #deps: SyncServerDeps;
   readonly #updateLimiter = new RateLimiter({ capacity: 240, refillPerSec: 120 });
+  readonly #untrack: () => void;
   #closed = false;
 
   constructor(deps: SyncServerDeps) {
     this.#deps = deps;
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_SYNC_FRAME_BYTES, perMessageDeflate: false });
+    this.#untrack = deps.metrics.trackConnections('sync', () => this.#wss.clients.size);
   }
 
   /**
@@ -59,6 +61,7 @@ export class SyncServer {
     this.#closed = true;
     for (const ws of this.#wss.clients) ws.terminate();
     this.#wss.close();
+    this.#untrack();
   }
 
   async #upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL): Promise<void> {

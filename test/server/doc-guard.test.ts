@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import * as Y from 'yjs';
 import { ROOT_MAPS, normalizeRoomDoc, readRules, type WriteContext } from '../../shared/room-doc.ts';
 import type { Role } from '../../shared/roles.ts';
+import * as encoding from 'lib0/encoding';
 import { DocGuard } from '../../server/rooms/doc-guard.ts';
 import { testRoomRelease } from '../support/room-release.ts';
 
@@ -151,5 +152,107 @@ describe('DocGuard: every member update is checked before it counts', () => {
     expect(stem(server, 'drums').get('gainDb')).to.equal(-9);
     Y.applyUpdate(client, Y.encodeStateAsUpdate(server));
     expect(stem(client, 'drums').get('gainDb')).to.equal(-9);
+  });
+  // Found by the room fuzzer (test/server/fuzz.test.ts); each was a way to break the room for everyone.
+
+  for (const key of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+    it(`refuses a control named "${key}" (an Object.prototype member) and stays in step`, () => {
+      const truth = json(server);
+      for (const change of [(d: Y.Doc) => master(d).set(key, 1), (d: Y.Doc) => stem(d, 'drums').set(key, 1)]) {
+        const v = edit('remixer', change);
+        expect((v as { refusal: { code: string } }).refusal.code).to.equal('unknown_field');
+      }
+      expect(json(server)).to.equal(truth);
+    });
+  }
+
+  it('refuses a value of any Yjs kind for every control, with a correction (a BigInt once made the check throw)', () => {
+    const odd: unknown[] = [7n, new Uint8Array([1]), undefined, null, { a: 1 }, [1], 'x', Number.NaN];
+    for (const value of odd) {
+      for (const change of [
+        (d: Y.Doc) => d.getMap('arrangement').set('excerptId', value),
+        (d: Y.Doc) => d.getMap('arrangement').set('loopStartSec', value),
+        (d: Y.Doc) => (d.getMap('arrangement').get('transport') as Y.Map<unknown>).set('positionSec', value),
+        (d: Y.Doc) => master(d).set('tempo', value),
+        (d: Y.Doc) => stem(d, 'drums').set('mute', value),
+        (d: Y.Doc) => d.getMap('rules').set('roles', value),
+      ]) {
+        const truth = json(server);
+        const v = edit('host', change);
+        if (value === null && v.ok) continue; // a loop may be cleared
+        expect(v.ok, `${String(value)} accepted`).to.equal(false);
+        expect((v as { neutralized: unknown }).neutralized, 'the sender is brought back').to.not.equal(null);
+        expect(json(server)).to.equal(truth);
+      }
+    }
+  });
+
+  it('refuses an update whose check throws, and keeps the shadow in step with the document', () => {
+    const truth = json(server);
+    const before = Y.encodeStateVector(client);
+    stem(client, 'bass').set('gainDb', -3);
+    const broken = { ...ctx('remixer'), rules: { get editableStems(): string[] { throw new Error('a bug in a check') } } } as unknown as WriteContext;
+    const v = guard.check(Y.encodeStateAsUpdate(client, before), broken);
+    expect(v).to.deep.include({ ok: false, neutralized: null });
+    expect((v as { refusal: { code: string } }).refusal.code).to.equal('malformed');
+    expect(guard.inStep(), 'the shadow was not left ahead of the document').to.equal(true);
+    expect(json(server)).to.equal(truth);
+  });
+
+  it("refuses an update written under another member's client id, and lets the owner go on", () => {
+    const owner = new Y.Doc();
+    owner.clientID = 77;
+    Y.applyUpdate(owner, Y.encodeStateAsUpdate(server));
+    const apply = (doc: Y.Doc, change: (d: Y.Doc) => void, userId: string) => {
+      const sv = Y.encodeStateVector(doc);
+      change(doc);
+      const update = Y.encodeStateAsUpdate(doc, sv);
+      const v = guard.check(update, ctx('remixer', userId));
+      const origin = {};
+      guard.markGuarded(origin);
+      if (v.ok) Y.applyUpdate(server, update, origin);
+      return v;
+    };
+    expect(apply(owner, (d) => stem(d, 'drums').set('gainDb', -1), 'owner').ok).to.equal(true);
+    // A forger writes at the owner's next clock; were it taken, the owner's own edit there would be dropped as a duplicate.
+    const forger = new Y.Doc();
+    Y.applyUpdate(forger, Y.encodeStateAsUpdate(server));
+    forger.clientID = 77;
+    const v = apply(forger, (d) => stem(d, 'drums').set('gainDb', -2), 'forger');
+    expect(v).to.deep.equal({ ok: false, refusal: { code: 'malformed', message: "the update is written under another member's client id" }, neutralized: null });
+    expect(apply(owner, (d) => stem(d, 'drums').set('gainDb', -3), 'owner').ok).to.equal(true);
+    expect(stem(server, 'drums').get('gainDb')).to.equal(-3);
+    expect(guard.inStep()).to.equal(true);
+  });
+
+  it('refuses an empty struct, which would make the document unreadable for every member who joins later', () => {
+    const enc = encoding.createEncoder();
+    for (const n of [1, 1, 4242, 0, 0, 0, 0]) encoding.writeVarUint(enc, n); // one client, one GC struct at clock 0 of length 0, no deletions
+    const v = guard.check(encoding.toUint8Array(enc), ctx('host'));
+    expect(v).to.deep.include({ ok: false, neutralized: null });
+    const fresh = new Y.Doc();
+    Y.applyUpdate(fresh, Y.encodeStateAsUpdate(server));
+    expect(json(fresh)).to.equal(json(server));
+  });
+
+  it('refuses a struct that collides with another under the same id, which Yjs would re-encode somewhere else', () => {
+    // A struct written under the victim's id before the victim's own edit reached the server (as after a restart).
+    const victim = new Y.Doc();
+    victim.clientID = 900;
+    Y.applyUpdate(victim, Y.encodeStateAsUpdate(server));
+    const forged = new Y.Doc();
+    Y.applyUpdate(forged, Y.encodeStateAsUpdate(server));
+    forged.clientID = 900;
+    const sv = Y.encodeStateVector(forged);
+    master(forged).set('delayBeats', 1);
+    Y.applyUpdate(server, Y.encodeStateAsUpdate(forged, sv), 'server');
+    const truth = json(server);
+    // The victim's own edit at the same clock: three items, of which the server knows the id of the first.
+    const before = Y.encodeStateVector(victim);
+    victim.getArray('elsewhere').insert(0, [1, 'two', { three: 3 }]);
+    const v = guard.check(Y.encodeStateAsUpdate(victim, before), ctx('listener', 'victim'));
+    expect(v).to.deep.include({ ok: false, neutralized: null });
+    expect(guard.inStep()).to.equal(true);
+    expect(json(server)).to.equal(truth);
   });
 });

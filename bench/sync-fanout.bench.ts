@@ -29,7 +29,7 @@ import {
   type MembersStatus,
 } from './support/fanout-members.ts';
 import { cpuMeter, cpuSeconds, intArg, mapLimit, MIB, parseArgs, percentile, round, rssBytes, sleep } from './support/proc.ts';
-import { joinWithInvite, openBenchRoom, startBenchServer } from './support/server.ts';
+import { joinWithInvite, metricValue, metricValues, openBenchRoom, startBenchServer } from './support/server.ts';
 
 /** The goal (DESIGN.md, "Performance budgets"): p99 under 50 ms at 500 members. */
 const GOAL = { members: 500, p99Ms: 50 };
@@ -59,12 +59,17 @@ interface FanoutResult {
   maxMs: number;
   /** The median over updates of each update's fastest delivery: the server's turn-around plus one client's. */
   medianFirstDeliveryMs: number;
+  /** Its p99 over updates: when it is high, whole updates were late before any member had them (server, writer, or this machine). */
+  p99FirstDeliveryMs: number;
   /** The median over updates of each update's slowest delivery. */
   medianLastDeliveryMs: number;
   joinSec: number;
   settleSec: number;
   /** The server's CPU while the updates were sent, in % of one core. */
   serverCpuPct: number;
+  /** The server's event-loop delay over the same time (its own metrics, 10 ms resolution): how late it ran. */
+  serverLoopDelayP99Ms: number | null;
+  serverLoopDelayMaxMs: number | null;
   /** The members' processes' CPU over the same time (this process included), in % of one core. */
   clientCpuPct: number;
   /** The worst event-loop delay p99 of the members' processes: how late the members' clients ran. */
@@ -182,6 +187,8 @@ async function fanout(n: number, opts: FanoutOptions): Promise<FanoutResult> {
     await sleep(500);
     console.log(`sync-fanout: measuring ${opts.updates} updates`);
 
+    // The server's own event-loop delay histogram restarts at each scrape of its metrics.
+    await metricValue(server.url, 'remixroom_nodejs_eventloop_lag_p99_seconds');
     const serverCpu = cpuMeter(server.pid);
     const status0 = await Promise.all(groups.map((g) => g.status()));
     const own0 = process.cpuUsage();
@@ -201,6 +208,7 @@ async function fanout(n: number, opts: FanoutOptions): Promise<FanoutResult> {
       await sleep(gapMs(k));
     }
     const server1 = serverCpu.stop();
+    const [serverLagP99, serverLagMax] = await metricValues(server.url, ['remixroom_nodejs_eventloop_lag_p99_seconds', 'remixroom_nodejs_eventloop_lag_max_seconds']);
     const wallSec = (performance.now() - t0) / 1000;
     const status1 = await Promise.all(groups.map((g) => g.status()));
     const own = process.cpuUsage(own0);
@@ -249,10 +257,13 @@ async function fanout(n: number, opts: FanoutOptions): Promise<FanoutResult> {
       p99Ms: round(percentile(latencies, 99)),
       maxMs: round(latencies[latencies.length - 1] ?? Number.NaN),
       medianFirstDeliveryMs: round(percentile(firstPerUpdate, 50)),
+      p99FirstDeliveryMs: round(percentile(firstPerUpdate, 99)),
       medianLastDeliveryMs: round(percentile(lastPerUpdate, 50)),
       joinSec: round(joinSec, 1),
       settleSec: round(settleSec, 1),
       serverCpuPct: server1.cpuPct,
+      serverLoopDelayP99Ms: serverLagP99 == null ? null : round(serverLagP99 * 1000),
+      serverLoopDelayMaxMs: serverLagMax == null ? null : round(serverLagMax * 1000),
       clientCpuPct: round((100 * clientSec) / wallSec, 1),
       clientLoopDelayP99Ms: round(loopDelayP99),
       serverRssMb: round(rssBytes(server.pid) / MIB, 1),

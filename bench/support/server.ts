@@ -127,13 +127,18 @@ export async function joinWithInvite(url: string, room: BenchRoom, name: string)
 
 /** A metric's value from the server's /metrics (the sum over its labels), or null when it is not exported. */
 export async function metricValue(url: string, name: string): Promise<number | null> {
+  return (await metricValues(url, [name]))[0]!;
+}
+
+/** Several metrics from one scrape (a scrape restarts some, like the event-loop delay). */
+export async function metricValues(url: string, names: string[]): Promise<(number | null)[]> {
   const res = await fetch(`${url}/metrics`);
   const text = await res.text();
-  let sum: number | null = null;
+  const sums = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][\w:]*)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (m && m[1] === name) sum = (sum ?? 0) + Number(m[2]);
+    if (m && names.includes(m[1]!)) sums.set(m[1]!, (sums.get(m[1]!) ?? 0) + Number(m[2]));
   }
-  return sum;
+  return names.map((n) => sums.get(n) ?? null);
 }

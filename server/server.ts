@@ -100,6 +100,7 @@ export class RemixroomServer {
       manager: this.rooms,
       signer: this.signer,
       log: this.log,
+      metrics: this.metrics,
       ...(parts.socketAdapter ? { adapter: parts.socketAdapter.adapter } : {}),
     });
     // Slow or idle clients must not hold a shutdown open.

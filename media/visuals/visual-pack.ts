@@ -138,7 +138,7 @@ function sniff(b: Buffer): 'image/png' | 'image/jpeg' | 'image/webp' | null {
 }
 
 /** The size from the header, so that a huge image is refused before it is decoded. */
-function headerSize(b: Buffer, type: 'image/png' | 'image/jpeg' | 'image/webp'): { width: number; height: number } | null {
+export function headerSize(b: Buffer, type: 'image/png' | 'image/jpeg' | 'image/webp'): { width: number; height: number } | null {
   if (type === 'image/png') {
     if (b.length < 24 || b.toString('latin1', 12, 16) !== 'IHDR') return null;
     return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };

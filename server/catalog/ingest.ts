@@ -15,7 +15,7 @@ import {
 } from '../../shared/release-manifest.ts';
 import { AudioDecodeError, decodeStem } from '../../media/audio/decode.ts';
 import { readWavFloat32, writeWavFloat32 } from '../../media/audio/wav.ts';
-import { VisualPackError, buildVisualPack, writeVisualPack } from '../../media/visuals/visual-pack.ts';
+import { VisualPackError, buildVisualPack, headerSize, writeVisualPack } from '../../media/visuals/visual-pack.ts';
 import { DataLayout, PathEscapeError, resolveInside } from '../store/paths.ts';
 import { ReleaseExistsError, type ArtworkInfo, type ReleaseRecord, type StemInfo, type Store } from '../store/store.ts';
 
@@ -341,7 +341,8 @@ async function checkImage(file: string, relative: string): Promise<Pick<ArtworkI
   if ((ext === '.png') !== (mimeType === 'image/png')) {
     throw new IngestError(relative, [`is named ${ext} but holds a ${mimeType === 'image/png' ? 'PNG' : 'JPEG'} image; rename it`]);
   }
-  const size = readImageSize(bytes, mimeType);
+  // The size from the header alone, so that a huge image is refused before it is decoded.
+  const size = headerSize(bytes, mimeType);
   if (!size) throw new IngestError(relative, ['has a damaged header; the image size cannot be read']);
   if (size.width > MAX_ARTWORK_SIDE || size.height > MAX_ARTWORK_SIDE) {
     throw new IngestError(relative, [`is ${size.width}x${size.height}; at most ${MAX_ARTWORK_SIDE}x${MAX_ARTWORK_SIDE} is accepted`]);
@@ -357,30 +358,6 @@ async function checkImage(file: string, relative: string): Promise<Pick<ArtworkI
     throw new IngestError(relative, ['is damaged: it cannot be decoded as an image']);
   }
   return { ...size, mimeType };
-}
-
-/** Reads the size from the header alone, so that a huge image is refused before it is decoded. */
-function readImageSize(b: Buffer, mimeType: 'image/png' | 'image/jpeg'): { width: number; height: number } | null {
-  if (mimeType === 'image/png') {
-    if (b.length < 24 || b.toString('latin1', 12, 16) !== 'IHDR') return null;
-    return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
-  }
-  let i = 2;
-  while (i + 9 < b.length) {
-    if (b[i] !== 0xff) return null;
-    const marker = b[i + 1]!;
-    if (marker === 0xff) {
-      i++;
-      continue;
-    }
-    const length = b.readUInt16BE(i + 2);
-    // SOF0..SOF15, except DHT (C4), JPG (C8) and DAC (CC), carry the frame size.
-    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
-      return { height: b.readUInt16BE(i + 5), width: b.readUInt16BE(i + 7) };
-    }
-    i += 2 + length;
-  }
-  return null;
 }
 
 async function commit(record: ReleaseRecord, staging: string, opts: IngestOptions): Promise<void> {

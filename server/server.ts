@@ -17,6 +17,7 @@ import type { Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { loadSecrets, type Secrets } from './secrets.ts';
 import { connectSocketAdapter, type SocketAdapter } from './realtime/socket-adapter.ts';
+import { LiveStreams, type LiveStreamsOptions } from './live/live-streams.ts';
 import { RoomSocketServer } from './realtime/socket-server.ts';
 import { RoomManager, type RoomTimings } from './rooms/room-manager.ts';
 import { SyncServer } from './rooms/sync-server.ts';
@@ -45,6 +46,7 @@ export class RemixroomServer {
   readonly ffmpeg: string | null;
   readonly signer: TokenSigner;
   readonly rooms: RoomManager;
+  readonly live: LiveStreams;
   readonly #sync: SyncServer;
   readonly #sockets: RoomSocketServer;
   readonly #http: http.Server;
@@ -66,6 +68,7 @@ export class RemixroomServer {
     redis: RedisClientType | null;
     scaleout: RedisBridge | null;
     socketAdapter: SocketAdapter | null;
+    live: LiveStreams;
     roomTimings?: Partial<RoomTimings>;
   }) {
     this.config = parts.config;
@@ -78,6 +81,7 @@ export class RemixroomServer {
     this.#redis = parts.redis;
     this.#scaleout = parts.scaleout;
     this.#socketAdapter = parts.socketAdapter;
+    this.live = parts.live;
     this.catalog = new Catalog(this.store, this.layout);
     this.signer = new TokenSigner(this.secrets.tokenSecret);
     this.rooms = new RoomManager({
@@ -91,7 +95,7 @@ export class RemixroomServer {
       metrics: this.metrics,
       catalog: this.catalog,
       readiness: this.#readiness(),
-      rooms: { store: this.store, manager: this.rooms, signer: this.signer, publicUrl: () => this.publicUrl },
+      rooms: { store: this.store, manager: this.rooms, signer: this.signer, publicUrl: () => this.publicUrl, liveStatus: (id) => this.live.status(id) },
     });
     this.#http = http.createServer(app);
     this.#sync = new SyncServer({ manager: this.rooms, signer: this.signer, log: this.log, metrics: this.metrics });
@@ -101,6 +105,7 @@ export class RemixroomServer {
       signer: this.signer,
       log: this.log,
       metrics: this.metrics,
+      live: this.live,
       ...(parts.socketAdapter ? { adapter: parts.socketAdapter.adapter } : {}),
     });
     // Slow or idle clients must not hold a shutdown open.
@@ -112,7 +117,12 @@ export class RemixroomServer {
    * Opens the store, makes the demo release if it is missing, and listens.
    * `signal` cancels a start in progress (a SIGTERM during the first start's demo build).
    */
-  static async start(config: Config, log: Logger, signal?: AbortSignal, options: { roomTimings?: Partial<RoomTimings> } = {}): Promise<RemixroomServer> {
+  static async start(
+    config: Config,
+    log: Logger,
+    signal?: AbortSignal,
+    options: { roomTimings?: Partial<RoomTimings>; live?: Pick<LiveStreamsOptions, 'sfu' | 'idleStopMs'> } = {},
+  ): Promise<RemixroomServer> {
     const layout = new DataLayout(config.dataDir);
     await prepareDataDir(layout);
     let secrets: Secrets;
@@ -149,7 +159,11 @@ export class RemixroomServer {
         opened.push(socketAdapter);
       }
       const metrics = new Metrics({ releaseCount: async () => (await store.listReleases()).length });
-      const server = new RemixroomServer({ config, log, layout, metrics, store, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, socketAdapter, ...options });
+      // Says which SFU (and why) in the log.
+      const live = await LiveStreams.create({ layout, log, mediasoupWorkerBin: config.mediasoupWorkerBin ?? undefined, ...options.live });
+      opened.push(live);
+      const { live: _liveOptions, ...rest } = options;
+      const server = new RemixroomServer({ config, log, layout, metrics, store, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, socketAdapter, live, ...rest });
       const onAbort = () => server.#abort.abort(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
@@ -203,6 +217,8 @@ export class RemixroomServer {
     }, this.config.shutdownTimeoutMs);
     // Rooms save their documents and tell their members to reconnect (to another node, in scale-out).
     await this.rooms.closeAll();
+    // The rooms' streams stopped with them; now the SFU and its workers.
+    await this.live.close();
     // After the rooms saved (with their leases still held); then their subscriptions and leases go.
     await this.#scaleout?.close();
     this.#sync.close();

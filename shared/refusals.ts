@@ -19,6 +19,10 @@ export const REFUSAL_CODES = [
   'too_long',
   'empty',
   'not_found',
+  /** A request that does not fit where the exchange is (e.g. a media answer before an offer). */
+  'out_of_order',
+  /** Something the server could not do just now (the live stream failed to start); try again. */
+  'unavailable',
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 

@@ -14,6 +14,21 @@ export const ChatSend = z.object({ text: z.string().max(10_000) }).strict();
 export const ReactionSend = z.object({ emoji: z.enum(REACTIONS) }).strict();
 export const PromptSubmit = z.object({ text: z.string().max(10_000) }).strict();
 export const PromptDecide = z.object({ promptId: z.string().min(1).max(64), approve: z.boolean() }).strict();
+/**
+ * One message of the live stream's signaling (media/sfu/sfu.ts has the exact
+ * schemas of each SFU's messages; they are checked there). Here: an object with
+ * a string `type`, and not more than a browser's SDP needs.
+ */
+export const StreamSignal = z.object({ type: z.string().min(1).max(32) }).passthrough();
+/** What the server answers to a signaling message (an offer, a transport, a consumer…; see media/sfu/sfu.ts). */
+export type StreamSignalReply = { type: string } & Record<string, unknown>;
+
+export interface StreamEnded {
+  /** 'idle', 'failed', 'sfu-lost', 'shutdown', 'room-closed'. */
+  reason: string;
+  /** Whether joining again makes sense now. */
+  rejoin: boolean;
+}
 
 export interface PresenceMember {
   userId: string;
@@ -86,6 +101,12 @@ export interface ClientToServerEvents {
   'prompt:submit': (payload: z.input<typeof PromptSubmit>, ack: Ack<{ status: 'applied' | 'queued'; promptId: string }>) => void;
   /** Host only: let a queued prompt through, or drop it. */
   'prompt:decide': (payload: z.input<typeof PromptDecide>, ack: Ack) => void;
+  /**
+   * The live mix: `{ type: 'join' }` starts listening; the answer says which SFU
+   * (`adapter`) and carries its offer or transport; the next steps follow that
+   * SFU's exchange. `{ type: 'leave' }` stops. Anyone in the room may listen.
+   */
+  'stream:signal': (payload: z.input<typeof StreamSignal>, ack: Ack<{ signal: StreamSignalReply }>) => void;
 }
 
 export interface ServerToClientEvents {
@@ -103,6 +124,8 @@ export interface ServerToClientEvents {
   'render:progress': (progress: RenderProgress) => void;
   /** The host ended the room. */
   'room:ended': () => void;
+  /** The room's live stream stopped under its listeners (its SFU worker died, its mixer failed). */
+  'stream:ended': (info: StreamEnded) => void;
 }
 
 export type InterServerEvents = Record<string, never>;

@@ -16,6 +16,8 @@ export interface RoomRoutesDeps {
   manager: RoomManager;
   signer: TokenSigner;
   publicUrl: () => string;
+  /** The room's live stream as this node sees it (null when the server does not stream). */
+  liveStatus?: (roomId: string) => { live: boolean; listeners: number; adapter: string } | null;
 }
 
 const DAY_SEC = 24 * 3600;
@@ -72,8 +74,8 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
       createdAt: record.createdAt,
       ended: record.closedAt !== null,
       memberCount: room?.peerCount ?? 0,
-      // The live mix arrives with the live-mix issue; until then no room streams.
-      live: false,
+      // On this node: in scale-out each node mixes for its own listeners.
+      ...liveOf(deps, roomId),
     });
   });
 
@@ -182,4 +184,9 @@ function newUserId(): string {
 function joinUrl(base: string, roomId: string, invite: string): string {
   // The invite rides in the fragment, so that it never reaches a server log.
   return `${base}/r/${roomId}#invite=${invite}`;
+}
+
+function liveOf(deps: RoomRoutesDeps, roomId: string): { live: boolean; listeners: number; streamAdapter: string | null } {
+  const status = deps.liveStatus?.(roomId) ?? null;
+  return { live: status?.live ?? false, listeners: status?.listeners ?? 0, streamAdapter: status?.adapter ?? null };
 }

@@ -13,6 +13,7 @@ import {
   PromptDecide,
   PromptSubmit,
   ReactionSend,
+  StreamSignal,
   type Ack,
   type ClientToServerEvents,
   type InterServerEvents,
@@ -26,6 +27,10 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { RoomEndedError, RoomNotFoundError, type RoomManager } from '../rooms/room-manager.ts';
 import type { Member, Room } from '../rooms/room.ts';
+import { SignalError } from '../../media/sfu/sfu.ts';
+import { StreamUnavailableError } from '../live/room-stream.ts';
+import type { LiveStreams } from '../live/live-streams.ts';
+import { RateLimiter } from '../util/rate-limiter.ts';
 import { RoomChannel, moderationListsOf } from './room-channel.ts';
 
 type IoServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -41,7 +46,12 @@ export interface SocketServerDeps {
   adapter?: ServerOptions['adapter'];
   /** When given, the connections held are reported as remixroom_socket_connections. */
   metrics?: Metrics;
+  /** The live streams; without them `stream:signal` is refused as unavailable. */
+  live?: LiveStreams;
 }
+
+/** Signaling per connection: a join takes a few messages; a burst of reloads a few more. */
+const SIGNAL_LIMIT = { capacity: 20, refillPerSec: 1 };
 
 const channelOf = (roomId: string) => `room:${roomId}`;
 const hostsOf = (roomId: string) => `hosts:${roomId}`;
@@ -59,6 +69,7 @@ export class RoomSocketServer {
    */
   readonly #moderation = new Map<string, { compiled: CompiledModeration; rooms: number }>();
   readonly #untrack: () => void;
+  readonly #signalLimiter = new RateLimiter(SIGNAL_LIMIT);
 
   constructor(httpServer: http.Server, deps: SocketServerDeps) {
     this.#deps = deps;
@@ -89,6 +100,9 @@ export class RoomSocketServer {
       }),
     );
     this.#untrack = deps.metrics?.trackConnections('socket', () => this.io.of('/').sockets.size) ?? (() => {});
+    deps.live?.on('ended', (roomId, reason) => {
+      this.io.to(channelOf(roomId)).emit('stream:ended', { reason, rejoin: reason !== 'room-closed' && reason !== 'shutdown' });
+    });
   }
 
   async close(): Promise<void> {
@@ -121,6 +135,27 @@ export class RoomSocketServer {
     handle('reaction:send', ReactionSend, (c, p) => mapValue(c.react(member, p.emoji), () => ({})));
     handle('prompt:submit', PromptSubmit, (c, p) => c.submitPrompt(member, p.text));
     handle('prompt:decide', PromptDecide, (c, p) => mapValue(c.decidePrompt(member, p.promptId, p.approve), () => ({})));
+    socket.on('stream:signal', (payload: unknown, ack: unknown) => {
+      const p = parse(StreamSignal, payload, ack);
+      if (!p) return;
+      const limited = this.#signalLimiter.take(member.sessionId);
+      if (!limited.ok) return reply(ack, { ok: false, refusal: refusal('rate_limited', `too many signaling messages; wait ${Math.ceil(limited.retryAfterMs / 1000)} s`) });
+      ready
+        .then(({ room }) => {
+          const live = this.#deps.live;
+          if (!live) throw new StreamUnavailableError('this server does not stream');
+          if (!socket.connected) throw new StreamUnavailableError('disconnected');
+          return live.signal(room, member.sessionId, p);
+        })
+        .then(
+          (signal) => {
+            // A join answered after the socket went away would leave a transport nobody owns.
+            if (!socket.connected) this.#deps.live?.leave(roomId, member.sessionId);
+            reply(ack, { ok: true, value: { signal } });
+          },
+          (err: unknown) => reply(ack, { ok: false, refusal: signalRefusal(err, this.#deps.log, roomId) }),
+        );
+    });
 
     let room: Room;
     let channel: RoomChannel;
@@ -151,6 +186,7 @@ export class RoomSocketServer {
     };
     room.on('rules', onRules);
     socket.on('disconnect', () => {
+      this.#deps.live?.leave(roomId, member.sessionId);
       room.off('rules', onRules);
       if (!room.closed) {
         room.unhold(socket);
@@ -255,6 +291,17 @@ function reply(ack: unknown, result: Outcome): void {
   const send = ack as (r: unknown) => void;
   if (result.ok) send({ ok: true, ...(result.value as object) });
   else send({ ok: false, refusal: result.refusal });
+}
+
+function signalRefusal(err: unknown, log: Logger, roomId: string): Refusal {
+  if (err instanceof SignalError) {
+    if (err.code === 'malformed') return refusal('malformed', err.message);
+    return refusal('out_of_order', err.message);
+  }
+  if (err instanceof StreamUnavailableError) return refusal('unavailable', err.message);
+  if (err instanceof RoomEndedError || err instanceof RoomNotFoundError) return refusal('not_found', 'the room is not available');
+  log.error({ err, roomId }, 'stream signaling failed');
+  return refusal('unavailable', 'the live stream is not available just now; try again');
 }
 
 function roleMessage(role: Role): string {

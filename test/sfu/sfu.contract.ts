@@ -3,10 +3,6 @@
 // cannot reach another room's stream, is cleaned up when it never finishes
 // joining or vanishes, and a burst of joins does not stop the sound of those
 // already listening. Run it against each adapter (sfu.test.ts).
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import type { Page } from 'playwright-core';
 import { LiveOutput, type LiveOutputStats } from '../../media/live/live-output.ts';
@@ -14,9 +10,8 @@ import type { TestSignal } from '../../media/live/pcm-source.ts';
 import { SignalError, type MemberLeftReason, type MixProducer, type Sfu, type SfuKind, type SfuRoom } from '../../media/sfu/sfu.ts';
 import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
 import { requireComponent } from '../support/components.ts';
+import { serveListenerPage, type ServedPage } from '../support/listener-page.ts';
 import type { ChannelAnalysis, ReceivedStats } from './page/listener-page.ts';
-
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 export interface SfuUnderTest {
   kind: SfuKind;
@@ -74,26 +69,12 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function bundlePage(): Promise<string> {
-  const esbuild = await import('esbuild');
-  const result = await esbuild.build({
-    entryPoints: [path.join(HERE, 'page', 'listener-page.ts')],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'chrome120',
-    write: false,
-    logLevel: 'silent',
-  });
-  return result.outputFiles[0]!.text;
-}
-
 export function sfuContract(under: SfuUnderTest): void {
   describe(`SFU contract: ${under.kind}`, function () {
     this.timeout(90_000);
 
     let browser: LaunchedBrowser | null = null;
-    let server: http.Server | null = null;
+    let served: ServedPage | null = null;
     let pageUrl = '';
     let sfu: Sfu | null = null;
     const rooms = new Map<string, SfuRoom>();
@@ -105,14 +86,8 @@ export function sfuContract(under: SfuUnderTest): void {
 
     before(async function () {
       requireComponent(CHROMIUM_COMMAND, chromiumAvailable(), this);
-      const script = await bundlePage();
-      const html = '<!doctype html><meta charset="utf-8"><title>listener</title><script type="module" src="/listener.js"></script>';
-      server = http.createServer((req, res) => {
-        if (req.url === '/listener.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
-        else res.writeHead(200, { 'content-type': 'text/html' }).end(html);
-      });
-      await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-      pageUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      served = await serveListenerPage();
+      pageUrl = served.url;
       browser = await launchChromium();
       sfu = await under.create({ connectTimeoutMs: CONNECT_TIMEOUT_MS });
       for (const [roomId, signal] of [
@@ -135,7 +110,7 @@ export function sfuContract(under: SfuUnderTest): void {
       for (const producer of producers) producer.close();
       for (const room of rooms.values()) room.close();
       await sfu?.close();
-      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      await served?.close();
       rooms.clear();
       outputs.clear();
       members.clear();

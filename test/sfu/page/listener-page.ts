@@ -133,6 +133,31 @@ const harness = {
     });
   },
 
+  /**
+   * Mean power in each band [edges[i], edges[i+1]) Hz, both channels summed, in dB
+   * (averaged over `snapshots` spectra taken 100 ms apart): what part of the mix is heard.
+   */
+  async bands(label: string, edges: number[], snapshots = 10): Promise<number[]> {
+    const { analysers, context } = entry(label);
+    if (!analysers || !context) throw new Error(`${label} joined without analysis`);
+    const power = new Array<number>(Math.max(0, edges.length - 1)).fill(0);
+    for (let k = 0; k < snapshots; k++) {
+      for (const analyser of analysers) {
+        const spectrum = new Float32Array(analyser.frequencyBinCount);
+        analyser.getFloatFrequencyData(spectrum);
+        const binHz = context.sampleRate / analyser.fftSize;
+        for (let b = 0; b < spectrum.length; b++) {
+          const hz = b * binHz;
+          for (let i = 0; i < power.length; i++) {
+            if (hz >= edges[i]! && hz < edges[i + 1]!) power[i]! += Math.pow(10, Math.max(spectrum[b]!, -200) / 10) / snapshots;
+          }
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return power.map((p) => 10 * Math.log10(p + 1e-20));
+  },
+
   /** Leaves properly (signals 'leave'). */
   async leave(label: string): Promise<void> {
     const e = entries.get(label);

@@ -1,0 +1,113 @@
+// The process's live streams: the SFU (chosen at start: mediasoup when its
+// worker binary is there, the embedded one otherwise), the shared stem cache,
+// and one RoomStream per loaded room that someone listens to.
+import { EventEmitter } from 'node:events';
+import { selectSfu, type SelectSfuOptions } from '../../media/sfu/select-sfu.ts';
+import type { ServerSignal, Sfu, SfuKind } from '../../media/sfu/sfu.ts';
+import type { Logger } from '../logger.ts';
+import type { Room } from '../rooms/room.ts';
+import type { DataLayout } from '../store/paths.ts';
+import { RoomStream, type RoomStreamEndReason } from './room-stream.ts';
+import { StemCache } from './stem-cache.ts';
+
+export interface LiveStreamsOptions {
+  layout: DataLayout;
+  log: Logger;
+  /** MEDIASOUP_WORKER_BIN from the config. */
+  mediasoupWorkerBin?: string | undefined;
+  /** Passed to the SFU (tests shorten the timeouts). */
+  sfu?: Pick<SelectSfuOptions, 'embedded' | 'mediasoup'>;
+  /** How long a stream keeps mixing after its last listener left. */
+  idleStopMs?: number;
+}
+
+export type LiveStreamsEvents = {
+  /** A room's stream stopped under its listeners; they join again to hear it. */
+  ended: [roomId: string, reason: RoomStreamEndReason];
+  listeners: [roomId: string, count: number];
+};
+
+export interface LiveStatus {
+  live: boolean;
+  listeners: number;
+  adapter: SfuKind;
+}
+
+export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
+  readonly sfu: Sfu;
+  readonly stems: StemCache;
+  readonly #opts: LiveStreamsOptions;
+  readonly #streams = new Map<string, RoomStream>();
+  #closed = false;
+
+  private constructor(sfu: Sfu, opts: LiveStreamsOptions) {
+    super();
+    this.sfu = sfu;
+    this.#opts = opts;
+    this.stems = new StemCache(opts.layout);
+    sfu.on('workerdied', ({ workerId, error, roomIds }) => {
+      opts.log.error({ err: error, workerId, rooms: roomIds.length }, 'an SFU worker died; its rooms stop streaming until their members join again');
+      for (const id of roomIds) void this.#streams.get(id)?.close('sfu-lost');
+    });
+  }
+
+  /** Chooses the SFU and logs which one (and why). */
+  static async create(opts: LiveStreamsOptions): Promise<LiveStreams> {
+    const selected = await selectSfu({ mediasoupWorkerBin: opts.mediasoupWorkerBin, log: opts.log, ...opts.sfu });
+    opts.log.info({ adapter: selected.kind, reason: selected.reason }, `live streams use the ${selected.kind} SFU`);
+    return new LiveStreams(selected.sfu, opts);
+  }
+
+  get adapter(): SfuKind {
+    return this.sfu.kind;
+  }
+
+  /** A signaling message from a member of `room` (memberId: its socket session). */
+  signal(room: Room, memberId: string, message: unknown): Promise<ServerSignal> {
+    return this.#streamOf(room).signal(memberId, message);
+  }
+
+  /** The member's connection went away: its transport goes too. */
+  leave(roomId: string, memberId: string): void {
+    this.#streams.get(roomId)?.leave(memberId);
+  }
+
+  status(roomId: string): LiveStatus {
+    const stream = this.#streams.get(roomId);
+    return { live: stream?.live ?? false, listeners: stream?.listening ?? 0, adapter: this.sfu.kind };
+  }
+
+  stream(roomId: string): RoomStream | undefined {
+    return this.#streams.get(roomId);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#streams.values()].map((s) => s.close('shutdown')));
+    this.#streams.clear();
+    await this.sfu.close();
+  }
+
+  #streamOf(room: Room): RoomStream {
+    if (this.#closed) throw new Error('the server is shutting down');
+    const existing = this.#streams.get(room.id);
+    if (existing && !existing.closed) return existing;
+    const stream = new RoomStream({
+      room,
+      sfu: this.sfu,
+      stems: this.stems,
+      log: this.#opts.log,
+      ...(this.#opts.idleStopMs !== undefined ? { idleStopMs: this.#opts.idleStopMs } : {}),
+    });
+    this.#streams.set(room.id, stream);
+    stream.on('ended', (reason) => this.emit('ended', room.id, reason));
+    stream.on('listeners', (count) => this.emit('listeners', room.id, count));
+    const onClose = () => {
+      if (this.#streams.get(room.id) === stream) this.#streams.delete(room.id);
+      void stream.close('room-closed');
+    };
+    room.once('close', onClose);
+    return stream;
+  }
+}

@@ -139,20 +139,21 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
     const { room, sfu, stems: cache } = this.#opts;
     const release = room.release;
     const started = performance.now();
-    let stems;
-    try {
-      stems = await cache.acquire(release.id, release.stems.map((s) => s.id));
-    } catch (err) {
-      cache.release(release.id);
-      throw err;
-    }
-    const stemsMs = performance.now() - started;
+    // The stems load while the SFU room and its producer are made.
+    const stemsLoading = cache.acquire(release.id, release.stems.map((s) => s.id));
+    let stemsMs = 0;
+    const stemsTimed = stemsLoading.then((stems) => {
+      stemsMs = performance.now() - started;
+      return stems;
+    });
+    stemsTimed.catch(() => {});
     let sfuRoom: SfuRoom | null = null;
     let producer: MixProducer | null = null;
     try {
       if (this.#closed) throw new StreamUnavailableError('the room closed');
       sfuRoom = await sfu.createRoom(room.id);
       producer = await sfuRoom.produceMix();
+      const stems = await stemsTimed;
       const state = room.state();
       const init: MixerSourceInit = {
         sampleRate: STEM_SAMPLE_RATE,
@@ -192,6 +193,8 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
     } catch (err) {
       producer?.close();
       sfuRoom?.close();
+      // Whether the stems loaded or not, this start's hold on them ends.
+      await stemsLoading.catch(() => {});
       cache.release(release.id);
       throw err;
     }

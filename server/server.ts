@@ -17,6 +17,8 @@ import type { Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { loadSecrets, type Secrets } from './secrets.ts';
 import { connectSocketAdapter, type SocketAdapter } from './realtime/socket-adapter.ts';
+import { ClipService } from './clips/clip-service.ts';
+import { ManifestSigner } from './clips/manifest.ts';
 import { LiveStreams, type LiveStreamsOptions } from './live/live-streams.ts';
 import { RoomSocketServer } from './realtime/socket-server.ts';
 import { RoomManager, type RoomTimings } from './rooms/room-manager.ts';
@@ -47,6 +49,7 @@ export class RemixroomServer {
   readonly signer: TokenSigner;
   readonly rooms: RoomManager;
   readonly live: LiveStreams;
+  readonly clips: ClipService;
   readonly #sync: SyncServer;
   readonly #sockets: RoomSocketServer;
   readonly #http: http.Server;
@@ -84,11 +87,24 @@ export class RemixroomServer {
     this.live = parts.live;
     this.catalog = new Catalog(this.store, this.layout);
     this.signer = new TokenSigner(this.secrets.tokenSecret);
+    const manifestSigner = new ManifestSigner(this.secrets.tokenSecret);
     this.rooms = new RoomManager({
       store: this.store,
       log: this.log,
       timings: { ...roomTimingsOf(this.config), ...parts.roomTimings },
       ...(parts.scaleout ? parts.scaleout.hooks() : {}),
+    });
+    this.clips = new ClipService({
+      store: this.store,
+      layout: this.layout,
+      manager: this.rooms,
+      stems: this.live.stems,
+      log: this.log.child({ component: 'clips' }),
+      ffmpeg: this.ffmpeg,
+      // One core stays with the rooms and their streams.
+      concurrency: Math.max(1, this.config.cores - 1),
+      signer: manifestSigner,
+      linkSecret: this.secrets.tokenSecret,
     });
     const app = createApp({
       log: this.log,
@@ -96,6 +112,16 @@ export class RemixroomServer {
       catalog: this.catalog,
       readiness: this.#readiness(),
       rooms: { store: this.store, manager: this.rooms, signer: this.signer, publicUrl: () => this.publicUrl, liveStatus: (id) => this.live.status(id) },
+      clips: {
+        clips: this.clips,
+        signer: this.signer,
+        manifestPublicKey: manifestSigner.publicKey,
+        clipRulesOf: async (roomId) => {
+          const room = await this.store.getRoom(roomId);
+          const release = room && (await this.store.getRelease(room.releaseId));
+          return release ? release.manifest.rules.clips : null;
+        },
+      },
     });
     this.#http = http.createServer(app);
     this.#sync = new SyncServer({ manager: this.rooms, signer: this.signer, log: this.log, metrics: this.metrics });
@@ -108,6 +134,7 @@ export class RemixroomServer {
       live: this.live,
       ...(parts.socketAdapter ? { adapter: parts.socketAdapter.adapter } : {}),
     });
+    this.clips.on('progress', (roomId, progress) => this.#sockets.renderProgress(roomId, progress));
     // Slow or idle clients must not hold a shutdown open.
     this.#http.headersTimeout = 20_000;
     this.#http.requestTimeout = 60_000;
@@ -173,6 +200,8 @@ export class RemixroomServer {
       }
       signal?.throwIfAborted();
       await server.#listen();
+      // Clips a previous process left queued or running.
+      await server.clips.resume();
       return server;
     } catch (err) {
       for (const o of opened.reverse()) await o.close().catch((e: unknown) => log.warn({ err: e }, 'close after a failed start'));
@@ -216,6 +245,8 @@ export class RemixroomServer {
       this.#http.closeAllConnections();
     }, this.config.shutdownTimeoutMs);
     // Rooms save their documents and tell their members to reconnect (to another node, in scale-out).
+    // Renders in flight stop and stay queued for the next start.
+    await this.clips.close();
     await this.rooms.closeAll();
     // The rooms' streams stopped with them; now the SFU and its workers.
     await this.live.close();

@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics.ts';
 import { HttpError } from './http-error.ts';
 import { healthRoutes, type Readiness } from './health-routes.ts';
 import { releaseRoutes } from './release-routes.ts';
+import { clipRoutes, type ClipRoutesDeps } from './clip-routes.ts';
 import { roomRoutes, type RoomRoutesDeps } from './room-routes.ts';
 
 export interface AppDeps {
@@ -16,6 +17,7 @@ export interface AppDeps {
   catalog: Catalog;
   readiness: Readiness;
   rooms: RoomRoutesDeps;
+  clips: ClipRoutesDeps;
 }
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
@@ -54,6 +56,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(healthRoutes(deps));
   app.use('/api/releases', releaseRoutes(deps));
   app.use('/api/rooms', roomRoutes(deps.rooms));
+  app.use('/api', clipRoutes(deps.clips));
 
   app.use('/api', (req) => {
     throw new HttpError('not_found', `no API route ${req.method} ${req.originalUrl.split('?')[0]}`);

@@ -18,6 +18,7 @@ import {
   type ClientToServerEvents,
   type InterServerEvents,
   type PresenceMember,
+  type RenderProgress,
   type ServerToClientEvents,
   type SocketData,
 } from '../../shared/socket-events.ts';
@@ -103,6 +104,11 @@ export class RoomSocketServer {
     deps.live?.on('ended', (roomId, reason) => {
       this.io.to(channelOf(roomId)).emit('stream:ended', { reason, rejoin: reason !== 'room-closed' && reason !== 'shutdown' });
     });
+  }
+
+  /** A clip's progress, to everyone in its room. */
+  renderProgress(roomId: string, progress: RenderProgress): void {
+    this.io.to(channelOf(roomId)).emit('render:progress', progress);
   }
 
   async close(): Promise<void> {

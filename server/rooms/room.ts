@@ -494,7 +494,10 @@ export class Room extends EventEmitter<RoomEvents> {
         changes.push({ path: [...path, key].join('.'), value: v instanceof Y.AbstractType ? v.toJSON() : v });
       }
     }
-    if (changes.length > 0) this.timeline.record(this.#now(), changes, () => this.#snapshot());
+    if (changes.length > 0) {
+      const member = isMemberOrigin(tr.origin) ? tr.origin.peer.member : null;
+      this.timeline.record(this.#now(), changes, () => this.#snapshot(), member ? { userId: member.userId, name: member.name } : null);
+    }
     if (rulesChanged) {
       this.#rules = readRules(this.doc.getMap('rules'), this.release);
       this.emit('rules', this.#rules);

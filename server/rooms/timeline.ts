@@ -8,6 +8,8 @@ export interface TimelineEvent {
   path: string;
   /** JSON value after the change; undefined for a deleted key. */
   value: unknown;
+  /** The member whose change it was (null: the server's own, e.g. a clamp or a prompt applied). */
+  by?: { userId: string; name: string } | null;
 }
 
 export type JsonState = Record<string, unknown>;
@@ -40,12 +42,12 @@ export class StateTimeline {
   }
 
   /** Records the changes of one transaction; `snapshot` is called when a keyframe is due. */
-  record(tMs: number, changes: { path: string; value: unknown }[], snapshot: () => JsonState): void {
+  record(tMs: number, changes: { path: string; value: unknown }[], snapshot: () => JsonState, by: TimelineEvent['by'] = null): void {
     if (this.#keyframes.length === 0) {
       this.reset(tMs, snapshot());
       return;
     }
-    for (const c of changes) this.#events.push({ tMs, path: c.path, value: c.value === undefined ? undefined : structuredClone(c.value) });
+    for (const c of changes) this.#events.push({ tMs, path: c.path, value: c.value === undefined ? undefined : structuredClone(c.value), ...(by ? { by } : {}) });
     const last = this.#keyframes.at(-1)!;
     if (tMs - last.tMs >= this.keyframeEveryMs) this.#keyframes.push({ tMs, state: structuredClone(snapshot()) });
     this.#trim(tMs);

@@ -2,7 +2,10 @@ import { DatabaseSync } from 'node:sqlite';
 import { MIGRATIONS, type Migration } from './migrations.ts';
 import {
   ReleaseExistsError,
+  RenderNotFoundError,
   RoomNotFoundError,
+  type RenderRecord,
+  type RenderStatus,
   type RoomRecord,
   StoreClosedError,
   type FilePlacement,
@@ -108,6 +111,57 @@ export class SqliteStore implements Store {
     if (Number(result.changes) === 0) throw new RoomNotFoundError(`no room "${id}"`);
   }
 
+  async createRender(render: Omit<RenderRecord, 'updatedAt' | 'result'>, idempotencyKey: string | null): Promise<{ render: RenderRecord; created: boolean }> {
+    const db = this.#open();
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      if (idempotencyKey !== null) {
+        const row = db.prepare(`SELECT ${RENDER_COLUMNS} FROM renders WHERE idempotency_key = ?`).get(idempotencyKey) as RenderRow | undefined;
+        if (row) {
+          db.exec('COMMIT');
+          return { render: renderOf(row), created: false };
+        }
+      }
+      db.prepare('INSERT INTO renders (id, room_id, kind, status, request, result, idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)').run(
+        render.id,
+        render.roomId,
+        render.kind,
+        render.status,
+        JSON.stringify(render.request),
+        idempotencyKey,
+        render.createdAt,
+        render.createdAt,
+      );
+      db.exec('COMMIT');
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+    return { render: { ...render, result: null, updatedAt: render.createdAt }, created: true };
+  }
+
+  async getRender(id: string): Promise<RenderRecord | null> {
+    const row = this.#open().prepare(`SELECT ${RENDER_COLUMNS} FROM renders WHERE id = ?`).get(id) as RenderRow | undefined;
+    return row ? renderOf(row) : null;
+  }
+
+  async updateRender(id: string, change: { status: RenderStatus; result?: unknown }): Promise<void> {
+    const now = new Date().toISOString();
+    const result =
+      change.result === undefined
+        ? this.#open().prepare('UPDATE renders SET status = ?, updated_at = ? WHERE id = ?').run(change.status, now, id)
+        : this.#open().prepare('UPDATE renders SET status = ?, result = ?, updated_at = ? WHERE id = ?').run(change.status, JSON.stringify(change.result), now, id);
+    if (Number(result.changes) === 0) throw new RenderNotFoundError(`no render "${id}"`);
+  }
+
+  async listRenders(statuses: readonly RenderStatus[]): Promise<RenderRecord[]> {
+    if (statuses.length === 0) return [];
+    const rows = this.#open()
+      .prepare(`SELECT ${RENDER_COLUMNS} FROM renders WHERE status IN (${statuses.map(() => '?').join(', ')}) ORDER BY created_at, id`)
+      .all(...statuses) as unknown as RenderRow[];
+    return rows.map(renderOf);
+  }
+
   async ping(): Promise<void> {
     this.#open().prepare('SELECT 1').get();
   }
@@ -160,4 +214,30 @@ function migrate(db: DatabaseSync, migrations: readonly Migration[]): void {
       );
     });
   }
+}
+
+const RENDER_COLUMNS = 'id, room_id, kind, status, request, result, created_at, updated_at';
+
+interface RenderRow {
+  id: string;
+  room_id: string;
+  kind: string;
+  status: string;
+  request: string;
+  result: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+function renderOf(row: RenderRow): RenderRecord {
+  return {
+    id: row.id,
+    roomId: row.room_id,
+    kind: row.kind as RenderRecord['kind'],
+    status: row.status as RenderStatus,
+    request: JSON.parse(row.request) as unknown,
+    result: row.result === null ? null : (JSON.parse(row.result) as unknown),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
 }

@@ -62,6 +62,22 @@ export interface RoomRecord {
   doc: Uint8Array | null;
 }
 
+export type RenderStatus = 'queued' | 'running' | 'done' | 'failed';
+
+export interface RenderRecord {
+  /** 16 hex digits: the 64 bits the watermark carries. */
+  id: string;
+  roomId: string;
+  kind: 'clip' | 'full';
+  status: RenderStatus;
+  /** What to render (the timeline window, who asked, …), as JSON. */
+  request: unknown;
+  /** What came out (files, manifest, error), as JSON; null until it ends. */
+  result: unknown;
+  createdAt: string;
+  updatedAt: string;
+}
+
 export interface Store {
   readonly kind: string;
   /** Highest migration applied. */
@@ -85,6 +101,17 @@ export interface Store {
   saveRoomDoc(id: string, doc: Uint8Array): Promise<void>;
   endRoom(id: string): Promise<void>;
 
+  /**
+   * Records a render unless one exists under `idempotencyKey`; answers the one stored
+   * (`created: false` when it was already there, whatever its request was: the caller compares).
+   */
+  createRender(render: Omit<RenderRecord, 'updatedAt' | 'result'>, idempotencyKey: string | null): Promise<{ render: RenderRecord; created: boolean }>;
+  getRender(id: string): Promise<RenderRecord | null>;
+  /** Moves a render on; refuses (RenderNotFoundError) an unknown id. */
+  updateRender(id: string, change: { status: RenderStatus; result?: unknown }): Promise<void>;
+  /** Renders in these states, oldest first (a restarted process picks up what was queued or running). */
+  listRenders(statuses: readonly RenderStatus[]): Promise<RenderRecord[]>;
+
   /** Cheap liveness probe for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -101,6 +128,10 @@ export class ReleaseExistsError extends Error {
 
 export class RoomNotFoundError extends Error {
   override readonly name = 'RoomNotFoundError';
+}
+
+export class RenderNotFoundError extends Error {
+  override readonly name = 'RenderNotFoundError';
 }
 
 export class StoreClosedError extends Error {

@@ -1,7 +1,7 @@
 // The contract every Store implementation must keep. Run it against each one.
 import { expect } from 'chai';
 import { ReleaseManifestSchema } from '../../shared/release-manifest.ts';
-import { ReleaseExistsError, RoomNotFoundError, type ReleaseRecord, type Store } from '../../server/store/store.ts';
+import { ReleaseExistsError, RenderNotFoundError, RoomNotFoundError, type ReleaseRecord, type Store } from '../../server/store/store.ts';
 
 export function sampleRecord(id: string, title = 'Sample'): ReleaseRecord {
   const manifest = ReleaseManifestSchema.parse({
@@ -98,6 +98,31 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.endRoom('room1');
       expect((await store.getRoom('room1'))!.closedAt).to.be.a('string');
       expect(await store.getRoom('nope')).to.equal(null);
+    });
+
+    it('keeps renders: one per idempotency key, moved on by status, listed for recovery', async () => {
+      await store.putRelease(sampleRecord('rel-r'), { place() {}, undo() {} });
+      const base = { roomId: 'room-1', kind: 'clip' as const, status: 'queued' as const, request: { seconds: 30 }, createdAt: new Date(1000).toISOString() };
+      const a = await store.createRender({ ...base, id: '00000000000000aa' }, 'user-1:key-1');
+      expect(a.created).to.equal(true);
+      const again = await store.createRender({ ...base, id: '00000000000000bb', request: { seconds: 10 } }, 'user-1:key-1');
+      expect(again.created).to.equal(false);
+      expect(again.render.id).to.equal('00000000000000aa');
+      expect(again.render.request).to.deep.equal({ seconds: 30 });
+      const noKey = await store.createRender({ ...base, id: '00000000000000cc', createdAt: new Date(2000).toISOString() }, null);
+      expect(noKey.created).to.equal(true);
+      await store.updateRender('00000000000000aa', { status: 'running' });
+      expect((await store.listRenders(['queued', 'running'])).map((r) => [r.id, r.status])).to.deep.equal([
+        ['00000000000000aa', 'running'],
+        ['00000000000000cc', 'queued'],
+      ]);
+      await store.updateRender('00000000000000aa', { status: 'done', result: { files: ['clip.mp4'] } });
+      const done = await store.getRender('00000000000000aa');
+      expect(done).to.include({ status: 'done', roomId: 'room-1', kind: 'clip' });
+      expect(done!.result).to.deep.equal({ files: ['clip.mp4'] });
+      expect(await store.getRender('ffffffffffffffff')).to.equal(null);
+      await expectRejection(store.updateRender('ffffffffffffffff', { status: 'failed' }), RenderNotFoundError);
+      expect(await store.listRenders([])).to.deep.equal([]);
     });
 
     it('fails with a named error after close, and closes twice without harm', async () => {

@@ -1,0 +1,397 @@
+// Clips: a member commits the last N seconds of a room; the window of the room's
+// state timeline is stored with the job at once (the timeline itself is kept in
+// memory only), so the render survives a restart of the process; an in-process
+// queue renders it (concurrency bounded by the cores), the renderer replays the
+// window through the room's mixer and visual engine, the audio is watermarked
+// with the render's id, and a signed manifest goes beside the files and inside
+// them. Progress goes to the room (socket.io) and to GET /api/clips/:id.
+import crypto from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { renderClip } from '../../media/render/clip-render.ts';
+import { engineArtwork, readVisualPack } from '../../media/visuals/visual-pack.ts';
+import type { RoomRelease } from '../../shared/room-doc.ts';
+import type { RenderProgress } from '../../shared/socket-events.ts';
+import { VisualEngine } from '../../shared/visual-engine.ts';
+import { energyFromRms } from '../../shared/visual-timeline.ts';
+import type { StemCache } from '../live/stem-cache.ts';
+import type { Logger } from '../logger.ts';
+import { toRoomRelease, type RoomManager } from '../rooms/room-manager.ts';
+import type { TimelineWindow } from '../rooms/timeline.ts';
+import type { DataLayout } from '../store/paths.ts';
+import type { RenderRecord, Store } from '../store/store.ts';
+import { planClip } from './clip-plan.ts';
+import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
+
+export const VIDEO = { width: 1280, height: 720, fps: 30 } as const;
+/** Shortest clip worth rendering. */
+export const MIN_CLIP_SEC = 1;
+const LINK_TTL_SEC = 3600;
+const PROGRESS_EVERY_MS = 500;
+
+export interface ClipRequest {
+  kind: 'clip';
+  releaseId: string;
+  roomCreatedAtMs: number;
+  seconds: number;
+  /** What the member asked for (the window may be shorter when the room had less to give). */
+  requestedSeconds: number;
+  requestedBy: { userId: string; name: string };
+  window: TimelineWindow;
+  prompts: { text: string; by: string; name: string; atMs: number }[];
+}
+
+export interface ClipResult {
+  files?: { video: string; audio: string; manifest: string };
+  manifest?: SignedManifest;
+  error?: string;
+  timings?: Record<string, number>;
+}
+
+export interface ClipView {
+  clipId: string;
+  roomId: string;
+  status: RenderRecord['status'];
+  progress: number;
+  seconds: number;
+  createdAt: string;
+  /** When done: signed links that expire (`expiresAt`). */
+  downloads?: { video: string; audio: string; manifest: string; expiresAt: string };
+  manifest?: SignedManifest;
+  error?: string;
+}
+
+export type ClipServiceEvents = { progress: [roomId: string, progress: RenderProgress] };
+
+export interface ClipServiceDeps {
+  store: Store;
+  layout: DataLayout;
+  manager: RoomManager;
+  stems: StemCache;
+  log: Logger;
+  /** A native ffmpeg; without one clips are refused (the WebAssembly path is not built). */
+  ffmpeg: string | null;
+  concurrency: number;
+  signer: ManifestSigner;
+  /** HMAC key of download links. */
+  linkSecret: string;
+  /** Marks the audio with the render's id (the watermark). */
+  watermark?: (pcm: Float32Array, renderId: string) => Float32Array | Promise<Float32Array>;
+  now?: () => number;
+}
+
+export class ClipError extends Error {
+  override readonly name = 'ClipError';
+  readonly code: 'not_found' | 'conflict' | 'unavailable' | 'bad_request';
+  constructor(code: ClipError['code'], message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export class ClipService extends EventEmitter<ClipServiceEvents> {
+  readonly #deps: ClipServiceDeps;
+  readonly #queue: string[] = [];
+  readonly #running = new Map<string, AbortController>();
+  readonly #progress = new Map<string, number>();
+  readonly #engines = new Map<string, Promise<VisualEngine>>();
+  #closed = false;
+  #drained: Promise<void> = Promise.resolve();
+
+  constructor(deps: ClipServiceDeps) {
+    super();
+    this.#deps = deps;
+  }
+
+  get available(): boolean {
+    return this.#deps.ffmpeg !== null;
+  }
+
+  /** Picks up what a previous process left queued or running. */
+  async resume(): Promise<void> {
+    for (const r of await this.#deps.store.listRenders(['queued', 'running'])) {
+      if (r.kind !== 'clip') continue;
+      if (r.status === 'running') await this.#deps.store.updateRender(r.id, { status: 'queued' });
+      this.#enqueue(r.id);
+    }
+  }
+
+  /**
+   * Commits the last `seconds` of a loaded room. The same idempotency key (per
+   * member) answers the first commit's clip; with a different length it is refused.
+   */
+  async commit(input: { roomId: string; member: { userId: string; name: string }; seconds: number; idempotencyKey: string }): Promise<{ clip: ClipView; created: boolean }> {
+    if (this.#closed) throw new ClipError('unavailable', 'the server is shutting down');
+    if (!this.available) throw new ClipError('unavailable', 'this server has no native ffmpeg, so it cannot render clips');
+    const room = this.#deps.manager.get(input.roomId);
+    if (!room || room.closed) throw new ClipError('conflict', 'the room is not live on this server; join it and try again');
+    const now = (this.#deps.now ?? Date.now)();
+    const oldest = room.timeline.oldestMs;
+    if (oldest === null) throw new ClipError('conflict', 'the room has no recorded moments yet');
+    const seconds = Math.min(input.seconds, (now - oldest) / 1000);
+    if (seconds < MIN_CLIP_SEC) throw new ClipError('conflict', `the room has recorded less than ${MIN_CLIP_SEC} s so far; try again in a moment`);
+    const window = room.timeline.window(now - seconds * 1000, now);
+    if (!window) throw new ClipError('conflict', 'that moment is no longer kept');
+    const history = (room.doc.getMap('visual').get('history') as { toJSON(): Record<string, { text: string; by: string; name: string; atMs: number }> } | undefined)?.toJSON() ?? {};
+    const request: ClipRequest = {
+      kind: 'clip',
+      releaseId: room.release.id,
+      roomCreatedAtMs: room.state().meta.createdAtMs,
+      seconds: Math.round(seconds * 1000) / 1000,
+      requestedSeconds: input.seconds,
+      requestedBy: input.member,
+      window,
+      prompts: Object.values(history).filter((h) => h.atMs >= window.fromMs && h.atMs <= window.toMs),
+    };
+    const { render, created } = await this.#deps.store.createRender(
+      { id: newRenderId(), roomId: input.roomId, kind: 'clip', status: 'queued', request, createdAt: new Date(now).toISOString() },
+      `${input.member.userId}:${input.idempotencyKey}`,
+    );
+    if (!created) {
+      const earlier = render.request as ClipRequest;
+      if (render.roomId !== input.roomId || earlier.requestedSeconds !== input.seconds) {
+        throw new ClipError('conflict', 'this Idempotency-Key was used for a different request; use a new key');
+      }
+    } else this.#enqueue(render.id);
+    return { clip: this.#view(render), created };
+  }
+
+  async view(clipId: string): Promise<ClipView | null> {
+    if (!RENDER_ID.test(clipId)) return null;
+    const render = await this.#deps.store.getRender(clipId);
+    return render && render.kind === 'clip' ? this.#view(render) : null;
+  }
+
+  /** The file behind a signed link; throws ClipError('not_found') for a bad, tampered or expired link. */
+  async file(clipId: string, name: string, expires: string, sig: string): Promise<{ path: string; contentType: string; downloadName: string }> {
+    const nowSec = Math.floor((this.#deps.now ?? Date.now)() / 1000);
+    const exp = Number(expires);
+    if (!RENDER_ID.test(clipId) || !FILE_NAMES.has(name) || !Number.isInteger(exp) || typeof sig !== 'string' || !/^[0-9a-f]{64}$/.test(sig)) {
+      throw new ClipError('not_found', 'no such download');
+    }
+    const expected = Buffer.from(this.#linkSignature(clipId, name, exp), 'hex');
+    if (!crypto.timingSafeEqual(expected, Buffer.from(sig, 'hex'))) throw new ClipError('not_found', 'this download link is not valid');
+    if (exp < nowSec) throw new ClipError('not_found', 'this download link has expired; ask for the clip again to get a fresh one');
+    const render = await this.#deps.store.getRender(clipId);
+    if (!render || render.status !== 'done') throw new ClipError('not_found', 'no such download');
+    const file = path.join(this.#renderDir(clipId), name);
+    return { path: file, contentType: FILE_NAMES.get(name)!, downloadName: `remixroom-${clipId}${path.extname(name)}` };
+  }
+
+  /** Verifies a render id found in a file: what it is, when, from where. */
+  async lookup(renderId: string): Promise<{ render: RenderRecord; manifest: SignedManifest | null } | null> {
+    if (!RENDER_ID.test(renderId)) return null;
+    const render = await this.#deps.store.getRender(renderId);
+    if (!render) return null;
+    return { render, manifest: (render.result as ClipResult | null)?.manifest ?? null };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#queue.length = 0;
+    for (const c of this.#running.values()) c.abort(new Error('the server is shutting down'));
+    await this.#drained;
+  }
+
+  // ------------------------------------------------------------------ jobs
+
+  #enqueue(id: string): void {
+    if (this.#queue.includes(id) || this.#running.has(id)) return;
+    this.#queue.push(id);
+    this.#progress.set(id, 0);
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (!this.#closed && this.#running.size < Math.max(1, this.#deps.concurrency) && this.#queue.length > 0) {
+      const id = this.#queue.shift()!;
+      const controller = new AbortController();
+      this.#running.set(id, controller);
+      const job = this.#run(id, controller.signal)
+        .catch((err: unknown) => this.#deps.log.error({ err, renderId: id }, 'clip job failed unexpectedly'))
+        .finally(() => {
+          this.#running.delete(id);
+          this.#pump();
+        });
+      const previous = this.#drained;
+      this.#drained = Promise.all([previous, job]).then(() => {});
+    }
+  }
+
+  async #run(id: string, signal: AbortSignal): Promise<void> {
+    const { store, log } = this.#deps;
+    const render = await store.getRender(id);
+    if (!render || render.status === 'done' || render.status === 'failed') return;
+    const request = render.request as ClipRequest;
+    await store.updateRender(id, { status: 'running' });
+    this.#report(render.roomId, id, 'running', 0);
+    const started = performance.now();
+    try {
+      const result = await this.#render(render, request, signal);
+      await store.updateRender(id, { status: 'done', result });
+      this.#progress.set(id, 1);
+      this.#report(render.roomId, id, 'done', 1);
+      log.info({ renderId: id, roomId: render.roomId, seconds: request.seconds, ms: Math.round(performance.now() - started) }, 'clip rendered');
+    } catch (err) {
+      if (signal.aborted) {
+        // Shutting down: left queued for the next process (resume()).
+        await store.updateRender(id, { status: 'queued' }).catch(() => {});
+        return;
+      }
+      log.error({ err, renderId: id }, 'clip render failed');
+      await store.updateRender(id, { status: 'failed', result: { error: 'the render failed' } satisfies ClipResult });
+      this.#report(render.roomId, id, 'failed', this.#progress.get(id) ?? 0, 'the render failed; try again');
+    } finally {
+      this.#progress.delete(id);
+    }
+  }
+
+  async #render(render: RenderRecord, request: ClipRequest, signal: AbortSignal): Promise<ClipResult> {
+    const { store, stems: cache } = this.#deps;
+    const record = await store.getRelease(request.releaseId);
+    if (!record) throw new Error(`the release ${request.releaseId} is gone`);
+    const release: RoomRelease = toRoomRelease(record);
+    const plan = planClip(request.window, release);
+    const engine = await this.#engine(release.id);
+    const stems = await cache.acquire(release.id, release.stems.map((s) => s.id));
+    try {
+      const dir = this.#renderDir(render.id);
+      await fsp.mkdir(dir, { recursive: true });
+      const manifest: Manifest = {
+        version: MANIFEST_VERSION,
+        renderId: render.id,
+        kind: 'clip',
+        release: { id: record.id, title: record.title, artist: record.artist },
+        assets: { stems: release.stems.map((s) => s.id), artwork: release.artwork.map((a) => a.id) },
+        room: { id: render.roomId },
+        window: { fromMs: request.window.fromMs, toMs: request.window.toMs, seconds: request.seconds },
+        requestedBy: request.requestedBy,
+        contributors: mergePrompts(plan.contributors, request.prompts),
+        software: SOFTWARE,
+        createdAt: render.createdAt,
+      };
+      // The copy inside the files carries no file hashes (a file cannot hash itself).
+      const embedded = this.#deps.signer.sign(manifest);
+      let lastReport = 0;
+      const out = await renderClip(
+        {
+          ffmpeg: this.#deps.ffmpeg!,
+          stems,
+          bpm: release.bpm,
+          schedule: plan.schedule,
+          durationSec: plan.durationSec,
+          video: {
+            engine,
+            ...VIDEO,
+            frameAt: (tSec, energy) =>
+              plan.visuals.frameAt(request.window.fromMs + tSec * 1000, request.roomCreatedAtMs, { energy, beatPhase: plan.beatAt(tSec) }),
+          },
+          ...(this.#deps.watermark ? { markAudio: (pcm: Float32Array) => this.#deps.watermark!(pcm, render.id) } : {}),
+          metadata: { comment: JSON.stringify(embedded), title: `${record.title} — Remixroom clip ${render.id}` },
+          outputs: { mp4: path.join(dir, 'clip.mp4'), audio: path.join(dir, 'clip.m4a') },
+          workDir: this.#deps.layout.tmpDir,
+          signal,
+          onProgress: (fraction) => {
+            this.#progress.set(render.id, fraction);
+            const t = performance.now();
+            if (t - lastReport >= PROGRESS_EVERY_MS) {
+              lastReport = t;
+              this.#report(render.roomId, render.id, 'running', fraction);
+            }
+          },
+        },
+        energyFromRms,
+      );
+      const files = await Promise.all(['clip.mp4', 'clip.m4a'].map(async (name) => ({ name, ...(await hashFile(path.join(dir, name))) })));
+      const signed = this.#deps.signer.sign({ ...manifest, files });
+      const tmp = path.join(dir, `manifest.json.${process.pid}.part`);
+      await fsp.writeFile(tmp, JSON.stringify(signed, null, 2));
+      await fsp.rename(tmp, path.join(dir, 'manifest.json'));
+      return {
+        files: { video: 'clip.mp4', audio: 'clip.m4a', manifest: 'manifest.json' },
+        manifest: signed,
+        timings: { mixSec: out.timings.mixSec, drawSec: out.timings.drawSec, totalSec: out.timings.totalSec },
+      };
+    } finally {
+      cache.release(release.id);
+    }
+  }
+
+  #engine(releaseId: string): Promise<VisualEngine> {
+    let engine = this.#engines.get(releaseId);
+    if (!engine) {
+      engine = readVisualPack(path.join(this.#deps.layout.releaseDir(releaseId), 'visual-pack')).then((pack) => new VisualEngine(engineArtwork(pack)));
+      engine.catch(() => this.#engines.delete(releaseId));
+      this.#engines.set(releaseId, engine);
+    }
+    return engine;
+  }
+
+  #report(roomId: string, clipId: string, status: RenderProgress['status'], progress: number, message?: string): void {
+    this.emit('progress', roomId, { clipId, status, progress: Math.round(progress * 1000) / 1000, ...(message ? { message } : {}) });
+  }
+
+  #view(render: RenderRecord): ClipView {
+    const request = render.request as ClipRequest;
+    const result = render.result as ClipResult | null;
+    const view: ClipView = {
+      clipId: render.id,
+      roomId: render.roomId,
+      status: render.status,
+      progress: render.status === 'done' ? 1 : (this.#progress.get(render.id) ?? 0),
+      seconds: request.seconds,
+      createdAt: render.createdAt,
+    };
+    if (render.status === 'done' && result?.files) {
+      const expires = Math.floor((this.#deps.now ?? Date.now)() / 1000) + LINK_TTL_SEC;
+      const link = (name: string) => `/api/clips/${render.id}/files/${name}?expires=${expires}&sig=${this.#linkSignature(render.id, name, expires)}`;
+      view.downloads = { video: link(result.files.video), audio: link(result.files.audio), manifest: link(result.files.manifest), expiresAt: new Date(expires * 1000).toISOString() };
+      if (result.manifest) view.manifest = result.manifest;
+    }
+    if (render.status === 'failed') view.error = result?.error ?? 'the render failed';
+    return view;
+  }
+
+  #linkSignature(id: string, name: string, expires: number): string {
+    return crypto.createHmac('sha256', this.#deps.linkSecret).update(`clip-file\n${id}\n${name}\n${expires}`).digest('hex');
+  }
+
+  #renderDir(id: string): string {
+    if (!RENDER_ID.test(id)) throw new ClipError('not_found', 'no such clip');
+    return path.join(this.#deps.layout.rendersDir, id);
+  }
+}
+
+/** 64 random bits, as the watermark carries them. */
+export const RENDER_ID = /^[0-9a-f]{16}$/;
+const FILE_NAMES = new Map([
+  ['clip.mp4', 'video/mp4'],
+  ['clip.m4a', 'audio/mp4'],
+  ['manifest.json', 'application/json'],
+]);
+
+function newRenderId(): string {
+  return crypto.randomBytes(8).toString('hex');
+}
+
+async function hashFile(file: string): Promise<{ sha256: string; bytes: number }> {
+  const hash = crypto.createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of fs.createReadStream(file)) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+function mergePrompts(contributors: Manifest['contributors'], prompts: ClipRequest['prompts']): Manifest['contributors'] {
+  const byId = new Map(contributors.map((c) => [c.userId, { ...c, prompts: [...c.prompts] }]));
+  for (const p of prompts) {
+    let c = byId.get(p.by);
+    if (!c) byId.set(p.by, (c = { userId: p.by, name: p.name, changes: 0, prompts: [] }));
+    c.prompts.push({ text: p.text, atMs: p.atMs });
+  }
+  return [...byId.values()];
+}

@@ -1,0 +1,105 @@
+// Clips over HTTP: commit (a member of the room, with an Idempotency-Key), status
+// and signed downloads, and the manifest signing key. Thin: parse, check, call
+// the clip service, answer.
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
+import { ClipError, type ClipService } from '../clips/clip-service.ts';
+import { ROOM_ID } from '../rooms/room-manager.ts';
+import { RateLimiter } from '../util/rate-limiter.ts';
+import { HttpError } from './http-error.ts';
+
+export interface ClipRoutesDeps {
+  clips: ClipService;
+  signer: TokenSigner;
+  /** The release's clip rules for a room (free length, 30 s by default; whether downloads are allowed), or null for an unknown room. */
+  clipRulesOf: (roomId: string) => Promise<{ freeSeconds: number; downloads: boolean } | null>;
+  manifestPublicKey: string;
+}
+
+const CommitBody = z.object({ seconds: z.number().finite().positive().max(3600).default(30) }).strict();
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+export function clipRoutes(deps: ClipRoutesDeps): Router {
+  const router = Router();
+  // A few clips a minute per member: each costs seconds of CPU.
+  const commits = new RateLimiter({ capacity: 3, refillPerSec: 3 / 60 });
+
+  router.post('/rooms/:roomId/clips', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const claims = member(deps.signer, req, roomId);
+    const key = req.headers['idempotency-key'];
+    if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key)) {
+      throw new HttpError('bad_request', 'a clip needs an "Idempotency-Key" header (1–128 visible characters), so that a retry never renders twice');
+    }
+    const parsed = CommitBody.safeParse(req.body ?? {});
+    if (!parsed.success) throw new HttpError('invalid_body', `${parsed.error.issues[0]!.path.join('.') || 'body'}: ${parsed.error.issues[0]!.message}`);
+    const rules = await deps.clipRulesOf(roomId);
+    if (rules === null) throw new HttpError('not_found', 'no such room');
+    if (!rules.downloads) throw new HttpError('forbidden', 'the artist does not allow clips of this release to be downloaded');
+    const freeSeconds = rules.freeSeconds;
+    if (parsed.data.seconds > freeSeconds) {
+      throw new HttpError('invalid_body', `seconds: a clip is at most ${freeSeconds} s here (the longer version is bought through /api/orders)`);
+    }
+    const limited = commits.take(`${roomId}:${claims.sub}`);
+    if (!limited.ok) throw new HttpError('rate_limited', `too many clips; try again in ${Math.ceil(limited.retryAfterMs / 1000)} s`);
+    try {
+      const { clip, created } = await deps.clips.commit({ roomId, member: { userId: claims.sub, name: claims.name }, seconds: parsed.data.seconds, idempotencyKey: key });
+      res.status(created ? 202 : 200).json(clip);
+    } catch (err) {
+      throw httpErrorOf(err);
+    }
+  });
+
+  router.get('/clips/:clipId', async (req, res) => {
+    const view = await deps.clips.view(String(req.params['clipId']));
+    if (!view) throw new HttpError('not_found', 'no such clip');
+    res.setHeader('cache-control', 'no-store');
+    res.json(view);
+  });
+
+  router.get('/clips/:clipId/files/:name', async (req, res) => {
+    let file;
+    try {
+      file = await deps.clips.file(String(req.params['clipId']), String(req.params['name']), String(req.query['expires'] ?? ''), String(req.query['sig'] ?? ''));
+    } catch (err) {
+      throw httpErrorOf(err);
+    }
+    res.setHeader('content-type', file.contentType);
+    res.setHeader('cache-control', 'private, max-age=300');
+    res.attachment(file.downloadName);
+    await new Promise<void>((resolve, reject) => res.sendFile(file.path, (err) => (err ? reject(err) : resolve())));
+  });
+
+  router.get('/manifest-key', (_req, res) => {
+    res.json({ algorithm: 'Ed25519', publicKey: deps.manifestPublicKey });
+  });
+
+  return router;
+}
+
+function roomIdOf(req: Request): string {
+  const id = req.params['roomId'];
+  if (typeof id !== 'string' || !ROOM_ID.test(id)) throw new HttpError('not_found', 'no such room');
+  return id;
+}
+
+function member(signer: TokenSigner, req: Request, roomId: string): TokenClaims {
+  const header = req.headers.authorization;
+  const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
+  if (!token) throw new HttpError('unauthorized', 'this needs your member token as "Authorization: Bearer <token>"');
+  try {
+    return signer.verify(token, roomId, 'member');
+  } catch (err) {
+    if (err instanceof TokenError) throw new HttpError(err.reason === 'wrong_room' ? 'forbidden' : 'unauthorized', err.message);
+    throw err;
+  }
+}
+
+function httpErrorOf(err: unknown): unknown {
+  if (!(err instanceof ClipError)) return err;
+  if (err.code === 'not_found') return new HttpError('not_found', err.message);
+  if (err.code === 'conflict') return new HttpError('conflict', err.message);
+  if (err.code === 'bad_request') return new HttpError('bad_request', err.message);
+  return new HttpError('not_ready', err.message);
+}

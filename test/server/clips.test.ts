@@ -1,0 +1,177 @@
+// Clips through a real server and Debian's ffmpeg: commit with an idempotency
+// key, progress over socket.io and HTTP, signed downloads that ffprobe accepts,
+// a manifest whose signature and file hashes check out, and refusals.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { io, type Socket } from 'socket.io-client';
+import type * as Y from 'yjs';
+import { findNativeFfmpeg, runCapture, type NativeFfmpeg } from '../../media/audio/ffmpeg.ts';
+import { verifyManifest, type SignedManifest } from '../../server/clips/manifest.ts';
+import type { ClipView } from '../../server/clips/clip-service.ts';
+import type { ClientToServerEvents, RenderProgress, ServerToClientEvents } from '../../shared/socket-events.ts';
+import { requireComponent } from '../support/components.ts';
+import { api, connectMember, joinAs, masterMap, openRoom, stemMap, type Member, type OpenedRoom } from '../support/room-clients.ts';
+import { startTestServer, type TestServer } from '../support/test-server.ts';
+
+type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+async function commit(base: string, roomId: string, token: string | null, body: unknown, key: string | null) {
+  const res = await fetch(`${base}/api/rooms/${roomId}/clips`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...(key ? { 'idempotency-key': key } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as ClipView & { error?: { code: string; message: string } } };
+}
+
+describe('clips (real server, native ffmpeg)', function () {
+  this.timeout(120_000);
+  let native: NativeFfmpeg | null;
+  let t: TestServer;
+  let room: OpenedRoom;
+  let remixer: Member;
+  let remixerToken: string;
+  let socket: Client;
+  const progress: RenderProgress[] = [];
+  let clip: ClipView;
+
+  before(async function () {
+    native = await findNativeFfmpeg();
+    requireComponent('ffmpeg', native !== null && native.ffprobe !== null, this);
+    t = await startTestServer();
+    room = await openRoom(t.url);
+    remixerToken = (await joinAs(t.url, room, 'remixer', 'Remi')).token;
+    remixer = await connectMember(t.url, room.roomId, remixerToken);
+    socket = io(t.url, { auth: { roomId: room.roomId, token: remixerToken }, transports: ['websocket'], reconnection: false });
+    socket.on('render:progress', (p) => progress.push(p));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', () => resolve());
+      socket.once('connect_error', reject);
+    });
+    // Something to hear and see: play, move things, prompt.
+    remixer.doc.transact(() => (remixer.doc.getMap('arrangement').get('transport') as Y.Map<unknown>).set('playing', true));
+    await new Promise((r) => setTimeout(r, 400));
+    remixer.doc.transact(() => stemMap(remixer.doc, 'drums').set('gainDb', -6));
+    const prompted = await (socket.timeout(5000).emitWithAck as (ev: string, p: unknown) => Promise<{ ok: boolean }>)('prompt:submit', { text: 'stormy neon night' });
+    expect(prompted.ok).to.equal(true);
+    await new Promise((r) => setTimeout(r, 400));
+    remixer.doc.transact(() => masterMap(remixer.doc).set('reverbMix', 0.4));
+    await new Promise((r) => setTimeout(r, 1500));
+  });
+
+  after(async () => {
+    socket?.disconnect();
+    remixer?.destroy();
+    await t?.close();
+  });
+
+  it('refuses a commit without a token, a key, or within limits', async () => {
+    expect((await commit(t.url, room.roomId, null, { seconds: 2 }, 'k0')).status).to.equal(401);
+    expect((await commit(t.url, room.roomId, remixerToken, { seconds: 2 }, null)).status).to.equal(400);
+    for (const seconds of [0, -3, 31, 'ten']) {
+      const r = await commit(t.url, room.roomId, remixerToken, { seconds }, `bad-${String(seconds)}`);
+      expect(r.status, String(seconds)).to.equal(400);
+      expect(r.body.error!.code).to.equal('invalid_body');
+    }
+    expect((await commit(t.url, room.roomId, remixerToken, { seconds: 2, extra: 1 }, 'k-extra')).status).to.equal(400);
+    // A token of another room.
+    const other = await openRoom(t.url);
+    expect((await commit(t.url, room.roomId, other.hostToken, { seconds: 2 }, 'k-other')).status).to.equal(403);
+    expect((await commit(t.url, 'nosuchroom123', remixerToken, { seconds: 2 }, 'k-none')).status).to.be.oneOf([403, 404]);
+  });
+
+  it('commits the last seconds at once; the same key answers the same clip, a different body is refused', async () => {
+    // A change inside the window, so that the manifest has someone to name.
+    remixer.doc.transact(() => masterMap(remixer.doc).set('gainDb', -2));
+    await new Promise((r) => setTimeout(r, 300));
+    const first = await commit(t.url, room.roomId, remixerToken, { seconds: 2 }, 'clip-key-1');
+    expect(first.status, JSON.stringify(first.body)).to.equal(202);
+    expect(first.body.clipId).to.match(/^[0-9a-f]{16}$/);
+    expect(first.body.status).to.be.oneOf(['queued', 'running']);
+    const again = await commit(t.url, room.roomId, remixerToken, { seconds: 2 }, 'clip-key-1');
+    expect(again.status).to.equal(200);
+    expect(again.body.clipId).to.equal(first.body.clipId);
+    const different = await commit(t.url, room.roomId, remixerToken, { seconds: 3 }, 'clip-key-1');
+    expect(different.status).to.equal(409);
+    clip = first.body;
+  });
+
+  it('renders it: progress reaches the room and the status endpoint, then signed downloads appear', async () => {
+    const deadline = Date.now() + 90_000;
+    let view: ClipView;
+    for (;;) {
+      view = (await api<ClipView>(t.url, 'GET', `/api/clips/${clip.clipId}`)).body;
+      if (view.status === 'done' || view.status === 'failed') break;
+      if (Date.now() > deadline) throw new Error(`the clip did not finish: ${JSON.stringify(view)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(view.status, JSON.stringify(view)).to.equal('done');
+    expect(view.progress).to.equal(1);
+    expect(view.downloads).to.have.keys('video', 'audio', 'manifest', 'expiresAt');
+    const mine = progress.filter((p) => p.clipId === clip.clipId);
+    expect(mine.map((p) => p.status)).to.include('done');
+    clip = view;
+  });
+
+  it('the files: an MP4 ffprobe accepts (H.264 1280x720, AAC, the length asked), an audio file, and a manifest that verifies and matches them', async () => {
+    const dir = fs.mkdtempSync(path.join(t.dataDir, 'dl-'));
+    const get = async (url: string) => {
+      const res = await fetch(t.url + url);
+      expect(res.status, url).to.equal(200);
+      return Buffer.from(await res.arrayBuffer());
+    };
+    const video = await get(clip.downloads!.video);
+    const audio = await get(clip.downloads!.audio);
+    const signed = JSON.parse((await get(clip.downloads!.manifest)).toString('utf8')) as SignedManifest;
+    fs.writeFileSync(path.join(dir, 'v.mp4'), video);
+    const probe = await runCapture(native!.ffprobe!, ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', path.join(dir, 'v.mp4')]);
+    const info = JSON.parse(probe.stdout) as { streams: { codec_name: string; width?: number; height?: number }[]; format: { duration: string; tags?: Record<string, string> } };
+    expect(info.streams.map((s) => s.codec_name).sort()).to.deep.equal(['aac', 'h264']);
+    expect(info.streams.find((s) => s.codec_name === 'h264')).to.include({ width: 1280, height: 720 });
+    expect(Number(info.format.duration)).to.be.closeTo(2, 1 / 30 + 0.03);
+    // The manifest: signed with the server's published key, naming the files as served.
+    const key = (await api<{ publicKey: string }>(t.url, 'GET', '/api/manifest-key')).body.publicKey;
+    expect(verifyManifest(signed, key)).to.equal(true);
+    const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+    expect(signed.manifest.files!.map((f) => f.sha256).sort()).to.deep.equal([sha(video), sha(audio)].sort());
+    expect(signed.manifest).to.include({ renderId: clip.clipId, kind: 'clip' });
+    expect(signed.manifest.release.id).to.equal('remixroom-demo');
+    expect(signed.manifest.room.id).to.equal(room.roomId);
+    const remi = signed.manifest.contributors.find((c) => c.name === 'Remi');
+    expect(remi, JSON.stringify(signed.manifest.contributors)).to.not.equal(undefined);
+    // A tampered manifest does not verify.
+    const tampered = structuredClone(signed);
+    tampered.manifest.requestedBy.name = 'Mallory';
+    expect(verifyManifest(tampered, key)).to.equal(false);
+    // The copy inside the MP4 is signed too (without file hashes).
+    const embedded = JSON.parse(info.format.tags?.['comment'] ?? 'null') as SignedManifest;
+    expect(verifyManifest(embedded, key)).to.equal(true);
+    expect(embedded.manifest.renderId).to.equal(clip.clipId);
+  });
+
+  it('refuses tampered and expired download links', async () => {
+    const url = new URL(clip.downloads!.video, t.url);
+    const sig = url.searchParams.get('sig')!;
+    const bad = new URL(url);
+    bad.searchParams.set('sig', (sig[0] === 'a' ? 'b' : 'a') + sig.slice(1));
+    expect((await fetch(bad)).status).to.equal(404);
+    const longer = new URL(url);
+    longer.searchParams.set('expires', String(Number(url.searchParams.get('expires')) + 3600));
+    expect((await fetch(longer)).status).to.equal(404);
+    const otherFile = new URL(url.toString().replace('clip.mp4', 'clip.m4a'));
+    expect((await fetch(otherFile)).status).to.equal(404);
+    const traversal = new URL(url.toString().replace('clip.mp4', '..%2F..%2Fsecrets.json'));
+    expect((await fetch(traversal)).status).to.equal(404);
+    // An expired link, signed with the server's own secret (as if issued an hour ago).
+    const secret = (JSON.parse(fs.readFileSync(path.join(t.dataDir, 'secrets.json'), 'utf8')) as { tokenSecret: string }).tokenSecret;
+    const expires = Math.floor(Date.now() / 1000) - 10;
+    const expiredSig = crypto.createHmac('sha256', secret).update(`clip-file\n${clip.clipId}\nclip.mp4\n${expires}`).digest('hex');
+    const expired = await fetch(`${t.url}/api/clips/${clip.clipId}/files/clip.mp4?expires=${expires}&sig=${expiredSig}`);
+    expect(expired.status).to.equal(404);
+    expect(((await expired.json()) as { error: { message: string } }).error.message).to.match(/expired/);
+    expect((await fetch(`${t.url}/api/clips/ffffffffffffffff`)).status).to.equal(404);
+    expect((await fetch(`${t.url}/api/clips/not-a-clip`)).status).to.equal(404);
+  });
+});

@@ -1,0 +1,137 @@
+// `npm run bench -- render [--seconds=30]`
+//
+// Wall time to render a clip as the clip service does (the demo release's four
+// stems through the mixer with changes on the way, the visual engine at
+// 1280x720 30 fps with a prompt change, native ffmpeg: H.264 + AAC MP4 and an
+// M4A), and its ratio to the encoder's own floor: the same ffmpeg command
+// encoding the same frames and audio read from a raw file (the frames drawn
+// beforehand, the file in the page cache). The ratio says what drawing costs
+// on top of encoding when both run at once on this machine's cores.
+//
+// The WebAssembly path (@ffmpeg/core) is not built: `wasmSeconds` is null.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { findNativeFfmpeg } from '../media/audio/ffmpeg.ts';
+import { readWavFloat32, writeWavFloat32 } from '../media/audio/wav.ts';
+import { neutralMixerState } from '../media/mixer/mixer-state.ts';
+import { renderOffline, type ScheduledState } from '../media/mixer/render-offline.ts';
+import { frameEnergies, renderClip } from '../media/render/clip-render.ts';
+import { engineArtwork, readVisualPack } from '../media/visuals/visual-pack.ts';
+import { DEMO_RELEASE_ID } from '../server/catalog/demo-release.ts';
+import { DataLayout } from '../server/store/paths.ts';
+import { VisualEngine } from '../shared/visual-engine.ts';
+import { interpretPrompt } from '../shared/prompt-interpreter.ts';
+import { neutralVisualParams } from '../shared/visual-params.ts';
+import { VisualSequence, energyFromRms } from '../shared/visual-timeline.ts';
+import { demoDataDir, removeDemoTemplate } from '../test/support/demo-data.ts';
+import { intArg, parseArgs, round } from './support/proc.ts';
+
+const GOAL = { seconds: 10, ratio: 1.3 };
+const W = 1280;
+const H = 720;
+const FPS = 30;
+
+export async function run(argv: string[]): Promise<Record<string, unknown>> {
+  const args = parseArgs(argv, ['seconds']);
+  const seconds = intArg(args, 'seconds', 30, 1, 300);
+  const native = await findNativeFfmpeg();
+  if (!native) throw new Error('the render benchmark needs a native ffmpeg (apt-get install ffmpeg)');
+  const data = await demoDataDir();
+  const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'render-bench-'));
+  try {
+    const layout = new DataLayout(data.path);
+    const stemIds = ['drums', 'bass', 'harmony', 'lead'];
+    const stems = [];
+    for (const id of stemIds) stems.push({ id, pcm: (await readWavFloat32(layout.stemFile(DEMO_RELEASE_ID, id))).interleaved });
+    const engine = new VisualEngine(engineArtwork(await readVisualPack(path.join(layout.releaseDir(DEMO_RELEASE_ID), 'visual-pack'))));
+    // A mix that moves: reverb and delay come in, the drums drop out for a while, tempo and pitch change.
+    const region = { startSec: 8, endSec: 40 };
+    const schedule: ScheduledState[] = [];
+    const base = neutralMixerState(stemIds, region, true);
+    schedule.push({ block: 0, state: base });
+    const later = structuredClone(base);
+    later.master.reverbMix = 0.35;
+    later.master.delayMix = 0.25;
+    later.master.filterSweep = -0.3;
+    later.stems['drums']!.mute = true;
+    later.targetSourceSec = null;
+    schedule.push({ block: Math.round((seconds / 3) * 100), state: later });
+    const last = structuredClone(later);
+    last.stems['drums']!.mute = false;
+    last.master.tempo = 1.1;
+    last.master.pitchSemitones = 2;
+    schedule.push({ block: Math.round(((2 * seconds) / 3) * 100), state: last });
+    const visuals = new VisualSequence(neutralVisualParams(), 0);
+    const ids = engine.artworkIds;
+    const prompt = interpretPrompt('stormy neon ripple, faster', { artwork: ids.map((id) => ({ id, tags: [], palette: [] })), previous: null });
+    visuals.push((seconds / 2) * 1000, prompt.params);
+    const frameAt = (t: number, energy: number) => visuals.frameAt(t * 1000, 0, { energy, beatPhase: (t * 2) % 1 });
+    const frames = seconds * FPS;
+
+    // 1. The whole render, as the clip service runs it.
+    const outputs = { mp4: path.join(work, 'clip.mp4'), audio: path.join(work, 'clip.m4a') };
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const result = await renderClip({ ffmpeg: native.ffmpeg, stems, bpm: 120, schedule, durationSec: seconds, video: { engine, width: W, height: H, fps: FPS, frameAt }, outputs, workDir: work }, energyFromRms);
+    const renderSec = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+
+    // 2. The encoder's floor: the same frames and audio, from files, through the same encoding.
+    const pcm = renderOffline(stems, 120, schedule, seconds * 48_000);
+    const wav = path.join(work, 'mix.wav');
+    await writeWavFloat32(wav, pcm, 48_000, 2);
+    const raw = path.join(work, 'frames.rgba');
+    const fh = await fsp.open(raw, 'w');
+    const frame = new Uint8ClampedArray(W * H * 4);
+    const energies = frameEnergies(pcm, FPS, frames, energyFromRms);
+    for (let f = 0; f < frames; f++) {
+      engine.renderFrame(frame, W, H, frameAt(f / FPS, energies[f]!));
+      await fh.write(new Uint8Array(frame.buffer));
+    }
+    await fh.close();
+    // Warm the page cache.
+    for await (const _chunk of fs.createReadStream(raw, { highWaterMark: 1 << 24 })) void _chunk;
+    const t1 = performance.now();
+    await ffmpeg(native.ffmpeg, [
+      '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
+      '-f', 'rawvideo', '-pix_fmt', 'rgba', '-s', `${W}x${H}`, '-r', String(FPS), '-i', raw, '-i', wav,
+      '-map', '0:v', '-map', '1:a', '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '21', '-pix_fmt', 'yuv420p', '-r', String(FPS),
+      '-c:a', 'aac', '-b:a', '192k', '-ar', '48000', '-t', String(seconds), '-movflags', '+faststart', '-f', 'mp4', path.join(work, 'floor.mp4'),
+      '-map', '1:a', '-c:a', 'aac', '-b:a', '192k', '-ar', '48000', '-t', String(seconds), '-f', 'ipod', path.join(work, 'floor.m4a'),
+    ]);
+    const encoderSec = (performance.now() - t1) / 1000;
+    const ratio = renderSec / encoderSec;
+    return {
+      bench: 'render',
+      clipSeconds: seconds,
+      seconds: round(renderSec),
+      encoderSeconds: round(encoderSec),
+      ratioToEncoder: round(ratio),
+      wasmSeconds: null,
+      wasmNote: 'the @ffmpeg/core (WebAssembly) path is not built',
+      breakdown: { mixSec: round(result.timings.mixSec), drawSec: round(result.timings.drawSec), benchProcessCpuSec: round((cpu.user + cpu.system) / 1e6) },
+      frames,
+      loadAverage: os.loadavg().map((x) => round(x)),
+      cores: os.availableParallelism(),
+      goal: GOAL,
+      goalMet: renderSec < GOAL.seconds && ratio < GOAL.ratio,
+    };
+  } finally {
+    await fsp.rm(work, { recursive: true, force: true });
+    await data.remove();
+    await removeDemoTemplate();
+  }
+}
+
+function ffmpeg(bin: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited ${code}: ${err.trim()}`))));
+  });
+}

@@ -38,6 +38,15 @@ const EnvSchema = z.object({
   ROOM_GRACE_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(3_600_000).optional()),
   ROOM_SAVE_DEBOUNCE_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(60_000).optional()),
   ROOM_LEASE_TTL_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1000).max(600_000).optional()),
+  RENDER_VIDEO: z
+    .string()
+    .regex(/^\d{2,4}x\d{2,4}@\d{1,2}$/, 'must be WIDTHxHEIGHT@FPS like 1280x720@30')
+    .refine((v) => {
+      const [w, h, f] = v.split(/[x@]/).map(Number) as [number, number, number];
+      return w % 2 === 0 && h % 2 === 0 && w >= 16 && h >= 16 && w <= 3840 && h <= 2160 && f >= 1 && f <= 60;
+    }, 'needs even sizes 16–3840 x 16–2160 and 1–60 fps')
+    .default('1280x720@30'),
+  SANDBOX_SETTLE_MS: z.coerce.number().int().min(0).max(600_000).default(300),
 });
 
 function emptyToUndefined(v: unknown): unknown {
@@ -65,6 +74,10 @@ export interface Config {
   readonly roomSaveDebounceMs: number | null;
   /** Scale-out: how long a node's lease on storing a room lasts without renewal; null: the bridge's default. */
   readonly roomLeaseTtlMs: number | null;
+  /** Size and rate of rendered video (clips and bought versions). */
+  readonly renderVideo: { width: number; height: number; fps: number };
+  /** How long the built-in sandbox payment provider keeps a charge pending before it settles. */
+  readonly sandboxSettleMs: number;
 }
 
 export class ConfigError extends Error {
@@ -96,6 +109,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     roomGraceMs: e.ROOM_GRACE_MS ?? null,
     roomSaveDebounceMs: e.ROOM_SAVE_DEBOUNCE_MS ?? null,
     roomLeaseTtlMs: e.ROOM_LEASE_TTL_MS ?? null,
+    renderVideo: (([width, height, fps]) => ({ width: width!, height: height!, fps: fps! }))(e.RENDER_VIDEO.split(/[x@]/).map(Number)),
+    sandboxSettleMs: e.SANDBOX_SETTLE_MS,
   });
 }
 

@@ -1,6 +1,7 @@
 // The process's one owner: it opens everything the server needs, in order, and
 // closes all of it, in reverse order, exactly once.
 
+import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +20,8 @@ import { loadSecrets, type Secrets } from './secrets.ts';
 import { connectSocketAdapter, type SocketAdapter } from './realtime/socket-adapter.ts';
 import { ClipService } from './clips/clip-service.ts';
 import { ManifestSigner } from './clips/manifest.ts';
+import { OrderService } from './orders/order-service.ts';
+import { SandboxPayments } from './orders/payments.ts';
 import { LiveStreams, type LiveStreamsOptions } from './live/live-streams.ts';
 import { RoomSocketServer } from './realtime/socket-server.ts';
 import { RoomManager, type RoomTimings } from './rooms/room-manager.ts';
@@ -50,6 +53,8 @@ export class RemixroomServer {
   readonly rooms: RoomManager;
   readonly live: LiveStreams;
   readonly clips: ClipService;
+  readonly orders: OrderService;
+  readonly payments: SandboxPayments;
   readonly #sync: SyncServer;
   readonly #sockets: RoomSocketServer;
   readonly #http: http.Server;
@@ -103,15 +108,26 @@ export class RemixroomServer {
       ffmpeg: this.ffmpeg,
       // One core stays with the rooms and their streams.
       concurrency: Math.max(1, this.config.cores - 1),
+      video: this.config.renderVideo,
       signer: manifestSigner,
       linkSecret: this.secrets.tokenSecret,
     });
+    // The built-in sandbox payment provider (no real provider is wired yet); it signs its webhooks with a key derived from the token secret.
+    this.payments = new SandboxPayments({
+      dir: path.join(this.layout.root, 'sandbox-payments'),
+      webhookSecret: Buffer.from(crypto.hkdfSync('sha256', this.secrets.tokenSecret, 'remixroom', 'sandbox-webhook-v1', 32)).toString('hex'),
+      webhookUrl: () => `${this.url}/api/webhooks/payments`,
+      log: this.log.child({ component: 'sandbox-payments' }),
+      settleMs: this.config.sandboxSettleMs,
+    });
+    this.orders = new OrderService({ store: this.store, clips: this.clips, payments: this.payments, log: this.log.child({ component: 'orders' }) });
     const app = createApp({
       log: this.log,
       metrics: this.metrics,
       catalog: this.catalog,
       readiness: this.#readiness(),
       rooms: { store: this.store, manager: this.rooms, signer: this.signer, publicUrl: () => this.publicUrl, liveStatus: (id) => this.live.status(id) },
+      orders: { orders: this.orders, payments: this.payments, signer: this.signer, store: this.store, log: this.log },
       clips: {
         clips: this.clips,
         signer: this.signer,
@@ -200,8 +216,10 @@ export class RemixroomServer {
       }
       signal?.throwIfAborted();
       await server.#listen();
-      // Clips a previous process left queued or running.
+      // Clips a previous process left queued or running, and orders it left halfway.
       await server.clips.resume();
+      await server.payments.resume();
+      await server.orders.resume();
       return server;
     } catch (err) {
       for (const o of opened.reverse()) await o.close().catch((e: unknown) => log.warn({ err: e }, 'close after a failed start'));
@@ -245,7 +263,8 @@ export class RemixroomServer {
       this.#http.closeAllConnections();
     }, this.config.shutdownTimeoutMs);
     // Rooms save their documents and tell their members to reconnect (to another node, in scale-out).
-    // Renders in flight stop and stay queued for the next start.
+    // Renders in flight stop and stay queued for the next start; the sandbox stops settling and sending.
+    await this.payments.close();
     await this.clips.close();
     await this.rooms.closeAll();
     // The rooms' streams stopped with them; now the SFU and its workers.

@@ -34,6 +34,13 @@ export class VisualSequence {
     return true;
   }
 
+  /** Replaces the initial params with stored ones when they can be read (else keeps neutral); returns this. */
+  withInitial(stored: unknown): this {
+    const params = parseVisualParams(stored);
+    if (params) this.#changes[0] = { atMs: this.#changes[0]!.atMs, params };
+    return this;
+  }
+
   /** Frame input at room time `nowMs` (everything but the music, which the caller measures). */
   frameAt(nowMs: number, roomCreatedAtMs: number, music: { energy: number; beatPhase: number }): FrameInput {
     let i = this.#changes.length - 1;

@@ -12,17 +12,19 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { renderClip } from '../../media/render/clip-render.ts';
 import { engineArtwork, readVisualPack } from '../../media/visuals/visual-pack.ts';
-import type { RoomRelease } from '../../shared/room-doc.ts';
+import type { RoomRelease, RoomState } from '../../shared/room-doc.ts';
 import type { RenderProgress } from '../../shared/socket-events.ts';
 import { VisualEngine } from '../../shared/visual-engine.ts';
-import { energyFromRms } from '../../shared/visual-timeline.ts';
+import { beatPhaseAt, energyFromRms, VisualSequence } from '../../shared/visual-timeline.ts';
+import { neutralMaster } from '../../shared/room-doc.ts';
+import type { ScheduledState } from '../../media/mixer/render-offline.ts';
 import type { StemCache } from '../live/stem-cache.ts';
 import type { Logger } from '../logger.ts';
 import { toRoomRelease, type RoomManager } from '../rooms/room-manager.ts';
-import type { TimelineWindow } from '../rooms/timeline.ts';
+import { applyEvent, type TimelineWindow } from '../rooms/timeline.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
-import { planClip } from './clip-plan.ts';
+import { planClip, type ClipPlan } from './clip-plan.ts';
 import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
 
 export const VIDEO = { width: 1280, height: 720, fps: 30 } as const;
@@ -41,6 +43,20 @@ export interface ClipRequest {
   requestedBy: { userId: string; name: string };
   window: TimelineWindow;
   prompts: { text: string; by: string; name: string; atMs: number }[];
+}
+
+/** The longer version of a remix, bought: the room's mix at the clip's end, over the whole piece (or the release's set length). */
+export interface FullRequest {
+  kind: 'full';
+  releaseId: string;
+  roomCreatedAtMs: number;
+  seconds: number;
+  requestedBy: { userId: string; name: string };
+  orderId: string;
+  clipId: string;
+  mix: RoomState['mix'];
+  visualParams: unknown;
+  contributors: Manifest['contributors'];
 }
 
 export interface ClipResult {
@@ -63,7 +79,7 @@ export interface ClipView {
   error?: string;
 }
 
-export type ClipServiceEvents = { progress: [roomId: string, progress: RenderProgress] };
+export type ClipServiceEvents = { progress: [roomId: string, progress: RenderProgress]; done: [render: RenderRecord] };
 
 export interface ClipServiceDeps {
   store: Store;
@@ -77,6 +93,8 @@ export interface ClipServiceDeps {
   signer: ManifestSigner;
   /** HMAC key of download links. */
   linkSecret: string;
+  /** Size and rate of the video (default 1280x720 at 30 fps). */
+  video?: { width: number; height: number; fps: number };
   /** Marks the audio with the render's id (the watermark). */
   watermark?: (pcm: Float32Array, renderId: string) => Float32Array | Promise<Float32Array>;
   now?: () => number;
@@ -112,7 +130,6 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
   /** Picks up what a previous process left queued or running. */
   async resume(): Promise<void> {
     for (const r of await this.#deps.store.listRenders(['queued', 'running'])) {
-      if (r.kind !== 'clip') continue;
       if (r.status === 'running') await this.#deps.store.updateRender(r.id, { status: 'queued' });
       this.#enqueue(r.id);
     }
@@ -162,6 +179,48 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     if (!RENDER_ID.test(clipId)) return null;
     const render = await this.#deps.store.getRender(clipId);
     return render && render.kind === 'clip' ? this.#view(render) : null;
+  }
+
+  /** Any render's status and downloads (an order's full-length render included). */
+  async renderView(renderId: string): Promise<ClipView | null> {
+    if (!RENDER_ID.test(renderId)) return null;
+    const render = await this.#deps.store.getRender(renderId);
+    return render ? this.#view(render) : null;
+  }
+
+  /**
+   * Queues the full-length render an order entitles to (once per order: a second
+   * call answers the first render): the mix the room had at the end of the clip,
+   * over the whole piece or the length the release sets.
+   */
+  async commitFull(input: { orderId: string; clipId: string; buyer: { userId: string; name: string } }): Promise<RenderRecord> {
+    const clip = await this.#deps.store.getRender(input.clipId);
+    if (!clip || clip.kind !== 'clip') throw new ClipError('not_found', 'no such clip');
+    const clipRequest = clip.request as ClipRequest;
+    const record = await this.#deps.store.getRelease(clipRequest.releaseId);
+    if (!record) throw new ClipError('not_found', 'the release of this clip is gone');
+    const state = structuredClone(clipRequest.window.initial);
+    for (const e of clipRequest.window.events) applyEvent(state, e);
+    const mix = (state['mix'] ?? {}) as RoomState['mix'];
+    const contributors = ((clip.result as ClipResult | null)?.manifest?.manifest.contributors ?? []) as Manifest['contributors'];
+    const request: FullRequest = {
+      kind: 'full',
+      releaseId: record.id,
+      roomCreatedAtMs: clipRequest.roomCreatedAtMs,
+      seconds: Math.min(record.manifest.rules.purchase.lengthSeconds ?? record.durationSec, record.durationSec),
+      requestedBy: input.buyer,
+      orderId: input.orderId,
+      clipId: input.clipId,
+      mix: { stems: mix.stems ?? {}, master: { ...neutralMaster(), ...(mix.master ?? {}) } },
+      visualParams: ((state['visual'] ?? {}) as { params?: unknown }).params ?? null,
+      contributors,
+    };
+    const { render, created } = await this.#deps.store.createRender(
+      { id: newRenderId(), roomId: clip.roomId, kind: 'full', status: 'queued', request, createdAt: new Date((this.#deps.now ?? Date.now)()).toISOString() },
+      `order:${input.orderId}`,
+    );
+    if (created || render.status === 'queued') this.#enqueue(render.id);
+    return render;
   }
 
   /** The file behind a signed link; throws ClipError('not_found') for a bad, tampered or expired link. */
@@ -224,7 +283,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     const { store, log } = this.#deps;
     const render = await store.getRender(id);
     if (!render || render.status === 'done' || render.status === 'failed') return;
-    const request = render.request as ClipRequest;
+    const request = render.request as ClipRequest | FullRequest;
     await store.updateRender(id, { status: 'running' });
     this.#report(render.roomId, id, 'running', 0);
     const started = performance.now();
@@ -233,7 +292,8 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
       await store.updateRender(id, { status: 'done', result });
       this.#progress.set(id, 1);
       this.#report(render.roomId, id, 'done', 1);
-      log.info({ renderId: id, roomId: render.roomId, seconds: request.seconds, ms: Math.round(performance.now() - started) }, 'clip rendered');
+      this.emit('done', render);
+      log.info({ renderId: id, kind: render.kind, roomId: render.roomId, seconds: request.seconds, ms: Math.round(performance.now() - started) }, 'render done');
     } catch (err) {
       if (signal.aborted) {
         // Shutting down: left queued for the next process (resume()).
@@ -248,12 +308,13 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     }
   }
 
-  async #render(render: RenderRecord, request: ClipRequest, signal: AbortSignal): Promise<ClipResult> {
+  async #render(render: RenderRecord, request: ClipRequest | FullRequest, signal: AbortSignal): Promise<ClipResult> {
     const { store, stems: cache } = this.#deps;
     const record = await store.getRelease(request.releaseId);
     if (!record) throw new Error(`the release ${request.releaseId} is gone`);
     const release: RoomRelease = toRoomRelease(record);
-    const plan = planClip(request.window, release);
+    const plan = request.kind === 'clip' ? planClip(request.window, release) : planFull(request, release);
+    const fromMs = request.kind === 'clip' ? request.window.fromMs : 0;
     const engine = await this.#engine(release.id);
     const stems = await cache.acquire(release.id, release.stems.map((s) => s.id));
     try {
@@ -262,13 +323,13 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
       const manifest: Manifest = {
         version: MANIFEST_VERSION,
         renderId: render.id,
-        kind: 'clip',
+        kind: request.kind,
         release: { id: record.id, title: record.title, artist: record.artist },
         assets: { stems: release.stems.map((s) => s.id), artwork: release.artwork.map((a) => a.id) },
         room: { id: render.roomId },
-        window: { fromMs: request.window.fromMs, toMs: request.window.toMs, seconds: request.seconds },
+        window: request.kind === 'clip' ? { fromMs: request.window.fromMs, toMs: request.window.toMs, seconds: request.seconds } : { fromMs: 0, toMs: request.seconds * 1000, seconds: request.seconds },
         requestedBy: request.requestedBy,
-        contributors: mergePrompts(plan.contributors, request.prompts),
+        contributors: request.kind === 'clip' ? mergePrompts(plan.contributors, request.prompts) : request.contributors,
         software: SOFTWARE,
         createdAt: render.createdAt,
       };
@@ -284,12 +345,12 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
           durationSec: plan.durationSec,
           video: {
             engine,
-            ...VIDEO,
+            ...(this.#deps.video ?? VIDEO),
             frameAt: (tSec, energy) =>
-              plan.visuals.frameAt(request.window.fromMs + tSec * 1000, request.roomCreatedAtMs, { energy, beatPhase: plan.beatAt(tSec) }),
+              plan.visuals.frameAt(fromMs + tSec * 1000, request.kind === 'clip' ? request.roomCreatedAtMs : 0, { energy, beatPhase: plan.beatAt(tSec) }),
           },
           ...(this.#deps.watermark ? { markAudio: (pcm: Float32Array) => this.#deps.watermark!(pcm, render.id) } : {}),
-          metadata: { comment: JSON.stringify(embedded), title: `${record.title} — Remixroom clip ${render.id}` },
+          metadata: { comment: JSON.stringify(embedded), title: `${record.title} — Remixroom ${request.kind === 'clip' ? 'clip' : 'remix'} ${render.id}` },
           outputs: { mp4: path.join(dir, 'clip.mp4'), audio: path.join(dir, 'clip.m4a') },
           workDir: this.#deps.layout.tmpDir,
           signal,
@@ -394,4 +455,23 @@ function mergePrompts(contributors: Manifest['contributors'], prompts: ClipReque
     c.prompts.push({ text: p.text, atMs: p.atMs });
   }
   return [...byId.values()];
+}
+
+/** The bought version: the one mix, from the piece's start, looping the whole piece, with the room's last visuals. */
+function planFull(request: FullRequest, release: RoomRelease): ClipPlan {
+  const state: ScheduledState['state'] = {
+    stems: request.mix.stems,
+    master: request.mix.master,
+    playing: true,
+    region: { startSec: 0, endSec: release.durationSec },
+    targetSourceSec: 0,
+  };
+  const tempo = request.mix.master.tempo > 0 ? request.mix.master.tempo : 1;
+  return {
+    schedule: [{ block: 0, state }],
+    visuals: new VisualSequence(null, 0).withInitial(request.visualParams),
+    beatAt: (tSec: number) => beatPhaseAt((tSec * tempo) % release.durationSec, release.bpm),
+    contributors: request.contributors,
+    durationSec: request.seconds,
+  };
 }

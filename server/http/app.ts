@@ -9,6 +9,7 @@ import { HttpError } from './http-error.ts';
 import { healthRoutes, type Readiness } from './health-routes.ts';
 import { releaseRoutes } from './release-routes.ts';
 import { clipRoutes, type ClipRoutesDeps } from './clip-routes.ts';
+import { orderRoutes, paymentWebhookRoute, type OrderRoutesDeps } from './order-routes.ts';
 import { roomRoutes, type RoomRoutesDeps } from './room-routes.ts';
 
 export interface AppDeps {
@@ -18,6 +19,7 @@ export interface AppDeps {
   readiness: Readiness;
   rooms: RoomRoutesDeps;
   clips: ClipRoutesDeps;
+  orders: OrderRoutesDeps;
 }
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
@@ -52,11 +54,14 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   });
 
+  // Before the JSON parser: its signature covers the raw bytes.
+  app.use('/api/webhooks/payments', paymentWebhookRoute(deps.orders));
   app.use(express.json({ limit: '64kb' }));
   app.use(healthRoutes(deps));
   app.use('/api/releases', releaseRoutes(deps));
   app.use('/api/rooms', roomRoutes(deps.rooms));
   app.use('/api', clipRoutes(deps.clips));
+  app.use('/api/orders', orderRoutes(deps.orders));
 
   app.use('/api', (req) => {
     throw new HttpError('not_found', `no API route ${req.method} ${req.originalUrl.split('?')[0]}`);

@@ -52,4 +52,23 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'order payments, entitlements, webhook events',
+    sql: `
+      ALTER TABLE orders ADD COLUMN payment_id TEXT;
+      CREATE UNIQUE INDEX orders_payment_id ON orders(payment_id) WHERE payment_id IS NOT NULL;
+      CREATE INDEX orders_status ON orders(status);
+      CREATE TABLE entitlements (
+        id          TEXT PRIMARY KEY,
+        order_id    TEXT NOT NULL UNIQUE REFERENCES orders(id),
+        render_id   TEXT,
+        created_at  TEXT NOT NULL
+      );
+      CREATE TABLE webhook_events (
+        id          TEXT PRIMARY KEY,
+        received_at TEXT NOT NULL
+      );
+    `,
+  },
 ];

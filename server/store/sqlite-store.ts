@@ -4,6 +4,9 @@ import {
   ReleaseExistsError,
   RenderNotFoundError,
   RoomNotFoundError,
+  type EntitlementRecord,
+  type OrderRecord,
+  type OrderStatus,
   type RenderRecord,
   type RenderStatus,
   type RoomRecord,
@@ -162,6 +165,82 @@ export class SqliteStore implements Store {
     return rows.map(renderOf);
   }
 
+  async createOrder(order: Omit<OrderRecord, 'updatedAt'>, idempotencyKey: string): Promise<{ order: OrderRecord; created: boolean }> {
+    const db = this.#open();
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const row = db.prepare(`SELECT ${ORDER_COLUMNS} FROM orders WHERE idempotency_key = ?`).get(idempotencyKey) as OrderRow | undefined;
+      if (row) {
+        db.exec('COMMIT');
+        return { order: orderOf(row), created: false };
+      }
+      db.prepare(
+        'INSERT INTO orders (id, render_id, status, amount_cents, currency, idempotency_key, request, payment_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(order.id, order.renderId, order.status, order.amountCents, order.currency, idempotencyKey, JSON.stringify(order.request), order.paymentId, order.createdAt, order.createdAt);
+      db.exec('COMMIT');
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+    return { order: { ...order, updatedAt: order.createdAt }, created: true };
+  }
+
+  async getOrder(id: string): Promise<OrderRecord | null> {
+    const row = this.#open().prepare(`SELECT ${ORDER_COLUMNS} FROM orders WHERE id = ?`).get(id) as OrderRow | undefined;
+    return row ? orderOf(row) : null;
+  }
+
+  async getOrderByPayment(paymentId: string): Promise<OrderRecord | null> {
+    const row = this.#open().prepare(`SELECT ${ORDER_COLUMNS} FROM orders WHERE payment_id = ?`).get(paymentId) as OrderRow | undefined;
+    return row ? orderOf(row) : null;
+  }
+
+  async updateOrder(id: string, from: readonly OrderStatus[], change: Partial<Pick<OrderRecord, 'status' | 'paymentId' | 'renderId' | 'request'>>): Promise<boolean> {
+    const sets: string[] = ['updated_at = ?'];
+    const values: (string | number | null)[] = [new Date().toISOString()];
+    if (change.status !== undefined) sets.push('status = ?'), values.push(change.status);
+    if (change.paymentId !== undefined) sets.push('payment_id = ?'), values.push(change.paymentId);
+    if (change.renderId !== undefined) sets.push('render_id = ?'), values.push(change.renderId);
+    if (change.request !== undefined) sets.push('request = ?'), values.push(JSON.stringify(change.request));
+    if (from.length === 0) return false;
+    const result = this.#open()
+      .prepare(`UPDATE orders SET ${sets.join(', ')} WHERE id = ? AND status IN (${from.map(() => '?').join(', ')})`)
+      .run(...values, id, ...from);
+    return Number(result.changes) > 0;
+  }
+
+  async listOrders(statuses: readonly OrderStatus[]): Promise<OrderRecord[]> {
+    if (statuses.length === 0) return [];
+    const rows = this.#open()
+      .prepare(`SELECT ${ORDER_COLUMNS} FROM orders WHERE status IN (${statuses.map(() => '?').join(', ')}) ORDER BY created_at, id`)
+      .all(...statuses) as unknown as OrderRow[];
+    return rows.map(orderOf);
+  }
+
+  async createEntitlement(entitlement: Omit<EntitlementRecord, 'createdAt'>): Promise<EntitlementRecord> {
+    const db = this.#open();
+    const now = new Date().toISOString();
+    db.prepare('INSERT INTO entitlements (id, order_id, render_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(order_id) DO NOTHING').run(
+      entitlement.id,
+      entitlement.orderId,
+      entitlement.renderId,
+      now,
+    );
+    return (await this.getEntitlementByOrder(entitlement.orderId))!;
+  }
+
+  async getEntitlementByOrder(orderId: string): Promise<EntitlementRecord | null> {
+    const row = this.#open().prepare('SELECT id, order_id, render_id, created_at FROM entitlements WHERE order_id = ?').get(orderId) as
+      | { id: string; order_id: string; render_id: string | null; created_at: string }
+      | undefined;
+    return row ? { id: row.id, orderId: row.order_id, renderId: row.render_id, createdAt: row.created_at } : null;
+  }
+
+  async recordWebhookEvent(id: string): Promise<boolean> {
+    const result = this.#open().prepare('INSERT INTO webhook_events (id, received_at) VALUES (?, ?) ON CONFLICT(id) DO NOTHING').run(id, new Date().toISOString());
+    return Number(result.changes) > 0;
+  }
+
   async ping(): Promise<void> {
     this.#open().prepare('SELECT 1').get();
   }
@@ -237,6 +316,34 @@ function renderOf(row: RenderRow): RenderRecord {
     status: row.status as RenderStatus,
     request: JSON.parse(row.request) as unknown,
     result: row.result === null ? null : (JSON.parse(row.result) as unknown),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+const ORDER_COLUMNS = 'id, render_id, status, amount_cents, currency, request, payment_id, created_at, updated_at';
+
+interface OrderRow {
+  id: string;
+  render_id: string | null;
+  status: string;
+  amount_cents: number;
+  currency: string;
+  request: string;
+  payment_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+function orderOf(row: OrderRow): OrderRecord {
+  return {
+    id: row.id,
+    status: row.status as OrderStatus,
+    amountCents: Number(row.amount_cents),
+    currency: row.currency,
+    paymentId: row.payment_id,
+    renderId: row.render_id,
+    request: JSON.parse(row.request) as unknown,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -78,6 +78,30 @@ export interface RenderRecord {
   updatedAt: string;
 }
 
+export type OrderStatus = 'payment_pending' | 'paid' | 'declined' | 'fulfilled' | 'failed';
+
+export interface OrderRecord {
+  id: string;
+  status: OrderStatus;
+  amountCents: number;
+  currency: string;
+  /** The payment provider's id of the charge; null until the provider has one. */
+  paymentId: string | null;
+  /** The full-length render, once entitled. */
+  renderId: string | null;
+  /** What was bought and by whom (clip, room, buyer), and what happened (decline reason), as JSON. */
+  request: unknown;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface EntitlementRecord {
+  id: string;
+  orderId: string;
+  renderId: string | null;
+  createdAt: string;
+}
+
 export interface Store {
   readonly kind: string;
   /** Highest migration applied. */
@@ -111,6 +135,19 @@ export interface Store {
   updateRender(id: string, change: { status: RenderStatus; result?: unknown }): Promise<void>;
   /** Renders in these states, oldest first (a restarted process picks up what was queued or running). */
   listRenders(statuses: readonly RenderStatus[]): Promise<RenderRecord[]>;
+
+  /** Records an order unless one exists under `idempotencyKey` (then answers that one, `created: false`). */
+  createOrder(order: Omit<OrderRecord, 'updatedAt'>, idempotencyKey: string): Promise<{ order: OrderRecord; created: boolean }>;
+  getOrder(id: string): Promise<OrderRecord | null>;
+  getOrderByPayment(paymentId: string): Promise<OrderRecord | null>;
+  /** Moves an order on, only from one of `from` (answers false when it was not in one of them: someone else moved it). */
+  updateOrder(id: string, from: readonly OrderStatus[], change: Partial<Pick<OrderRecord, 'status' | 'paymentId' | 'renderId' | 'request'>>): Promise<boolean>;
+  listOrders(statuses: readonly OrderStatus[]): Promise<OrderRecord[]>;
+  /** The order's entitlement, created once (a second call answers the first). */
+  createEntitlement(entitlement: Omit<EntitlementRecord, 'createdAt'>): Promise<EntitlementRecord>;
+  getEntitlementByOrder(orderId: string): Promise<EntitlementRecord | null>;
+  /** Records a webhook event id; false when it was seen before (a replay). */
+  recordWebhookEvent(id: string): Promise<boolean>;
 
   /** Cheap liveness probe for /readyz. */
   ping(): Promise<void>;

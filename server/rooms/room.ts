@@ -502,6 +502,9 @@ export class Room extends EventEmitter<RoomEvents> {
       this.#rules = readRules(this.doc.getMap('rules'), this.release);
       this.emit('rules', this.#rules);
     }
+    // Kept up to date for the server's own changes too (a clamp by narrowed rules), or the next re-anchor uses a stale tempo.
+    const previousTempo = this.#tempo;
+    if (tempoChanged) this.#tempo = this.state().mix.master.tempo;
     if (tr.origin === SERVER_ORIGIN) return;
     // Follow-ups in the server's name, after the member's change counted.
     if (rulesChanged) {
@@ -510,8 +513,6 @@ export class Room extends EventEmitter<RoomEvents> {
         if (!this.#closed) this.change((doc) => normalizeRoomDoc(doc, this.release, this.#now()));
       });
     }
-    const previousTempo = this.#tempo;
-    if (tempoChanged) this.#tempo = this.state().mix.master.tempo;
     if (isMemberOrigin(tr.origin) && (transportTouched || tempoChanged)) {
       queueMicrotask(() => {
         if (!this.#closed) this.#stampTransport(tr, transportTouched, previousTempo);

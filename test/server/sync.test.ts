@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
 import { TokenSigner } from '../../server/auth/tokens.ts';
+import { readRoomState } from '../../shared/room-doc.ts';
+import { transportPosition } from '../../shared/transport.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import {
   api,
@@ -120,6 +122,31 @@ describe('the sync endpoint with stock y-websocket clients', function () {
     transport(a).set('playing', false);
     await waitFor(() => transport(b).get('playing') === false && (transport(b).get('positionSec') as number) > 0.2, 5000, 'the frozen position');
     expect(transport(b).get('positionSec') as number).to.be.below(2);
+    expect(a.refusals).to.deep.equal([]);
+  });
+
+  it("keeps the transport position continuous when a member changes the tempo after the host's rules clamped it", async () => {
+    const host = await member('host');
+    const a = await member('remixer');
+    const transport = (m: Member) => m.doc.getMap('arrangement').get('transport') as Y.Map<unknown>;
+    masterMap(a.doc).set('tempo', 1.2);
+    await waitFor(() => masterMap(host.doc).get('tempo') === 1.2);
+    const before = Date.now();
+    transport(a).set('playing', true);
+    await waitFor(() => transport(a).get('playing') === true && (transport(a).get('anchorMs') as number) >= before, 5000, 'the anchor');
+    await new Promise((r) => setTimeout(r, 300));
+    // The server clamps the tempo (its own change, not a member's).
+    host.doc.getMap('rules').set('masterRanges', { tempo: { min: 0.9, max: 1.1 } });
+    await waitFor(() => masterMap(a.doc).get('tempo') === 1.1, 5000, 'the clamp');
+    await new Promise((r) => setTimeout(r, 700));
+    const seen = readRoomState(a.doc);
+    masterMap(a.doc).set('tempo', 1);
+    await waitFor(() => (transport(a).get('anchorMs') as number) > seen.arrangement.transport.anchorMs, 5000, 'the re-anchor');
+    // Re-anchored at the server's time, the position is where the clock, as everyone saw it, had got to.
+    const anchorMs = transport(a).get('anchorMs') as number;
+    const release = t.server.rooms.get(room.roomId)!.release;
+    expect(transport(a).get('positionSec') as number).to.be.closeTo(transportPosition(seen, release, anchorMs), 1e-6);
+    expect(transport(a).get('playing')).to.equal(true);
     expect(a.refusals).to.deep.equal([]);
   });
 

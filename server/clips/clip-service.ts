@@ -12,6 +12,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { renderClip } from '../../media/render/clip-render.ts';
 import { engineArtwork, readVisualPack } from '../../media/visuals/visual-pack.ts';
+import { renderStillPng } from '../../media/visuals/still.ts';
 import type { RoomRelease, RoomState } from '../../shared/room-doc.ts';
 import type { RenderProgress } from '../../shared/socket-events.ts';
 import { VisualEngine } from '../../shared/visual-engine.ts';
@@ -237,6 +238,48 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     if (!render || render.status !== 'done') throw new ClipError('not_found', 'no such download');
     const file = path.join(this.#renderDir(clipId), name);
     return { path: file, contentType: FILE_NAMES.get(name)!, downloadName: `remixroom-${clipId}${path.extname(name)}` };
+  }
+
+  /**
+   * A PNG of the room's visuals at `atMs` (default now; within what the room's
+   * timeline keeps), with a signed manifest in its metadata; recorded as a render
+   * so that its id can be traced.
+   */
+  async still(input: { roomId: string; member: { userId: string; name: string }; atMs?: number; width: number; height: number }): Promise<{ png: Buffer; renderId: string }> {
+    const room = this.#deps.manager.get(input.roomId);
+    if (!room || room.closed) throw new ClipError('conflict', 'the room is not live on this server; join it and try again');
+    const now = (this.#deps.now ?? Date.now)();
+    const atMs = input.atMs ?? now;
+    const oldest = room.timeline.oldestMs;
+    if (oldest === null || atMs < oldest || atMs > now) throw new ClipError('bad_request', 'that moment is not kept (the room keeps its recent past only)');
+    // The window leading up to the moment, for a cross-fade in progress then.
+    const window = room.timeline.window(Math.max(oldest, atMs - 3000), Math.max(atMs, Math.max(oldest, atMs - 3000) + 1));
+    if (!window) throw new ClipError('bad_request', 'that moment is not kept');
+    const plan = planClip(window, room.release);
+    const engine = await this.#engine(room.release.id);
+    const record = await this.#deps.store.getRelease(room.release.id);
+    const renderId = newRenderId();
+    const manifest: Manifest = {
+      version: MANIFEST_VERSION,
+      renderId,
+      kind: 'still',
+      release: { id: room.release.id, title: record?.title ?? room.release.id, artist: record?.artist ?? '' },
+      assets: { stems: [], artwork: room.release.artwork.map((a) => a.id) },
+      room: { id: room.id },
+      window: { fromMs: atMs, toMs: atMs, seconds: 0 },
+      requestedBy: input.member,
+      contributors: plan.contributors,
+      software: SOFTWARE,
+      createdAt: new Date(now).toISOString(),
+    };
+    const signed = this.#deps.signer.sign(manifest);
+    const frame = plan.visuals.frameAt(atMs, room.state().meta.createdAtMs, { energy: 0.5, beatPhase: plan.beatAt((atMs - window.fromMs) / 1000) });
+    // JSON escapes everything outside ASCII, so the manifest fits PNG's Latin-1 text.
+    const json = JSON.stringify(signed).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    const png = await renderStillPng(engine, input.width, input.height, frame, { Software: SOFTWARE, 'remixroom:manifest': json });
+    await this.#deps.store.createRender({ id: renderId, roomId: room.id, kind: 'still', status: 'done', request: { atMs, requestedBy: input.member }, createdAt: manifest.createdAt }, null);
+    await this.#deps.store.updateRender(renderId, { status: 'done', result: { manifest: signed } satisfies ClipResult });
+    return { png, renderId };
   }
 
   /** Verifies a render id found in a file: what it is, when, from where. */

@@ -19,6 +19,8 @@ export interface ClipRoutesDeps {
 
 const CommitBody = z.object({ seconds: z.number().finite().positive().max(3600).default(30) }).strict();
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+const even = (d: number) => z.coerce.number().int().min(16).max(3840).refine((v) => v % 2 === 0, 'must be even').default(d);
+const StillQuery = z.object({ width: even(1280), height: even(720).pipe(z.number().max(2160)), atMs: z.coerce.number().int().positive().optional() }).strict();
 
 export function clipRoutes(deps: ClipRoutesDeps): Router {
   const router = Router();
@@ -46,6 +48,26 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
     try {
       const { clip, created } = await deps.clips.commit({ roomId, member: { userId: claims.sub, name: claims.name }, seconds: parsed.data.seconds, idempotencyKey: key });
       res.status(created ? 202 : 200).json(clip);
+    } catch (err) {
+      throw httpErrorOf(err);
+    }
+  });
+
+  // A still of the room's visuals (a PNG with its signed manifest inside), now or at a recent moment.
+  const stills = new RateLimiter({ capacity: 10, refillPerSec: 10 / 60 });
+  router.get('/rooms/:roomId/visuals.png', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const claims = member(deps.signer, req, roomId);
+    const q = StillQuery.safeParse(req.query);
+    if (!q.success) throw new HttpError('bad_request', `${q.error.issues[0]!.path.join('.') || 'query'}: ${q.error.issues[0]!.message}`);
+    const limited = stills.take(`${roomId}:${claims.sub}`);
+    if (!limited.ok) throw new HttpError('rate_limited', `too many stills; try again in ${Math.ceil(limited.retryAfterMs / 1000)} s`);
+    try {
+      const { png, renderId } = await deps.clips.still({ roomId, member: { userId: claims.sub, name: claims.name }, width: q.data.width, height: q.data.height, ...(q.data.atMs !== undefined ? { atMs: q.data.atMs } : {}) });
+      res.setHeader('content-type', 'image/png');
+      res.setHeader('cache-control', 'no-store');
+      res.attachment(`remixroom-${renderId}.png`);
+      res.end(png);
     } catch (err) {
       throw httpErrorOf(err);
     }

@@ -68,7 +68,8 @@ export interface RenderRecord {
   /** 16 hex digits: the 64 bits the watermark carries. */
   id: string;
   roomId: string;
-  kind: 'clip' | 'full';
+  /** A clip, a bought full-length version, or a still of the visuals. */
+  kind: 'clip' | 'full' | 'still';
   status: RenderStatus;
   /** What to render (the timeline window, who asked, …), as JSON. */
   request: unknown;

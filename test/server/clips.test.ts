@@ -9,6 +9,7 @@ import { io, type Socket } from 'socket.io-client';
 import type * as Y from 'yjs';
 import { findNativeFfmpeg, runCapture, type NativeFfmpeg } from '../../media/audio/ffmpeg.ts';
 import { verifyManifest, type SignedManifest } from '../../server/clips/manifest.ts';
+import { readTextChunks } from '../../media/visuals/still.ts';
 import type { ClipView } from '../../server/clips/clip-service.ts';
 import type { ClientToServerEvents, RenderProgress, ServerToClientEvents } from '../../shared/socket-events.ts';
 import { requireComponent } from '../support/components.ts';
@@ -173,5 +174,26 @@ describe('clips (real server, native ffmpeg)', function () {
     expect(((await expired.json()) as { error: { message: string } }).error.message).to.match(/expired/);
     expect((await fetch(`${t.url}/api/clips/ffffffffffffffff`)).status).to.equal(404);
     expect((await fetch(`${t.url}/api/clips/not-a-clip`)).status).to.equal(404);
+  });
+
+  it('a still of the visuals: a PNG of the moment with a signed manifest inside; bad sizes and moments refused', async () => {
+    const res = await fetch(`${t.url}/api/rooms/${room.roomId}/visuals.png?width=640&height=360`, { headers: { authorization: `Bearer ${remixerToken}` } });
+    expect(res.status).to.equal(200);
+    expect(res.headers.get('content-type')).to.equal('image/png');
+    const png = Buffer.from(await res.arrayBuffer());
+    expect(png.subarray(1, 4).toString('latin1')).to.equal('PNG');
+    expect(png.readUInt32BE(16)).to.equal(640);
+    expect(png.readUInt32BE(20)).to.equal(360);
+    const signed = JSON.parse(readTextChunks(png)['remixroom:manifest']!) as SignedManifest;
+    const key = (await api<{ publicKey: string }>(t.url, 'GET', '/api/manifest-key')).body.publicKey;
+    expect(verifyManifest(signed, key)).to.equal(true);
+    expect(signed.manifest).to.include({ kind: 'still' });
+    expect(signed.manifest.room.id).to.equal(room.roomId);
+    const auth = { authorization: `Bearer ${remixerToken}` };
+    for (const q of ['width=641&height=360', 'width=8&height=8', 'width=640&height=99999', 'atMs=1', `atMs=${Date.now() + 60_000}`, 'nonsense=1']) {
+      const r = await fetch(`${t.url}/api/rooms/${room.roomId}/visuals.png?${q}`, { headers: auth });
+      expect(r.status, q).to.equal(400);
+    }
+    expect((await fetch(`${t.url}/api/rooms/${room.roomId}/visuals.png`)).status).to.equal(401);
   });
 });

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { renderClip } from '../../media/render/clip-render.ts';
+import { renderLoop } from '../../media/render/loop-render.ts';
 import { engineArtwork, readVisualPack } from '../../media/visuals/visual-pack.ts';
 import { renderStillPng } from '../../media/visuals/still.ts';
 import type { RoomRelease, RoomState } from '../../shared/room-doc.ts';
@@ -60,8 +61,20 @@ export interface FullRequest {
   contributors: Manifest['contributors'];
 }
 
+/** A short seamless loop of the room's visuals as they are now (MP4 and GIF). */
+export interface LoopRequest {
+  kind: 'loop';
+  releaseId: string;
+  roomCreatedAtMs: number;
+  seconds: number;
+  requestedBy: { userId: string; name: string };
+  startMs: number;
+  visualParams: unknown;
+}
+
 export interface ClipResult {
-  files?: { video: string; audio: string; manifest: string };
+  /** What to download, by role: video, audio, gif, manifest → file name in the render's folder. */
+  files?: Record<string, string>;
   manifest?: SignedManifest;
   error?: string;
   timings?: Record<string, number>;
@@ -75,7 +88,7 @@ export interface ClipView {
   seconds: number;
   createdAt: string;
   /** When done: signed links that expire (`expiresAt`). */
-  downloads?: { video: string; audio: string; manifest: string; expiresAt: string };
+  downloads?: Record<string, string> & { expiresAt: string };
   manifest?: SignedManifest;
   error?: string;
 }
@@ -179,7 +192,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
   async view(clipId: string): Promise<ClipView | null> {
     if (!RENDER_ID.test(clipId)) return null;
     const render = await this.#deps.store.getRender(clipId);
-    return render && render.kind === 'clip' ? this.#view(render) : null;
+    return render && (render.kind === 'clip' || render.kind === 'loop') ? this.#view(render) : null;
   }
 
   /** Any render's status and downloads (an order's full-length render included). */
@@ -238,6 +251,36 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     if (!render || render.status !== 'done') throw new ClipError('not_found', 'no such download');
     const file = path.join(this.#renderDir(clipId), name);
     return { path: file, contentType: FILE_NAMES.get(name)!, downloadName: `remixroom-${clipId}${path.extname(name)}` };
+  }
+
+  /** Queues a loop of the room's visuals as they are now (1–15 s, rounded to whole beats so that the pulse loops too). */
+  async commitLoop(input: { roomId: string; member: { userId: string; name: string }; seconds: number; idempotencyKey: string }): Promise<{ clip: ClipView; created: boolean }> {
+    if (this.#closed) throw new ClipError('unavailable', 'the server is shutting down');
+    if (!this.available) throw new ClipError('unavailable', 'this server has no native ffmpeg, so it cannot render loops');
+    const room = this.#deps.manager.get(input.roomId);
+    if (!room || room.closed) throw new ClipError('conflict', 'the room is not live on this server; join it and try again');
+    const beatSec = 60 / (room.release.bpm && room.release.bpm > 0 ? room.release.bpm : 120);
+    const seconds = Math.max(beatSec, Math.round(input.seconds / beatSec) * beatSec);
+    const now = (this.#deps.now ?? Date.now)();
+    const request: LoopRequest = {
+      kind: 'loop',
+      releaseId: room.release.id,
+      roomCreatedAtMs: room.state().meta.createdAtMs,
+      seconds: Math.round(seconds * 1000) / 1000,
+      requestedBy: input.member,
+      startMs: now,
+      visualParams: room.state().visual.params,
+    };
+    const { render, created } = await this.#deps.store.createRender(
+      { id: newRenderId(), roomId: input.roomId, kind: 'loop', status: 'queued', request: { ...request, requestedSeconds: input.seconds }, createdAt: new Date(now).toISOString() },
+      `${input.member.userId}:loop:${input.idempotencyKey}`,
+    );
+    if (!created) {
+      if (render.roomId !== input.roomId || (render.request as { requestedSeconds?: number }).requestedSeconds !== input.seconds) {
+        throw new ClipError('conflict', 'this Idempotency-Key was used for a different request; use a new key');
+      }
+    } else this.#enqueue(render.id);
+    return { clip: this.#view(render), created };
   }
 
   /**
@@ -326,12 +369,12 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     const { store, log } = this.#deps;
     const render = await store.getRender(id);
     if (!render || render.status === 'done' || render.status === 'failed') return;
-    const request = render.request as ClipRequest | FullRequest;
+    const request = render.request as ClipRequest | FullRequest | LoopRequest;
     await store.updateRender(id, { status: 'running' });
     this.#report(render.roomId, id, 'running', 0);
     const started = performance.now();
     try {
-      const result = await this.#render(render, request, signal);
+      const result = request.kind === 'loop' ? await this.#renderLoop(render, request, signal) : await this.#render(render, request, signal);
       await store.updateRender(id, { status: 'done', result });
       this.#progress.set(id, 1);
       this.#report(render.roomId, id, 'done', 1);
@@ -423,6 +466,50 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     }
   }
 
+  async #renderLoop(render: RenderRecord, request: LoopRequest, signal: AbortSignal): Promise<ClipResult> {
+    const record = await this.#deps.store.getRelease(request.releaseId);
+    if (!record) throw new Error(`the release ${request.releaseId} is gone`);
+    const engine = await this.#engine(record.id);
+    const dir = this.#renderDir(render.id);
+    await fsp.mkdir(dir, { recursive: true });
+    const manifest: Manifest = {
+      version: MANIFEST_VERSION,
+      renderId: render.id,
+      kind: 'loop',
+      release: { id: record.id, title: record.title, artist: record.artist },
+      assets: { stems: [], artwork: toRoomRelease(record).artwork.map((a) => a.id) },
+      room: { id: render.roomId },
+      window: { fromMs: request.startMs, toMs: request.startMs + request.seconds * 1000, seconds: request.seconds },
+      requestedBy: request.requestedBy,
+      contributors: [],
+      software: SOFTWARE,
+      createdAt: render.createdAt,
+    };
+    const visuals = new VisualSequence(null, 0).withInitial(request.visualParams);
+    const bpm = record.manifest.bpm ?? 120;
+    const video = this.#deps.video ?? VIDEO;
+    await renderLoop({
+      ffmpeg: this.#deps.ffmpeg!,
+      engine,
+      width: video.width,
+      height: video.height,
+      fps: video.fps,
+      seconds: request.seconds,
+      // The music does not drive a loop (it has none): a steady pulse on the release's beat.
+      frameAt: (tSec) => visuals.frameAt(request.startMs + tSec * 1000, request.roomCreatedAtMs, { energy: 0.5, beatPhase: beatPhaseAt(tSec, bpm) }),
+      metadata: { comment: JSON.stringify(this.#deps.signer.sign(manifest)), title: `${record.title} — Remixroom visuals ${render.id}` },
+      outputs: { mp4: path.join(dir, 'loop.mp4'), gif: path.join(dir, 'loop.gif') },
+      signal,
+      onProgress: (fraction) => this.#progress.set(render.id, fraction),
+    });
+    const files = await Promise.all(['loop.mp4', 'loop.gif'].map(async (name) => ({ name, ...(await hashFile(path.join(dir, name))) })));
+    const signed = this.#deps.signer.sign({ ...manifest, files });
+    const tmp = path.join(dir, `manifest.json.${process.pid}.part`);
+    await fsp.writeFile(tmp, JSON.stringify(signed, null, 2));
+    await fsp.rename(tmp, path.join(dir, 'manifest.json'));
+    return { files: { video: 'loop.mp4', gif: 'loop.gif', manifest: 'manifest.json' }, manifest: signed };
+  }
+
   #engine(releaseId: string): Promise<VisualEngine> {
     let engine = this.#engines.get(releaseId);
     if (!engine) {
@@ -451,7 +538,9 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     if (render.status === 'done' && result?.files) {
       const expires = Math.floor((this.#deps.now ?? Date.now)() / 1000) + LINK_TTL_SEC;
       const link = (name: string) => `/api/clips/${render.id}/files/${name}?expires=${expires}&sig=${this.#linkSignature(render.id, name, expires)}`;
-      view.downloads = { video: link(result.files.video), audio: link(result.files.audio), manifest: link(result.files.manifest), expiresAt: new Date(expires * 1000).toISOString() };
+      const downloads: Record<string, string> = {};
+      for (const [role, name] of Object.entries(result.files)) downloads[role] = link(name);
+      view.downloads = { ...downloads, expiresAt: new Date(expires * 1000).toISOString() };
       if (result.manifest) view.manifest = result.manifest;
     }
     if (render.status === 'failed') view.error = result?.error ?? 'the render failed';
@@ -473,6 +562,8 @@ export const RENDER_ID = /^[0-9a-f]{16}$/;
 const FILE_NAMES = new Map([
   ['clip.mp4', 'video/mp4'],
   ['clip.m4a', 'audio/mp4'],
+  ['loop.mp4', 'video/mp4'],
+  ['loop.gif', 'image/gif'],
   ['manifest.json', 'application/json'],
 ]);
 

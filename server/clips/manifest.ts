@@ -27,7 +27,7 @@ export interface ManifestFile {
 export interface Manifest {
   version: number;
   renderId: string;
-  kind: 'clip' | 'full' | 'still';
+  kind: 'clip' | 'full' | 'still' | 'loop';
   release: { id: string; title: string; artist: string };
   assets: { stems: string[]; artwork: string[] };
   room: { id: string };

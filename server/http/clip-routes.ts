@@ -53,6 +53,28 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
     }
   });
 
+  // A short seamless loop of the room's visuals (MP4 and GIF), rendered in the queue like a clip.
+  const LoopBody = z.object({ seconds: z.number().finite().min(1).max(15).default(4) }).strict();
+  const loops = new RateLimiter({ capacity: 3, refillPerSec: 3 / 60 });
+  router.post('/rooms/:roomId/loops', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const claims = member(deps.signer, req, roomId);
+    const key = req.headers['idempotency-key'];
+    if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key)) {
+      throw new HttpError('bad_request', 'a loop needs an "Idempotency-Key" header (1–128 visible characters), so that a retry never renders twice');
+    }
+    const parsed = LoopBody.safeParse(req.body ?? {});
+    if (!parsed.success) throw new HttpError('invalid_body', `${parsed.error.issues[0]!.path.join('.') || 'body'}: ${parsed.error.issues[0]!.message}`);
+    const limited = loops.take(`${roomId}:${claims.sub}`);
+    if (!limited.ok) throw new HttpError('rate_limited', `too many loops; try again in ${Math.ceil(limited.retryAfterMs / 1000)} s`);
+    try {
+      const { clip, created } = await deps.clips.commitLoop({ roomId, member: { userId: claims.sub, name: claims.name }, seconds: parsed.data.seconds, idempotencyKey: key });
+      res.status(created ? 202 : 200).json(clip);
+    } catch (err) {
+      throw httpErrorOf(err);
+    }
+  });
+
   // A still of the room's visuals (a PNG with its signed manifest inside), now or at a recent moment.
   const stills = new RateLimiter({ capacity: 10, refillPerSec: 10 / 60 });
   router.get('/rooms/:roomId/visuals.png', async (req, res) => {

@@ -68,8 +68,8 @@ export interface RenderRecord {
   /** 16 hex digits: the 64 bits the watermark carries. */
   id: string;
   roomId: string;
-  /** A clip, a bought full-length version, or a still of the visuals. */
-  kind: 'clip' | 'full' | 'still';
+  /** A clip, a bought full-length version, a still or a loop of the visuals. */
+  kind: 'clip' | 'full' | 'still' | 'loop';
   status: RenderStatus;
   /** What to render (the timeline window, who asked, …), as JSON. */
   request: unknown;

@@ -123,9 +123,9 @@ describe('clips (real server, native ffmpeg)', function () {
       expect(res.status, url).to.equal(200);
       return Buffer.from(await res.arrayBuffer());
     };
-    const video = await get(clip.downloads!.video);
-    const audio = await get(clip.downloads!.audio);
-    const signed = JSON.parse((await get(clip.downloads!.manifest)).toString('utf8')) as SignedManifest;
+    const video = await get(clip.downloads!.video!);
+    const audio = await get(clip.downloads!.audio!);
+    const signed = JSON.parse((await get(clip.downloads!.manifest!)).toString('utf8')) as SignedManifest;
     fs.writeFileSync(path.join(dir, 'v.mp4'), video);
     const probe = await runCapture(native!.ffprobe!, ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', path.join(dir, 'v.mp4')]);
     const info = JSON.parse(probe.stdout) as { streams: { codec_name: string; width?: number; height?: number }[]; format: { duration: string; tags?: Record<string, string> } };
@@ -153,7 +153,7 @@ describe('clips (real server, native ffmpeg)', function () {
   });
 
   it('refuses tampered and expired download links', async () => {
-    const url = new URL(clip.downloads!.video, t.url);
+    const url = new URL(clip.downloads!.video!, t.url);
     const sig = url.searchParams.get('sig')!;
     const bad = new URL(url);
     bad.searchParams.set('sig', (sig[0] === 'a' ? 'b' : 'a') + sig.slice(1));
@@ -195,5 +195,36 @@ describe('clips (real server, native ffmpeg)', function () {
       expect(r.status, q).to.equal(400);
     }
     expect((await fetch(`${t.url}/api/rooms/${room.roomId}/visuals.png`)).status).to.equal(401);
+  });
+
+  it('a loop of the visuals: an MP4 and a looping GIF, with a signed manifest naming both', async () => {
+    const made = await fetch(`${t.url}/api/rooms/${room.roomId}/loops`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${remixerToken}`, 'idempotency-key': 'loop-1' },
+      body: JSON.stringify({ seconds: 2 }),
+    });
+    expect(made.status).to.equal(202);
+    const { clipId } = (await made.json()) as ClipView;
+    const deadline = Date.now() + 90_000;
+    let view: ClipView;
+    for (;;) {
+      view = (await api<ClipView>(t.url, 'GET', `/api/clips/${clipId}`)).body;
+      if (view.status === 'done' || view.status === 'failed') break;
+      if (Date.now() > deadline) throw new Error('the loop did not finish');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(view.status).to.equal('done');
+    expect(view.downloads).to.include.keys('video', 'gif', 'manifest');
+    const gif = Buffer.from(await (await fetch(t.url + view.downloads!.gif!)).arrayBuffer());
+    expect(gif.subarray(0, 6).toString('latin1')).to.equal('GIF89a');
+    expect(gif.includes(Buffer.from('NETSCAPE2.0', 'latin1')), 'the GIF loops').to.equal(true);
+    // Seamlessness is measured in test/media/loop-render.test.ts; here: the files as served and their manifest.
+    const video = Buffer.from(await (await fetch(t.url + view.downloads!.video!)).arrayBuffer());
+    const signed = JSON.parse(Buffer.from(await (await fetch(t.url + view.downloads!.manifest!)).arrayBuffer()).toString('utf8')) as SignedManifest;
+    const key = (await api<{ publicKey: string }>(t.url, 'GET', '/api/manifest-key')).body.publicKey;
+    expect(verifyManifest(signed, key)).to.equal(true);
+    expect(signed.manifest.kind).to.equal('loop');
+    const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+    expect(signed.manifest.files!.map((f) => f.sha256).sort()).to.deep.equal([sha(video), sha(gif)].sort());
   });
 });

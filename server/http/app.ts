@@ -10,6 +10,7 @@ import { healthRoutes, type Readiness } from './health-routes.ts';
 import { releaseRoutes } from './release-routes.ts';
 import { clipRoutes, type ClipRoutesDeps } from './clip-routes.ts';
 import { orderRoutes, paymentWebhookRoute, type OrderRoutesDeps } from './order-routes.ts';
+import { clientRoutes } from './client-routes.ts';
 import { roomRoutes, type RoomRoutesDeps } from './room-routes.ts';
 
 export interface AppDeps {
@@ -66,6 +67,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api', (req) => {
     throw new HttpError('not_found', `no API route ${req.method} ${req.originalUrl.split('?')[0]}`);
   });
+  app.use(clientRoutes());
   app.use(errorHandler(deps.log));
   return app;
 }

@@ -1,0 +1,725 @@
+// The room: what a member sees and touches once in. Connection state, the live
+// audio, the visuals, the transport, the mixer, people, chat and reactions,
+// prompts, and for the host the share link, the approval queue and the rules.
+// Everything that is room state is read from the room document and written to
+// it; the socket.io channel carries what is not (presence, chat, prompts).
+import type { ReleaseView } from '../../shared/api-types.ts';
+import type { Refusal } from '../../shared/refusals.ts';
+import { readRoomState, type RoomState } from '../../shared/room-doc.ts';
+import type { Role } from '../../shared/roles.ts';
+import { canRemix } from '../../shared/roles.ts';
+import { REACTIONS, type AppliedPrompt, type ChatMessage, type PendingPrompt, type Presence, type Reaction } from '../../shared/socket-events.ts';
+import { playRegion, transportPosition } from '../../shared/transport.ts';
+import * as Y from 'yjs';
+import { api } from './api.ts';
+import { formatDuration, h, uid } from './dom.ts';
+import { LiveAudio, type AudioStats } from './live-audio.ts';
+import { Mixer } from './mixer.ts';
+import { RoomConnection, type ConnectionState } from './room-connection.ts';
+import { forgetMembership, type Membership } from './session.ts';
+import { VisualsView } from './visuals.ts';
+
+const ROLE_WORDS: Record<Role, string> = { host: 'host', remixer: 'remixer', listener: 'listener' };
+const CHAT_KEEP = 200;
+
+/** What the browser tests (and a curious person in the console) can read. */
+export interface RoomHooks {
+  role(): Role;
+  state(): RoomState | null;
+  connection(): ConnectionState;
+  audio(): { state: string; error: string | null };
+  audioStats(): Promise<AudioStats>;
+  visuals(): { paramsKey: string; framesDrawn: number; status: string };
+}
+
+declare global {
+  interface Window {
+    remixroom?: RoomHooks;
+  }
+}
+
+export function showRoom(main: HTMLElement, me: Membership, app: { navigate(path: string): void }): () => void {
+  const loading = h('p', { class: 'loading' }, 'Opening the room…');
+  main.append(loading);
+  let view: RoomView | null = null;
+  let left = false;
+  api
+    .room(me.roomId)
+    .then(async (room) => {
+      if (room.info.ended) throw new Error('This room has ended.');
+      const release = await api.release(room.info.releaseId);
+      if (left) return;
+      loading.remove();
+      view = new RoomView(main, me, release, app);
+      if (room.serverDateMs !== null) {
+        // The Date header is to the second: only a clearly different clock is corrected.
+        const offset = room.serverDateMs + 500 - (room.sentMs + room.receivedMs) / 2;
+        if (Math.abs(offset) > 2000) view.conn.serverOffsetMs = offset;
+      }
+    })
+    .catch((err: unknown) => {
+      if (left) return;
+      const msg = (err as Error).message;
+      loading.replaceWith(
+        h('section', { class: 'panel narrow' }, h('h1', {}, 'The room could not be opened'), h('p', { role: 'alert' }, msg), h('a', { href: '/', class: 'button' }, 'Go to the start page')),
+      );
+      if (/ended|no room/.test(msg)) forgetMembership(me.roomId);
+    });
+  return () => {
+    left = true;
+    view?.close();
+  };
+}
+
+class RoomView {
+  readonly conn: RoomConnection;
+  readonly #me: Membership;
+  readonly #release: ReleaseView;
+  readonly #main: HTMLElement;
+  readonly #app: { navigate(path: string): void };
+  readonly #mixer: Mixer;
+  readonly #audio: LiveAudio;
+  readonly #visuals: VisualsView;
+  readonly #offs: (() => void)[] = [];
+  #state: RoomState | null = null;
+  #renderQueued = false;
+  #frame = 0;
+  #closed = false;
+  #noticeTimer: ReturnType<typeof setTimeout> | null = null;
+  #presence: Presence = { count: 0, members: [] };
+  #queue: PendingPrompt[] = [];
+
+  // Elements updated as things change.
+  readonly #status = h('div', { class: 'conn', role: 'status', 'aria-live': 'polite' });
+  readonly #notice = h('div', { class: 'notice', role: 'alert', hidden: true });
+  readonly #roleBadge = h('span', { class: 'role-badge' });
+  readonly #playButton = h('button', { type: 'button', class: 'play', 'aria-pressed': 'false' }, 'Play');
+  readonly #position = h('span', { class: 'position', 'aria-live': 'off' }, '0:00');
+  readonly #seek = h('input', { type: 'range', id: 'seek', min: 0, max: 1, step: 0.1, value: 0, 'aria-describedby': 'transport-lock' });
+  readonly #excerpt = h('select', { id: 'excerpt', 'aria-describedby': 'transport-lock' });
+  readonly #transportLock = h('p', { class: 'lock-reason', id: 'transport-lock', hidden: true });
+  readonly #loopText = h('span', { class: 'loop-text', 'aria-live': 'polite' }, 'No loop: the whole excerpt plays.');
+  readonly #loopStart = h('button', { type: 'button', 'aria-describedby': 'transport-lock' }, 'Loop from here');
+  readonly #loopEnd = h('button', { type: 'button', 'aria-describedby': 'transport-lock' }, 'Loop to here');
+  readonly #loopClear = h('button', { type: 'button', 'aria-describedby': 'transport-lock' }, 'Clear loop');
+  readonly #audioButton = h('button', { type: 'button', class: 'primary start-audio' }, '▶ Start audio');
+  readonly #audioStatus = h('span', { class: 'audio-status', role: 'status' }, 'Audio is off. Press “Start audio” to hear the room’s mix.');
+  readonly #audioElement = h('audio', { class: 'hidden-audio' });
+  readonly #visualStatus = h('p', { class: 'visual-caption', 'aria-live': 'polite' });
+  readonly #visualProblem = h('p', { class: 'hint' });
+  readonly #promptInput = h('input', { id: 'prompt-text', type: 'text', maxlength: 200, autocomplete: 'off', placeholder: 'e.g. stormy ocean at night, slow ripples', 'aria-describedby': 'prompt-hint' });
+  readonly #promptButton = h('button', { type: 'submit' }, 'Send prompt');
+  readonly #promptHint = h('p', { id: 'prompt-hint', class: 'hint' });
+  readonly #promptResult = h('p', { class: 'prompt-result', role: 'status' });
+  readonly #history = h('ol', { class: 'history', reversed: true });
+  readonly #queueList = h('ul', { class: 'queue' });
+  readonly #queueBox = h('section', { class: 'panel queue-panel', hidden: true, 'aria-labelledby': 'queue-title' }, h('h2', { id: 'queue-title' }, 'Prompts waiting for you'), this.#queueList);
+  readonly #people = h('ul', { class: 'people' });
+  readonly #peopleTitle = h('h2', { id: 'people-title' }, 'People');
+  readonly #chatLog = h('ol', { class: 'chat-log', 'aria-live': 'polite', 'aria-label': 'Chat messages' });
+  readonly #chatInput = h('input', { id: 'chat-text', type: 'text', maxlength: 500, autocomplete: 'off', 'aria-describedby': 'chat-hint' });
+  readonly #chatButton = h('button', { type: 'submit' }, 'Send');
+  readonly #chatHint = h('p', { id: 'chat-hint', class: 'hint' });
+  readonly #reactionFeed = h('ul', { class: 'reaction-feed', 'aria-label': 'Recent reactions' });
+  readonly #hostPanel = h('section', { class: 'panel host-panel', 'aria-labelledby': 'host-title' });
+  readonly #stemOpen = new Map<string, HTMLInputElement>();
+  readonly #policySelect = h('select', { id: 'prompt-policy' });
+  readonly #chatEnabled = h('input', { type: 'checkbox', id: 'chat-enabled' });
+  readonly #chatIds = new Set<string>();
+
+  constructor(main: HTMLElement, me: Membership, release: ReleaseView, app: { navigate(path: string): void }) {
+    this.#main = main;
+    this.#me = me;
+    this.#release = release;
+    this.#app = app;
+    document.title = `${release.title} · Remixroom`;
+    this.conn = new RoomConnection(me.roomId, me.token);
+    this.conn.provider.awareness.setLocalStateField('user', { name: me.name, userId: me.userId });
+    this.#mixer = new Mixer(this.conn, release, {
+      mixLocked: (s) => this.#mixLockReason(s),
+      stemLocked: (s, stemId) => this.#stemLockReason(s, stemId),
+    });
+    this.#audio = new LiveAudio(this.conn, this.#audioElement, async () => (await api.room(me.roomId)).info.streamAdapter);
+    this.#visuals = new VisualsView(release, { state: () => this.#state, serverNow: () => this.conn.serverNow(), energy: () => this.#audio.energy() }, (s) => {
+      this.#visualProblem.textContent = s === 'drawing' ? '' : `Visuals: ${s}`;
+    });
+    this.#build();
+    this.#wire();
+    window.remixroom = {
+      role: () => this.#role(this.#state),
+      state: () => this.#state,
+      connection: () => ({ ...this.conn.state }),
+      audio: () => ({ state: this.#audio.state, error: this.#audio.error }),
+      audioStats: () => this.#audio.stats(),
+      visuals: () => ({ paramsKey: this.#visuals.paramsKey, framesDrawn: this.#visuals.framesDrawn, status: this.#visuals.status }),
+    };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    cancelAnimationFrame(this.#frame);
+    if (this.#noticeTimer) clearTimeout(this.#noticeTimer);
+    for (const off of this.#offs.splice(0)) off();
+    this.#mixer.close();
+    this.#visuals.close();
+    this.#audio.close();
+    this.conn.close();
+    delete window.remixroom;
+  }
+
+  // ---------------------------------------------------------------- layout
+
+  #build(): void {
+    const r = this.#release;
+    const isHost = this.#me.role === 'host';
+    const header = h(
+      'section',
+      { class: 'room-head' },
+      h('div', {}, h('h1', {}, r.title), h('p', { class: 'artist' }, `${r.artist}${r.bpm ? ` · ${r.bpm} BPM` : ''}${r.key ? ` · ${r.key}` : ''}`)),
+      h('div', { class: 'me' }, h('span', {}, `You are ${this.#me.name}`), this.#roleBadge),
+      this.#status,
+    );
+
+    const share = isHost && this.#me.joinUrl ? this.#sharePanel(this.#me.joinUrl) : null;
+
+    // Stage: visuals, audio, transport.
+    const excerptLabel = h('label', { htmlFor: 'excerpt' }, 'Excerpt');
+    for (const e of r.excerpts) this.#excerpt.append(h('option', { value: e.id }, `${e.title} (${formatDuration(e.endSec - e.startSec)})`));
+    const stage = h(
+      'section',
+      { class: 'panel stage', 'aria-labelledby': 'stage-title' },
+      h('h2', { id: 'stage-title', class: 'visually-hidden' }, 'Visuals and playback'),
+      h('figure', { class: 'visuals' }, this.#visuals.canvas, h('figcaption', {}, this.#visualStatus, this.#visualProblem)),
+      h('div', { class: 'audio-row' }, this.#audioButton, this.#audioStatus, this.#audioElement),
+      h(
+        'div',
+        { class: 'transport', role: 'group', 'aria-label': 'Playback' },
+        this.#playButton,
+        h('label', { htmlFor: 'seek', class: 'visually-hidden' }, 'Position in the excerpt'),
+        this.#seek,
+        this.#position,
+        excerptLabel,
+        this.#excerpt,
+      ),
+      h('div', { class: 'loop', role: 'group', 'aria-label': 'Loop region' }, this.#loopStart, this.#loopEnd, this.#loopClear, this.#loopText),
+      this.#transportLock,
+    );
+    this.#visuals.canvas.setAttribute('role', 'img');
+    this.#visuals.canvas.setAttribute('aria-label', 'The room’s visuals, made from the album’s artwork; prompts change them');
+
+    const prompts = h(
+      'section',
+      { class: 'panel prompts', 'aria-labelledby': 'prompts-title' },
+      h('h2', { id: 'prompts-title' }, 'Prompt the visuals'),
+      h(
+        'form',
+        { class: 'prompt-form', onsubmit: (ev: SubmitEvent) => this.#sendPrompt(ev) },
+        h('label', { htmlFor: 'prompt-text' }, 'Describe what the visuals should become'),
+        h('div', { class: 'inline' }, this.#promptInput, this.#promptButton),
+        this.#promptHint,
+      ),
+      this.#promptResult,
+      h('h3', {}, 'Prompt history'),
+      this.#history,
+    );
+
+    const mixer = h('section', { class: 'panel mixer-panel', 'aria-labelledby': 'mixer-title' }, h('h2', { id: 'mixer-title' }, 'The mix'), h('p', { class: 'hint' }, 'Everyone in the room moves these same controls and hears the result. Double-click a fader to reset it.'), this.#mixer.element);
+
+    const reactions = h('div', { class: 'reactions', role: 'group', 'aria-label': 'Reactions' });
+    for (const emoji of REACTIONS) reactions.append(h('button', { type: 'button', class: 'reaction', 'aria-label': `React with ${emoji}`, onclick: () => this.#react(emoji) }, emoji));
+    const social = h(
+      'aside',
+      { class: 'social' },
+      h('section', { class: 'panel', 'aria-labelledby': 'people-title' }, this.#peopleTitle, this.#people),
+      h(
+        'section',
+        { class: 'panel chat', 'aria-labelledby': 'chat-title' },
+        h('h2', { id: 'chat-title' }, 'Chat'),
+        this.#chatLog,
+        h('form', { class: 'chat-form', onsubmit: (ev: SubmitEvent) => this.#sendChat(ev) }, h('label', { htmlFor: 'chat-text' }, 'Message'), h('div', { class: 'inline' }, this.#chatInput, this.#chatButton), this.#chatHint),
+        reactions,
+        this.#reactionFeed,
+      ),
+    );
+
+    const clips = h(
+      'section',
+      { class: 'panel clips', 'aria-labelledby': 'clips-title' },
+      h('h2', { id: 'clips-title' }, 'Clips'),
+      h('button', { type: 'button', disabled: true, 'aria-describedby': 'clips-hint' }, 'Save the last 30 seconds'),
+      h('p', { id: 'clips-hint', class: 'hint' }, 'Coming soon: clips and downloads are not available on this server yet.'),
+    );
+
+    if (isHost) this.#buildHostPanel();
+    this.#main.append(
+      header,
+      this.#notice,
+      ...(share ? [share] : []),
+      h('div', { class: 'room-grid' }, h('div', { class: 'room-main' }, stage, this.#queueBox, prompts, mixer, clips, isHost ? this.#hostPanel : null), social),
+    );
+  }
+
+  #sharePanel(joinUrl: string): HTMLElement {
+    const link = h('input', { id: 'share-link', type: 'text', readonly: true, value: joinUrl, 'aria-describedby': 'share-hint' });
+    const copied = h('span', { class: 'copied', role: 'status' });
+    const copy = h('button', { type: 'button', class: 'primary' }, 'Copy link');
+    copy.addEventListener('click', () => {
+      link.select();
+      const done = () => (copied.textContent = 'Copied.');
+      if (navigator.clipboard?.writeText) navigator.clipboard.writeText(joinUrl).then(done, () => (copied.textContent = 'Select the link and copy it (Ctrl+C or long-press).'));
+      else copied.textContent = 'Select the link and copy it (Ctrl+C or long-press).';
+    });
+    const listenerLink = h('div', { class: 'extra-link' });
+    const makeListener = h('button', { type: 'button' }, 'Make a listen-only link');
+    makeListener.addEventListener('click', () => {
+      makeListener.disabled = true;
+      api
+        .invite(this.#me.roomId, this.#me.token, 'listener')
+        .then(({ joinUrl: url }) => {
+          listenerLink.replaceChildren(h('label', { htmlFor: 'listener-link' }, 'Listen-only link'), h('input', { id: 'listener-link', type: 'text', readonly: true, value: url }));
+        })
+        .catch((err: unknown) => {
+          makeListener.disabled = false;
+          listenerLink.textContent = `Could not make the link: ${(err as Error).message}`;
+        });
+    });
+    return h(
+      'section',
+      { class: 'panel share', 'aria-labelledby': 'share-title' },
+      h('h2', { id: 'share-title' }, 'Invite people'),
+      h('label', { htmlFor: 'share-link' }, 'Share this link: whoever opens it can join with a name'),
+      h('div', { class: 'inline' }, link, copy, copied),
+      h('p', { id: 'share-hint', class: 'hint' }, 'Anyone with the link can join for 7 days.'),
+      makeListener,
+      listenerLink,
+    );
+  }
+
+  #buildHostPanel(): void {
+    const stems = h('fieldset', {}, h('legend', {}, 'Stems others may change'));
+    for (const s of this.#release.stems) {
+      const id = `open-${s.id}`;
+      const box = h('input', { type: 'checkbox', id, 'data-stem': s.id });
+      box.addEventListener('change', () => this.#setStemOpen(s.id, box.checked));
+      this.#stemOpen.set(s.id, box);
+      stems.append(h('label', { class: 'toggle', htmlFor: id }, box, ` ${s.title}`));
+    }
+    const order = ['open', 'queued', 'closed'] as const;
+    const words = { open: 'anyone’s prompt applies at once', queued: 'prompts wait for my approval', closed: 'prompts are off' };
+    for (const p of order.slice(order.indexOf(this.#release.rules.prompts.policy))) this.#policySelect.append(h('option', { value: p }, words[p]));
+    this.#policySelect.addEventListener('change', () => this.#setRule('promptPolicy', this.#policySelect.value));
+    this.#chatEnabled.addEventListener('change', () => this.#setRule('chatEnabled', this.#chatEnabled.checked));
+    const end = h('button', { type: 'button', class: 'danger' }, 'End the room for everyone');
+    end.addEventListener('click', () => {
+      if (!confirm('End the room for everyone? Nobody can come back in.')) return;
+      end.disabled = true;
+      api.endRoom(this.#me.roomId, this.#me.token).catch((err: unknown) => {
+        end.disabled = false;
+        this.#showNotice(`The room could not be ended: ${(err as Error).message}`);
+      });
+    });
+    this.#hostPanel.append(
+      h('h2', { id: 'host-title' }, 'Host: the room’s rules'),
+      stems,
+      h('div', { class: 'field' }, h('label', { htmlFor: 'prompt-policy' }, 'Prompts'), this.#policySelect),
+      h('label', { class: 'toggle', htmlFor: 'chat-enabled' }, this.#chatEnabled, ' Chat on'),
+      end,
+    );
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  #wire(): void {
+    const conn = this.conn;
+    this.#offs.push(conn.onState((s) => this.#showConnection(s)));
+    this.#offs.push(conn.onRefusal((r) => this.#refused(r)));
+    for (const name of ['meta', 'mix', 'arrangement', 'visual', 'rules'] as const) {
+      const map = conn.doc.getMap(name);
+      const fn = () => this.#queueRender();
+      map.observeDeep(fn);
+      this.#offs.push(() => map.unobserveDeep(fn));
+    }
+    conn.provider.on('sync', () => this.#queueRender());
+
+    const s = conn.socket;
+    s.on('presence', (p) => {
+      this.#presence = p;
+      this.#renderPeople();
+    });
+    s.on('chat:message', (m) => this.#addChat(m));
+    s.on('reaction', (r) => this.#addReaction(r));
+    s.on('prompt:applied', (p) => this.#applied(p));
+    s.on('prompt:queue', (q) => {
+      this.#queue = q;
+      this.#renderQueue();
+    });
+    s.on('room:notice', (n) => this.#showNotice(n.message, n.level === 'info' ? 'info' : 'warn'));
+    s.on('room:ended', () => this.#ended());
+
+    this.#audioButton.addEventListener('click', () => {
+      if (this.#audio.state === 'off' || this.#audio.state === 'failed') void this.#audio.start();
+      else void this.#audio.stop();
+    });
+    this.#offs.push(this.#audio.onChange(() => this.#renderAudio()));
+
+    this.#playButton.addEventListener('click', () => {
+      const playing = Boolean(this.#state?.arrangement.transport.playing);
+      this.#setArrangement(['transport'], { playing: !playing });
+    });
+    this.#seek.addEventListener('change', () => this.#setArrangement(['transport'], { positionSec: Number(this.#seek.value) }));
+    this.#excerpt.addEventListener('change', () => {
+      const e = this.#release.excerpts.find((x) => x.id === this.#excerpt.value);
+      if (!e) return;
+      this.conn.doc.transact(() => {
+        this.conn.doc.getMap('arrangement').set('excerptId', e.id);
+        (this.conn.doc.getMap('arrangement').get('transport') as Y.Map<unknown> | undefined)?.set('positionSec', 0);
+      });
+    });
+
+    // The loop is kept in seconds of the piece; the transport's position in seconds of the excerpt.
+    const here = (): number | null => {
+      const st = this.#state;
+      const e = st && this.#release.excerpts.find((x) => x.id === st.arrangement.excerptId);
+      return st && e ? Math.round((e.startSec + transportPosition(st, this.#release, this.conn.serverNow())) * 100) / 100 : null;
+    };
+    this.#loopStart.addEventListener('click', () => {
+      const at = here();
+      const end = this.#state?.arrangement.loopEndSec ?? null;
+      const e = this.#currentExcerpt();
+      if (at === null || !e) return;
+      this.#setArrangement([], { loopStartSec: at, loopEndSec: end !== null && end - at >= 0.25 ? end : Math.min(e.endSec, at + 4) });
+    });
+    this.#loopEnd.addEventListener('click', () => {
+      const at = here();
+      const start = this.#state?.arrangement.loopStartSec ?? null;
+      const e = this.#currentExcerpt();
+      if (at === null || !e) return;
+      this.#setArrangement([], { loopStartSec: start !== null && at - start >= 0.25 ? start : Math.max(e.startSec, at - 4), loopEndSec: at });
+    });
+    this.#loopClear.addEventListener('click', () => this.#setArrangement([], { loopStartSec: null, loopEndSec: null }));
+
+    const tick = () => {
+      if (this.#closed) return;
+      this.#frame = requestAnimationFrame(tick);
+      this.#renderPosition();
+    };
+    this.#frame = requestAnimationFrame(tick);
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  #setArrangement(path: string[], values: Record<string, unknown>): void {
+    let map: unknown = this.conn.doc.getMap('arrangement');
+    for (const p of path) map = map instanceof Y.Map ? map.get(p) : undefined;
+    if (!(map instanceof Y.Map)) return;
+    const target = map;
+    this.conn.doc.transact(() => {
+      for (const [k, v] of Object.entries(values)) target.set(k, v);
+    });
+  }
+
+  #currentExcerpt(): ReleaseView['excerpts'][number] | undefined {
+    const id = this.#state?.arrangement.excerptId;
+    return this.#release.excerpts.find((x) => x.id === id);
+  }
+
+  #setRule(key: string, value: unknown): void {
+    this.conn.doc.transact(() => this.conn.doc.getMap('rules').set(key, value));
+  }
+
+  #setStemOpen(stemId: string, open: boolean): void {
+    const current = this.#state?.rules.editableStems ?? [];
+    const next = open ? [...new Set([...current, stemId])] : current.filter((s) => s !== stemId);
+    // Kept in the release's order, so the list reads the same for everyone.
+    const order = this.#release.stems.map((s) => s.id);
+    next.sort((a, b) => order.indexOf(a) - order.indexOf(b));
+    this.#setRule('editableStems', next);
+  }
+
+  #sendChat(ev: SubmitEvent): void {
+    ev.preventDefault();
+    const text = this.#chatInput.value.trim();
+    if (!text) return;
+    this.#chatButton.disabled = true;
+    this.conn.socket
+      .timeout(10_000)
+      .emitWithAck('chat:send', { text })
+      .then((r) => {
+        if (r.ok) {
+          this.#chatInput.value = '';
+          this.#addChat(r.message);
+        } else this.#showNotice(`Your message was not sent: ${r.refusal.message}`);
+      })
+      .catch(() => this.#showNotice('Your message was not sent: no answer from the server (are you connected?)'))
+      .finally(() => {
+        this.#chatButton.disabled = false;
+        this.#chatInput.focus();
+      });
+  }
+
+  #react(emoji: (typeof REACTIONS)[number]): void {
+    this.conn.socket
+      .timeout(5000)
+      .emitWithAck('reaction:send', { emoji })
+      .then((r) => {
+        if (!r.ok) this.#showNotice(`Reaction not sent: ${r.refusal.message}`);
+      })
+      .catch(() => this.#showNotice('Reaction not sent: no answer from the server'));
+  }
+
+  #sendPrompt(ev: SubmitEvent): void {
+    ev.preventDefault();
+    const text = this.#promptInput.value.trim();
+    if (!text) return;
+    this.#promptButton.disabled = true;
+    this.#promptResult.textContent = 'Sending…';
+    this.conn.socket
+      .timeout(10_000)
+      .emitWithAck('prompt:submit', { text })
+      .then((r) => {
+        if (!r.ok) {
+          this.#promptResult.textContent = `Not applied: ${r.refusal.message}`;
+          return;
+        }
+        this.#promptInput.value = '';
+        if (r.status === 'queued') this.#promptResult.textContent = `“${text}” is waiting for the host’s approval.`;
+        else if (this.#promptResult.textContent === 'Sending…') this.#promptResult.textContent = `“${text}” applied.`;
+      })
+      .catch(() => (this.#promptResult.textContent = 'Not sent: no answer from the server (are you connected?)'))
+      .finally(() => {
+        this.#promptButton.disabled = false;
+      });
+  }
+
+  #decide(promptId: string, approve: boolean): void {
+    this.conn.socket
+      .timeout(10_000)
+      .emitWithAck('prompt:decide', { promptId, approve })
+      .then((r) => {
+        if (!r.ok) this.#showNotice(r.refusal.message);
+      })
+      .catch(() => this.#showNotice('No answer from the server'));
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  #role(state: RoomState | null): Role {
+    return state?.rules.roles?.[this.#me.userId] ?? this.#me.role;
+  }
+
+  #mixLockReason(state: RoomState): string | null {
+    return canRemix(this.#role(state)) ? null : 'You are listening: you can hear the mix, chat and react, but not change the mix.';
+  }
+
+  #stemLockReason(state: RoomState, stemId: string): string | null {
+    if (this.#role(state) === 'host' || state.rules.editableStems.includes(stemId)) return null;
+    const title = this.#release.stems.find((s) => s.id === stemId)?.title ?? stemId;
+    return `The host has locked the ${title.toLowerCase()}.`;
+  }
+
+  #queueRender(): void {
+    if (this.#renderQueued) return;
+    this.#renderQueued = true;
+    queueMicrotask(() => {
+      this.#renderQueued = false;
+      if (!this.#closed) this.#render();
+    });
+  }
+
+  #render(): void {
+    const doc = this.conn.doc;
+    // Until the first sync the document is empty: nothing to show yet.
+    if (!(doc.getMap('mix').get('stems') instanceof Y.Map) || !(doc.getMap('arrangement').get('transport') instanceof Y.Map)) return;
+    const state = readRoomState(doc);
+    this.#state = state;
+    const role = this.#role(state);
+    this.#roleBadge.textContent = ROLE_WORDS[role];
+    this.#roleBadge.dataset['role'] = role;
+    this.#mixer.update(state);
+
+    // Transport.
+    const mixLock = this.#mixLockReason(state);
+    const t = state.arrangement.transport;
+    this.#playButton.textContent = t.playing ? '❚❚ Pause' : '▶ Play';
+    this.#playButton.setAttribute('aria-pressed', String(t.playing));
+    this.#playButton.setAttribute('aria-label', t.playing ? 'Pause the room' : 'Play the room');
+    for (const el of [this.#playButton, this.#seek, this.#excerpt, this.#loopStart, this.#loopEnd, this.#loopClear]) el.disabled = Boolean(mixLock);
+    const region = playRegion(state, this.#release);
+    const looping = state.arrangement.loopStartSec !== null && state.arrangement.loopEndSec !== null;
+    const ex = this.#currentExcerpt();
+    this.#loopText.textContent =
+      looping && ex && (region.startSec !== ex.startSec || region.endSec !== ex.endSec)
+        ? `Looping ${formatDuration(region.startSec - ex.startSec)}–${formatDuration(region.endSec - ex.startSec)} of the excerpt.`
+        : 'No loop: the whole excerpt plays.';
+    this.#loopClear.disabled = Boolean(mixLock) || !looping;
+    this.#transportLock.hidden = !mixLock;
+    this.#transportLock.textContent = mixLock ? `🔒 ${mixLock}` : '';
+    if (document.activeElement !== this.#excerpt) this.#excerpt.value = state.arrangement.excerptId;
+    const e = this.#release.excerpts.find((x) => x.id === state.arrangement.excerptId) ?? this.#release.excerpts[0];
+    if (e) this.#seek.max = String(e.endSec - e.startSec);
+
+    // Prompts.
+    const policy = state.rules.promptPolicy;
+    const promptsOff = policy === 'closed' && role !== 'host';
+    this.#promptInput.disabled = promptsOff;
+    this.#promptButton.disabled = promptsOff;
+    this.#promptHint.textContent = promptsOff
+      ? '🔒 The host has turned prompts off.'
+      : policy === 'queued' && role !== 'host'
+        ? 'Prompts wait for the host’s approval before they change the visuals.'
+        : 'Your prompt changes the visuals for everyone at once.';
+    const cur = state.visual;
+    // The summary names the prompt itself ("'stormy' → darker palette, …").
+    this.#visualStatus.textContent = cur.prompt ? `Now: ${cur.summary ?? `“${cur.prompt}”`}` : 'Now: the cover, as the artist made it. Type a prompt to change it.';
+    this.#renderHistory(state);
+
+    // Chat.
+    const chatOff = !state.rules.chatEnabled && role !== 'host';
+    this.#chatInput.disabled = chatOff;
+    this.#chatButton.disabled = chatOff;
+    this.#chatHint.textContent = chatOff ? '🔒 The host has turned chat off.' : '';
+
+    // Host controls.
+    if (role === 'host') {
+      for (const [stemId, box] of this.#stemOpen) box.checked = state.rules.editableStems.includes(stemId);
+      this.#policySelect.value = policy;
+      this.#chatEnabled.checked = state.rules.chatEnabled;
+    }
+    this.#hostPanel.hidden = role !== 'host';
+  }
+
+  #renderPosition(): void {
+    const s = this.#state;
+    if (!s) return;
+    const pos = transportPosition(s, this.#release, this.conn.serverNow());
+    const e = this.#release.excerpts.find((x) => x.id === s.arrangement.excerptId);
+    const text = `${formatDuration(pos)} / ${formatDuration(e ? e.endSec - e.startSec : 0)}`;
+    if (this.#position.textContent !== text) this.#position.textContent = text;
+    if (document.activeElement !== this.#seek) this.#seek.value = String(Math.round(pos * 10) / 10);
+  }
+
+  #renderHistory(state: RoomState): void {
+    const entries = Object.entries(state.visual.history ?? {})
+      .map(([seq, e]) => ({ seq: Number(seq), ...e }))
+      .sort((a, b) => b.seq - a.seq);
+    const key = entries.map((e) => e.seq).join(',');
+    if (this.#history.dataset['key'] === key) return;
+    this.#history.dataset['key'] = key;
+    this.#history.replaceChildren(
+      ...(entries.length === 0
+        ? [h('li', { class: 'empty' }, 'No prompts yet.')]
+        : entries.map((e) => h('li', {}, h('b', {}, e.name), ': ', h('span', { class: 'summary' }, e.summary || `“${e.text}”`)))),
+    );
+  }
+
+  #renderQueue(): void {
+    const isHost = this.#role(this.#state) === 'host';
+    this.#queueBox.hidden = !isHost || this.#queue.length === 0;
+    this.#queueList.replaceChildren(
+      ...this.#queue.map((p) =>
+        h(
+          'li',
+          {},
+          h('span', {}, h('b', {}, p.name), `: “${p.text}”`),
+          h('button', { type: 'button', onclick: () => this.#decide(p.promptId, true), 'aria-label': `Approve “${p.text}” from ${p.name}` }, 'Approve'),
+          h('button', { type: 'button', onclick: () => this.#decide(p.promptId, false), 'aria-label': `Drop “${p.text}” from ${p.name}` }, 'Drop'),
+        ),
+      ),
+    );
+  }
+
+  #renderPeople(): void {
+    const p = this.#presence;
+    this.#peopleTitle.textContent = `People here (${p.count})`;
+    const amHost = this.#role(this.#state) === 'host';
+    this.#people.replaceChildren(
+      ...p.members.map((m) => {
+        const you = m.userId === this.#me.userId;
+        const li = h('li', { 'data-user': m.userId }, h('span', { class: 'name' }, m.name, you ? ' (you)' : ''), ' ', h('span', { class: 'role-badge', 'data-role': m.role }, ROLE_WORDS[m.role]));
+        if (amHost && !you) {
+          const id = uid('role');
+          const sel = h('select', { id, 'aria-label': `Role of ${m.name}` }, ...(['remixer', 'listener', 'host'] as const).map((r) => h('option', { value: r, selected: r === m.role }, r)));
+          sel.addEventListener('change', () => {
+            api.setRole(this.#me.roomId, this.#me.token, m.userId, sel.value as Role).catch((err: unknown) => this.#showNotice(`The role was not changed: ${(err as Error).message}`));
+          });
+          li.append(' ', sel);
+        }
+        return li;
+      }),
+    );
+    if (p.count > p.members.length) this.#people.append(h('li', { class: 'more' }, `and ${p.count - p.members.length} more`));
+  }
+
+  #addChat(m: ChatMessage): void {
+    if (this.#chatIds.has(m.id)) return;
+    this.#chatIds.add(m.id);
+    const time = new Date(m.atMs).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    this.#chatLog.append(h('li', { 'data-id': m.id }, h('b', {}, m.name), m.role !== 'remixer' ? h('span', { class: 'role-badge small', 'data-role': m.role }, ROLE_WORDS[m.role]) : null, ': ', h('span', { class: 'text' }, m.text), h('time', {}, ` ${time}`)));
+    while (this.#chatLog.children.length > CHAT_KEEP) this.#chatLog.firstElementChild?.remove();
+    this.#chatLog.scrollTop = this.#chatLog.scrollHeight;
+  }
+
+  #addReaction(r: Reaction): void {
+    this.#reactionFeed.prepend(h('li', {}, h('span', { class: 'emoji' }, r.emoji), ` ${r.name}`));
+    while (this.#reactionFeed.children.length > 8) this.#reactionFeed.lastElementChild?.remove();
+  }
+
+  #applied(p: AppliedPrompt): void {
+    this.#promptResult.textContent = `${p.name}’s prompt did this: ${p.summary}`;
+  }
+
+  #renderAudio(): void {
+    const a = this.#audio;
+    const words: Record<string, string> = {
+      off: 'Audio is off. Press “Start audio” to hear the room’s mix.',
+      joining: 'Joining the live mix…',
+      playing: 'Playing the room’s live mix.',
+      rejoining: `Reconnecting the audio: ${a.error ?? ''}`,
+      failed: `The audio could not start: ${a.error ?? 'unknown error'}. Press “Start audio” to try again.`,
+    };
+    this.#audioStatus.textContent = words[a.state] ?? a.state;
+    this.#audioButton.textContent = a.state === 'off' || a.state === 'failed' ? '▶ Start audio' : '■ Stop audio';
+    this.#audioButton.dataset['state'] = a.state;
+  }
+
+  #showConnection(s: ConnectionState): void {
+    const word = (l: string, synced?: boolean) => (l === 'connected' ? (synced === false ? 'syncing' : 'connected') : l === 'connecting' ? 'reconnecting…' : l === 'closed' ? 'closed' : 'offline');
+    const sync = word(s.sync, s.synced);
+    const chat = word(s.socket);
+    const ok = s.sync === 'connected' && s.synced && s.socket === 'connected';
+    this.#status.dataset['ok'] = String(ok);
+    this.#status.dataset['sync'] = s.sync;
+    this.#status.dataset['socket'] = s.socket;
+    this.#status.replaceChildren(
+      h('span', { class: `dot ${ok ? 'ok' : 'bad'}`, 'aria-hidden': 'true' }),
+      `Room: ${sync} · Live channel: ${chat}`,
+      ...(s.socketError && s.socket !== 'connected' ? [h('span', { class: 'err' }, ` (${s.socketError})`)] : []),
+    );
+    if (s.closedReason) this.#ended(s.closedReason);
+  }
+
+  #refused(r: Refusal): void {
+    this.#showNotice(`Not changed: ${r.message}`);
+  }
+
+  #showNotice(message: string, level: 'warn' | 'info' = 'warn'): void {
+    this.#notice.hidden = false;
+    this.#notice.dataset['level'] = level;
+    this.#notice.textContent = message;
+    if (this.#noticeTimer) clearTimeout(this.#noticeTimer);
+    this.#noticeTimer = setTimeout(() => {
+      this.#notice.hidden = true;
+    }, 8000);
+  }
+
+  #ended(reason = 'The host ended this room.'): void {
+    if (this.#closed) return;
+    forgetMembership(this.#me.roomId);
+    const main = this.#main;
+    this.close();
+    main.replaceChildren(
+      h('section', { class: 'panel narrow ended' }, h('h1', {}, 'The room is over'), h('p', { role: 'alert' }, reason), h('a', { href: '/', class: 'button', onclick: (ev: MouseEvent) => (ev.preventDefault(), this.#app.navigate('/')) }, 'Open a new room')),
+    );
+  }
+}

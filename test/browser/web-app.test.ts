@@ -1,0 +1,396 @@
+// The fan's web app in real Chromium against a real server: the landing page
+// opens a room, a second member joins through the join link, both move the same
+// faders, a listener is shown why it cannot, "Start audio" receives the live mix,
+// chat and prompts reach the other member, and the host's locks show up at once.
+// Screenshots of the landing page, the room and the mixer are saved under the OS
+// temp dir (the path is printed) for a person to look at.
+import { expect } from 'chai';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { buildClient } from '../../client/build.ts';
+import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
+import { requireComponent } from '../support/components.ts';
+import { startTestServer, type TestServer } from '../support/test-server.ts';
+
+interface Hooks {
+  role(): string;
+  state(): { mix: { stems: Record<string, { gainDb: number }> }; rules: { editableStems: string[] }; visual: { prompt: string | null } } | null;
+  connection(): { sync: string; synced: boolean; socket: string };
+  audio(): { state: string; error: string | null };
+  audioStats(): Promise<{ packetsReceived: number; totalAudioEnergy: number }>;
+  visuals(): { paramsKey: string; framesDrawn: number; status: string };
+}
+type HookWindow = Window & { remixroom?: Hooks };
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined | false>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (${String(last)})` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * A TCP proxy in front of the server, so that a page's connection can really drop
+ * (every socket cut, new ones refused for a while) without touching the server.
+ */
+async function startDropProxy(target: URL): Promise<{ url: string; drop(forMs: number): void; close(): Promise<void> }> {
+  const open = new Set<net.Socket>();
+  let blockedUntil = 0;
+  const server = net.createServer((client) => {
+    if (Date.now() < blockedUntil) return void client.destroy();
+    const upstream = net.connect(Number(target.port), target.hostname);
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      open.add(a);
+      a.on('close', () => {
+        open.delete(a);
+        b.destroy();
+      });
+      a.on('error', () => b.destroy());
+      a.pipe(b);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    drop(forMs) {
+      blockedUntil = Date.now() + forMs;
+      for (const s of open) s.destroy();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Waits until the page's room is connected and synced (both channels). */
+async function connected(page: Page): Promise<void> {
+  await page.waitForFunction(
+    () => {
+      const c = (window as HookWindow).remixroom?.connection();
+      return c?.sync === 'connected' && c.synced && c.socket === 'connected' && (window as HookWindow).remixroom?.state() !== null;
+    },
+    undefined,
+    { timeout: 20_000 },
+  );
+}
+
+/** Waits until the control `sel` on `page` shows `value` (its data-value); says what it shows instead when it does not. */
+async function controlShows(page: Page, sel: string, value: string, others: Page[] = []): Promise<void> {
+  try {
+    await page.waitForFunction(([s, v]) => document.querySelector<HTMLInputElement>(s!)?.dataset['value'] === v, [sel, value] as const, { timeout: 10_000 });
+  } catch (err) {
+    const seen = await Promise.all(
+      [page, ...others].map((p) =>
+        p.evaluate((s) => ({ shows: document.querySelector<HTMLInputElement>(s)?.dataset['value'], notice: document.querySelector('.notice')?.textContent, conn: document.querySelector('.conn')?.textContent }), sel),
+      ),
+    );
+    throw new Error(`${sel} never showed ${value}: ${JSON.stringify(seen)} (${(err as Error).message.split('\n')[0]})`);
+  }
+}
+
+const gainOf = (page: Page, stem: string) => page.evaluate((s) => (window as HookWindow).remixroom!.state()!.mix.stems[s]!.gainDb, stem);
+
+describe('web app in Chromium: landing, join link, shared mixer, listener locks, live audio, chat, prompts, host rules', function () {
+  this.timeout(150_000);
+  let t: TestServer;
+  let browser: LaunchedBrowser | null = null;
+  let host: Page;
+  let remixer: Page;
+  let listener: Page;
+  let joinUrl = '';
+  let roomId = '';
+  let shots = '';
+  let proxy: Awaited<ReturnType<typeof startDropProxy>> | null = null;
+  const pageErrors: string[] = [];
+
+  before(async function () {
+    requireComponent(CHROMIUM_COMMAND, chromiumAvailable(), this);
+    // Always built from the sources under test (a second or two), so a stale build cannot pass.
+    const [server] = await Promise.all([startTestServer(), buildClient()]);
+    t = server;
+    // The remixer's page reaches the server through this proxy, so that its connection can be cut.
+    proxy = await startDropProxy(new URL(t.url));
+    shots = await fsp.mkdtemp(path.join(os.tmpdir(), 'remixroom-web-app-shots-'));
+    console.log(`        ↳ screenshots: ${shots}`);
+    browser = await launchChromium();
+    const open = async (label: string) => {
+      const p = await browser!.context.newPage();
+      p.on('pageerror', (err) => pageErrors.push(`${label}: ${err.message}`));
+      return p;
+    };
+    host = await open('host');
+    remixer = await open('remixer');
+    listener = await open('listener');
+  });
+
+  after(async () => {
+    await browser?.close();
+    await proxy?.close();
+    await t?.close();
+  });
+
+  it('serves the app: the page uncached, hashed assets cached for good, the join path, and nothing outside client/dist', async () => {
+    const page = await fetch(`${t.url}/`);
+    expect(page.status).to.equal(200);
+    expect(page.headers.get('content-type')).to.match(/^text\/html/);
+    expect(page.headers.get('cache-control')).to.equal('no-cache');
+    expect(page.headers.get('content-security-policy')).to.include("default-src 'self'");
+    const html = await page.text();
+    const script = /src="(\/assets\/app-[\w]+\.js)"/.exec(html)?.[1];
+    expect(script, 'the page names its script').to.be.a('string');
+    const asset = await fetch(`${t.url}${script}`);
+    expect(asset.status).to.equal(200);
+    expect(asset.headers.get('content-type')).to.match(/^text\/javascript/);
+    expect(asset.headers.get('cache-control')).to.include('immutable');
+    expect(asset.headers.get('content-encoding'), 'compressed at build time').to.be.oneOf(['br', 'gzip']);
+    expect(asset.headers.get('vary')).to.equal('accept-encoding');
+    const text = await asset.text();
+    const br = await fetch(`${t.url}${script}`, { headers: { 'accept-encoding': 'br' } });
+    expect(br.headers.get('content-encoding')).to.equal('br');
+    expect(await br.text()).to.equal(text);
+    const plain = await fetch(`${t.url}${script}`, { headers: { 'accept-encoding': 'identity' } });
+    expect(plain.headers.get('content-encoding')).to.equal(null);
+    expect(await plain.text()).to.equal(text);
+    const join = await fetch(`${t.url}/r/abcdefgh12`);
+    expect(join.status).to.equal(200);
+    expect(await join.text()).to.equal(html);
+    for (const bad of ['/assets/..%2f..%2fpackage.json', '/assets/%2e%2e%2fbuild.ts', '/assets/..%5cbuild.ts', '/r/..%2f..%2fpackage.json', '/client/build.ts', '/package.json', '/assets/', '/r/x']) {
+      const r = await fetch(`${t.url}${bad}`);
+      expect(r.status, bad).to.equal(404);
+      const body = await r.text();
+      expect(body, bad).not.to.include('"dependencies"');
+      expect(body, bad).not.to.include('esbuild');
+    }
+    // The API keeps answering JSON, not the page.
+    const api = await fetch(`${t.url}/api/nope`);
+    expect(api.status).to.equal(404);
+    expect(((await api.json()) as { error: { code: string } }).error.code).to.equal('not_found');
+  });
+
+  it('the landing page lists the demo release first and opens a room, whose opener is the host with a share link', async () => {
+    await host.goto(`${t.url}/`);
+    const first = host.locator('.release-card').first();
+    await first.waitFor({ timeout: 10_000 });
+    expect(await first.getAttribute('data-release')).to.equal('remixroom-demo');
+    expect(await first.locator('h3').textContent()).to.equal('Night Bus Glow');
+    await host.screenshot({ path: path.join(shots, '1-landing.png'), fullPage: true });
+    await first.getByLabel('Your name').fill('Ana');
+    await first.getByRole('button', { name: 'Open a room' }).click();
+    await host.waitForURL(/\/r\/[\w-]+$/, { timeout: 10_000 });
+    await connected(host);
+    expect(await host.evaluate(() => (window as HookWindow).remixroom!.role())).to.equal('host');
+    joinUrl = await host.locator('#share-link').inputValue();
+    roomId = /\/r\/([\w-]+)/.exec(host.url())![1]!;
+    expect(joinUrl).to.match(new RegExp(`/r/${roomId}#invite=`));
+    expect(await host.locator('.conn').textContent()).to.include('Room: connected');
+  });
+
+  it('a second member opens the join link, gives a name and is in the room as a remixer; both see each other', async () => {
+    await remixer.goto(joinUrl.replace(t.url, proxy!.url));
+    await remixer.getByLabel(/display name/).fill('Ben');
+    await remixer.getByRole('button', { name: 'Join' }).click();
+    await connected(remixer);
+    expect(await remixer.evaluate(() => (window as HookWindow).remixroom!.role())).to.equal('remixer');
+    expect(remixer.url(), 'the invite leaves the address bar').not.to.include('invite=');
+    await host.locator('.people li', { hasText: 'Ben' }).waitFor({ timeout: 10_000 });
+    await remixer.locator('.people li', { hasText: 'Ana' }).waitFor({ timeout: 10_000 });
+    expect(await remixer.locator('.people li', { hasText: 'Ana' }).textContent()).to.include('host');
+  });
+
+  it('A moves a fader and B’s fader moves with it (and back)', async () => {
+    const fader = '#stem-drums-gainDb';
+    expect(await remixer.locator(fader).getAttribute('data-value')).to.equal('0');
+    await host.locator(fader).focus();
+    await host.keyboard.press('Home');
+    await controlShows(host, fader, '-60');
+    await controlShows(remixer, fader, '-60', [host]);
+    expect(await remixer.locator(fader).inputValue()).to.equal('0');
+    expect(await remixer.locator(`output[for="stem-drums-gainDb"]`).textContent()).to.equal('-60.0 dB');
+    expect(await gainOf(remixer, 'drums')).to.equal(-60);
+    // And the other way: B moves the master tempo to its top, A sees it.
+    await remixer.locator('#master-tempo').focus();
+    await remixer.keyboard.press('End');
+    await controlShows(host, '#master-tempo', '1.25', [remixer]);
+    await host.locator(fader).dblclick();
+    await controlShows(remixer, fader, '0', [host]);
+    await remixer.locator('#master-tempo').dblclick();
+    await controlShows(host, '#master-tempo', '1', [remixer]);
+    // While A holds a fader, B sees who is moving it (awareness); once A lets go, the note goes.
+    const pan = (await host.locator('#stem-harmony-pan').boundingBox())!;
+    await host.mouse.move(pan.x + pan.width / 2, pan.y + pan.height / 2);
+    await host.mouse.down();
+    await host.mouse.move(pan.x + pan.width * 0.75, pan.y + pan.height / 2, { steps: 4 });
+    const note = remixer.locator('#stem-harmony-pan ~ .held-by');
+    await remixer.locator('#stem-harmony-pan ~ .held-by', { hasText: 'Ana is moving this' }).waitFor({ timeout: 10_000 });
+    expect(Number(await remixer.locator('#stem-harmony-pan').getAttribute('data-value'))).to.be.greaterThan(0.2);
+    await host.mouse.up();
+    await remixer.waitForFunction(() => document.querySelector('#stem-harmony-pan ~ .held-by')?.textContent === '', undefined, { timeout: 10_000 });
+    expect(await note.textContent()).to.equal('');
+  });
+
+  it('a listener joining by a listen-only link cannot move anything, is told why, and a forced move is refused in words and snaps back', async () => {
+    await host.getByRole('button', { name: 'Make a listen-only link' }).click();
+    const link = await host.locator('#listener-link').inputValue({ timeout: 5000 });
+    await listener.goto(link);
+    await listener.getByLabel(/display name/).fill('Cleo');
+    await listener.getByRole('button', { name: 'Join' }).click();
+    await connected(listener);
+    expect(await listener.evaluate(() => (window as HookWindow).remixroom!.role())).to.equal('listener');
+    for (const sel of ['#stem-drums-gainDb', '#stem-bass-pan', '#master-tempo', '#master-reverbMix', '.play', '#excerpt']) {
+      expect(await listener.locator(sel).isDisabled(), sel).to.equal(true);
+    }
+    const reason = listener.locator('.mixer-lock');
+    expect(await reason.isVisible()).to.equal(true);
+    expect(await reason.textContent()).to.include('You are listening: you can hear the mix, chat and react, but not change the mix');
+    // Screen readers hear the reason with each control.
+    const describedBy = (await listener.locator('#stem-drums-gainDb').getAttribute('aria-describedby')) ?? '';
+    expect(describedBy.split(' ')).to.include(await reason.getAttribute('id'));
+    expect(await listener.locator('#transport-lock').isVisible()).to.equal(true);
+    // A stale or tampered page still writes: the server refuses, the page says why and shows the room's value.
+    await listener.evaluate(() => {
+      const el = document.querySelector<HTMLInputElement>('#stem-bass-gainDb')!;
+      el.disabled = false;
+      el.value = '100';
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+      el.dispatchEvent(new Event('change', { bubbles: true }));
+    });
+    const notice = listener.locator('.notice');
+    await notice.waitFor({ state: 'visible', timeout: 5000 });
+    expect(await notice.textContent()).to.match(/^Not changed: listeners can listen and chat, but not change the mix/);
+    await controlShows(listener, '#stem-bass-gainDb', '0');
+    expect(await gainOf(host, 'bass')).to.equal(0);
+    await listener.setViewportSize({ width: 390, height: 844 });
+    await listener.screenshot({ path: path.join(shots, '4-room-listener-phone.png'), fullPage: true });
+  });
+
+  it('"Start audio" joins the live stream and the page receives the mix', async () => {
+    await host.getByRole('button', { name: 'Play the room' }).click();
+    await remixer.waitForFunction(() => document.querySelector('.play')?.getAttribute('aria-pressed') === 'true', undefined, { timeout: 10_000 });
+    await remixer.getByRole('button', { name: /Start audio/ }).click();
+    const stats = await until('packets of the live mix', 25_000, async () => {
+      const s = await remixer.evaluate(() => (window as HookWindow).remixroom!.audioStats());
+      if (s.packetsReceived > 20) return s;
+      const a = await remixer.evaluate(() => (window as HookWindow).remixroom!.audio());
+      throw new Error(`audio ${a.state}${a.error ? `: ${a.error}` : ''}, ${s.packetsReceived} packets`);
+    });
+    expect(await remixer.evaluate(() => (window as HookWindow).remixroom!.audio().state)).to.equal('playing');
+    expect(await remixer.locator('.audio-status').textContent()).to.include('Playing');
+    const later = await until('audio energy', 10_000, async () => {
+      const s = await remixer.evaluate(() => (window as HookWindow).remixroom!.audioStats());
+      return s.packetsReceived > stats.packetsReceived && s.totalAudioEnergy > 0 ? s : null;
+    });
+    console.log(`        ↳ audio: ${JSON.stringify(later)}`);
+  });
+
+  it('the transport is shared: a loop set by A shows on B, and clearing it frees the excerpt', async () => {
+    await host.getByRole('button', { name: 'Loop from here' }).click();
+    await remixer.locator('.loop-text', { hasText: 'Looping' }).waitFor({ timeout: 10_000 });
+    const loop = await remixer.evaluate(() => (window as HookWindow).remixroom!.state() as unknown as { arrangement: { loopStartSec: number; loopEndSec: number } });
+    expect(loop.arrangement.loopEndSec - loop.arrangement.loopStartSec).to.be.within(0.25, 4);
+    await host.getByRole('button', { name: 'Clear loop' }).click();
+    await remixer.locator('.loop-text', { hasText: 'No loop' }).waitFor({ timeout: 10_000 });
+  });
+
+  it('a chat message and a reaction reach the other member', async () => {
+    await remixer.getByLabel('Message', { exact: true }).fill('hello from Ben');
+    await remixer.getByLabel('Message', { exact: true }).press('Enter');
+    await host.locator('.chat-log li', { hasText: 'hello from Ben' }).waitFor({ timeout: 5000 });
+    expect(await host.locator('.chat-log li', { hasText: 'hello from Ben' }).textContent()).to.include('Ben');
+    await host.getByRole('button', { name: 'React with 🔥' }).click();
+    await remixer.locator('.reaction-feed li', { hasText: 'Ana' }).waitFor({ timeout: 5000 });
+  });
+
+  it('a prompt changes the visuals both members see, says what it did, and enters the history', async () => {
+    await remixer.waitForFunction(() => ((window as HookWindow).remixroom?.visuals().framesDrawn ?? 0) > 0, undefined, { timeout: 15_000 });
+    const before = await remixer.evaluate(() => (window as HookWindow).remixroom!.visuals());
+    await host.getByLabel('Describe what the visuals should become').fill('stormy ocean at night with slow ripples');
+    await host.getByRole('button', { name: 'Send prompt' }).click();
+    await host.locator('.prompt-result', { hasText: '→' }).waitFor({ timeout: 5000 });
+    const after = await until('the new visuals on the other page', 5000, async () => {
+      const v = await remixer.evaluate(() => (window as HookWindow).remixroom!.visuals());
+      return v.paramsKey !== before.paramsKey && v.framesDrawn > before.framesDrawn + 2 ? v : null;
+    });
+    expect(after.paramsKey).to.not.equal('null');
+    expect(await remixer.locator('.visual-caption').textContent()).to.include('stormy ocean');
+    expect(await remixer.locator('.history li').first().textContent()).to.include('stormy ocean at night');
+    await remixer.screenshot({ path: path.join(shots, '2-room.png'), fullPage: true });
+  });
+
+  it('with prompts queued, B’s prompt waits in the host’s approval queue and applies once the host approves it', async () => {
+    await host.locator('#prompt-policy').selectOption('queued');
+    await remixer.locator('#prompt-hint', { hasText: 'wait for the host' }).waitFor({ timeout: 10_000 });
+    const before = await remixer.evaluate(() => (window as HookWindow).remixroom!.visuals().paramsKey);
+    await remixer.getByLabel('Describe what the visuals should become').fill('golden sunset glow');
+    await remixer.getByRole('button', { name: 'Send prompt' }).click();
+    await remixer.locator('.prompt-result', { hasText: 'waiting for the host' }).waitFor({ timeout: 10_000 });
+    const queued = host.locator('.queue li', { hasText: 'golden sunset glow' });
+    await queued.waitFor({ timeout: 10_000 });
+    expect(await queued.textContent()).to.include('Ben');
+    expect(await remixer.evaluate(() => (window as HookWindow).remixroom!.visuals().paramsKey), 'nothing changes before approval').to.equal(before);
+    await queued.getByRole('button', { name: /^Approve/ }).click();
+    await remixer.locator('.visual-caption', { hasText: 'golden sunset glow' }).waitFor({ timeout: 10_000 });
+    await host.locator('.queue-panel').waitFor({ state: 'hidden', timeout: 10_000 });
+    await host.locator('#prompt-policy').selectOption('open');
+  });
+
+  it('the host locks a stem and the other member’s controls show it locked, with the reason; opening it again frees them', async () => {
+    await host.locator('#open-drums').uncheck();
+    await remixer.waitForFunction(() => document.querySelector<HTMLInputElement>('#stem-drums-gainDb')?.disabled === true, undefined, { timeout: 10_000 });
+    expect(await remixer.locator('.strip[data-stem="drums"] .lock-reason').textContent()).to.equal('🔒 The host has locked the drums.');
+    expect(await remixer.locator('.strip[data-stem="drums"] input[type=checkbox]').first().isDisabled()).to.equal(true);
+    expect(await remixer.locator('#stem-bass-gainDb').isDisabled()).to.equal(false);
+    expect(await host.locator('#stem-drums-gainDb').isDisabled(), 'the host may still move it').to.equal(false);
+    expect(await remixer.evaluate(() => (window as HookWindow).remixroom!.state()!.rules.editableStems)).to.deep.equal(['bass', 'harmony', 'lead']);
+    await remixer.locator('.mixer-panel').screenshot({ path: path.join(shots, '3-mixer-locked-drums.png') });
+    await host.locator('#open-drums').check();
+    await remixer.waitForFunction(() => document.querySelector<HTMLInputElement>('#stem-drums-gainDb')?.disabled === false, undefined, { timeout: 10_000 });
+  });
+
+  it('the remixer’s connection drops: the page says so, reconnects by itself, catches up with what changed meanwhile, and the audio resumes', async () => {
+    const before = await remixer.evaluate(() => (window as HookWindow).remixroom!.audioStats());
+    expect(before.packetsReceived).to.be.greaterThan(0);
+    proxy!.drop(2000);
+    await remixer.waitForFunction(() => document.querySelector<HTMLElement>('.conn')?.dataset['ok'] === 'false', undefined, { timeout: 10_000 });
+    expect(await remixer.locator('.conn').textContent()).to.match(/reconnecting|offline/);
+    // While the remixer is away, the host moves the bass.
+    await host.locator('#stem-bass-gainDb').focus();
+    await host.keyboard.press('Home');
+    await until('the host’s change to be in the room', 5000, async () => (await gainOf(host, 'bass')) === -60);
+    await connected(remixer);
+    await controlShows(remixer, '#stem-bass-gainDb', '-60', [host]);
+    const resumed = await until('the audio to resume', 25_000, async () => {
+      const a = await remixer.evaluate(() => (window as HookWindow).remixroom!.audio());
+      const s = await remixer.evaluate(() => (window as HookWindow).remixroom!.audioStats());
+      return a.state === 'playing' && s.packetsReceived > 10 ? s : null;
+    });
+    console.log(`        ↳ after the drop: ${JSON.stringify(resumed)}`);
+  });
+
+  it('the host ends the room: every member is told, and the room is gone', async () => {
+    host.once('dialog', (d) => void d.accept());
+    await host.getByRole('button', { name: 'End the room for everyone' }).click();
+    for (const p of [remixer, listener]) await p.locator('.ended', { hasText: 'The host ended this room.' }).waitFor({ timeout: 10_000 });
+    const r = await fetch(`${t.url}/api/rooms/${roomId}`);
+    expect(((await r.json()) as { ended: boolean }).ended).to.equal(true);
+  });
+
+  it('no page threw an uncaught error', () => {
+    expect(pageErrors).to.deep.equal([]);
+  });
+});

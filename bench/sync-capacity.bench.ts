@@ -5,7 +5,10 @@
 //
 //   npm run bench -- sync-capacity [--members=10000] [--rooms=1000] [--clients=4]
 //                                  [--concurrency=25] [--hold=10] [--heap-snapshot=DIR] [--cpu-prof=DIR]
-//                                  [--server-node-options="--max-semi-space-size=8"]
+//                                  [--server-node-options="--max-semi-space-size=8"] [--bare-node=1]
+//
+// The server runs with the node options of the `start` script of package.json (as deployed), then
+// --server-node-options; --bare-node=1 leaves out those of the `start` script.
 //
 // Memory is the server's VmRSS: its median over a few samples when idle (before any
 // room exists), and its median over the hold once every member is connected and the
@@ -15,7 +18,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ChildMessage, ClientStats, ConnectOrder, CapacityMember, ParentMessage } from './support/capacity-clients.ts';
 import { cpuMeter, cpuSeconds, fdCount, fdLimit, intArg, mapLimit, median, membersTcpConnections, MIB, parseArgs, round, rssBytes, sleep } from './support/proc.ts';
-import { joinWithInvite, metricValue, openBenchRoom, startBenchServer, type BenchRoom, type BenchServer } from './support/server.ts';
+import { joinWithInvite, metricValue, openBenchRoom, startBenchServer, startNodeOptions, type BenchRoom, type BenchServer } from './support/server.ts';
 
 /** The goal (issue 3): 10,000 members across 1,000 rooms in under 150 MB above the idle process. */
 const GOAL = { members: 10_000, rssMb: 150 };
@@ -34,7 +37,7 @@ interface ClientProcess {
 }
 
 export async function run(argv: string[]): Promise<Record<string, unknown>> {
-  const args = parseArgs(argv, ['members', 'rooms', 'clients', 'concurrency', 'hold', 'heap-snapshot', 'cpu-prof', 'server-node-options']);
+  const args = parseArgs(argv, ['members', 'rooms', 'clients', 'concurrency', 'hold', 'heap-snapshot', 'cpu-prof', 'server-node-options', 'bare-node']);
   const requested = intArg(args, 'members', GOAL.members, 1, 100_000);
   const roomCount = intArg(args, 'rooms', 1000, 1, 10_000);
   const clientCount = intArg(args, 'clients', 4, 1, 32);
@@ -43,6 +46,9 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
   const heapSnapshotDir = args.get('heap-snapshot');
   const cpuProfileDir = args.get('cpu-prof');
   const serverNodeOptions = args.get('server-node-options');
+  const bareNode = ['1', 'true', 'yes'].includes(args.get('bare-node') ?? process.env['BENCH_BARE_NODE'] ?? '');
+  const serverNodeFlags = [...(bareNode ? [] : startNodeOptions()), ...(serverNodeOptions ? [serverNodeOptions] : [])];
+  console.log(`sync-capacity: server node options: ${serverNodeFlags.join(' ') || '(none)'}${bareNode ? '' : ' (the start script\'s first)'}`);
 
   // Each client process holds two sockets a member, under its own file limit.
   const perClient = Math.floor((fdLimit(process.pid) - 200) / 2);
@@ -52,6 +58,7 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     ...(cpuProfileDir ? { cpuProfileDir } : {}),
     ...(heapSnapshotDir ? { heapSnapshotDir } : {}),
     ...(serverNodeOptions ? { nodeOptions: serverNodeOptions } : {}),
+    bareNode,
   });
   const clients: ClientProcess[] = [];
   try {
@@ -155,6 +162,8 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
       heapUsedMb: [round(idleHeap.used / MIB, 1), round(heldHeap.used / MIB, 1)],
       heapTotalMb: [round(idleHeap.total / MIB, 1), round(heldHeap.total / MIB, 1)],
       externalMb: [round(idleHeap.external / MIB, 1), round(heldHeap.external / MIB, 1)],
+      /** The young generation (V8's new space, both semi-spaces) idle → held: most of the gap between heapUsedMb and heapTotalMb. */
+      newSpaceMb: [round(idleHeap.newSpace / MIB, 1), round(heldHeap.newSpace / MIB, 1)],
       goal: `${GOAL.members} members in < ${GOAL.rssMb} MB above idle`,
       goalMet: held10k / MIB < GOAL.rssMb,
       server: {
@@ -177,7 +186,7 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
       connectSec: round(connectSec, 1),
       settleSec: round(settleSec, 1),
       holdSec,
-      ...(serverNodeOptions ? { serverNodeOptions } : {}),
+      serverNodeOptions: serverNodeFlags.join(' '),
       ...(heapSnapshotDir ? { note: 'heap snapshots were taken: they inflate the RSS figures' } : {}),
     };
   } finally {
@@ -269,13 +278,15 @@ async function serverCounts(server: BenchServer): Promise<{ sync: number; socket
   return { sync, socket: membersTcpConnections(Number(new URL(server.url).port)) - sync, socketFrom: 'tcp connections less sync' };
 }
 
-async function heapOf(server: BenchServer): Promise<{ used: number; total: number; external: number }> {
+async function heapOf(server: BenchServer): Promise<{ used: number; total: number; external: number; newSpace: number }> {
   const [used, total, external] = await Promise.all(
     ['remixroom_nodejs_heap_size_used_bytes', 'remixroom_nodejs_heap_size_total_bytes', 'remixroom_nodejs_external_memory_bytes'].map((m) =>
       metricValue(server.url, m),
     ),
   );
-  return { used: used ?? Number.NaN, total: total ?? Number.NaN, external: external ?? Number.NaN };
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  const newSpace = /^remixroom_nodejs_heap_space_size_total_bytes\{space="new"\}\s+(\S+)/m.exec(metrics)?.[1];
+  return { used: used ?? Number.NaN, total: total ?? Number.NaN, external: external ?? Number.NaN, newSpace: newSpace === undefined ? Number.NaN : Number(newSpace) };
 }
 
 /** Has the server write a heap snapshot (SIGUSR2, --heapsnapshot-signal) and waits until it is written. */

@@ -1,6 +1,7 @@
 // The server under test: `node server/main.ts` as a child process, on a free
 // loopback port, over a fresh DATA_DIR holding the demo release. It is stopped,
 // and its data removed, by stop() — or killed when the benchmark process exits.
+import fs from 'node:fs';
 import path from 'node:path';
 import { DEMO_RELEASE_ID } from '../../server/catalog/demo-release.ts';
 import { demoDataDir, removeDemoTemplate } from '../../test/support/demo-data.ts';
@@ -22,14 +23,33 @@ export interface BenchServerOptions {
   cpuProfileDir?: string;
   /** Writes a heap snapshot of the server into this folder on SIGUSR2 (`--heapsnapshot-signal`). */
   heapSnapshotDir?: string;
-  /** More options for the server's node, e.g. `--max-semi-space-size=16`. */
+  /** More options for the server's node, e.g. `--max-semi-space-size=16` (after those of `npm start`, so they win). */
   nodeOptions?: string;
+  /** Leave out the node options of the `start` script (see startNodeOptions); default: BENCH_BARE_NODE=1 in the environment. */
+  bareNode?: boolean;
+}
+
+/**
+ * The node options the `start` script of package.json gives the server (`node --flag ... server/main.ts`),
+ * so that a benchmark measures the server as it is deployed.
+ */
+export function startNodeOptions(): string[] {
+  const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts?: Record<string, string> };
+  const words = (pkg.scripts?.['start'] ?? '').split(/\s+/);
+  if (words[0] !== 'node') return [];
+  const flags: string[] = [];
+  for (const w of words.slice(1)) {
+    if (!w.startsWith('--')) break;
+    flags.push(w);
+  }
+  return flags;
 }
 
 export async function startBenchServer(opts: BenchServerOptions = {}): Promise<BenchServer> {
   const data = await demoDataDir();
   const port = await freePort();
   const nodeOptions = [
+    ...((opts.bareNode ?? process.env['BENCH_BARE_NODE'] === '1') ? [] : startNodeOptions()),
     ...(opts.cpuProfileDir ? [`--cpu-prof`, `--cpu-prof-dir=${path.resolve(opts.cpuProfileDir)}`] : []),
     ...(opts.heapSnapshotDir ? [`--heapsnapshot-signal=SIGUSR2`, `--diagnostic-dir=${path.resolve(opts.heapSnapshotDir)}`] : []),
     ...(opts.nodeOptions ? [opts.nodeOptions] : []),

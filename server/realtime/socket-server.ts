@@ -1,7 +1,6 @@
 // The room's socket.io channel. Thin handlers: parse the payload with its schema,
 // find the member's room, call one method, acknowledge with the result.
-import crypto from 'node:crypto';
-import type http from 'node:http';
+import http from 'node:http';
 import { Server, type ServerOptions, type Socket } from 'socket.io';
 import type { z } from 'zod';
 import { compileModeration, type CompiledModeration } from '../../shared/moderation.ts';
@@ -27,6 +26,7 @@ import { TokenError, type TokenSigner } from '../auth/tokens.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { RoomEndedError, RoomNotFoundError, type RoomManager } from '../rooms/room-manager.ts';
+import { flatUUID } from '../rooms/sync-server.ts';
 import type { Member, Room } from '../rooms/room.ts';
 import { SignalError } from '../../media/sfu/sfu.ts';
 import { StreamUnavailableError } from '../live/room-stream.ts';
@@ -83,12 +83,25 @@ export class RoomSocketServer {
       // Same origin by default; a deployment that serves the app elsewhere sets a proxy in front.
       cors: { origin: false },
     });
+    // engine.io keeps the response stand-in of a WebSocket upgrade, and through it the upgrade's
+    // request (~3 KB), until the connection closes; it is let go of below once the handshake is built.
+    const upgrades = new WeakMap<http.IncomingMessage, { req: unknown }>();
+    this.io.engine.use((req: http.IncomingMessage, res: unknown, next: (err?: Error) => void) => {
+      if (res && typeof res === 'object' && !(res instanceof http.ServerResponse) && 'req' in res) upgrades.set(req, res);
+      next();
+    });
     this.io.use((socket, next) => {
       const auth = HandshakeAuth.safeParse(socket.handshake.auth);
       if (!auth.success) return next(new Error('unauthorized: the handshake needs { roomId, token }'));
       try {
         const claims = deps.signer.verify(auth.data.token, auth.data.roomId);
-        socket.data = { roomId: auth.data.roomId, userId: claims.sub, name: claims.name, tokenRole: claims.role, sessionId: crypto.randomUUID() };
+        socket.data = { roomId: auth.data.roomId, userId: claims.sub, name: claims.name, tokenRole: claims.role, sessionId: flatUUID() };
+        // The handshake (headers, address, query) is built by now; the first HTTP request of the
+        // session is not needed again, and would otherwise be held for the connection's life (~3 KB).
+        const conn = socket.conn as { request: http.IncomingMessage | null };
+        const upgrade = conn.request ? upgrades.get(conn.request) : undefined;
+        if (upgrade) upgrade.req = null;
+        conn.request = null;
         next();
       } catch (err) {
         next(new Error(err instanceof TokenError ? `unauthorized: ${err.message}` : 'unauthorized'));

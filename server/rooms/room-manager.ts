@@ -50,6 +50,11 @@ export class RoomManager {
   readonly #opening = new Map<string, Promise<Room>>();
   /** Each room's client-id owners, across its loads; `until` is when an unloaded room's are forgotten. */
   readonly #clientOwners = new Map<string, { owners: ClientOwners; until: number }>();
+  /**
+   * The rooms loaded on one release share one RoomRelease (~3 KB each otherwise) for as long as
+   * the release is unchanged: `key` is its JSON. Rooms only read it.
+   */
+  readonly #releases = new Map<string, { key: string; release: RoomRelease }>();
   #closed = false;
 
   constructor(opts: RoomManagerOptions) {
@@ -107,6 +112,15 @@ export class RoomManager {
     await Promise.allSettled([...this.#opening.values()]);
     await Promise.all([...this.#rooms.values()].map((r) => r.close('shutdown')));
     this.#clientOwners.clear();
+    this.#releases.clear();
+  }
+
+  #sharedRelease(fresh: RoomRelease): RoomRelease {
+    const key = JSON.stringify(fresh);
+    const known = this.#releases.get(fresh.id);
+    if (known && known.key === key) return known.release;
+    this.#releases.set(fresh.id, { key, release: fresh });
+    return fresh;
   }
 
   async #load(roomId: string): Promise<Room> {
@@ -124,7 +138,7 @@ export class RoomManager {
     const options: RoomOptions = {
       store: this.#opts.store,
       log: this.#opts.log,
-      release: toRoomRelease(release),
+      release: this.#sharedRelease(toRoomRelease(release)),
       graceMs: this.#timings.graceMs,
       saveDebounceMs: this.#timings.saveDebounceMs,
       saveMaxWaitMs: this.#timings.saveMaxWaitMs,

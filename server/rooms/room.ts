@@ -24,7 +24,7 @@ import { transportPosition } from '../../shared/transport.ts';
 import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
 import { ClientOwners } from './client-owners.ts';
-import { DocGuard } from './doc-guard.ts';
+import { DocGuard, trimDecodedContent } from './doc-guard.ts';
 import { StateTimeline, type JsonState } from './timeline.ts';
 
 export interface Member {
@@ -165,6 +165,8 @@ export class Room extends EventEmitter<RoomEvents> {
     const doc = new Y.Doc();
     for (const name of ROOT_MAPS) doc.getMap(name);
     if (record.doc) Y.applyUpdate(doc, record.doc, LOAD_ORIGIN);
+    // A loaded room stays in memory as long as anyone is in it: give back what decoding left spare.
+    trimDecodedContent(doc);
     const now = (opts.now ?? Date.now)();
     let changed = false;
     doc.transact(() => {

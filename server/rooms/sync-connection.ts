@@ -23,16 +23,96 @@ const STRIKE_LIMIT = 50;
 const STRIKE_WINDOW_MS = 10_000;
 /** A peer that cannot keep up with the room's updates is dropped rather than buffered without end. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
-const PING_EVERY_MS = 30_000;
+/** Each connection is pinged about this often; one that has not answered the last ping by the next is dropped. */
+export const PING_EVERY_MS = 30_000;
+/** The sweep's tick: every tick pings its share of the connections, so that pings are spread out. */
+const SWEEP_TICK_MS = 1000;
 
+/** Shared by all the connections of a server (one object, not one per connection). */
 export interface SyncConnectionOptions {
   log: Logger;
   /** Shared by all connections of the process: updates per member. */
   updateLimiter: RateLimiter;
-  /** When the member's token expires, the connection ends. */
-  expiresAtMs: number;
   now?: () => number;
   onMessageRefused?: (reason: Refusal['code']) => void;
+  /** Pings the connections and arms their expiry (one timer for all of them). */
+  sweep: SyncSweep;
+}
+
+/**
+ * The keep-alive of every sync connection of a server, on one timer instead of one or two per
+ * connection (at 10,000 members those timers and their closures cost megabytes). Each tick visits
+ * its share of the connections, so that each is visited about every PING_EVERY_MS, and the pings
+ * go out spread over that time rather than all at once. The timer runs only while there are
+ * connections.
+ */
+export class SyncSweep {
+  /** About how often each connection is visited. */
+  readonly everyMs: number;
+  readonly #tickMs: number;
+  /**
+   * A connection's expiry gets a timer of its own once it is this near: well within two visits,
+   * so that it is armed in time (and a timer never has to wait longer than Node allows).
+   */
+  readonly armWithinMs: number;
+  readonly #connections = new Set<SyncConnection>();
+  #timer: NodeJS.Timeout | null = null;
+  /** Where the current round is; a Set's iterator sees what is added or removed meanwhile. */
+  #round: Iterator<SyncConnection> | null = null;
+  /** When the next round may start (performance.now()): rounds start everyMs apart. */
+  #nextRoundAt = 0;
+
+  constructor(opts: { everyMs?: number; tickMs?: number } = {}) {
+    this.everyMs = opts.everyMs ?? PING_EVERY_MS;
+    this.#tickMs = opts.tickMs ?? SWEEP_TICK_MS;
+    this.armWithinMs = 2 * this.everyMs + this.#tickMs;
+  }
+
+  get size(): number {
+    return this.#connections.size;
+  }
+
+  /** For tests: whether the timer runs. */
+  get running(): boolean {
+    return this.#timer !== null;
+  }
+
+  add(connection: SyncConnection): void {
+    this.#connections.add(connection);
+    this.#timer ??= setInterval(() => this.#tick(), this.#tickMs);
+  }
+
+  delete(connection: SyncConnection): void {
+    this.#connections.delete(connection);
+    if (this.#connections.size === 0) this.stop();
+  }
+
+  /** Stops the timer (connections added later start it again). */
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    this.#round = null;
+  }
+
+  #tick(): void {
+    const now = performance.now();
+    if (this.#round === null) {
+      if (now < this.#nextRoundAt) return;
+      this.#round = this.#connections.values();
+      this.#nextRoundAt = now + this.everyMs;
+    }
+    // Each tick takes its share, so that a round is over within everyMs.
+    let left = Math.ceil((this.#connections.size * this.#tickMs) / this.everyMs);
+    const nowSec = Math.floor(now / 1000);
+    while (left-- > 0) {
+      const next = this.#round.next();
+      if (next.done) {
+        this.#round = null;
+        return;
+      }
+      next.value.heartbeat(nowSec, this.everyMs);
+    }
+  }
 }
 
 export class SyncConnection implements SyncPeer {
@@ -40,18 +120,24 @@ export class SyncConnection implements SyncPeer {
   readonly #ws: WebSocket;
   readonly #room: Room;
   readonly #opts: SyncConnectionOptions;
-  readonly #log: Logger;
-  readonly #timers: NodeJS.Timeout[] = [];
-  #strikes: number[] = [];
+  /** When the member's token expires; the connection ends then. */
+  readonly #expiresAtMs: number;
+  /** Made when first needed: most connections never log anything. */
+  #logger: Logger | null = null;
+  /** Armed at once or by the sweep, once the expiry is near (see SyncSweep.armWithinMs). */
+  #expiryTimer: NodeJS.Timeout | null = null;
+  #strikes: number[] | null = null;
   #alive = true;
+  /** When the last ping went out, in whole seconds of performance.now() (a small integer, stored unboxed). */
+  #pingedAtSec = 0;
   #closed = false;
 
-  constructor(ws: WebSocket, room: Room, member: Member, opts: SyncConnectionOptions) {
+  constructor(ws: WebSocket, room: Room, member: Member, expiresAtMs: number, opts: SyncConnectionOptions) {
     this.#ws = ws;
     this.#room = room;
     this.member = member;
     this.#opts = opts;
-    this.#log = opts.log.child({ roomId: room.id, sessionId: member.sessionId });
+    this.#expiresAtMs = expiresAtMs;
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
     ws.on('close', () => this.#onClose());
@@ -59,16 +145,39 @@ export class SyncConnection implements SyncPeer {
     ws.on('pong', () => {
       this.#alive = true;
     });
-    const now = opts.now ?? Date.now;
-    this.#timers.push(
-      setInterval(() => {
-        if (!this.#alive) return this.#ws.terminate();
-        this.#alive = false;
-        this.#ws.ping();
-      }, PING_EVERY_MS),
-      setTimeout(() => this.close(SYNC_CLOSE.accessRevoked, 'your access to the room has expired'), Math.max(0, opts.expiresAtMs - now())),
-    );
+    this.#armExpiry();
+    opts.sweep.add(this);
     room.addPeer(this);
+  }
+
+  get #log(): Logger {
+    this.#logger ??= this.#opts.log.child({ roomId: this.#room.id, sessionId: this.member.sessionId });
+    return this.#logger;
+  }
+
+  /**
+   * Called by the sweep about every `everyMs`: drops a connection that has not answered the last
+   * ping (given at least half that time to), pings the others, and arms the expiry timer once it is near.
+   */
+  heartbeat(nowSec: number, everyMs: number): void {
+    if (this.#closed) return;
+    if (!this.#alive) {
+      if ((nowSec - this.#pingedAtSec) * 1000 < everyMs / 2) return;
+      this.#ws.terminate();
+      return;
+    }
+    this.#alive = false;
+    this.#pingedAtSec = nowSec;
+    this.#ws.ping();
+    this.#armExpiry();
+  }
+
+  /** Sets the timer that ends the connection when the token expires, once that is near (see SyncSweep.armWithinMs). */
+  #armExpiry(): void {
+    if (this.#expiryTimer || this.#closed) return;
+    const left = this.#expiresAtMs - (this.#opts.now ?? Date.now)();
+    if (left > this.#opts.sweep.armWithinMs) return;
+    this.#expiryTimer = setTimeout(() => this.close(SYNC_CLOSE.accessRevoked, 'your access to the room has expired'), Math.max(0, left));
   }
 
   send(message: Uint8Array): void {
@@ -90,8 +199,9 @@ export class SyncConnection implements SyncPeer {
   #onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.length = 0;
+    if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
+    this.#expiryTimer = null;
+    this.#opts.sweep.delete(this);
     this.#room.removePeer(this);
   }
 
@@ -148,7 +258,7 @@ export class SyncConnection implements SyncPeer {
   #strike(problem: Refusal): void {
     this.#opts.onMessageRefused?.(problem.code);
     const now = (this.#opts.now ?? Date.now)();
-    this.#strikes = this.#strikes.filter((t) => now - t < STRIKE_WINDOW_MS);
+    this.#strikes = (this.#strikes ?? []).filter((t) => now - t < STRIKE_WINDOW_MS);
     this.#strikes.push(now);
     if (problem.code === 'malformed' || problem.code === 'too_large') this.send(refusalMessage(problem));
     if (this.#strikes.length > STRIKE_LIMIT) {

@@ -3,7 +3,7 @@ import * as Y from 'yjs';
 import { ROOT_MAPS, normalizeRoomDoc, readRules, type WriteContext } from '../../shared/room-doc.ts';
 import type { Role } from '../../shared/roles.ts';
 import * as encoding from 'lib0/encoding';
-import { DocGuard } from '../../server/rooms/doc-guard.ts';
+import { DocGuard, trimDecodedContent } from '../../server/rooms/doc-guard.ts';
 import { testRoomRelease } from '../support/room-release.ts';
 
 describe('DocGuard: every member update is checked before it counts', () => {
@@ -223,6 +223,81 @@ describe('DocGuard: every member update is checked before it counts', () => {
     expect(apply(owner, (d) => stem(d, 'drums').set('gainDb', -3), 'owner').ok).to.equal(true);
     expect(stem(server, 'drums').get('gainDb')).to.equal(-3);
     expect(guard.inStep()).to.equal(true);
+  });
+
+  it('trims decoded content without changing the document (same values, same encoding, still editable)', () => {
+    stem(server, 'drums').set('gainDb', -7);
+    const loaded = new Y.Doc();
+    Y.applyUpdate(loaded, Y.encodeStateAsUpdate(server));
+    const encoded = Y.encodeStateAsUpdate(loaded);
+    trimDecodedContent(loaded);
+    expect(Y.encodeStateAsUpdate(loaded)).to.deep.equal(encoded);
+    expect(json(loaded)).to.equal(json(server));
+    stem(loaded, 'drums').set('gainDb', -8);
+    Y.applyUpdate(server, Y.encodeStateAsUpdate(loaded, Y.encodeStateVector(server)));
+    expect(stem(server, 'drums').get('gainDb')).to.equal(-8);
+  });
+
+  describe('its shadow copy, made only when needed', () => {
+    it('accepts an empty update (a joining client\'s sync step 2) without making a shadow', () => {
+      const fresh = new DocGuard(server);
+      try {
+        expect(fresh.check(Y.encodeStateAsUpdate(new Y.Doc()), ctx('listener'))).to.deep.equal({ ok: true });
+        expect(fresh.check(Y.encodeStateAsUpdate(client, Y.encodeStateVector(client)), ctx('remixer'))).to.deep.equal({ ok: true });
+        expect(fresh.hasShadow).to.equal(false);
+      } finally {
+        fresh.destroy();
+      }
+    });
+
+    it('makes the shadow for the first real update and lets it go after it has been idle', async () => {
+      guard.destroy();
+      guard = new DocGuard(server, undefined, { shadowIdleMs: 30 });
+      expect(guard.hasShadow).to.equal(false);
+      expect(edit('remixer', (d) => stem(d, 'drums').set('gainDb', -2)).ok).to.equal(true);
+      expect(guard.hasShadow).to.equal(true);
+      await new Promise((r) => setTimeout(r, 80));
+      expect(guard.hasShadow).to.equal(false);
+      expect(stem(server, 'drums').get('gainDb')).to.equal(-2);
+    });
+
+    it('still refuses and corrects after the shadow was let go and the document changed meanwhile', async () => {
+      guard.destroy();
+      guard = new DocGuard(server, undefined, { shadowIdleMs: 20 });
+      edit('remixer', (d) => stem(d, 'drums').set('gainDb', -5));
+      // A corrected refusal: the shadow wrote under its own client id.
+      expect((edit('listener', (d) => stem(d, 'bass').set('gainDb', -20)) as { refusal: { code: string } }).refusal.code).to.equal('read_only');
+      await new Promise((r) => setTimeout(r, 60));
+      expect(guard.hasShadow).to.equal(false);
+      // The server changes the document while there is no shadow; the next shadow must have it.
+      server.transact(() => master(server).set('reverbMix', 0.4), 'server');
+      Y.applyUpdate(client, Y.encodeStateAsUpdate(server, Y.encodeStateVector(client)));
+      const truth = json(server);
+      const v = edit('listener', (d) => master(d).set('reverbMix', 0.9));
+      expect((v as { refusal: { code: string } }).refusal.code).to.equal('read_only');
+      expect(guard.hasShadow).to.equal(true);
+      expect(json(server)).to.equal(truth);
+      expect(json(client)).to.equal(truth);
+      expect(edit('remixer', (d) => master(d).set('reverbMix', 0.2)).ok).to.equal(true);
+      expect(master(server).get('reverbMix')).to.equal(0.2);
+      expect(server.store.pendingStructs).to.equal(null);
+    });
+
+    it('checks an update that only deletes, even with no shadow yet', () => {
+      guard.destroy();
+      guard = new DocGuard(server);
+      const v = edit('host', (d) => stem(d, 'drums').delete('pan'));
+      expect(v.ok).to.equal(false);
+      expect(stem(server, 'drums').get('pan')).to.equal(0);
+      expect(stem(client, 'drums').get('pan')).to.equal(0);
+    });
+
+    it('lets go of the shadow and its timer when destroyed', () => {
+      edit('remixer', (d) => stem(d, 'drums').set('gainDb', -1));
+      expect(guard.hasShadow).to.equal(true);
+      guard.destroy();
+      expect(guard.hasShadow).to.equal(false);
+    });
   });
 
   it('refuses an empty struct, which would make the document unreadable for every member who joins later', () => {

@@ -25,6 +25,20 @@ describe('RoomManager and the room lifecycle', () => {
     await manager.closeAll();
   });
 
+  it('lets the rooms of one release share its description, and gives rooms opened after a change the new one', async () => {
+    const manager = new RoomManager({ store, log });
+    const release = (await store.getRelease('rel'))!;
+    const [a, b] = await Promise.all([manager.create(release), manager.create(release)]).then((ids) => Promise.all(ids.map((id) => manager.open(id))));
+    expect(a!.release).to.equal(b!.release);
+    const changed = { ...release, stems: [{ ...release.stems[0]!, title: 'Beats' }] };
+    await store.putRelease(changed, { place() {}, undo() {} }, { replace: true });
+    const c = await manager.open(await manager.create(changed));
+    expect(c.release).to.not.equal(a!.release);
+    expect(c.release.stems[0]!.title).to.equal('Beats');
+    expect(a!.release.stems[0]!.title).to.equal('Drums');
+    await manager.closeAll();
+  });
+
   it('refuses an unknown room without keeping anything', async () => {
     const manager = new RoomManager({ store, log });
     await expectRejection(manager.open('nosuchroom1'), RoomNotFoundError);

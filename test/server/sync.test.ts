@@ -201,6 +201,20 @@ describe('the sync endpoint with stock y-websocket clients', function () {
     expect(await upgradeStatus(`${t.url.replace(/^http/, 'ws')}/elsewhere`)).to.equal(404);
   });
 
+  it('ends a connection with "access revoked" when its token expires while connected', async () => {
+    // A token that expires in about two seconds: its expiry is near enough for a timer of its own at once.
+    const short = new TokenSigner(t.server.secrets.tokenSecret).sign({ room: room.roomId, sub: 'u_short', name: 'Short', role: 'remixer', ttlSec: 2 });
+    const ws = new WebSocket(`${sync()}${room.roomId}?token=${encodeURIComponent(short)}`);
+    const opened = Date.now();
+    const closed = await new Promise<{ code: number; reason: string }>((resolve, reject) => {
+      ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+      ws.on('error', reject);
+    });
+    expect(closed.code).to.equal(4403);
+    expect(closed.reason).to.match(/expired/);
+    expect(Date.now() - opened).to.be.below(5000);
+  });
+
   it('survives malformed frames, unknown message types and oversized messages while serving everyone else', async () => {
     const a = await member('remixer');
     const b = await member('remixer');

@@ -20,6 +20,7 @@ import { loadSecrets, type Secrets } from './secrets.ts';
 import { connectSocketAdapter, type SocketAdapter } from './realtime/socket-adapter.ts';
 import { ClipService } from './clips/clip-service.ts';
 import { ManifestSigner } from './clips/manifest.ts';
+import { embedWatermark } from '../media/watermark/watermark.ts';
 import { OrderService } from './orders/order-service.ts';
 import { SandboxPayments } from './orders/payments.ts';
 import { LiveStreams, type LiveStreamsOptions } from './live/live-streams.ts';
@@ -93,6 +94,8 @@ export class RemixroomServer {
     this.catalog = new Catalog(this.store, this.layout);
     this.signer = new TokenSigner(this.secrets.tokenSecret);
     const manifestSigner = new ManifestSigner(this.secrets.tokenSecret);
+    // The watermark's key, derived from the token secret: every node marks and reads alike.
+    const watermarkKey = new Uint8Array(crypto.hkdfSync('sha256', this.secrets.tokenSecret, 'remixroom', 'watermark-v1', 32));
     this.rooms = new RoomManager({
       store: this.store,
       log: this.log,
@@ -111,6 +114,8 @@ export class RemixroomServer {
       video: this.config.renderVideo,
       signer: manifestSigner,
       linkSecret: this.secrets.tokenSecret,
+      // Every clip and bought version carries the render's id in its audio.
+      watermark: (pcm, renderId) => withHeadroom(embedWatermark(pcm, { payload: BigInt(`0x${renderId}`), key: watermarkKey }).pcm),
     });
     // The built-in sandbox payment provider (no real provider is wired yet); it signs its webhooks with a key derived from the token secret.
     this.payments = new SandboxPayments({
@@ -128,6 +133,7 @@ export class RemixroomServer {
       readiness: this.#readiness(),
       rooms: { store: this.store, manager: this.rooms, signer: this.signer, publicUrl: () => this.publicUrl, liveStatus: (id) => this.live.status(id) },
       orders: { orders: this.orders, payments: this.payments, signer: this.signer, store: this.store, log: this.log },
+      verify: { ffmpeg: this.ffmpeg, watermarkKey, clips: this.clips, manifestPublicKey: manifestSigner.publicKey, tmpDir: this.layout.tmpDir },
       clips: {
         clips: this.clips,
         signer: this.signer,
@@ -378,6 +384,24 @@ function roomTimingsOf(config: Config): Partial<RoomTimings> {
     ...(config.roomGraceMs !== null ? { graceMs: config.roomGraceMs } : {}),
     ...(config.roomSaveDebounceMs !== null ? { saveDebounceMs: config.roomSaveDebounceMs } : {}),
   };
+}
+
+/**
+ * The mark moves bands by up to ~1.75 dB, so a mix limited at −1 dBFS can peak
+ * just over full scale once marked: scale the whole clip down under −0.2 dBFS
+ * when it does (the mark survives level changes of ±6 dB).
+ */
+function withHeadroom(pcm: Float32Array): Float32Array {
+  let peak = 0;
+  for (let i = 0; i < pcm.length; i++) {
+    const a = Math.abs(pcm[i]!);
+    if (a > peak) peak = a;
+  }
+  const ceiling = 10 ** (-0.2 / 20);
+  if (peak <= ceiling) return pcm;
+  const g = ceiling / peak;
+  for (let i = 0; i < pcm.length; i++) pcm[i]! *= g;
+  return pcm;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

@@ -12,6 +12,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { renderClip } from '../../media/render/clip-render.ts';
 import { renderLoop } from '../../media/render/loop-render.ts';
+import { MIN_EMBED_SEC } from '../../media/watermark/watermark.ts';
 import { engineArtwork, readVisualPack } from '../../media/visuals/visual-pack.ts';
 import { renderStillPng } from '../../media/visuals/still.ts';
 import type { RoomRelease, RoomState } from '../../shared/room-doc.ts';
@@ -30,8 +31,8 @@ import { planClip, type ClipPlan } from './clip-plan.ts';
 import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
 
 export const VIDEO = { width: 1280, height: 720, fps: 30 } as const;
-/** Shortest clip worth rendering. */
-export const MIN_CLIP_SEC = 1;
+/** Shortest clip: one whole period of the watermark, so that every clip carries the mark. */
+export const MIN_CLIP_SEC = Math.ceil(MIN_EMBED_SEC);
 const LINK_TTL_SEC = 3600;
 const PROGRESS_EVERY_MS = 500;
 
@@ -162,7 +163,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     const oldest = room.timeline.oldestMs;
     if (oldest === null) throw new ClipError('conflict', 'the room has no recorded moments yet');
     const seconds = Math.min(input.seconds, (now - oldest) / 1000);
-    if (seconds < MIN_CLIP_SEC) throw new ClipError('conflict', `the room has recorded less than ${MIN_CLIP_SEC} s so far; try again in a moment`);
+    if (seconds < MIN_CLIP_SEC) throw new ClipError('conflict', `the room has recorded less than ${MIN_CLIP_SEC} s so far (a clip is at least ${MIN_CLIP_SEC} s long); try again in a moment`);
     const window = room.timeline.window(now - seconds * 1000, now);
     if (!window) throw new ClipError('conflict', 'that moment is no longer kept');
     const history = (room.doc.getMap('visual').get('history') as { toJSON(): Record<string, { text: string; by: string; name: string; atMs: number }> } | undefined)?.toJSON() ?? {};

@@ -10,6 +10,8 @@ import { healthRoutes, type Readiness } from './health-routes.ts';
 import { releaseRoutes } from './release-routes.ts';
 import { clipRoutes, type ClipRoutesDeps } from './clip-routes.ts';
 import { orderRoutes, paymentWebhookRoute, type OrderRoutesDeps } from './order-routes.ts';
+import { verifyRoute } from './verify-routes.ts';
+import type { VerifyDeps } from '../clips/verify.ts';
 import { clientRoutes } from './client-routes.ts';
 import { roomRoutes, type RoomRoutesDeps } from './room-routes.ts';
 
@@ -21,6 +23,7 @@ export interface AppDeps {
   rooms: RoomRoutesDeps;
   clips: ClipRoutesDeps;
   orders: OrderRoutesDeps;
+  verify: VerifyDeps;
 }
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
@@ -57,6 +60,8 @@ export function createApp(deps: AppDeps): express.Express {
 
   // Before the JSON parser: its signature covers the raw bytes.
   app.use('/api/webhooks/payments', paymentWebhookRoute(deps.orders));
+  // A media file as the body, so before the JSON parser too.
+  app.use('/api/verify', verifyRoute(deps.verify));
   app.use(express.json({ limit: '64kb' }));
   app.use(healthRoutes(deps));
   app.use('/api/releases', releaseRoutes(deps));

@@ -4,7 +4,7 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
-import { ClipError, type ClipService } from '../clips/clip-service.ts';
+import { ClipError, MIN_CLIP_SEC, type ClipService } from '../clips/clip-service.ts';
 import { ROOM_ID } from '../rooms/room-manager.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 import { HttpError } from './http-error.ts';
@@ -17,7 +17,7 @@ export interface ClipRoutesDeps {
   manifestPublicKey: string;
 }
 
-const CommitBody = z.object({ seconds: z.number().finite().positive().max(3600).default(30) }).strict();
+const CommitBody = z.object({ seconds: z.number().finite().min(MIN_CLIP_SEC, `a clip lasts at least ${MIN_CLIP_SEC} s (its watermark needs that long)`).max(3600).default(30) }).strict();
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 const even = (d: number) => z.coerce.number().int().min(16).max(3840).refine((v) => v % 2 === 0, 'must be even').default(d);
 const StillQuery = z.object({ width: even(1280), height: even(720).pipe(z.number().max(2160)), atMs: z.coerce.number().int().positive().optional() }).strict();

@@ -59,7 +59,8 @@ describe('clips (real server, native ffmpeg)', function () {
     expect(prompted.ok).to.equal(true);
     await new Promise((r) => setTimeout(r, 400));
     remixer.doc.transact(() => masterMap(remixer.doc).set('reverbMix', 0.4));
-    await new Promise((r) => setTimeout(r, 1500));
+    // A clip is at least 8 s (a whole period of the watermark): let the room record that much.
+    await new Promise((r) => setTimeout(r, 7000));
   });
 
   after(async () => {
@@ -71,7 +72,7 @@ describe('clips (real server, native ffmpeg)', function () {
   it('refuses a commit without a token, a key, or within limits', async () => {
     expect((await commit(t.url, room.roomId, null, { seconds: 2 }, 'k0')).status).to.equal(401);
     expect((await commit(t.url, room.roomId, remixerToken, { seconds: 2 }, null)).status).to.equal(400);
-    for (const seconds of [0, -3, 31, 'ten']) {
+    for (const seconds of [0, -3, 5, 31, 'ten']) {
       const r = await commit(t.url, room.roomId, remixerToken, { seconds }, `bad-${String(seconds)}`);
       expect(r.status, String(seconds)).to.equal(400);
       expect(r.body.error!.code).to.equal('invalid_body');
@@ -87,14 +88,14 @@ describe('clips (real server, native ffmpeg)', function () {
     // A change inside the window, so that the manifest has someone to name.
     remixer.doc.transact(() => masterMap(remixer.doc).set('gainDb', -2));
     await new Promise((r) => setTimeout(r, 300));
-    const first = await commit(t.url, room.roomId, remixerToken, { seconds: 2 }, 'clip-key-1');
+    const first = await commit(t.url, room.roomId, remixerToken, { seconds: 8 }, 'clip-key-1');
     expect(first.status, JSON.stringify(first.body)).to.equal(202);
     expect(first.body.clipId).to.match(/^[0-9a-f]{16}$/);
     expect(first.body.status).to.be.oneOf(['queued', 'running']);
-    const again = await commit(t.url, room.roomId, remixerToken, { seconds: 2 }, 'clip-key-1');
+    const again = await commit(t.url, room.roomId, remixerToken, { seconds: 8 }, 'clip-key-1');
     expect(again.status).to.equal(200);
     expect(again.body.clipId).to.equal(first.body.clipId);
-    const different = await commit(t.url, room.roomId, remixerToken, { seconds: 3 }, 'clip-key-1');
+    const different = await commit(t.url, room.roomId, remixerToken, { seconds: 9 }, 'clip-key-1');
     expect(different.status).to.equal(409);
     clip = first.body;
   });
@@ -131,7 +132,7 @@ describe('clips (real server, native ffmpeg)', function () {
     const info = JSON.parse(probe.stdout) as { streams: { codec_name: string; width?: number; height?: number }[]; format: { duration: string; tags?: Record<string, string> } };
     expect(info.streams.map((s) => s.codec_name).sort()).to.deep.equal(['aac', 'h264']);
     expect(info.streams.find((s) => s.codec_name === 'h264')).to.include({ width: 1280, height: 720 });
-    expect(Number(info.format.duration)).to.be.closeTo(2, 1 / 30 + 0.03);
+    expect(Number(info.format.duration)).to.be.closeTo(8, 1 / 30 + 0.03);
     // The manifest: signed with the server's published key, naming the files as served.
     const key = (await api<{ publicKey: string }>(t.url, 'GET', '/api/manifest-key')).body.publicKey;
     expect(verifyManifest(signed, key)).to.equal(true);
@@ -226,5 +227,33 @@ describe('clips (real server, native ffmpeg)', function () {
     expect(signed.manifest.kind).to.equal('loop');
     const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
     expect(signed.manifest.files!.map((f) => f.sha256).sort()).to.deep.equal([sha(video), sha(gif)].sort());
+  });
+
+  it('verify: the clip as downloaded is traced to its render with a genuine manifest; a re-encode is traced too; unmarked and non-media files are not', async () => {
+    const verify = async (body: Buffer) => {
+      const res = await fetch(`${t.url}/api/verify`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(body) });
+      return { status: res.status, body: (await res.json()) as { found?: boolean; renderId?: string; manifestGenuine?: boolean; fileMatchesManifest?: boolean; render?: { roomId: string; releaseId: string }; error?: { code: string } } };
+    };
+    const view = (await api<ClipView>(t.url, 'GET', `/api/clips/${clip.clipId}`)).body;
+    const video = Buffer.from(await (await fetch(t.url + view.downloads!.video!)).arrayBuffer());
+    const direct = await verify(video);
+    expect(direct.status).to.equal(200);
+    expect(direct.body).to.include({ found: true, renderId: clip.clipId, manifestGenuine: true, fileMatchesManifest: true });
+    expect(direct.body.render).to.include({ roomId: room.roomId, releaseId: 'remixroom-demo' });
+    // Re-encoded to MP3 at 128 kbps: still traced, no longer the file the manifest names.
+    const dir = fs.mkdtempSync(path.join(t.dataDir, 'verify-'));
+    fs.writeFileSync(path.join(dir, 'clip.mp4'), video);
+    const enc = await runCapture(native!.ffmpeg, ['-v', 'error', '-y', '-i', path.join(dir, 'clip.mp4'), '-vn', '-c:a', 'libmp3lame', '-b:a', '128k', path.join(dir, 'clip.mp3')]);
+    expect(enc.code, enc.stderr).to.equal(0);
+    const mp3 = await verify(fs.readFileSync(path.join(dir, 'clip.mp3')));
+    expect(mp3.body).to.include({ found: true, renderId: clip.clipId, manifestGenuine: true, fileMatchesManifest: false });
+    // Unmarked music (a stem of the release, never rendered here) is not identified.
+    const stem = await runCapture(native!.ffmpeg, ['-v', 'error', '-y', '-i', path.join(t.dataDir, 'releases', 'remixroom-demo', 'stems', 'harmony.wav'), '-t', '12', '-c:a', 'libmp3lame', '-b:a', '128k', path.join(dir, 'stem.mp3')]);
+    expect(stem.code, stem.stderr).to.equal(0);
+    expect((await verify(fs.readFileSync(path.join(dir, 'stem.mp3')))).body.found).to.equal(false);
+    // Not media at all, and nothing.
+    const text = await verify(Buffer.from('this is not a media file at all'.repeat(100)));
+    expect(text.status).to.equal(400);
+    expect((await verify(Buffer.alloc(0))).status).to.equal(400);
   });
 });

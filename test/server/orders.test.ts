@@ -46,8 +46,9 @@ async function roomWithClip(base: string): Promise<{ room: OpenedRoom; remixer: 
   remixer.doc.transact(() => (remixer.doc.getMap('arrangement').get('transport') as Y.Map<unknown>).set('playing', true));
   await new Promise((r) => setTimeout(r, 600));
   remixer.doc.transact(() => stemMap(remixer.doc, 'bass').set('gainDb', -3));
-  await new Promise((r) => setTimeout(r, 1800));
-  const made = await post<ClipView>(`${base}/api/rooms/${room.roomId}/clips`, { seconds: 2 }, { authorization: `Bearer ${token}`, 'idempotency-key': crypto.randomUUID() });
+  // A clip is at least 8 s (a whole period of the watermark).
+  await new Promise((r) => setTimeout(r, 8000));
+  const made = await post<ClipView>(`${base}/api/rooms/${room.roomId}/clips`, { seconds: 8 }, { authorization: `Bearer ${token}`, 'idempotency-key': crypto.randomUUID() });
   if (made.status !== 202) throw new Error(`clip commit failed: ${JSON.stringify(made.body)}`);
   await poll('the clip', 60_000, async () => {
     const v = (await (await fetch(`${base}/api/clips/${made.body.clipId}`)).json()) as ClipView;
@@ -134,7 +135,10 @@ describe('orders (sandbox payments, real server)', function () {
     // With the server's own webhook key (as the sandbox derives it): a stale timestamp is refused, a fresh one accepted once.
     const secret = (JSON.parse(fs.readFileSync(path.join(t.dataDir, 'secrets.json'), 'utf8')) as { tokenSecret: string }).tokenSecret;
     const key = Buffer.from(crypto.hkdfSync('sha256', secret, 'remixroom', 'sandbox-webhook-v1', 32)).toString('hex');
-    const declined = await order({ clipId: setup.clipId, card: DECLINED_CARD }, 'replay-1');
+    // Another member of the room (orders are rate-limited per buyer, and the buyer above has used theirs).
+    const other = (await joinAs(t.url, setup.room, 'remixer', 'Other buyer')).token;
+    const declined = await order({ clipId: setup.clipId, card: DECLINED_CARD }, 'replay-1', other);
+    expect(declined.status, JSON.stringify(declined.body)).to.equal(201);
     const o = await poll('the decline', 10_000, async () => {
       const v = await getOrder(t.url, declined.body.orderId);
       return v.status === 'declined' ? v : null;

@@ -1,0 +1,140 @@
+// Tracing a file found anywhere: decode its audio with ffmpeg, look for the
+// watermark, and if one is there, name the render it came from (clip, room,
+// release, time) and check the file against that render's signed manifest.
+import crypto from 'node:crypto';
+import { spawn } from 'node:child_process';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { detectWatermark, MIN_DETECT_SEC, WatermarkError } from '../../media/watermark/watermark.ts';
+import type { ClipService } from './clip-service.ts';
+import { verifyManifest, type SignedManifest } from './manifest.ts';
+
+/** At most this much audio is decoded and searched (the mark repeats every ~8 s). */
+const MAX_DECODE_SEC = 120;
+const DECODE_TIMEOUT_MS = 60_000;
+const MAX_PCM_BYTES = MAX_DECODE_SEC * 48_000 * 2 * 4;
+
+export interface VerifyResult {
+  /** Whether a mark was found. */
+  found: boolean;
+  /** Why nothing could be said (too short, no audio). */
+  note?: string;
+  renderId?: string;
+  /** The render the mark names, when this server made it. */
+  render?: {
+    kind: string;
+    roomId: string;
+    releaseId: string | null;
+    window: { fromMs: number; toMs: number; seconds: number } | null;
+    createdAt: string;
+  };
+  manifest?: SignedManifest | null;
+  /** The manifest's signature checks out with this server's key. */
+  manifestGenuine?: boolean;
+  /** The uploaded bytes are exactly one of the files the manifest names (not a re-encode or an edit). */
+  fileMatchesManifest?: boolean;
+  detection?: { syncZ: number; confidence: number; offsetSec: number };
+}
+
+export class VerifyError extends Error {
+  override readonly name = 'VerifyError';
+  readonly code: 'not_media' | 'unavailable';
+  constructor(code: VerifyError['code'], message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export interface VerifyDeps {
+  ffmpeg: string | null;
+  watermarkKey: Uint8Array;
+  clips: ClipService;
+  manifestPublicKey: string;
+  /** Where the upload is written for ffmpeg (a file, not a pipe: an MP4 may keep its index at the end). */
+  tmpDir: string;
+}
+
+export async function verifyMedia(deps: VerifyDeps, bytes: Buffer): Promise<VerifyResult> {
+  if (!deps.ffmpeg) throw new VerifyError('unavailable', 'this server has no native ffmpeg to read media with');
+  const file = path.join(deps.tmpDir, `verify-${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
+  await fsp.writeFile(file, bytes);
+  let pcm: Float32Array;
+  try {
+    pcm = await decodeAudio(deps.ffmpeg, file);
+  } finally {
+    await fsp.rm(file, { force: true });
+  }
+  if (pcm.length / 2 < MIN_DETECT_SEC * 48_000) {
+    return { found: false, note: `the file has ${(pcm.length / 2 / 48_000).toFixed(1)} s of audio; at least ${MIN_DETECT_SEC} s (10 s or more for a sure answer) is needed` };
+  }
+  let detection;
+  try {
+    detection = detectWatermark(pcm, { key: deps.watermarkKey, channels: 2 });
+  } catch (err) {
+    if (err instanceof WatermarkError) return { found: false, note: err.message };
+    throw err;
+  }
+  if (!detection) return { found: false };
+  const renderId = detection.payloadHex;
+  const result: VerifyResult = {
+    found: true,
+    renderId,
+    detection: { syncZ: round(detection.syncZ), confidence: round(detection.confidence), offsetSec: round(detection.offsetSec) },
+  };
+  const known = await deps.clips.lookup(renderId);
+  if (!known) {
+    result.note = 'the mark is this server’s, but the render it names is not on record here';
+    return result;
+  }
+  const request = known.render.request as { releaseId?: string; window?: { fromMs: number; toMs: number } ; seconds?: number };
+  const manifest = known.manifest;
+  result.render = {
+    kind: known.render.kind,
+    roomId: known.render.roomId,
+    releaseId: request.releaseId ?? manifest?.manifest.release.id ?? null,
+    window: manifest ? manifest.manifest.window : null,
+    createdAt: known.render.createdAt,
+  };
+  result.manifest = manifest;
+  result.manifestGenuine = manifest ? verifyManifest(manifest, deps.manifestPublicKey) : false;
+  const sha = crypto.createHash('sha256').update(bytes).digest('hex');
+  result.fileMatchesManifest = Boolean(manifest?.manifest.files?.some((f) => f.sha256 === sha));
+  return result;
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/** The file's audio as 48 kHz stereo float (ffmpeg downmixes or upmixes), its first MAX_DECODE_SEC seconds. */
+function decodeAudio(ffmpeg: string, file: string): Promise<Float32Array> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(ffmpeg, ['-nostdin', '-hide_banner', '-v', 'error', '-i', `file:${file}`, '-vn', '-t', String(MAX_DECODE_SEC), '-f', 'f32le', '-ar', '48000', '-ac', '2', 'pipe:1'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: DECODE_TIMEOUT_MS,
+      killSignal: 'SIGKILL',
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => {
+      if (size < MAX_PCM_BYTES) chunks.push(b);
+      size += b.length;
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      if (stderr.length < 4096) stderr += b.toString('utf8');
+    });
+    child.once('error', (err) => reject(new VerifyError('unavailable', `ffmpeg could not run: ${err.message}`)));
+    child.once('close', (code, signal) => {
+      const all = Buffer.concat(chunks).subarray(0, MAX_PCM_BYTES);
+      if (signal) return reject(new VerifyError('not_media', 'reading the file took too long'));
+      if (code !== 0 && all.length === 0) {
+        return reject(new VerifyError('not_media', `this is not a media file with audio that ffmpeg can read (${stderr.trim().split('\n').pop() ?? 'no message'})`));
+      }
+      const usable = all.length - (all.length % 8);
+      const copy = new Uint8Array(usable);
+      copy.set(all.subarray(0, usable));
+      resolve(new Float32Array(copy.buffer));
+    });
+  });
+}

@@ -39,12 +39,44 @@ export interface JoinedRoom {
   name: string;
 }
 
-async function call<T>(method: string, path: string, body?: unknown, token?: string): Promise<{ body: T; response: Response }> {
+/** A render (clip or loop of the visuals) as the server shows it. */
+export interface ClipView {
+  clipId: string;
+  roomId: string;
+  status: 'queued' | 'running' | 'done' | 'failed';
+  /** 0..1 */
+  progress: number;
+  seconds: number;
+  createdAt: string;
+  /** When done: signed, relative links that expire at `expiresAt` (re-read the clip for fresh ones). */
+  downloads?: Record<string, string> & { expiresAt: string };
+  error?: string;
+}
+
+/** A purchase of the longer version of a clip. */
+export interface OrderView {
+  orderId: string;
+  status: 'payment_pending' | 'paid' | 'declined' | 'fulfilled' | 'failed';
+  amountCents: number;
+  currency: string;
+  clipId: string;
+  createdAt: string;
+  declineCode?: string;
+  entitlement: { id: string; createdAt: string } | null;
+  render: ClipView | null;
+}
+
+async function call<T>(method: string, path: string, body?: unknown, token?: string, idempotencyKey?: string): Promise<{ body: T; response: Response }> {
   let response: Response;
   try {
     response = await fetch(path, {
       method,
-      headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      headers: {
+        accept: 'application/json',
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
   } catch {
@@ -84,6 +116,38 @@ export const api = {
   },
   async setRole(roomId: string, hostToken: string, userId: string, role: Role): Promise<void> {
     await call('PUT', `/api/rooms/${encodeURIComponent(roomId)}/members/${encodeURIComponent(userId)}/role`, { role }, hostToken);
+  },
+  /** Commits the last `seconds` of the room; `key` is made once per attempt, so that a retry never renders twice. */
+  async commitClip(roomId: string, token: string, seconds: number, key: string): Promise<ClipView> {
+    return (await call<ClipView>('POST', `/api/rooms/${encodeURIComponent(roomId)}/clips`, { seconds }, token, key)).body;
+  },
+  /** A seamless loop of the room's visuals (MP4 and GIF). */
+  async commitLoop(roomId: string, token: string, seconds: number, key: string): Promise<ClipView> {
+    return (await call<ClipView>('POST', `/api/rooms/${encodeURIComponent(roomId)}/loops`, { seconds }, token, key)).body;
+  },
+  async clip(clipId: string): Promise<ClipView> {
+    return (await call<ClipView>('GET', `/api/clips/${encodeURIComponent(clipId)}`)).body;
+  },
+  /** Buys the longer version of a clip; `key` is made once per attempt, so that a retry never charges twice. */
+  async placeOrder(clipId: string, card: string, token: string, key: string): Promise<OrderView> {
+    return (await call<OrderView>('POST', '/api/orders', { clipId, card }, token, key)).body;
+  },
+  async order(orderId: string): Promise<OrderView> {
+    return (await call<OrderView>('GET', `/api/orders/${encodeURIComponent(orderId)}`)).body;
+  },
+  /** A PNG of the room's visuals now, as a Blob (the call needs the member token, so it cannot be a plain link). */
+  async visualsStill(roomId: string, token: string, width = 1280, height = 720): Promise<Blob> {
+    let response: Response;
+    try {
+      response = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/visuals.png?width=${width}&height=${height}`, { headers: { authorization: `Bearer ${token}` } });
+    } catch {
+      throw new ApiError(0, 'network', 'the server could not be reached; check your connection and try again');
+    }
+    if (!response.ok) {
+      const err = ((await response.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null)?.error;
+      throw new ApiError(response.status, err?.code ?? 'http_error', err?.message ?? `the server answered ${response.status}`);
+    }
+    return response.blob();
   },
   async endRoom(roomId: string, hostToken: string): Promise<void> {
     await call('DELETE', `/api/rooms/${encodeURIComponent(roomId)}`, undefined, hostToken);

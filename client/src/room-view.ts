@@ -4,6 +4,7 @@
 // Everything that is room state is read from the room document and written to
 // it; the socket.io channel carries what is not (presence, chat, prompts).
 import type { ReleaseView } from '../../shared/api-types.ts';
+import { qrCanvas } from './qr.ts';
 import type { Refusal } from '../../shared/refusals.ts';
 import { readRoomState, type RoomState } from '../../shared/room-doc.ts';
 import type { Role } from '../../shared/roles.ts';
@@ -12,6 +13,7 @@ import { REACTIONS, type AppliedPrompt, type ChatMessage, type PendingPrompt, ty
 import { playRegion, transportPosition } from '../../shared/transport.ts';
 import * as Y from 'yjs';
 import { api } from './api.ts';
+import { ClipsPanel, VisualSaves, type ProgressSource } from './clips.ts';
 import { formatDuration, h, uid } from './dom.ts';
 import { LiveAudio, type AudioStats } from './live-audio.ts';
 import { Mixer } from './mixer.ts';
@@ -80,6 +82,8 @@ class RoomView {
   readonly #mixer: Mixer;
   readonly #audio: LiveAudio;
   readonly #visuals: VisualsView;
+  readonly #clips: ClipsPanel;
+  readonly #visualSaves: VisualSaves;
   readonly #offs: (() => void)[] = [];
   #state: RoomState | null = null;
   #renderQueued = false;
@@ -143,6 +147,14 @@ class RoomView {
     this.#visuals = new VisualsView(release, { state: () => this.#state, serverNow: () => this.conn.serverNow(), energy: () => this.#audio.energy() }, (s) => {
       this.#visualProblem.textContent = s === 'drawing' ? '' : `Visuals: ${s}`;
     });
+    const progress: ProgressSource = {
+      onProgress: (fn) => {
+        this.conn.socket.on('render:progress', fn);
+        return () => void this.conn.socket.off('render:progress', fn);
+      },
+    };
+    this.#clips = new ClipsPanel(me, release, progress);
+    this.#visualSaves = new VisualSaves(me, release, progress);
     this.#build();
     this.#wire();
     window.remixroom = {
@@ -162,6 +174,8 @@ class RoomView {
     if (this.#noticeTimer) clearTimeout(this.#noticeTimer);
     for (const off of this.#offs.splice(0)) off();
     this.#mixer.close();
+    this.#clips.close();
+    this.#visualSaves.close();
     this.#visuals.close();
     this.#audio.close();
     this.conn.close();
@@ -191,6 +205,7 @@ class RoomView {
       { class: 'panel stage', 'aria-labelledby': 'stage-title' },
       h('h2', { id: 'stage-title', class: 'visually-hidden' }, 'Visuals and playback'),
       h('figure', { class: 'visuals' }, this.#visuals.canvas, h('figcaption', {}, this.#visualStatus, this.#visualProblem)),
+      this.#visualSaves.element,
       h('div', { class: 'audio-row' }, this.#audioButton, this.#audioStatus, this.#audioElement),
       h(
         'div',
@@ -243,20 +258,14 @@ class RoomView {
       ),
     );
 
-    const clips = h(
-      'section',
-      { class: 'panel clips', 'aria-labelledby': 'clips-title' },
-      h('h2', { id: 'clips-title' }, 'Clips'),
-      h('button', { type: 'button', disabled: true, 'aria-describedby': 'clips-hint' }, 'Save the last 30 seconds'),
-      h('p', { id: 'clips-hint', class: 'hint' }, 'Coming soon: clips and downloads are not available on this server yet.'),
-    );
+    const clips = this.#clips.element;
 
     if (isHost) this.#buildHostPanel();
     this.#main.append(
       header,
       this.#notice,
       ...(share ? [share] : []),
-      h('div', { class: 'room-grid' }, h('div', { class: 'room-main' }, stage, this.#queueBox, prompts, mixer, clips, isHost ? this.#hostPanel : null), social),
+      h('div', { class: 'room-grid' }, h('div', { class: 'room-main' }, stage, clips, this.#queueBox, prompts, mixer, isHost ? this.#hostPanel : null), social),
     );
   }
 
@@ -291,6 +300,7 @@ class RoomView {
       h('label', { htmlFor: 'share-link' }, 'Share this link: whoever opens it can join with a name'),
       h('div', { class: 'inline' }, link, copy, copied),
       h('p', { id: 'share-hint', class: 'hint' }, 'Anyone with the link can join for 7 days.'),
+      h('details', { class: 'qr-box' }, h('summary', {}, 'Show a QR code for phones'), qrCanvas(joinUrl, 'QR code of the join link: scan it with a phone camera to join')),
       makeListener,
       listenerLink,
     );

@@ -2,15 +2,20 @@
 // opens a room, a second member joins through the join link, both move the same
 // faders, a listener is shown why it cannot, "Start audio" receives the live mix,
 // chat and prompts reach the other member, and the host's locks show up at once.
-// Screenshots of the landing page, the room and the mixer are saved under the OS
+// A member saves a clip from the page (progress, preview, downloads that ffprobe
+// accepts), buys the full version (a declined card says why; the test card
+// reaches the full-version downloads), and saves a picture and a loop of the visuals.
+// Screenshots of the landing page, the room, the mixer and the clips are saved under the OS
 // temp dir (the path is printed) for a person to look at.
 import { expect } from 'chai';
+import qrcode from 'qrcode-generator';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { buildClient } from '../../client/build.ts';
+import { findNativeFfmpeg, runCapture, type NativeFfmpeg } from '../../media/audio/ffmpeg.ts';
 import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
 import { requireComponent } from '../support/components.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
@@ -122,7 +127,8 @@ describe('web app in Chromium: landing, join link, shared mixer, listener locks,
   before(async function () {
     requireComponent(CHROMIUM_COMMAND, chromiumAvailable(), this);
     // Always built from the sources under test (a second or two), so a stale build cannot pass.
-    const [server] = await Promise.all([startTestServer(), buildClient()]);
+    // Small, quick renders: the clip tests render a clip, a loop and the full-length version.
+    const [server] = await Promise.all([startTestServer({ renderVideo: { width: 320, height: 180, fps: 10 }, sandboxSettleMs: 200 }), buildClient()]);
     t = server;
     // The remixer's page reaches the server through this proxy, so that its connection can be cut.
     proxy = await startDropProxy(new URL(t.url));
@@ -199,6 +205,28 @@ describe('web app in Chromium: landing, join link, shared mixer, listener locks,
     roomId = /\/r\/([\w-]+)/.exec(host.url())![1]!;
     expect(joinUrl).to.match(new RegExp(`/r/${roomId}#invite=`));
     expect(await host.locator('.conn').textContent()).to.include('Room: connected');
+    // The QR code for phones encodes exactly the join link: every module drawn matches the encoder's.
+    await host.getByText('Show a QR code for phones').click();
+    const drawn = await host.evaluate(() => {
+      const c = document.querySelector('canvas.qr') as HTMLCanvasElement;
+      const px = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      return { side: c.width, dark: Array.from({ length: c.width * c.height }, (_, i) => px[i * 4]! < 128) };
+    });
+    const expected = qrcode(0, 'M');
+    expected.addData(joinUrl);
+    expected.make();
+    const modules = expected.getModuleCount();
+    const cell = drawn.side / (modules + 8);
+    expect(Number.isInteger(cell), `canvas ${drawn.side}px for ${modules} modules`).to.equal(true);
+    let mismatches = 0;
+    for (let r = 0; r < modules; r++) {
+      for (let c = 0; c < modules; c++) {
+        const y = Math.floor((r + 4 + 0.5) * cell);
+        const x = Math.floor((c + 4 + 0.5) * cell);
+        if (drawn.dark[y * drawn.side + x] !== expected.isDark(r, c)) mismatches++;
+      }
+    }
+    expect(mismatches).to.equal(0);
   });
 
   it('a second member opens the join link, gives a name and is in the room as a remixer; both see each other', async () => {
@@ -302,7 +330,7 @@ describe('web app in Chromium: landing, join link, shared mixer, listener locks,
     await host.getByRole('button', { name: 'Loop from here' }).click();
     await remixer.locator('.loop-text', { hasText: 'Looping' }).waitFor({ timeout: 10_000 });
     const loop = await remixer.evaluate(() => (window as HookWindow).remixroom!.state() as unknown as { arrangement: { loopStartSec: number; loopEndSec: number } });
-    expect(loop.arrangement.loopEndSec - loop.arrangement.loopStartSec).to.be.within(0.25, 4);
+    expect(loop.arrangement.loopEndSec - loop.arrangement.loopStartSec).to.be.within(0.25, 4 + 1e-9); // seconds in floating point: 4.000000000000002 happens
     await host.getByRole('button', { name: 'Clear loop' }).click();
     await remixer.locator('.loop-text', { hasText: 'No loop' }).waitFor({ timeout: 10_000 });
   });
@@ -380,6 +408,172 @@ describe('web app in Chromium: landing, join link, shared mixer, listener locks,
       return a.state === 'playing' && s.packetsReceived > 10 ? s : null;
     });
     console.log(`        ↳ after the drop: ${JSON.stringify(resumed)}`);
+  });
+
+  // ---- clips, purchases and downloads of the visuals (need a native ffmpeg on the server's machine)
+  let native: NativeFfmpeg | null = null;
+  let clipId = '';
+  let ffprobe = '';
+
+  /** ffprobe's streams and duration of a file, or its complaint. */
+  const probe = async (file: string) => {
+    const r = await runCapture(ffprobe, ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name,width,height:format=duration,format_name', '-of', 'json', file]);
+    if (r.code !== 0) throw new Error(`ffprobe refused ${file}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as { streams: { codec_type: string; codec_name: string; width?: number; height?: number }[]; format: { duration: string; format_name: string } };
+  };
+
+  /** Downloads through the page (a click on the link, as a person would) into the screenshot folder. */
+  const download = async (page: Page, link: ReturnType<Page['locator']>, name: string) => {
+    const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 20_000 }), link.click()]);
+    const file = path.join(shots, name);
+    await dl.saveAs(file);
+    return file;
+  };
+
+  /** Clips need ffmpeg (and the test ffprobe): missing in CI fails, elsewhere skips the test. */
+  const needFfmpeg = async (ctx: Mocha.Context) => {
+    native ??= await findNativeFfmpeg();
+    requireComponent('ffmpeg', native !== null && native.ffprobe !== null, ctx);
+    ffprobe = native!.ffprobe!;
+  };
+
+  it('A commits a clip from the page, sees its progress, previews it and downloads an MP4 (and the audio and manifest) that ffprobe accepts', async function () {
+    await needFfmpeg(this);
+    const panel = host.locator('.clips');
+    expect(await panel.getByRole('button', { name: 'Save the last 30 seconds' }).isEnabled()).to.equal(true);
+    // Every status the clip shows, as it shows it.
+    await host.evaluate(() => {
+      const seen: string[] = [];
+      (window as unknown as { clipStatuses: string[] }).clipStatuses = seen;
+      new MutationObserver(() => {
+        for (const el of document.querySelectorAll('.clip-card .render-status')) if (el.textContent && seen.at(-1) !== el.textContent) seen.push(el.textContent);
+      }).observe(document.querySelector('.clips')!, { subtree: true, childList: true, characterData: true });
+    });
+    await host.getByLabel('Length', { exact: true }).selectOption('10');
+    await panel.getByRole('button', { name: 'Save the last 10 seconds' }).click();
+    const card = panel.locator('.clip-card').first();
+    await card.waitFor({ timeout: 10_000 });
+    clipId = (await card.getAttribute('data-clip'))!;
+    expect(clipId).to.match(/^[0-9a-f]{16}$/);
+    try {
+      await card.locator('a[data-file="video"]').waitFor({ timeout: 60_000 });
+    } catch (err) {
+      throw new Error(`the clip never finished: ${await card.textContent()} (${(err as Error).message.split('\n')[0]})`);
+    }
+    const statuses = await host.evaluate(() => (window as unknown as { clipStatuses: string[] }).clipStatuses);
+    console.log(`        ↳ clip statuses: ${JSON.stringify(statuses)}`);
+    expect(statuses.some((x) => /waiting its turn|Making your clip… \d+%/.test(x)), 'progress was shown before the end').to.equal(true);
+    expect(statuses.at(-1)).to.match(/^Your clip is ready \(0:(0\d|10)\)\.$/);
+    expect(await card.getAttribute('data-status')).to.equal('done');
+    // The preview plays the same-origin MP4 (the page's CSP allows it).
+    const preview = await host.waitForFunction(
+      () => {
+        const v = document.querySelector<HTMLVideoElement>('.clip-card video');
+        return v && (v.readyState >= 1 || v.error) ? { readyState: v.readyState, error: v.error?.message ?? v.error?.code ?? null, duration: v.duration } : null;
+      },
+      undefined,
+      { timeout: 15_000 },
+    );
+    console.log(`        ↳ preview: ${JSON.stringify(await preview.jsonValue())}`);
+    // The three downloads, each through a click on its button.
+    const video = await download(host, card.getByRole('link', { name: /video \(MP4\)/ }), 'clip.mp4');
+    const probed = await probe(video);
+    expect(probed.format.format_name).to.include('mp4');
+    expect(probed.streams.map((x) => `${x.codec_type}:${x.codec_name}`).sort()).to.deep.equal(['audio:aac', 'video:h264']);
+    expect(Number(probed.format.duration)).to.be.within(1, 11);
+    const audio = await probe(await download(host, card.getByRole('link', { name: /audio \(M4A\)/ }), 'clip.m4a'));
+    expect(audio.streams.map((x) => x.codec_name)).to.deep.equal(['aac']);
+    const manifest = JSON.parse(await fsp.readFile(await download(host, card.getByRole('link', { name: /manifest/ }), 'clip-manifest.json'), 'utf8')) as Record<string, unknown>;
+    expect(JSON.stringify(manifest)).to.include(roomId);
+    await host.setViewportSize({ width: 390, height: 844 });
+    await panel.scrollIntoViewIfNeeded();
+    await panel.screenshot({ path: path.join(shots, '5-clip-dialog-phone.png') });
+    await host.setViewportSize({ width: 1280, height: 720 });
+  });
+
+  it('buying the full version with a declined card says why, and nothing is bought', async function () {
+    await needFfmpeg(this);
+    const card = host.locator(`.clip-card[data-clip="${clipId}"]`);
+    const buy = card.getByRole('button', { name: /^Buy the full version \(.+\)$/ });
+    const release = (await (await fetch(`${t.url}/api/releases/remixroom-demo`)).json()) as { rules: { purchase: { priceCents: number } } };
+    expect(await buy.textContent(), 'the release’s price').to.include((release.rules.purchase.priceCents / 100).toFixed(2));
+    // Keyboard only: the button opens the form and puts the focus in the card field; Enter pays.
+    await buy.focus();
+    await host.keyboard.press('Enter');
+    const field = card.getByLabel('Card number');
+    await host.waitForFunction(() => document.activeElement?.getAttribute('autocomplete') === 'cc-number', undefined, { timeout: 5000 });
+    expect(await card.locator('.sandbox').textContent()).to.include('Test card: 4242 4242 4242 4242');
+    await host.keyboard.type('4000 0000 0000 0002');
+    await host.keyboard.press('Enter');
+    const error = card.locator('.purchase .error');
+    await error.filter({ hasText: 'Payment declined' }).waitFor({ timeout: 20_000 });
+    expect(await error.textContent()).to.equal('Payment declined: the card was declined. Nothing was charged; you can try another card.');
+    expect(await card.locator('.purchase').getAttribute('data-order')).to.equal('declined');
+    expect(await field.isEnabled(), 'another card can be tried').to.equal(true);
+    expect(await card.locator('.full-version a').count()).to.equal(0);
+  });
+
+  it('buying with the test card 4242… pays, renders the full version with progress, and offers its downloads', async function () {
+    await needFfmpeg(this);
+    const card = host.locator(`.clip-card[data-clip="${clipId}"]`);
+    await card.getByLabel('Card number').fill('4242 4242 4242 4242');
+    await card.getByRole('button', { name: /^Pay / }).click();
+    await card.locator('.order-status', { hasText: /Waiting for the payment|Rendering your full version/ }).waitFor({ timeout: 20_000 });
+    expect(await card.locator('.purchase .error').textContent()).to.equal('');
+    const link = card.locator('.full-version a[data-file="video"]');
+    try {
+      await link.waitFor({ timeout: 100_000 });
+    } catch (err) {
+      throw new Error(`the full version never arrived: ${await card.locator('.purchase').textContent()} (${(err as Error).message.split('\n')[0]})`);
+    }
+    expect(await card.locator('.purchase').getAttribute('data-order')).to.equal('fulfilled');
+    expect(await card.locator('.order-status').textContent()).to.match(/^Your full version is ready \(1:\d\d\)\.$/);
+    const full = await probe(await download(host, link, 'full.mp4'));
+    expect(full.streams.map((x) => `${x.codec_type}:${x.codec_name}`).sort()).to.deep.equal(['audio:aac', 'video:h264']);
+    expect(Number(full.format.duration), 'the whole piece, not the free clip').to.be.greaterThan(30);
+    expect(await card.locator('.full-version a').count()).to.equal(3);
+    expect(await card.getByRole('button', { name: /^Buy the full version/ }).isHidden(), 'bought: no second offer').to.equal(true);
+    await card.scrollIntoViewIfNeeded();
+    await card.screenshot({ path: path.join(shots, '6-clip-bought.png') });
+  });
+
+  it('the visuals can be saved as a picture (PNG) and as a loop (MP4 and GIF), with progress', async function () {
+    await needFfmpeg(this);
+    const saves = host.locator('.visual-saves');
+    const png = await fsp.readFile(await download(host, saves.getByRole('button', { name: /Save picture/ }), 'visuals.png'));
+    expect(png.subarray(0, 8).toString('hex')).to.equal('89504e470d0a1a0a');
+    await saves.getByLabel('Loop length').selectOption('2');
+    await saves.getByRole('button', { name: /Save loop/ }).click();
+    const loop = saves.locator('.loop-card').first();
+    await loop.waitFor({ timeout: 10_000 });
+    try {
+      await loop.locator('a[data-file="gif"]').waitFor({ timeout: 60_000 });
+    } catch (err) {
+      throw new Error(`the loop never finished: ${await loop.textContent()} (${(err as Error).message.split('\n')[0]})`);
+    }
+    expect(await loop.locator('.render-status').textContent()).to.match(/^Your loop is ready/);
+    const gif = await fsp.readFile(await download(host, loop.getByRole('link', { name: /gif/i }), 'loop.gif'));
+    expect(gif.subarray(0, 4).toString('latin1')).to.equal('GIF8');
+    const mp4 = await probe(await download(host, loop.getByRole('link', { name: /video \(MP4\)/ }), 'loop.mp4'));
+    expect(mp4.streams.some((x) => x.codec_type === 'video' && x.codec_name === 'h264')).to.equal(true);
+    await saves.screenshot({ path: path.join(shots, '7-visual-saves.png') });
+  });
+
+  it('a refused clip is explained in words', async function () {
+    await needFfmpeg(this);
+    // A stale or tampered page asks for more than the free length: the server refuses, the page says why (and nothing renders).
+    const panel = listener.locator('.clips');
+    await listener.setViewportSize({ width: 1280, height: 720 });
+    await listener.evaluate(() => {
+      const sel = document.querySelector<HTMLSelectElement>('#clip-length')!;
+      sel.append(new Option('the last 45 seconds', '45', true, true));
+    });
+    await panel.getByRole('button', { name: /^Save the last/ }).click();
+    const error = listener.locator('.clips > .error');
+    await error.filter({ hasText: 'not saved' }).waitFor({ timeout: 10_000 });
+    expect(await error.textContent()).to.equal('The clip was not saved: seconds: a clip is at most 30 s here (the longer version is bought through /api/orders).');
+    expect(await panel.locator('.clip-card').count()).to.equal(0);
+    expect(await panel.getByRole('button', { name: /^Save the last/ }).isEnabled(), 'the member can try again').to.equal(true);
   });
 
   it('the host ends the room: every member is told, and the room is gone', async () => {

@@ -5,6 +5,7 @@
 // it; the socket.io channel carries what is not (presence, chat, prompts).
 import type { ReleaseView } from '../../shared/api-types.ts';
 import { qrCanvas } from './qr.ts';
+import { LimitsEditor } from './limits.ts';
 import type { Refusal } from '../../shared/refusals.ts';
 import { readRoomState, type RoomState } from '../../shared/room-doc.ts';
 import type { Role } from '../../shared/roles.ts';
@@ -127,6 +128,7 @@ class RoomView {
   readonly #reactionFeed = h('ul', { class: 'reaction-feed', 'aria-label': 'Recent reactions' });
   readonly #hostPanel = h('section', { class: 'panel host-panel', 'aria-labelledby': 'host-title' });
   readonly #stemOpen = new Map<string, HTMLInputElement>();
+  readonly #limits = new LimitsEditor((section, ranges) => this.#setRule(section, ranges));
   readonly #policySelect = h('select', { id: 'prompt-policy' });
   readonly #chatEnabled = h('input', { type: 'checkbox', id: 'chat-enabled' });
   readonly #chatIds = new Set<string>();
@@ -334,6 +336,7 @@ class RoomView {
       stems,
       h('div', { class: 'field' }, h('label', { htmlFor: 'prompt-policy' }, 'Prompts'), this.#policySelect),
       h('label', { class: 'toggle', htmlFor: 'chat-enabled' }, this.#chatEnabled, ' Chat on'),
+      this.#limits.element,
       end,
     );
   }
@@ -595,6 +598,7 @@ class RoomView {
       for (const [stemId, box] of this.#stemOpen) box.checked = state.rules.editableStems.includes(stemId);
       this.#policySelect.value = policy;
       this.#chatEnabled.checked = state.rules.chatEnabled;
+      this.#limits.update(state);
     }
     this.#hostPanel.hidden = role !== 'host';
   }

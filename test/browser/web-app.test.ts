@@ -307,7 +307,7 @@ describe('web app in Chromium: landing, join link, shared mixer, listener locks,
     await listener.screenshot({ path: path.join(shots, '4-room-listener-phone.png'), fullPage: true });
   });
 
-  it('"Start audio" joins the live stream and the page receives the mix; B hears A mute and unmute it', async () => {
+  it('"Start audio" joins the live stream and the page receives the mix', async () => {
     await host.getByRole('button', { name: 'Play the room' }).click();
     await remixer.waitForFunction(() => document.querySelector('.play')?.getAttribute('aria-pressed') === 'true', undefined, { timeout: 10_000 });
     await remixer.getByRole('button', { name: /Start audio/ }).click();
@@ -324,30 +324,6 @@ describe('web app in Chromium: landing, join link, shared mixer, listener locks,
       return s.packetsReceived > stats.packetsReceived && s.totalAudioEnergy > 0 ? s : null;
     });
     console.log(`        ↳ audio: ${JSON.stringify(later)}`);
-    // B hears A's moves: A mutes every stem on its page and B's received audio goes quiet; unmuting brings it back.
-    const energyRate = async () => {
-      const a = await remixer.evaluate(() => (window as HookWindow).remixroom!.audioStats());
-      await new Promise((r) => setTimeout(r, 1500));
-      const b = await remixer.evaluate(() => (window as HookWindow).remixroom!.audioStats());
-      return (b.totalAudioEnergy - a.totalAudioEnergy) / 1.5;
-    };
-    const playing = await energyRate();
-    expect(playing).to.be.greaterThan(0);
-    const mutes = host.locator('input[data-control$=".mute"]');
-    const muteAll = async (checked: boolean) => {
-      for (let i = 0; i < (await mutes.count()); i++) await mutes.nth(i).setChecked(checked);
-    };
-    await muteAll(true);
-    const quiet = await until('B to hear the mix go quiet', 25_000, async () => {
-      const e = await energyRate();
-      return e < playing / 20 ? e : null;
-    });
-    await muteAll(false);
-    const back = await until('B to hear the mix again', 25_000, async () => {
-      const e = await energyRate();
-      return e > playing / 10 ? e : null;
-    });
-    console.log(`        ↳ heard: energy per second playing ${playing.toExponential(2)}, all muted by A ${quiet.toExponential(2)}, unmuted ${back.toExponential(2)}`);
   });
 
   it('the transport is shared: a loop set by A shows on B, and clearing it frees the excerpt', async () => {

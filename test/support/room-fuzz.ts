@@ -470,6 +470,8 @@ const SYNC_ATTACKS: readonly (readonly [number, SyncAttack])[] = [
 ];
 
 class SyncAttacker {
+  /** Set by close(): a connect still in flight then must not keep its connection (it would hold the room). */
+  #closed = false;
   readonly label: string;
   readonly #ctx: FuzzContext;
   readonly #token: string;
@@ -518,7 +520,7 @@ class SyncAttacker {
         resolve(false);
       });
     });
-    if (!opened || this.#ctx.gate.closed) {
+    if (!opened || this.#ctx.gate.closed || this.#closed) {
       ws.terminate();
       return null;
     }
@@ -761,6 +763,7 @@ class SyncAttacker {
   }
 
   close(): void {
+    this.#closed = true;
     this.#ws?.terminate();
     this.#ws = null;
     this.#mirror.destroy();
@@ -798,6 +801,8 @@ function payloadFor(rng: Rng, event: string): unknown {
 }
 
 class IoAttacker {
+  /** Set by close(): a connect still in flight then must not keep its connection (it would hold the room). */
+  #closed = false;
   readonly label: string;
   readonly #ctx: FuzzContext;
   readonly #token: string;
@@ -830,7 +835,7 @@ class IoAttacker {
       setTimeout(() => resolve(false), 3000);
     });
     this.#ctx.stats.add(`attacker.io.connect.${ok ? 'ok' : 'refused'}`);
-    if (!ok || this.#ctx.gate.closed) {
+    if (!ok || this.#ctx.gate.closed || this.#closed) {
       s.disconnect();
       return null;
     }
@@ -873,6 +878,7 @@ class IoAttacker {
   }
 
   close(): void {
+    this.#closed = true;
     this.#socket?.disconnect();
     this.#socket?.removeAllListeners();
     this.#socket = null;
@@ -881,6 +887,8 @@ class IoAttacker {
 
 /** Speaks engine.io and socket.io packets by hand, to send what socket.io-client never would. */
 class RawIoAttacker {
+  /** Set by close(): a connect still in flight then must not keep its connection (it would hold the room). */
+  #closed = false;
   readonly label: string;
   readonly #ctx: FuzzContext;
   readonly #token: string;
@@ -909,7 +917,7 @@ class RawIoAttacker {
       ws.once('close', () => resolve(false));
       setTimeout(() => resolve(false), 3000);
     });
-    if (!opened || this.#ctx.gate.closed) {
+    if (!opened || this.#ctx.gate.closed || this.#closed) {
       ws.terminate();
       return null;
     }
@@ -967,6 +975,7 @@ class RawIoAttacker {
   }
 
   close(): void {
+    this.#closed = true;
     this.#ws?.terminate();
     this.#ws = null;
   }

@@ -32,6 +32,8 @@ export interface RoomHooks {
   connection(): ConnectionState;
   audio(): { state: string; error: string | null };
   audioStats(): Promise<AudioStats>;
+  /** The received mix's level now (0..1), from the page's analyser: what the member hears. */
+  audioLevel(): number;
   visuals(): { paramsKey: string; framesDrawn: number; status: string };
 }
 
@@ -165,6 +167,7 @@ class RoomView {
       connection: () => ({ ...this.conn.state }),
       audio: () => ({ state: this.#audio.state, error: this.#audio.error }),
       audioStats: () => this.#audio.stats(),
+      audioLevel: () => this.#audio.energy(),
       visuals: () => ({ paramsKey: this.#visuals.paramsKey, framesDrawn: this.#visuals.framesDrawn, status: this.#visuals.status }),
     };
   }

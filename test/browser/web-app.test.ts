@@ -307,7 +307,7 @@ describe('web app in Chromium: landing, join link, shared mixer, listener locks,
     await listener.screenshot({ path: path.join(shots, '4-room-listener-phone.png'), fullPage: true });
   });
 
-  it('"Start audio" joins the live stream and the page receives the mix', async () => {
+  it('"Start audio" joins the live stream and the page receives the mix; B hears A mute and unmute it', async () => {
     await host.getByRole('button', { name: 'Play the room' }).click();
     await remixer.waitForFunction(() => document.querySelector('.play')?.getAttribute('aria-pressed') === 'true', undefined, { timeout: 10_000 });
     await remixer.getByRole('button', { name: /Start audio/ }).click();
@@ -324,6 +324,34 @@ describe('web app in Chromium: landing, join link, shared mixer, listener locks,
       return s.packetsReceived > stats.packetsReceived && s.totalAudioEnergy > 0 ? s : null;
     });
     console.log(`        ↳ audio: ${JSON.stringify(later)}`);
+    // B hears A's moves: A mutes every stem on its page and the level B's page hears falls to silence; unmuting brings it back.
+    const level = async () => {
+      let peak = 0;
+      for (let i = 0; i < 10; i++) {
+        peak = Math.max(peak, await remixer.evaluate(() => (window as HookWindow).remixroom!.audioLevel()));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return peak;
+    };
+    const playing = await until('B to hear the mix', 15_000, async () => {
+      const l = await level();
+      return l > 0.01 ? l : null;
+    });
+    const mutes = host.locator('input[data-control$=".mute"]');
+    const muteAll = async (checked: boolean) => {
+      for (let i = 0; i < (await mutes.count()); i++) await mutes.nth(i).setChecked(checked);
+    };
+    await muteAll(true);
+    const quiet = await until('B to hear the mix go silent', 20_000, async () => {
+      const l = await level();
+      return l < playing / 20 ? { l } : null;
+    });
+    await muteAll(false);
+    const back = await until('B to hear the mix again', 20_000, async () => {
+      const l = await level();
+      return l > playing / 4 ? l : null;
+    });
+    console.log(`        ↳ heard (page analyser, peak of 1 s): playing ${playing.toFixed(3)}, all muted by A ${quiet.l.toFixed(4)}, unmuted ${back.toFixed(3)}`);
   });
 
   it('the transport is shared: a loop set by A shows on B, and clearing it frees the excerpt', async () => {

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { LiveOutput } from '../../media/live/live-output.ts';
 import type { MixerSourceInit, MixerSourceStateMessage } from '../../media/live/mixer-source.ts';
-import type { MixProducer, ServerSignal, Sfu, SfuRoom } from '../../media/sfu/sfu.ts';
+import { SignalError, embeddedClientSignalSchema, mediasoupClientSignalSchema, parseSignal, type MixProducer, type ServerSignal, type Sfu, type SfuRoom } from '../../media/sfu/sfu.ts';
 import type { Logger } from '../logger.ts';
 import type { Room } from '../rooms/room.ts';
 import { STEM_SAMPLE_RATE, type StemCache } from './stem-cache.ts';
@@ -86,6 +86,12 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
   /** One signaling message from a member (its socket session); starts the stream on a join. */
   async signal(memberId: string, message: unknown): Promise<ServerSignal> {
     if (this.#closed) throw new StreamUnavailableError('the room is closing');
+    // Only a join starts the mixer; anything else for a stream not running is out of order.
+    if (!this.#running) {
+      // Checked against the SFU's own schema first, so a malformed message is named as such.
+      const { type } = this.#opts.sfu.kind === 'mediasoup' ? parseSignal(mediasoupClientSignalSchema, message) : parseSignal(embeddedClientSignalSchema, message);
+      if (type !== 'join') throw new SignalError('out-of-order', 'the live stream is not running; join it first');
+    }
     const running = this.#running ?? (await this.#start());
     this.#cancelIdleStop();
     const reply = await running.sfuRoom.signal(memberId, message);

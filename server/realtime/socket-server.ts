@@ -71,6 +71,7 @@ export class RoomSocketServer {
   readonly #moderation = new Map<string, { compiled: CompiledModeration; rooms: number }>();
   readonly #untrack: () => void;
   readonly #signalLimiter = new RateLimiter(SIGNAL_LIMIT);
+  readonly #offLive: () => void;
 
   constructor(httpServer: http.Server, deps: SocketServerDeps) {
     this.#deps = deps;
@@ -114,9 +115,11 @@ export class RoomSocketServer {
       }),
     );
     this.#untrack = deps.metrics?.trackConnections('socket', () => this.io.of('/').sockets.size) ?? (() => {});
-    deps.live?.on('ended', (roomId, reason) => {
+    const onStreamEnded = (roomId: string, reason: string) => {
       this.io.to(channelOf(roomId)).emit('stream:ended', { reason, rejoin: reason !== 'room-closed' && reason !== 'shutdown' });
-    });
+    };
+    deps.live?.on('ended', onStreamEnded);
+    this.#offLive = () => deps.live?.off('ended', onStreamEnded);
   }
 
   /** A clip's progress, to everyone in its room. */
@@ -126,6 +129,7 @@ export class RoomSocketServer {
 
   async close(): Promise<void> {
     this.#untrack();
+    this.#offLive();
     for (const t of this.#presenceTimers.values()) clearTimeout(t);
     this.#presenceTimers.clear();
     this.io.disconnectSockets(true);

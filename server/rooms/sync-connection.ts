@@ -2,6 +2,7 @@
 // (sync, awareness, query-awareness), rate-limits it, and hands each message to
 // the room. A malformed or unknown frame is refused and counted; too many and
 // the connection is dropped, while the room goes on serving everyone else.
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import * as decoding from 'lib0/decoding';
 import { SYNC_CLOSE, refusal, type Refusal } from '../../shared/refusals.ts';
@@ -13,10 +14,19 @@ import {
   MESSAGE_QUERY_AWARENESS,
   MESSAGE_SYNC,
   refusalMessage,
+  type Broadcast,
   type Member,
   type Room,
   type SyncPeer,
 } from './room.ts';
+
+/** What sendBroadcast reads of a ws 8 WebSocket (private: checked on every use, never assumed). */
+interface WsInternals {
+  _socket?: Socket;
+  _sender?: { _state?: number; _queue?: unknown[] };
+}
+/** ws's Sender state when it is neither compressing nor reading a Blob (lib/sender.js, DEFAULT). */
+const WS_SENDER_IDLE = 0;
 
 /** Refused or malformed messages tolerated per window before the connection is dropped. */
 const STRIKE_LIMIT = 50;
@@ -181,13 +191,30 @@ export class SyncConnection implements SyncPeer {
   }
 
   send(message: Uint8Array): void {
-    if (this.#closed || this.#ws.readyState !== this.#ws.OPEN) return;
+    if (!this.#writable()) return;
+    this.#ws.send(message);
+  }
+
+  /**
+   * A broadcast's ready-made frame, written straight to the socket when ws has nothing of its own
+   * in flight (it compresses nothing here, so its queue is empty but for a Blob being read); any
+   * other time, or if ws's internals are not as expected, through ws.send like any message.
+   */
+  sendBroadcast(broadcast: Broadcast): void {
+    if (!this.#writable()) return;
+    const { _socket: socket, _sender: sender } = this.#ws as unknown as WsInternals;
+    if (socket && !socket.destroyed && sender && sender._state === WS_SENDER_IDLE && sender._queue?.length === 0) socket.write(broadcast.frame);
+    else this.#ws.send(broadcast.message);
+  }
+
+  #writable(): boolean {
+    if (this.#closed || this.#ws.readyState !== this.#ws.OPEN) return false;
     if (this.#ws.bufferedAmount > MAX_BUFFERED_BYTES) {
       this.#log.warn({ buffered: this.#ws.bufferedAmount }, 'peer cannot keep up; dropping it');
       this.#ws.terminate();
-      return;
+      return false;
     }
-    this.#ws.send(message);
+    return true;
   }
 
   close(code: number, reason: string): void {

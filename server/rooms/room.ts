@@ -548,7 +548,16 @@ export class Room extends EventEmitter<RoomEvents> {
     // Kept up to date for the server's own changes too (a clamp by narrowed rules), or the next re-anchor uses a stale tempo.
     const previousTempo = this.#tempo;
     if (tempoChanged) this.#tempo = this.state().mix.master.tempo;
-    if (tr.origin === SERVER_ORIGIN) return;
+    if (tr.origin === SERVER_ORIGIN) {
+      // The server's own tempo change (a clamp by narrowed rules) re-anchors a playing transport
+      // too, or everyone's position would jump by the time since the anchor × the change.
+      if (tempoChanged && previousTempo !== this.#tempo) {
+        queueMicrotask(() => {
+          if (!this.#closed) this.#stampTransport(tr, false, previousTempo);
+        });
+      }
+      return;
+    }
     // Follow-ups in the server's name, after the member's change counted.
     if (rulesChanged) {
       // The host's rules win over members' values: tightening a range clamps the live value.

@@ -150,6 +150,27 @@ describe('the sync endpoint with stock y-websocket clients', function () {
     expect(a.refusals).to.deep.equal([]);
   });
 
+  it("re-anchors a playing transport when the host's rules clamp the tempo, so that no one's position jumps", async () => {
+    const host = await member('host');
+    const a = await member('remixer');
+    const transport = (m: Member) => m.doc.getMap('arrangement').get('transport') as Y.Map<unknown>;
+    masterMap(a.doc).set('tempo', 1.25);
+    await waitFor(() => masterMap(host.doc).get('tempo') === 1.25);
+    const before = Date.now();
+    transport(a).set('playing', true);
+    await waitFor(() => transport(a).get('playing') === true && (transport(a).get('anchorMs') as number) >= before, 5000, 'the anchor');
+    await new Promise((r) => setTimeout(r, 400));
+    const seen = readRoomState(a.doc);
+    host.doc.getMap('rules').set('masterRanges', { tempo: { min: 0.9, max: 1.0 } });
+    await waitFor(() => masterMap(a.doc).get('tempo') === 1 && (transport(a).get('anchorMs') as number) > seen.arrangement.transport.anchorMs, 5000, 'the clamp and the re-anchor');
+    // The position at the new anchor is where the clock had got to at the old tempo.
+    const anchorMs = transport(a).get('anchorMs') as number;
+    const release = t.server.rooms.get(room.roomId)!.release;
+    expect(transport(a).get('positionSec') as number).to.be.closeTo(transportPosition(seen, release, anchorMs), 1e-6);
+    expect(transport(a).get('positionSec') as number).to.be.above(0.3);
+    expect(host.refusals).to.deep.equal([]);
+  });
+
   it("refuses a remixer's attempt to change the rules", async () => {
     const a = await member('remixer');
     a.doc.getMap('rules').set('editableStems', []);

@@ -12,7 +12,8 @@ import { SqliteStore } from '../../server/store/sqlite-store.ts';
 import { requireComponent } from '../support/components.ts';
 import { demoDataDir } from '../support/demo-data.ts';
 import { redisAvailable, startRedis, stopChild, type TestRedis } from '../support/redis.ts';
-import { connectMember, joinAs, openRoom, stemMap, waitFor, type Member, type OpenedRoom } from '../support/room-clients.ts';
+import { listenToRoom } from '../support/werift-listener.ts';
+import { api, connectMember, joinAs, openRoom, stemMap, waitFor, type Member, type OpenedRoom } from '../support/room-clients.ts';
 import { spawnServer, type ServerProcess } from '../support/server-process.ts';
 
 interface Node {
@@ -170,6 +171,35 @@ describe('scale-out: two server processes and a real redis-server', function () 
     await waitFor(() => stemMap(bo.doc, 'lead').get('gainDb') === -1, 5000, "B to see A's next change");
     expect(seenOnB.every((v) => v === 0), JSON.stringify(seenOnB)).to.equal(true);
     expect(stemMap(bo.doc, 'drums').get('gainDb')).to.equal(0);
+  });
+
+  it("streams the room on the listener's own node, which hears a member on the other node change the mix", async function () {
+    const room = await openRoom(a.url);
+    const ana = await member(a, room, 'remixer', 'Ana');
+    const strips = () => [...(ana.doc.getMap('mix').get('stems') as Y.Map<Y.Map<unknown>>).values()];
+    const setMuted = (muted: boolean) => ana.doc.transact(() => strips().forEach((s) => s.set('mute', muted)));
+    setMuted(true);
+    ana.doc.transact(() => (ana.doc.getMap('arrangement').get('transport') as Y.Map<unknown>).set('playing', true));
+    const { token } = await joinAs(b.url, room, 'listener', 'Lee');
+    const lee = await listenToRoom(b.url, room.roomId, token);
+    try {
+      await eventually(async () => lee.heard.length > 40, 20_000, 'the stream from node B');
+      // Everything muted by Ana on A, as B's mixer has it: silence.
+      await eventually(async () => lee.peakDbOver(400) < -70, 5000, 'silence while every stem is muted');
+      setMuted(false);
+      await eventually(async () => lee.peakDbOver(500) > -50, 8000, "the music once Ana on node A unmutes, mixed by node B");
+      const loudDb = lee.peakDbOver(500);
+      setMuted(true);
+      await eventually(async () => lee.peakDbOver(400) < -70, 5000, 'silence again');
+      // Each node mixes for its own listeners: B streams, A (no listener there) does not.
+      const onB = await api<{ live: boolean; listeners: number }>(b.url, 'GET', `/api/rooms/${room.roomId}`);
+      const onA = await api<{ live: boolean; listeners: number }>(a.url, 'GET', `/api/rooms/${room.roomId}`);
+      expect(onB.body).to.include({ live: true, listeners: 1 });
+      expect(onA.body).to.include({ live: false, listeners: 0 });
+      this.test!.title += ` (heard ${loudDb.toFixed(1)} dBFS unmuted)`;
+    } finally {
+      await lee.close();
+    }
   });
 
   it('brings a node that opens the room late up to date with state that was never saved', async () => {

@@ -131,6 +131,11 @@ const SYNC_UPDATE = 2;
 const MAX_AWARENESS_STATE_BYTES = 4096;
 /** Awareness changes go out to the peers together, at most this often (see #scheduleAwareness). */
 const AWARENESS_FLUSH_MS = 100;
+/**
+ * Renewals (a state sent again unchanged, which every stock provider does every 15 s so that
+ * others do not time it out after 30 s) wait up to this long, or go with the next change.
+ */
+const AWARENESS_RENEWAL_FLUSH_MS = 1000;
 
 export class Room extends EventEmitter<RoomEvents> {
   readonly id: string;
@@ -156,7 +161,12 @@ export class Room extends EventEmitter<RoomEvents> {
   #graceTimer: NodeJS.Timeout | null = null;
   /** Awareness client ids changed since the peers were last sent the changes, and when that was (performance.now()). */
   readonly #awarenessChanged = new Set<number>();
+  /** Clients whose state was only renewed (same content, a newer clock): not urgent. */
+  readonly #awarenessRenewed = new Set<number>();
+  /** The clients of the awareness 'change' event that comes just before its 'update' event. */
+  #awarenessContentChanged: ReadonlySet<number> = new Set();
   #awarenessTimer: NodeJS.Timeout | null = null;
+  #renewalTimer: NodeJS.Timeout | null = null;
   #awarenessSentAt = Number.NEGATIVE_INFINITY;
   #saveTimer: NodeJS.Timeout | null = null;
   #firstDirtyAt: number | null = null;
@@ -192,10 +202,18 @@ export class Room extends EventEmitter<RoomEvents> {
     const onAfterTransaction = (tr: Y.Transaction) => this.#onAfterTransaction(tr);
     doc.on('afterTransaction', onAfterTransaction);
     this.#disposers.push(() => doc.off('afterTransaction', onAfterTransaction));
-    const onAwareness = ({ added, updated, removed }: { added: number[]; updated: number[]; removed: number[] }, origin: unknown) =>
-      this.#onAwareness([...added, ...updated, ...removed], origin);
+    // y-protocols emits 'change' (states whose content changed) and then, at once, 'update' (those and the renewals).
+    const onAwarenessChange = ({ added, updated, removed }: { added: number[]; updated: number[]; removed: number[] }) => {
+      this.#awarenessContentChanged = new Set([...added, ...updated, ...removed]);
+    };
+    const onAwareness = ({ added, updated, removed }: { added: number[]; updated: number[]; removed: number[] }, origin: unknown) => {
+      const changed = this.#awarenessContentChanged;
+      this.#awarenessContentChanged = new Set();
+      this.#onAwareness([...added, ...updated, ...removed], origin, changed);
+    };
+    this.awareness.on('change', onAwarenessChange);
     this.awareness.on('update', onAwareness);
-    this.#disposers.push(() => this.awareness.off('update', onAwareness));
+    this.#disposers.push(() => this.awareness.off('change', onAwarenessChange), () => this.awareness.off('update', onAwareness));
     this.#disposers.push(() => this.awareness.destroy(), () => this.#guard.destroy());
   }
 
@@ -461,10 +479,11 @@ export class Room extends EventEmitter<RoomEvents> {
   async #close(reason: RoomCloseReason): Promise<void> {
     if (this.#graceTimer) clearTimeout(this.#graceTimer);
     this.#graceTimer = null;
-    if (this.#awarenessTimer) clearTimeout(this.#awarenessTimer);
-    this.#awarenessTimer = null;
+    this.#clearAwarenessTimers();
     await this.flush();
     this.#closed = true;
+    // Awareness that arrived while the document was being saved schedules nothing past here.
+    this.#clearAwarenessTimers();
     if (this.#saveTimer) clearTimeout(this.#saveTimer);
     this.#saveTimer = null;
     const code = reason === 'ended' ? SYNC_CLOSE.roomClosed : SYNC_CLOSE.shuttingDown;
@@ -487,7 +506,7 @@ export class Room extends EventEmitter<RoomEvents> {
   /** For tests: what the room still holds. */
   resources(): { timers: number; peers: number; holders: number; disposers: number } {
     return {
-      timers: (this.#graceTimer ? 1 : 0) + (this.#saveTimer ? 1 : 0) + (this.#awarenessTimer ? 1 : 0),
+      timers: (this.#graceTimer ? 1 : 0) + (this.#saveTimer ? 1 : 0) + (this.#awarenessTimer ? 1 : 0) + (this.#renewalTimer ? 1 : 0),
       peers: this.#peers.size,
       holders: this.#holders.size,
       disposers: this.#disposers.length,
@@ -601,7 +620,7 @@ export class Room extends EventEmitter<RoomEvents> {
     });
   }
 
-  #onAwareness(clients: number[], origin: unknown): void {
+  #onAwareness(clients: number[], origin: unknown, contentChanged: ReadonlySet<number>): void {
     if (clients.length === 0) return;
     const fromPeer = origin && this.#peers.has(origin as SyncPeer) ? (origin as SyncPeer) : null;
     // A listener's awareness goes back to itself only (it keeps its connection alive); others see remixers and hosts.
@@ -610,8 +629,35 @@ export class Room extends EventEmitter<RoomEvents> {
       return;
     }
     this.emit('awareness', awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients), origin);
-    for (const c of clients) this.#awarenessChanged.add(c);
-    this.#scheduleAwareness();
+    let urgent = false;
+    for (const c of clients) {
+      if (contentChanged.has(c)) {
+        this.#awarenessChanged.add(c);
+        urgent = true;
+      } else this.#awarenessRenewed.add(c);
+    }
+    if (urgent) this.#scheduleAwareness();
+    else this.#scheduleRenewal();
+  }
+
+  /**
+   * Renewals go out within AWARENESS_RENEWAL_FLUSH_MS, with the next change if one comes first:
+   * at 500 members the providers' renewals would otherwise make ten messages a second to every
+   * peer for seconds on end, and each peer's client pays for every message it decodes.
+   */
+  #scheduleRenewal(): void {
+    if (this.#renewalTimer || this.#closed) return;
+    this.#renewalTimer = setTimeout(() => {
+      this.#renewalTimer = null;
+      this.#flushAwareness();
+    }, AWARENESS_RENEWAL_FLUSH_MS);
+  }
+
+  #clearAwarenessTimers(): void {
+    if (this.#awarenessTimer) clearTimeout(this.#awarenessTimer);
+    this.#awarenessTimer = null;
+    if (this.#renewalTimer) clearTimeout(this.#renewalTimer);
+    this.#renewalTimer = null;
   }
 
   /**
@@ -632,9 +678,12 @@ export class Room extends EventEmitter<RoomEvents> {
   }
 
   #flushAwareness(): void {
-    if (this.#closed || this.#awarenessChanged.size === 0) return;
-    const broadcast = new Broadcast(this.#awarenessMessage([...this.#awarenessChanged]));
+    if (this.#closed || this.#awarenessChanged.size + this.#awarenessRenewed.size === 0) return;
+    const broadcast = new Broadcast(this.#awarenessMessage([...new Set([...this.#awarenessChanged, ...this.#awarenessRenewed])]));
     this.#awarenessChanged.clear();
+    this.#awarenessRenewed.clear();
+    if (this.#renewalTimer) clearTimeout(this.#renewalTimer);
+    this.#renewalTimer = null;
     this.#awarenessSentAt = performance.now();
     for (const peer of this.#peers) broadcast.sendTo(peer);
   }

@@ -136,4 +136,31 @@ describe('awareness with stock y-websocket clients', function () {
     }
     for (const w of writers) expect(w.refusals).to.deep.equal([]);
   });
+  it('holds renewals (a state sent again unchanged) for up to a second, then sends them together; a change goes out with them at once', async () => {
+    const writers: Awaited<ReturnType<typeof remixer>>[] = [];
+    for (let i = 0; i < 3; i++) writers.push(await remixer(`R${i}`, { name: `R${i}` }));
+    const watch = await observer('Watcher');
+    const ids = writers.map((w) => w.provider.awareness.clientID);
+    await waitFor(() => ids.every((id) => watch.awareness.getStates().has(id)), 5000, 'the initial states');
+    await sleep(1200);
+    watch.reset();
+    // Every 40 ms for about a second, each writer renews its state (as providers do every 15 s): same content, newer clock.
+    for (let r = 0; r < 25; r++) {
+      for (const w of writers) w.provider.awareness.setLocalState({ ...w.provider.awareness.getLocalState() });
+      await sleep(40);
+    }
+    const clockOf = (w: Member) => w.provider.awareness.meta.get(w.provider.awareness.clientID)!.clock;
+    await waitFor(() => writers.every((w, i) => watch.awareness.meta.get(ids[i]!)?.clock === clockOf(w)), 5000, 'the renewed clocks');
+    // At a message per 100 ms that would be about ten; held for a second, one or two (three on a slow machine).
+    expect(watch.messages()).to.be.within(1, 3);
+    // A change is not held: it goes at once, with the renewals waiting.
+    await sleep(1200);
+    watch.reset();
+    for (const w of writers.slice(1)) w.provider.awareness.setLocalState({ ...w.provider.awareness.getLocalState() });
+    writers[0]!.provider.awareness.setLocalStateField('holding', 'mix.master.tempo');
+    await waitFor(() => watch.awareness.getStates().get(ids[0]!)?.['holding'] === 'mix.master.tempo', 5000, 'the change');
+    expect(watch.messages()).to.be.within(1, 2);
+    await waitFor(() => writers.every((w, i) => watch.awareness.meta.get(ids[i]!)?.clock === clockOf(w)), 5000, 'the renewals sent with it');
+    for (const w of writers) expect(w.refusals).to.deep.equal([]);
+  });
 });

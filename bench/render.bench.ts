@@ -1,14 +1,18 @@
-// `npm run bench -- render [--seconds=30]`
+// `npm run bench -- render [--seconds=30] [--preset=…] [--wasm-seconds=30]`
 //
 // Wall time to render a clip as the clip service does (the demo release's four
 // stems through the mixer with changes on the way, the visual engine at
 // 1280x720 30 fps with a prompt change, native ffmpeg: H.264 + AAC MP4 and an
-// M4A), and its ratio to the encoder's own floor: the same ffmpeg command
-// encoding the same frames and audio read from a raw file (the frames drawn
-// beforehand, the file in the page cache). The ratio says what drawing costs
-// on top of encoding when both run at once on this machine's cores.
+// M4A), and its ratio to the encoder's own floor: the same ffmpeg arguments
+// (clipEncodeArgs: same preset, CRF and codec settings) encoding the same
+// frames and audio read from raw files (the frames drawn beforehand, the files
+// in the page cache). The ratio says what drawing costs on top of encoding when
+// both run at once on this machine's cores.
 //
-// The WebAssembly path (@ffmpeg/core) is not built: `wasmSeconds` is null.
+// Then the WebAssembly path (@ffmpeg/core in a worker thread, what a server
+// without native ffmpeg uses): the same render, `--wasm-seconds` long (default
+// 30, the full clip; 0 skips it), with its seconds per clip-second and the
+// process's peak RSS.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -17,10 +21,10 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { findNativeFfmpeg } from '../media/audio/ffmpeg.ts';
 import { embedWatermark } from '../media/watermark/watermark.ts';
-import { readWavFloat32, writeWavFloat32 } from '../media/audio/wav.ts';
+import { readWavFloat32 } from '../media/audio/wav.ts';
 import { neutralMixerState } from '../media/mixer/mixer-state.ts';
 import { renderOffline, type ScheduledState } from '../media/mixer/render-offline.ts';
-import { frameEnergies, renderClip } from '../media/render/clip-render.ts';
+import { NATIVE_PRESET, WASM_PRESET, clipEncodeArgs, frameEnergies, renderClip, teeSafe } from '../media/render/clip-render.ts';
 import { engineArtwork, readVisualPack } from '../media/visuals/visual-pack.ts';
 import { DEMO_RELEASE_ID } from '../server/catalog/demo-release.ts';
 import { DataLayout } from '../server/store/paths.ts';
@@ -37,8 +41,11 @@ const H = 720;
 const FPS = 30;
 
 export async function run(argv: string[]): Promise<Record<string, unknown>> {
-  const args = parseArgs(argv, ['seconds']);
+  const args = parseArgs(argv, ['seconds', 'preset', 'wasm-seconds']);
   const seconds = intArg(args, 'seconds', 30, 8, 300);
+  const wasmSecondsArg = intArg(args, 'wasm-seconds', 30, 0, 300);
+  const preset = args.get('preset') ?? NATIVE_PRESET;
+  if (!/^[a-z]+$/.test(preset)) throw new Error(`--preset must be an x264 preset name, not "${preset}"`);
   const native = await findNativeFfmpeg();
   if (!native) throw new Error('the render benchmark needs a native ffmpeg (apt-get install ffmpeg)');
   const data = await demoDataDir();
@@ -86,14 +93,16 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
       markSec = (performance.now() - m0) / 1000;
       return marked;
     };
-    const result = await renderClip({ ffmpeg: native.ffmpeg, stems, bpm: 120, schedule, durationSec: seconds, video: { engine, width: W, height: H, fps: FPS, frameAt }, markAudio, outputs, workDir: work }, energyFromRms);
+    const result = await renderClip({ ffmpeg: native.ffmpeg, preset, stems, bpm: 120, schedule, durationSec: seconds, video: { engine, width: W, height: H, fps: FPS, frameAt }, markAudio, outputs, workDir: work }, energyFromRms);
+    const nativeMaxRssMB = process.resourceUsage().maxRSS / 1024;
+    const nativeMarkSec = markSec; // markAudio runs again for the WebAssembly render
     const renderSec = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
 
     // 2. The encoder's floor: the same frames and audio, from files, through the same encoding.
     const pcm = renderOffline(stems, 120, schedule, seconds * 48_000);
-    const wav = path.join(work, 'mix.wav');
-    await writeWavFloat32(wav, pcm, 48_000, 2);
+    const audioRaw = path.join(work, 'mix.f32');
+    await fsp.writeFile(audioRaw, new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength));
     const raw = path.join(work, 'frames.rgba');
     const fh = await fsp.open(raw, 'w');
     const frame = new Uint8ClampedArray(W * H * 4);
@@ -105,25 +114,42 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     await fh.close();
     // Warm the page cache.
     for await (const _chunk of fs.createReadStream(raw, { highWaterMark: 1 << 24 })) void _chunk;
+    // As the renderer chooses: the tee muxer (one AAC encode for both files) when the paths allow it.
+    if (!teeSafe(outputs.mp4) || !teeSafe(outputs.audio)) throw new Error(`the bench's work folder ${work} has characters the tee muxer cannot take`);
+    const floorOut = [path.join(work, 'floor.mp4'), path.join(work, 'floor.m4a')];
     const t1 = performance.now();
     await ffmpeg(native.ffmpeg, [
       '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
-      '-f', 'rawvideo', '-pix_fmt', 'rgba', '-s', `${W}x${H}`, '-r', String(FPS), '-i', raw, '-i', wav,
-      '-map', '0:v', '-map', '1:a', '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '21', '-pix_fmt', 'yuv420p', '-r', String(FPS),
-      '-c:a', 'aac', '-b:a', '192k', '-ar', '48000', '-t', String(seconds), '-movflags', '+faststart', '-f', 'mp4', path.join(work, 'floor.mp4'),
-      '-map', '1:a', '-c:a', 'aac', '-b:a', '192k', '-ar', '48000', '-t', String(seconds), '-f', 'ipod', path.join(work, 'floor.m4a'),
+      '-f', 'rawvideo', '-pix_fmt', 'rgba', '-s', `${W}x${H}`, '-r', String(FPS), '-i', raw,
+      '-f', 'f32le', '-ar', '48000', '-ac', '2', '-i', audioRaw,
+      ...clipEncodeArgs({ preset, fps: FPS, durationSec: seconds, tee: floorOut.every(teeSafe) }).map((a) => a.replace(/\{out(\d)\}/g, (_m, n: string) => floorOut[Number(n)]!)),
     ]);
     const encoderSec = (performance.now() - t1) / 1000;
     const ratio = renderSec / encoderSec;
+    const mp4Bytes = (await fsp.stat(outputs.mp4)).size;
+
+    // 3. The WebAssembly path: the same render through @ffmpeg/core in a worker thread.
+    let wasm: { seconds: number; clipSeconds: number; secPerClipSec: number; preset: string; drawSec: number; maxRssMB: number } | null = null;
+    if (wasmSecondsArg > 0) {
+      const wasmOut = { mp4: path.join(work, 'wasm.mp4'), audio: path.join(work, 'wasm.m4a') };
+      const t2 = performance.now();
+      const r = await renderClip({ ffmpeg: null, stems, bpm: 120, schedule, durationSec: wasmSecondsArg, video: { engine, width: W, height: H, fps: FPS, frameAt }, markAudio, outputs: wasmOut, workDir: work }, energyFromRms);
+      const sec = (performance.now() - t2) / 1000;
+      wasm = { seconds: round(sec), clipSeconds: wasmSecondsArg, secPerClipSec: round(sec / wasmSecondsArg), preset: WASM_PRESET, drawSec: round(r.timings.drawSec), maxRssMB: round(process.resourceUsage().maxRSS / 1024, 0) };
+    }
     return {
       bench: 'render',
       clipSeconds: seconds,
+      preset,
       seconds: round(renderSec),
       encoderSeconds: round(encoderSec),
       ratioToEncoder: round(ratio),
-      wasmSeconds: null,
-      wasmNote: 'the @ffmpeg/core (WebAssembly) path is not built',
-      breakdown: { mixAndMarkSec: round(result.timings.mixSec), watermarkSec: round(markSec), drawSec: round(result.timings.drawSec), benchProcessCpuSec: round((cpu.user + cpu.system) / 1e6) },
+      mp4MB: round(mp4Bytes / 1e6),
+      // Only a full-length (equal to --seconds) WebAssembly render counts as wasmSeconds.
+      wasmSeconds: wasm && wasm.clipSeconds === seconds ? wasm.seconds : null,
+      wasm,
+      nativeMaxRssMB: round(nativeMaxRssMB, 0),
+      breakdown: { mixAndMarkSec: round(result.timings.mixSec), watermarkSec: round(nativeMarkSec), drawSec: round(result.timings.drawSec), benchProcessCpuSec: round((cpu.user + cpu.system) / 1e6) },
       frames,
       loadAverage: os.loadavg().map((x) => round(x)),
       cores: os.availableParallelism(),

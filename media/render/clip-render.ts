@@ -1,26 +1,35 @@
 // Renders a clip offline: the room's mixer replayed on a recorded schedule (the
 // same code and block grid as the live stream), the visual engine drawn on the
-// room's clock for every video frame, both encoded by a native ffmpeg into an
-// MP4 (H.264 + AAC) and an audio-only file (AAC in M4A) in one pass.
+// room's clock for every video frame, both encoded by ffmpeg into an MP4
+// (H.264 + AAC) and an audio-only file (AAC in M4A) in one pass — a native
+// ffmpeg when the server has one, else @ffmpeg/core (WebAssembly) in a worker
+// thread (media/render/encoder.ts).
 //
 // The audio is rendered first (a 30 s clip is 1.4 M frames: a fraction of a
-// second), marked by the caller's watermark hook, and written to a float WAV
-// ffmpeg reads; the video frames are drawn one at a time and piped to ffmpeg's
-// stdin as raw RGBA, with back-pressure, so ffmpeg encodes while the next frame
-// is drawn (two processes on two cores). Outputs are written under temporary
+// second) and marked by the caller's watermark hook; the video frames are then
+// drawn one at a time straight into the encoder's frame buffers, so ffmpeg
+// encodes while the next frame is drawn. Outputs are written under temporary
 // names and renamed into place when ffmpeg has finished: a file that exists is whole.
-import { spawn } from 'node:child_process';
-import fsp from 'node:fs/promises';
-import path from 'node:path';
-import { writeWavFloat32 } from '../audio/wav.ts';
+import { EncoderError, pickEncoder, type EncodeJob, type EncodeSession, type FrameEncoder } from './encoder.ts';
 import { renderOffline, type ScheduledState } from '../mixer/render-offline.ts';
 import type { MixerStem } from '../mixer/mixer.ts';
 import type { FrameInput, VisualEngine } from '../../shared/visual-engine.ts';
 
 export const SAMPLE_RATE = 48_000;
 
+/**
+ * x264 presets, chosen with the render bench (bench/README.md): at CRF 21, ultrafast matches veryfast's
+ * SSIM/PSNR against the drawn frames (0.9635/41.5 dB vs 0.9607/39.9 dB) for a third of the CPU, in files
+ * about 1.7x larger. The WebAssembly build is single-threaded and needs the cheapest preset even more.
+ */
+export const NATIVE_PRESET = 'ultrafast';
+export const WASM_PRESET = 'ultrafast';
+export const CRF = 21;
+
 export interface ClipRenderOptions {
-  ffmpeg: string;
+  /** A native ffmpeg; null renders with @ffmpeg/core (WebAssembly), slower. Ignored when `encoder` is given. */
+  ffmpeg: string | null;
+  encoder?: FrameEncoder;
   stems: readonly MixerStem[];
   bpm: number | null;
   /** Mixer states by 10 ms block from the clip's start (block 0 must be there). */
@@ -43,7 +52,7 @@ export interface ClipRenderOptions {
   workDir: string;
   onProgress?: (fraction: number, step: 'audio' | 'video') => void;
   signal?: AbortSignal;
-  /** x264 preset; default veryfast. */
+  /** x264 preset; default NATIVE_PRESET or WASM_PRESET by encoder. */
   preset?: string;
 }
 
@@ -54,10 +63,51 @@ export interface ClipRenderResult {
   timings: { mixSec: number; drawSec: number; totalSec: number };
   /** The rendered mix (after marking): what the files carry, for measurements. */
   pcm: Float32Array;
+  /** Which encoder made the files. */
+  encoder: FrameEncoder['kind'];
+}
+
+/**
+ * The ffmpeg arguments of a clip (after the inputs: 0 raw RGBA video, 1 the mix): {out0} the MP4, {out1} the M4A.
+ * With `tee`, the AAC is encoded once and muxed into both files (ffmpeg's tee muxer); it needs output paths
+ * without the tee muxer's special characters (see teeSafe), else each output encodes its own AAC.
+ */
+export function clipEncodeArgs(o: { preset: string; fps: number; durationSec: number; meta?: string[]; tee?: boolean }): string[] {
+  const meta = o.meta ?? [];
+  const video = ['-c:v', 'libx264', '-preset', o.preset, '-crf', String(CRF), '-pix_fmt', 'yuv420p', '-r', String(o.fps)];
+  const aac = ['-c:a', 'aac', '-b:a', '192k', '-ar', String(SAMPLE_RATE)];
+  const t = ['-t', String(o.durationSec)];
+  if (o.tee) {
+    return [
+      '-map', '0:v', '-map', '1:a', ...video, ...aac, ...t, ...meta,
+      '-f', 'tee', '[f=mp4:movflags=+faststart+use_metadata_tags]{out0}|[f=ipod:select=a:movflags=+faststart+use_metadata_tags]{out1}',
+    ];
+  }
+  return [
+    // The MP4: H.264 (yuv420p for every player) and AAC.
+    '-map', '0:v', '-map', '1:a', ...video, ...aac, ...t, '-movflags', '+faststart+use_metadata_tags', ...meta, '-f', 'mp4', '{out0}',
+    // The audio alone.
+    '-map', '1:a', ...aac, ...t, '-movflags', '+faststart+use_metadata_tags', ...meta, '-f', 'ipod', '{out1}',
+  ];
+}
+
+/** Whether a path can stand in a tee muxer's output list unescaped. */
+export function teeSafe(file: string): boolean {
+  return /^[\w/.+@-]+$/.test(file);
 }
 
 export class RenderError extends Error {
   override readonly name = 'RenderError';
+}
+
+/** Starts an encode; an encoder that cannot start (e.g. @ffmpeg/core missing) is a RenderError. */
+export function startEncoder(encoder: FrameEncoder, job: EncodeJob): EncodeSession {
+  try {
+    return encoder.start(job);
+  } catch (err) {
+    if (err instanceof EncoderError) throw new RenderError(err.message);
+    throw err;
+  }
 }
 
 /** RMS of the mix in a 50 ms window centred on each video frame, as 0..1 energy. */
@@ -97,72 +147,41 @@ export async function renderClip(opts: ClipRenderOptions, toEnergy: (rms: number
   if (opts.markAudio) pcm = await opts.markAudio(pcm);
   const mixSec = (performance.now() - mixStart) / 1000;
   opts.onProgress?.(0.05, 'audio');
-  await fsp.mkdir(opts.workDir, { recursive: true });
-  const wav = path.join(opts.workDir, `mix-${process.pid}-${Date.now()}.wav`);
-  await writeWavFloat32(wav, pcm, SAMPLE_RATE, 2);
 
   const videoFrames = Math.round(opts.durationSec * fps);
   const energies = frameEnergies(pcm, fps, videoFrames, toEnergy);
-  const partMp4 = `${opts.outputs.mp4}.part`;
-  const partAudio = `${opts.outputs.audio}.part`;
   const meta = Object.entries(opts.metadata ?? {}).flatMap(([k, v]) => ['-metadata', `${k}=${v}`]);
-  const args = [
-    '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
-    '-f', 'rawvideo', '-pix_fmt', 'rgba', '-s', `${width}x${height}`, '-r', String(fps), '-i', 'pipe:0',
-    '-i', wav,
-    // The MP4: H.264 (yuv420p for every player) and AAC.
-    '-map', '0:v', '-map', '1:a',
-    '-c:v', 'libx264', '-preset', opts.preset ?? 'veryfast', '-crf', '21', '-pix_fmt', 'yuv420p', '-r', String(fps),
-    '-c:a', 'aac', '-b:a', '192k', '-ar', String(SAMPLE_RATE),
-    '-t', String(opts.durationSec), '-movflags', '+faststart+use_metadata_tags', ...meta, '-f', 'mp4', partMp4,
-    // The audio alone.
-    '-map', '1:a', '-c:a', 'aac', '-b:a', '192k', '-ar', String(SAMPLE_RATE), '-t', String(opts.durationSec),
-    '-movflags', '+faststart+use_metadata_tags', ...meta, '-f', 'ipod', partAudio,
-  ];
-  const child = spawn(opts.ffmpeg, args, { stdio: ['pipe', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (b: Buffer) => {
-    if (stderr.length < 16_384) stderr += b.toString('utf8');
+  const encoder = opts.encoder ?? pickEncoder(opts.ffmpeg);
+  const preset = opts.preset ?? (encoder.kind === 'native' ? NATIVE_PRESET : WASM_PRESET);
+  const session = startEncoder(encoder, {
+    width,
+    height,
+    fps,
+    frames: videoFrames,
+    audio: { pcm, sampleRate: SAMPLE_RATE },
+    args: clipEncodeArgs({ preset, fps, durationSec: opts.durationSec, meta, tee: teeSafe(opts.outputs.mp4) && teeSafe(opts.outputs.audio) }),
+    outputs: [opts.outputs.mp4, opts.outputs.audio],
+    workDir: opts.workDir,
+    ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => resolve(code));
-  });
-  exited.catch(() => {});
-  const onAbort = () => child.kill('SIGKILL');
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
   let drawSec = 0;
   try {
-    // 2. The frames, drawn while ffmpeg encodes the previous ones.
-    const frame = new Uint8ClampedArray(width * height * 4);
-    const stdin = child.stdin;
-    let stdinError: Error | null = null;
-    stdin.on('error', (err) => (stdinError = err));
+    // 2. The frames, drawn straight into the encoder's buffers while it encodes the previous ones.
     for (let f = 0; f < videoFrames; f++) {
-      if (opts.signal?.aborted || stdinError) break;
+      const frame = await session.nextFrame();
+      opts.signal?.throwIfAborted();
       const t0 = performance.now();
       opts.video.engine.renderFrame(frame, width, height, opts.video.frameAt(f / fps, energies[f]!));
       drawSec += (performance.now() - t0) / 1000;
-      // A copy: the engine reuses `frame` while the pipe still holds the previous one.
-      if (!stdin.write(Buffer.from(frame.buffer.slice(0)))) await new Promise<void>((resolve) => stdin.once('drain', resolve));
+      session.commitFrame();
       if (f % fps === 0) opts.onProgress?.(0.05 + 0.9 * (f / videoFrames), 'video');
     }
-    stdin.end();
-    const code = await exited;
-    opts.signal?.throwIfAborted();
-    if (code !== 0) throw new RenderError(`ffmpeg failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ') || 'no message'}`);
-    await fsp.rename(partMp4, opts.outputs.mp4);
-    await fsp.rename(partAudio, opts.outputs.audio);
-    opts.onProgress?.(1, 'video');
-    return { audioFrames, videoFrames, timings: { mixSec, drawSec, totalSec: (performance.now() - started) / 1000 }, pcm };
+    await session.finish();
   } catch (err) {
-    child.kill('SIGKILL');
-    await exited.catch(() => null);
-    await fsp.rm(partMp4, { force: true });
-    await fsp.rm(partAudio, { force: true });
+    await session.abort();
+    if (err instanceof EncoderError) throw new RenderError(err.message);
     throw err;
-  } finally {
-    opts.signal?.removeEventListener('abort', onAbort);
-    await fsp.rm(wav, { force: true });
   }
+  opts.onProgress?.(1, 'video');
+  return { audioFrames, videoFrames, timings: { mixSec, drawSec, totalSec: (performance.now() - started) / 1000 }, pcm, encoder: encoder.kind };
 }

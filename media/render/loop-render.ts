@@ -1,17 +1,21 @@
-// A short seamless loop of the visuals: MP4 (H.264) and GIF.
+// A short seamless loop of the visuals: MP4 (H.264) and GIF, through the
+// native or the WebAssembly encoder (encoder.ts; both have the GIF encoder and
+// the palettegen/paletteuse filters).
 //
 // Seamless: the loop's last frame must lead into its first. The engine draws
 // `seconds + fade` of motion; the first `fade` seconds of the output are a
 // cross-fade from the frames after the loop's end (which continue from its
 // last frame) into the frames at its start. So frame N−1 is followed by frame
 // 0, which is (nearly all) frame N: the motion runs on without a jump.
-import { spawn } from 'node:child_process';
-import fsp from 'node:fs/promises';
+import path from 'node:path';
 import type { FrameInput, VisualEngine } from '../../shared/visual-engine.ts';
-import { RenderError } from './clip-render.ts';
+import { NATIVE_PRESET, RenderError, WASM_PRESET, startEncoder } from './clip-render.ts';
+import { EncoderError, pickEncoder, type FrameEncoder } from './encoder.ts';
 
 export interface LoopRenderOptions {
-  ffmpeg: string;
+  /** A native ffmpeg; null encodes with @ffmpeg/core (WebAssembly). Ignored when `encoder` is given. */
+  ffmpeg: string | null;
+  encoder?: FrameEncoder;
   engine: VisualEngine;
   width: number;
   height: number;
@@ -28,7 +32,7 @@ export interface LoopRenderOptions {
   onProgress?: (fraction: number) => void;
 }
 
-export async function renderLoop(opts: LoopRenderOptions): Promise<{ frames: number }> {
+export async function renderLoop(opts: LoopRenderOptions): Promise<{ frames: number; encoder: FrameEncoder['kind'] }> {
   const { width: w, height: h, fps } = opts;
   if (!(opts.seconds >= 1 && opts.seconds <= 15)) throw new RangeError(`a loop lasts 1–15 s, not ${opts.seconds}`);
   if (!Number.isInteger(w) || !Number.isInteger(h) || w < 16 || h < 16 || w % 2 || h % 2) throw new RangeError('width and height must be even integers ≥ 16');
@@ -43,31 +47,26 @@ export async function renderLoop(opts: LoopRenderOptions): Promise<{ frames: num
   }
   const meta = Object.entries(opts.metadata ?? {}).flatMap(([k, v]) => ['-metadata', `${k}=${v}`]);
   const gifWidth = Math.min(w, opts.gifWidth ?? 480);
-  const mp4Part = `${opts.outputs.mp4}.part`;
-  const gifPart = `${opts.outputs.gif}.part`;
-  const args = [
-    '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
-    '-f', 'rawvideo', '-pix_fmt', 'rgba', '-s', `${w}x${h}`, '-r', String(fps), '-i', 'pipe:0',
-    '-filter_complex', `[0:v]split[a][b];[b]fps=15,scale=${gifWidth}:-2:flags=lanczos,split[g1][g2];[g1]palettegen=stats_mode=diff[p];[g2][p]paletteuse=dither=bayer:bayer_scale=3[gif]`,
-    '-map', '[a]', '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '20', '-pix_fmt', 'yuv420p', '-movflags', '+faststart+use_metadata_tags', ...meta, '-f', 'mp4', mp4Part,
-    '-map', '[gif]', '-loop', '0', '-f', 'gif', gifPart,
-  ];
-  const child = spawn(opts.ffmpeg, args, { stdio: ['pipe', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (b: Buffer) => {
-    if (stderr.length < 16_384) stderr += b.toString('utf8');
+  const encoder = opts.encoder ?? pickEncoder(opts.ffmpeg);
+  const preset = encoder.kind === 'native' ? NATIVE_PRESET : WASM_PRESET;
+  const session = startEncoder(encoder, {
+    width: w,
+    height: h,
+    fps,
+    frames: n,
+    args: [
+      '-filter_complex', `[0:v]split[a][b];[b]fps=15,scale=${gifWidth}:-2:flags=lanczos,split[g1][g2];[g1]palettegen=stats_mode=diff[p];[g2][p]paletteuse=dither=bayer:bayer_scale=3[gif]`,
+      '-map', '[a]', '-c:v', 'libx264', '-preset', preset, '-crf', '20', '-pix_fmt', 'yuv420p', '-movflags', '+faststart+use_metadata_tags', ...meta, '-f', 'mp4', '{out0}',
+      '-map', '[gif]', '-loop', '0', '-f', 'gif', '{out1}',
+    ],
+    outputs: [opts.outputs.mp4, opts.outputs.gif],
+    workDir: path.dirname(opts.outputs.mp4),
+    ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => resolve(code));
-  });
-  exited.catch(() => {});
-  const onAbort = () => child.kill('SIGKILL');
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const frame = new Uint8ClampedArray(w * h * 4);
     for (let k = 0; k < n; k++) {
-      if (opts.signal?.aborted) break;
+      const frame = await session.nextFrame();
+      opts.signal?.throwIfAborted();
       opts.engine.renderFrame(frame, w, h, opts.frameAt(k / fps));
       if (k < f) {
         // From the frame after the end (weight 1 at k = 0) to the loop's own frame.
@@ -75,23 +74,14 @@ export async function renderLoop(opts: LoopRenderOptions): Promise<{ frames: num
         const src = tail[k]!;
         for (let i = 0; i < frame.length; i++) frame[i] = src[i]! * a + frame[i]! * (1 - a);
       }
-      if (!child.stdin.write(Buffer.from(frame.buffer.slice(0)))) await new Promise<void>((resolve) => child.stdin.once('drain', resolve));
+      session.commitFrame();
       opts.onProgress?.(k / n);
     }
-    child.stdin.end();
-    const code = await exited;
-    opts.signal?.throwIfAborted();
-    if (code !== 0) throw new RenderError(`ffmpeg failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ') || 'no message'}`);
-    await fsp.rename(mp4Part, opts.outputs.mp4);
-    await fsp.rename(gifPart, opts.outputs.gif);
-    return { frames: n };
+    await session.finish();
+    return { frames: n, encoder: encoder.kind };
   } catch (err) {
-    child.kill('SIGKILL');
-    await exited.catch(() => null);
-    await fsp.rm(mp4Part, { force: true });
-    await fsp.rm(gifPart, { force: true });
+    await session.abort();
+    if (err instanceof EncoderError) throw new RenderError(err.message);
     throw err;
-  } finally {
-    opts.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -15,7 +15,7 @@ import { requireComponent } from '../support/components.ts';
 import { demoDataDir } from '../support/demo-data.ts';
 import { tempDir } from '../support/temp.ts';
 
-describe('loop renderer (seamless visuals loop, native ffmpeg)', function () {
+describe('loop renderer (seamless visuals loop, native ffmpeg or @ffmpeg/core)', function () {
   this.timeout(120_000);
   let native: NativeFfmpeg | null;
   let data: { path: string; remove(): Promise<void> };
@@ -24,7 +24,7 @@ describe('loop renderer (seamless visuals loop, native ffmpeg)', function () {
 
   before(async function () {
     native = await findNativeFfmpeg();
-    requireComponent('ffmpeg', native !== null, this);
+    requireComponent('ffmpeg', native !== null && native.ffprobe !== null, this);
     data = await demoDataDir();
     work = await tempDir('loop-render');
     const layout = new DataLayout(data.path);
@@ -36,13 +36,20 @@ describe('loop renderer (seamless visuals loop, native ffmpeg)', function () {
   });
 
   /** Renders a loop and answers (step back to the start) / (median step between frames), on small grey frames. */
-  async function wrapRatio(name: string, fadeSec: number): Promise<number> {
+  async function wrapRatio(name: string, fadeSec: number, kind: 'native' | 'wasm'): Promise<number> {
     const p = neutralVisualParams();
     p.artworks = [{ id: engine.artworkIds[0]!, weight: 1 }];
     p.motion = { ...p.motion, drift: 1, rotate: 0.6, zoom: 0.5 };
     p.speed = 2;
     const outputs = { mp4: path.join(work.path, `${name}.mp4`), gif: path.join(work.path, `${name}.gif`) };
-    await renderLoop({ ffmpeg: native!.ffmpeg, engine, width: 320, height: 180, fps: 30, seconds: 2, fadeSec, frameAt: (t) => ({ from: null, to: p, mix: 1, timeSec: t, energy: 0.5, beatPhase: (t * 2) % 1 }), outputs });
+    const result = await renderLoop({ ffmpeg: kind === 'native' ? native!.ffmpeg : null, engine, width: 320, height: 180, fps: 30, seconds: 2, fadeSec, frameAt: (t) => ({ from: null, to: p, mix: 1, timeSec: t, energy: 0.5, beatPhase: (t * 2) % 1 }), outputs });
+    expect(result.encoder).to.equal(kind);
+    // Both outputs in kind: H.264 yuv420p at the loop's size, and a looping GIF (480 wide at most, 15 fps).
+    const mp4 = await runCapture(native!.ffprobe!, ['-v', 'error', '-show_streams', '-of', 'json', outputs.mp4]);
+    expect(JSON.parse(mp4.stdout).streams[0]).to.include({ codec_name: 'h264', width: 320, height: 180, pix_fmt: 'yuv420p' });
+    const gif = await runCapture(native!.ffprobe!, ['-v', 'error', '-count_frames', '-show_streams', '-of', 'json', outputs.gif]);
+    expect(JSON.parse(gif.stdout).streams[0]).to.include({ codec_name: 'gif', width: 320, height: 180, nb_read_frames: '30' });
+    expect(fs.readdirSync(work.path).filter((f) => f.endsWith('.part'))).to.deep.equal([]);
     const gray = path.join(work.path, `${name}.gray`);
     const r = await runCapture(native!.ffmpeg, ['-v', 'error', '-i', outputs.mp4, '-vf', 'scale=64:36,format=gray', '-f', 'rawvideo', gray]);
     expect(r.code, r.stderr).to.equal(0);
@@ -60,13 +67,15 @@ describe('loop renderer (seamless visuals loop, native ffmpeg)', function () {
     return diff(frames - 1, 0) / Math.max(median, 0.05);
   }
 
-  it('closes the loop with a cross-fade: the wrap is an ordinary step, where a cut loop jumps', async () => {
-    const seamless = await wrapRatio('seamless', 0.5);
-    const cut = await wrapRatio('cut', 0);
-    console.log(`        ↳ wrap step / median step: seamless ${seamless.toFixed(2)}, without the cross-fade ${cut.toFixed(2)}`);
-    expect(cut, 'the control: a loop without the cross-fade jumps').to.be.greaterThan(4);
-    expect(seamless).to.be.lessThan(2.5);
-  });
+  for (const kind of ['native', 'wasm'] as const) {
+    it(`${kind}: closes the loop with a cross-fade: the wrap is an ordinary step, where a cut loop jumps`, async () => {
+      const seamless = await wrapRatio(`seamless-${kind}`, 0.5, kind);
+      const cut = await wrapRatio(`cut-${kind}`, 0, kind);
+      console.log(`        ↳ wrap step / median step: seamless ${seamless.toFixed(2)}, without the cross-fade ${cut.toFixed(2)}`);
+      expect(cut, 'the control: a loop without the cross-fade jumps').to.be.greaterThan(4);
+      expect(seamless).to.be.lessThan(2.5);
+    });
+  }
 
   it('refuses nonsense lengths and sizes', async () => {
     const base = { ffmpeg: native!.ffmpeg, engine, width: 64, height: 36, fps: 10, frameAt: () => ({ from: null, to: neutralVisualParams(), mix: 1, timeSec: 0, energy: 0, beatPhase: 0 }), outputs: { mp4: path.join(work.path, 'x.mp4'), gif: path.join(work.path, 'x.gif') } };

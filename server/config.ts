@@ -47,6 +47,10 @@ const EnvSchema = z.object({
     }, 'needs even sizes 16–3840 x 16–2160 and 1–60 fps')
     .default('1280x720@30'),
   SANDBOX_SETTLE_MS: z.coerce.number().int().min(0).max(600_000).default(300),
+  RENDER_QUEUE: z.preprocess(emptyToUndefined, z.enum(['local', 'redis'], { message: 'must be local or redis' }).optional()),
+  RENDER_CONCURRENCY: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(256).optional()),
+  RENDER_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(15_000),
+  RENDER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
 });
 
 function emptyToUndefined(v: unknown): unknown {
@@ -78,6 +82,19 @@ export interface Config {
   readonly renderVideo: { width: number; height: number; fps: number };
   /** How long the built-in sandbox payment provider keeps a charge pending before it settles. */
   readonly sandboxSettleMs: number;
+  /**
+   * Where render jobs wait: `local` (in the server process) or `redis` (separate
+   * `npm run renderer` processes take them; the server does not render). Default:
+   * `redis` when REDIS_URL is set (nodes share one store, so one queue must hand
+   * each render to one process), `local` otherwise.
+   */
+  readonly renderQueue: 'local' | 'redis';
+  /** Renders at once per process; null: the cores less one (at least 1). */
+  readonly renderConcurrency: number | null;
+  /** Redis queue: how long a renderer's claim on a job lasts without a heartbeat (a renderer that dies is noticed after this). */
+  readonly renderLeaseMs: number;
+  /** Redis queue: attempts before a render is given up as failed. */
+  readonly renderMaxAttempts: number;
 }
 
 export class ConfigError extends Error {
@@ -94,6 +111,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     throw new ConfigError(`${name}=${JSON.stringify(given ?? '')} ${issue.message}`);
   }
   const e = parsed.data;
+  if (e.RENDER_QUEUE === 'redis' && !e.REDIS_URL) throw new ConfigError('RENDER_QUEUE="redis" needs REDIS_URL (the queue lives in Redis); set REDIS_URL or RENDER_QUEUE=local');
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -111,6 +129,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     roomLeaseTtlMs: e.ROOM_LEASE_TTL_MS ?? null,
     renderVideo: (([width, height, fps]) => ({ width: width!, height: height!, fps: fps! }))(e.RENDER_VIDEO.split(/[x@]/).map(Number)),
     sandboxSettleMs: e.SANDBOX_SETTLE_MS,
+    renderQueue: e.RENDER_QUEUE ?? (e.REDIS_URL ? 'redis' : 'local'),
+    renderConcurrency: e.RENDER_CONCURRENCY ?? null,
+    renderLeaseMs: e.RENDER_LEASE_MS,
+    renderMaxAttempts: e.RENDER_MAX_ATTEMPTS,
   });
 }
 

@@ -20,7 +20,9 @@ import { loadSecrets, type Secrets } from './secrets.ts';
 import { connectSocketAdapter, type SocketAdapter } from './realtime/socket-adapter.ts';
 import { ClipService } from './clips/clip-service.ts';
 import { ManifestSigner } from './clips/manifest.ts';
-import { embedWatermark } from '../media/watermark/watermark.ts';
+import type { RenderQueue } from './clips/render-queue.ts';
+import { RedisRenderQueue } from './clips/redis-render-queue.ts';
+import { watermarker, watermarkKeyOf } from './clips/render-runner.ts';
 import { OrderService } from './orders/order-service.ts';
 import { SandboxPayments } from './orders/payments.ts';
 import { LiveStreams, type LiveStreamsOptions } from './live/live-streams.ts';
@@ -78,6 +80,7 @@ export class RemixroomServer {
     scaleout: RedisBridge | null;
     socketAdapter: SocketAdapter | null;
     live: LiveStreams;
+    renderQueue: RenderQueue | null;
     roomTimings?: Partial<RoomTimings>;
   }) {
     this.config = parts.config;
@@ -95,7 +98,7 @@ export class RemixroomServer {
     this.signer = new TokenSigner(this.secrets.tokenSecret);
     const manifestSigner = new ManifestSigner(this.secrets.tokenSecret);
     // The watermark's key, derived from the token secret: every node marks and reads alike.
-    const watermarkKey = new Uint8Array(crypto.hkdfSync('sha256', this.secrets.tokenSecret, 'remixroom', 'watermark-v1', 32));
+    const watermarkKey = watermarkKeyOf(this.secrets.tokenSecret);
     this.rooms = new RoomManager({
       store: this.store,
       log: this.log,
@@ -110,12 +113,15 @@ export class RemixroomServer {
       log: this.log.child({ component: 'clips' }),
       ffmpeg: this.ffmpeg,
       // One core stays with the rooms and their streams.
-      concurrency: Math.max(1, this.config.cores - 1),
+      // The WebAssembly encoder (no native ffmpeg) is single-threaded and holds ~450 MB a job: one at a time.
+      concurrency: this.config.renderConcurrency ?? (this.ffmpeg ? Math.max(1, this.config.cores - 1) : 1),
       video: this.config.renderVideo,
       signer: manifestSigner,
       linkSecret: this.secrets.tokenSecret,
       // Every clip and bought version carries the render's id in its audio.
-      watermark: (pcm, renderId) => withHeadroom(embedWatermark(pcm, { payload: BigInt(`0x${renderId}`), key: watermarkKey }).pcm),
+      watermark: watermarker(watermarkKey),
+      // RENDER_QUEUE=redis: renders wait in Redis for `npm run renderer` processes; this node renders none.
+      ...(parts.renderQueue ? { queue: parts.renderQueue } : {}),
     });
     // The built-in sandbox payment provider (no real provider is wired yet); it signs its webhooks with a key derived from the token secret.
     this.payments = new SandboxPayments({
@@ -156,7 +162,8 @@ export class RemixroomServer {
       live: this.live,
       ...(parts.socketAdapter ? { adapter: parts.socketAdapter.adapter } : {}),
     });
-    this.clips.on('progress', (roomId, progress) => this.#sockets.renderProgress(roomId, progress));
+    // With the Redis queue every node hears every render's progress, so each tells only its own sockets.
+    this.clips.on('progress', (roomId, progress) => this.#sockets.renderProgress(roomId, progress, { localOnly: this.clips.progressHeardEverywhere }));
     // Slow or idle clients must not hold a shutdown open.
     this.#http.headersTimeout = 20_000;
     this.#http.requestTimeout = 60_000;
@@ -207,12 +214,22 @@ export class RemixroomServer {
         socketAdapter = await connectSocketAdapter(config.redisUrl, log);
         opened.push(socketAdapter);
       }
+      let renderQueue: RenderQueue | null = null;
+      if (config.renderQueue === 'redis' && config.redisUrl) {
+        try {
+          renderQueue = await RedisRenderQueue.create({ redisUrl: config.redisUrl, store, log: log.child({ component: 'render-queue' }) });
+        } catch (err) {
+          throw new StartupError(`the render queue needs Redis: ${(err as Error).message}; check REDIS_URL (or set RENDER_QUEUE=local)`);
+        }
+        const queue = renderQueue;
+        opened.push({ close: () => queue.close() });
+      }
       const metrics = new Metrics({ releaseCount: async () => (await store.listReleases()).length });
       // Says which SFU (and why) in the log.
       const live = await LiveStreams.create({ layout, log, mediasoupWorkerBin: config.mediasoupWorkerBin ?? undefined, ...options.live });
       opened.push(live);
       const { live: _liveOptions, ...rest } = options;
-      const server = new RemixroomServer({ config, log, layout, metrics, store, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, socketAdapter, live, ...rest });
+      const server = new RemixroomServer({ config, log, layout, metrics, store, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, socketAdapter, live, renderQueue, ...rest });
       const onAbort = () => server.#abort.abort(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
@@ -384,24 +401,6 @@ function roomTimingsOf(config: Config): Partial<RoomTimings> {
     ...(config.roomGraceMs !== null ? { graceMs: config.roomGraceMs } : {}),
     ...(config.roomSaveDebounceMs !== null ? { saveDebounceMs: config.roomSaveDebounceMs } : {}),
   };
-}
-
-/**
- * The mark moves bands by up to ~1.75 dB, so a mix limited at −1 dBFS can peak
- * just over full scale once marked: scale the whole clip down under −0.2 dBFS
- * when it does (the mark survives level changes of ±6 dB).
- */
-function withHeadroom(pcm: Float32Array): Float32Array {
-  let peak = 0;
-  for (let i = 0; i < pcm.length; i++) {
-    const a = Math.abs(pcm[i]!);
-    if (a > peak) peak = a;
-  }
-  const ceiling = 10 ** (-0.2 / 20);
-  if (peak <= ceiling) return pcm;
-  const g = ceiling / peak;
-  for (let i = 0; i < pcm.length; i++) pcm[i]! *= g;
-  return pcm;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

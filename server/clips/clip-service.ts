@@ -1,40 +1,35 @@
 // Clips: a member commits the last N seconds of a room; the window of the room's
 // state timeline is stored with the job at once (the timeline itself is kept in
-// memory only), so the render survives a restart of the process; an in-process
-// queue renders it (concurrency bounded by the cores), the renderer replays the
-// window through the room's mixer and visual engine, the audio is watermarked
-// with the render's id, and a signed manifest goes beside the files and inside
-// them. Progress goes to the room (socket.io) and to GET /api/clips/:id.
+// memory only), so the render survives a restart of the process; a RenderQueue
+// (render-queue.ts: in this process by default, or through Redis to separate
+// renderer processes) runs it through the RenderRunner (render-runner.ts), which
+// replays the window through the room's mixer and visual engine, watermarks the
+// audio with the render's id, and signs a manifest that goes beside the files
+// and inside them. Progress goes to the room (socket.io) and to GET /api/clips/:id.
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { renderClip } from '../../media/render/clip-render.ts';
-import { renderLoop } from '../../media/render/loop-render.ts';
+import { wasmCoreDir } from '../../media/render/encoder.ts';
 import { MIN_EMBED_SEC } from '../../media/watermark/watermark.ts';
-import { engineArtwork, readVisualPack } from '../../media/visuals/visual-pack.ts';
 import { renderStillPng } from '../../media/visuals/still.ts';
-import type { RoomRelease, RoomState } from '../../shared/room-doc.ts';
+import type { RoomState } from '../../shared/room-doc.ts';
 import type { RenderProgress } from '../../shared/socket-events.ts';
-import { VisualEngine } from '../../shared/visual-engine.ts';
-import { beatPhaseAt, energyFromRms, VisualSequence } from '../../shared/visual-timeline.ts';
 import { neutralMaster } from '../../shared/room-doc.ts';
-import type { ScheduledState } from '../../media/mixer/render-offline.ts';
 import type { StemCache } from '../live/stem-cache.ts';
 import type { Logger } from '../logger.ts';
-import { toRoomRelease, type RoomManager } from '../rooms/room-manager.ts';
+import type { RoomManager } from '../rooms/room-manager.ts';
 import { applyEvent, type TimelineWindow } from '../rooms/timeline.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
-import { planClip, type ClipPlan } from './clip-plan.ts';
+import { planClip } from './clip-plan.ts';
 import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
+import { LocalRenderQueue, type RenderQueue } from './render-queue.ts';
+import { RenderRunner } from './render-runner.ts';
 
-export const VIDEO = { width: 1280, height: 720, fps: 30 } as const;
+export { VIDEO } from './render-runner.ts';
 /** Shortest clip: one whole period of the watermark, so that every clip carries the mark. */
 export const MIN_CLIP_SEC = Math.ceil(MIN_EMBED_SEC);
 const LINK_TTL_SEC = 3600;
-const PROGRESS_EVERY_MS = 500;
 
 export interface ClipRequest {
   kind: 'clip';
@@ -79,6 +74,9 @@ export interface ClipResult {
   manifest?: SignedManifest;
   error?: string;
   timings?: Record<string, number>;
+  /** Which renderer process made it, and on which attempt (the Redis queue). */
+  renderedBy?: string;
+  attempts?: number;
 }
 
 export interface ClipView {
@@ -102,7 +100,7 @@ export interface ClipServiceDeps {
   manager: RoomManager;
   stems: StemCache;
   log: Logger;
-  /** A native ffmpeg; without one clips are refused (the WebAssembly path is not built). */
+  /** A native ffmpeg; without one renders use the WebAssembly build (@ffmpeg/core), and without that clips are refused. */
   ffmpeg: string | null;
   concurrency: number;
   signer: ManifestSigner;
@@ -113,6 +111,8 @@ export interface ClipServiceDeps {
   /** Marks the audio with the render's id (the watermark). */
   watermark?: (pcm: Float32Array, renderId: string) => Float32Array | Promise<Float32Array>;
   now?: () => number;
+  /** Where renders wait and who runs them; default: in this process, `concurrency` at a time. */
+  queue?: RenderQueue;
 }
 
 export class ClipError extends Error {
@@ -126,28 +126,32 @@ export class ClipError extends Error {
 
 export class ClipService extends EventEmitter<ClipServiceEvents> {
   readonly #deps: ClipServiceDeps;
-  readonly #queue: string[] = [];
-  readonly #running = new Map<string, AbortController>();
-  readonly #progress = new Map<string, number>();
-  readonly #engines = new Map<string, Promise<VisualEngine>>();
+  readonly #queue: RenderQueue;
+  /** Stills are drawn here, on request; this runner renders queued jobs too when the queue is in this process. */
+  readonly #runner: RenderRunner;
   #closed = false;
-  #drained: Promise<void> = Promise.resolve();
 
   constructor(deps: ClipServiceDeps) {
     super();
     this.#deps = deps;
+    this.#runner = new RenderRunner(deps);
+    this.#queue = deps.queue ?? new LocalRenderQueue({ store: deps.store, log: deps.log, runner: this.#runner, concurrency: deps.concurrency });
+    this.#queue.on('progress', (roomId, progress) => this.emit('progress', roomId, progress));
+    this.#queue.on('done', (render) => this.emit('done', render));
+  }
+
+  /** Whether every node hears every render's progress (then each node tells only its own sockets). */
+  get progressHeardEverywhere(): boolean {
+    return this.#queue.everyNodeHears;
   }
 
   get available(): boolean {
-    return this.#deps.ffmpeg !== null;
+    return this.#deps.ffmpeg !== null || wasmCoreDir() !== null;
   }
 
   /** Picks up what a previous process left queued or running. */
   async resume(): Promise<void> {
-    for (const r of await this.#deps.store.listRenders(['queued', 'running'])) {
-      if (r.status === 'running') await this.#deps.store.updateRender(r.id, { status: 'queued' });
-      this.#enqueue(r.id);
-    }
+    await this.#queue.resume();
   }
 
   /**
@@ -156,7 +160,11 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
    */
   async commit(input: { roomId: string; member: { userId: string; name: string }; seconds: number; idempotencyKey: string }): Promise<{ clip: ClipView; created: boolean }> {
     if (this.#closed) throw new ClipError('unavailable', 'the server is shutting down');
-    if (!this.available) throw new ClipError('unavailable', 'this server has no native ffmpeg, so it cannot render clips');
+    if (!this.available) throw new ClipError('unavailable', 'this server can render neither with native ffmpeg nor with @ffmpeg/core, so it cannot render clips');
+    const key = `${input.member.userId}:${input.idempotencyKey}`;
+    // A retried commit finds its clip even when the room is no longer loaded here (or has moved on).
+    const earlier = await this.#deps.store.findRenderByKey(key);
+    if (earlier) return this.#repeated(earlier, input.roomId, input.seconds);
     const room = this.#deps.manager.get(input.roomId);
     if (!room || room.closed) throw new ClipError('conflict', 'the room is not live on this server; join it and try again');
     const now = (this.#deps.now ?? Date.now)();
@@ -179,28 +187,34 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     };
     const { render, created } = await this.#deps.store.createRender(
       { id: newRenderId(), roomId: input.roomId, kind: 'clip', status: 'queued', request, createdAt: new Date(now).toISOString() },
-      `${input.member.userId}:${input.idempotencyKey}`,
+      key,
     );
-    if (!created) {
-      const earlier = render.request as ClipRequest;
-      if (render.roomId !== input.roomId || earlier.requestedSeconds !== input.seconds) {
-        throw new ClipError('conflict', 'this Idempotency-Key was used for a different request; use a new key');
-      }
-    } else this.#enqueue(render.id);
-    return { clip: this.#view(render), created };
+    if (!created) return this.#repeated(render, input.roomId, input.seconds);
+    await this.#enqueue(render.id);
+    return { clip: await this.#view(render), created };
+  }
+
+  /** The answer to a repeated commit (clip or loop): the first one's render, unless the key came with another request. */
+  async #repeated(render: RenderRecord, roomId: string, requestedSeconds: number): Promise<{ clip: ClipView; created: boolean }> {
+    if (render.roomId !== roomId || (render.request as { requestedSeconds?: number }).requestedSeconds !== requestedSeconds) {
+      throw new ClipError('conflict', 'this Idempotency-Key was used for a different request; use a new key');
+    }
+    // It queues again what is still waiting (a no-op when it is queued already): a queue that was unreachable gets it now.
+    if (render.status === 'queued') await this.#enqueue(render.id);
+    return { clip: await this.#view(render), created: false };
   }
 
   async view(clipId: string): Promise<ClipView | null> {
     if (!RENDER_ID.test(clipId)) return null;
     const render = await this.#deps.store.getRender(clipId);
-    return render && (render.kind === 'clip' || render.kind === 'loop') ? this.#view(render) : null;
+    return render && (render.kind === 'clip' || render.kind === 'loop') ? await this.#view(render) : null;
   }
 
   /** Any render's status and downloads (an order's full-length render included). */
   async renderView(renderId: string): Promise<ClipView | null> {
     if (!RENDER_ID.test(renderId)) return null;
     const render = await this.#deps.store.getRender(renderId);
-    return render ? this.#view(render) : null;
+    return render ? await this.#view(render) : null;
   }
 
   /**
@@ -234,7 +248,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
       { id: newRenderId(), roomId: clip.roomId, kind: 'full', status: 'queued', request, createdAt: new Date((this.#deps.now ?? Date.now)()).toISOString() },
       `order:${input.orderId}`,
     );
-    if (created || render.status === 'queued') this.#enqueue(render.id);
+    if (created || render.status === 'queued') await this.#enqueue(render.id);
     return render;
   }
 
@@ -257,7 +271,10 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
   /** Queues a loop of the room's visuals as they are now (1–15 s, rounded to whole beats so that the pulse loops too). */
   async commitLoop(input: { roomId: string; member: { userId: string; name: string }; seconds: number; idempotencyKey: string }): Promise<{ clip: ClipView; created: boolean }> {
     if (this.#closed) throw new ClipError('unavailable', 'the server is shutting down');
-    if (!this.available) throw new ClipError('unavailable', 'this server has no native ffmpeg, so it cannot render loops');
+    if (!this.available) throw new ClipError('unavailable', 'this server can render neither with native ffmpeg nor with @ffmpeg/core, so it cannot render loops');
+    const key = `${input.member.userId}:loop:${input.idempotencyKey}`;
+    const earlier = await this.#deps.store.findRenderByKey(key);
+    if (earlier) return this.#repeated(earlier, input.roomId, input.seconds);
     const room = this.#deps.manager.get(input.roomId);
     if (!room || room.closed) throw new ClipError('conflict', 'the room is not live on this server; join it and try again');
     const beatSec = 60 / (room.release.bpm && room.release.bpm > 0 ? room.release.bpm : 120);
@@ -274,14 +291,11 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     };
     const { render, created } = await this.#deps.store.createRender(
       { id: newRenderId(), roomId: input.roomId, kind: 'loop', status: 'queued', request: { ...request, requestedSeconds: input.seconds }, createdAt: new Date(now).toISOString() },
-      `${input.member.userId}:loop:${input.idempotencyKey}`,
+      key,
     );
-    if (!created) {
-      if (render.roomId !== input.roomId || (render.request as { requestedSeconds?: number }).requestedSeconds !== input.seconds) {
-        throw new ClipError('conflict', 'this Idempotency-Key was used for a different request; use a new key');
-      }
-    } else this.#enqueue(render.id);
-    return { clip: this.#view(render), created };
+    if (!created) return this.#repeated(render, input.roomId, input.seconds);
+    await this.#enqueue(render.id);
+    return { clip: await this.#view(render), created };
   }
 
   /**
@@ -300,7 +314,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     const window = room.timeline.window(Math.max(oldest, atMs - 3000), Math.max(atMs, Math.max(oldest, atMs - 3000) + 1));
     if (!window) throw new ClipError('bad_request', 'that moment is not kept');
     const plan = planClip(window, room.release);
-    const engine = await this.#engine(room.release.id);
+    const engine = await this.#runner.engine(room.release.id);
     const record = await this.#deps.store.getRelease(room.release.id);
     const renderId = newRenderId();
     const manifest: Manifest = {
@@ -336,203 +350,27 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.#queue.length = 0;
-    for (const c of this.#running.values()) c.abort(new Error('the server is shutting down'));
-    await this.#drained;
+    await this.#queue.close();
   }
 
-  // ------------------------------------------------------------------ jobs
-
-  #enqueue(id: string): void {
-    if (this.#queue.includes(id) || this.#running.has(id)) return;
-    this.#queue.push(id);
-    this.#progress.set(id, 0);
-    this.#pump();
-  }
-
-  #pump(): void {
-    while (!this.#closed && this.#running.size < Math.max(1, this.#deps.concurrency) && this.#queue.length > 0) {
-      const id = this.#queue.shift()!;
-      const controller = new AbortController();
-      this.#running.set(id, controller);
-      const job = this.#run(id, controller.signal)
-        .catch((err: unknown) => this.#deps.log.error({ err, renderId: id }, 'clip job failed unexpectedly'))
-        .finally(() => {
-          this.#running.delete(id);
-          this.#pump();
-        });
-      const previous = this.#drained;
-      this.#drained = Promise.all([previous, job]).then(() => {});
-    }
-  }
-
-  async #run(id: string, signal: AbortSignal): Promise<void> {
-    const { store, log } = this.#deps;
-    const render = await store.getRender(id);
-    if (!render || render.status === 'done' || render.status === 'failed') return;
-    const request = render.request as ClipRequest | FullRequest | LoopRequest;
-    await store.updateRender(id, { status: 'running' });
-    this.#report(render.roomId, id, 'running', 0);
-    const started = performance.now();
+  async #enqueue(id: string): Promise<void> {
     try {
-      const result = request.kind === 'loop' ? await this.#renderLoop(render, request, signal) : await this.#render(render, request, signal);
-      await store.updateRender(id, { status: 'done', result });
-      this.#progress.set(id, 1);
-      this.#report(render.roomId, id, 'done', 1);
-      this.emit('done', render);
-      log.info({ renderId: id, kind: render.kind, roomId: render.roomId, seconds: request.seconds, ms: Math.round(performance.now() - started) }, 'render done');
+      await this.#queue.enqueue(id);
     } catch (err) {
-      if (signal.aborted) {
-        // Shutting down: left queued for the next process (resume()).
-        await store.updateRender(id, { status: 'queued' }).catch(() => {});
-        return;
-      }
-      log.error({ err, renderId: id }, 'clip render failed');
-      await store.updateRender(id, { status: 'failed', result: { error: 'the render failed' } satisfies ClipResult });
-      this.#report(render.roomId, id, 'failed', this.#progress.get(id) ?? 0, 'the render failed; try again');
-    } finally {
-      this.#progress.delete(id);
+      // The row stays queued: the same commit again, or the next start, queues it.
+      this.#deps.log.error({ err, renderId: id }, 'queuing a render failed');
+      throw new ClipError('unavailable', 'the render queue cannot be reached; send the same request again in a moment');
     }
   }
 
-  async #render(render: RenderRecord, request: ClipRequest | FullRequest, signal: AbortSignal): Promise<ClipResult> {
-    const { store, stems: cache } = this.#deps;
-    const record = await store.getRelease(request.releaseId);
-    if (!record) throw new Error(`the release ${request.releaseId} is gone`);
-    const release: RoomRelease = toRoomRelease(record);
-    const plan = request.kind === 'clip' ? planClip(request.window, release) : planFull(request, release);
-    const fromMs = request.kind === 'clip' ? request.window.fromMs : 0;
-    const engine = await this.#engine(release.id);
-    const stems = await cache.acquire(release.id, release.stems.map((s) => s.id));
-    try {
-      const dir = this.#renderDir(render.id);
-      await fsp.mkdir(dir, { recursive: true });
-      const manifest: Manifest = {
-        version: MANIFEST_VERSION,
-        renderId: render.id,
-        kind: request.kind,
-        release: { id: record.id, title: record.title, artist: record.artist },
-        assets: { stems: release.stems.map((s) => s.id), artwork: release.artwork.map((a) => a.id) },
-        room: { id: render.roomId },
-        window: request.kind === 'clip' ? { fromMs: request.window.fromMs, toMs: request.window.toMs, seconds: request.seconds } : { fromMs: 0, toMs: request.seconds * 1000, seconds: request.seconds },
-        requestedBy: request.requestedBy,
-        contributors: request.kind === 'clip' ? mergePrompts(plan.contributors, request.prompts) : request.contributors,
-        software: SOFTWARE,
-        createdAt: render.createdAt,
-      };
-      // The copy inside the files carries no file hashes (a file cannot hash itself).
-      const embedded = this.#deps.signer.sign(manifest);
-      let lastReport = 0;
-      const out = await renderClip(
-        {
-          ffmpeg: this.#deps.ffmpeg!,
-          stems,
-          bpm: release.bpm,
-          schedule: plan.schedule,
-          durationSec: plan.durationSec,
-          video: {
-            engine,
-            ...(this.#deps.video ?? VIDEO),
-            frameAt: (tSec, energy) =>
-              plan.visuals.frameAt(fromMs + tSec * 1000, request.kind === 'clip' ? request.roomCreatedAtMs : 0, { energy, beatPhase: plan.beatAt(tSec) }),
-          },
-          ...(this.#deps.watermark ? { markAudio: (pcm: Float32Array) => this.#deps.watermark!(pcm, render.id) } : {}),
-          metadata: { comment: JSON.stringify(embedded), title: `${record.title} — Remixroom ${request.kind === 'clip' ? 'clip' : 'remix'} ${render.id}` },
-          outputs: { mp4: path.join(dir, 'clip.mp4'), audio: path.join(dir, 'clip.m4a') },
-          workDir: this.#deps.layout.tmpDir,
-          signal,
-          onProgress: (fraction) => {
-            this.#progress.set(render.id, fraction);
-            const t = performance.now();
-            if (t - lastReport >= PROGRESS_EVERY_MS) {
-              lastReport = t;
-              this.#report(render.roomId, render.id, 'running', fraction);
-            }
-          },
-        },
-        energyFromRms,
-      );
-      const files = await Promise.all(['clip.mp4', 'clip.m4a'].map(async (name) => ({ name, ...(await hashFile(path.join(dir, name))) })));
-      const signed = this.#deps.signer.sign({ ...manifest, files });
-      const tmp = path.join(dir, `manifest.json.${process.pid}.part`);
-      await fsp.writeFile(tmp, JSON.stringify(signed, null, 2));
-      await fsp.rename(tmp, path.join(dir, 'manifest.json'));
-      return {
-        files: { video: 'clip.mp4', audio: 'clip.m4a', manifest: 'manifest.json' },
-        manifest: signed,
-        timings: { mixSec: out.timings.mixSec, drawSec: out.timings.drawSec, totalSec: out.timings.totalSec },
-      };
-    } finally {
-      cache.release(release.id);
-    }
-  }
-
-  async #renderLoop(render: RenderRecord, request: LoopRequest, signal: AbortSignal): Promise<ClipResult> {
-    const record = await this.#deps.store.getRelease(request.releaseId);
-    if (!record) throw new Error(`the release ${request.releaseId} is gone`);
-    const engine = await this.#engine(record.id);
-    const dir = this.#renderDir(render.id);
-    await fsp.mkdir(dir, { recursive: true });
-    const manifest: Manifest = {
-      version: MANIFEST_VERSION,
-      renderId: render.id,
-      kind: 'loop',
-      release: { id: record.id, title: record.title, artist: record.artist },
-      assets: { stems: [], artwork: toRoomRelease(record).artwork.map((a) => a.id) },
-      room: { id: render.roomId },
-      window: { fromMs: request.startMs, toMs: request.startMs + request.seconds * 1000, seconds: request.seconds },
-      requestedBy: request.requestedBy,
-      contributors: [],
-      software: SOFTWARE,
-      createdAt: render.createdAt,
-    };
-    const visuals = new VisualSequence(null, 0).withInitial(request.visualParams);
-    const bpm = record.manifest.bpm ?? 120;
-    const video = this.#deps.video ?? VIDEO;
-    await renderLoop({
-      ffmpeg: this.#deps.ffmpeg!,
-      engine,
-      width: video.width,
-      height: video.height,
-      fps: video.fps,
-      seconds: request.seconds,
-      // The music does not drive a loop (it has none): a steady pulse on the release's beat.
-      frameAt: (tSec) => visuals.frameAt(request.startMs + tSec * 1000, request.roomCreatedAtMs, { energy: 0.5, beatPhase: beatPhaseAt(tSec, bpm) }),
-      metadata: { comment: JSON.stringify(this.#deps.signer.sign(manifest)), title: `${record.title} — Remixroom visuals ${render.id}` },
-      outputs: { mp4: path.join(dir, 'loop.mp4'), gif: path.join(dir, 'loop.gif') },
-      signal,
-      onProgress: (fraction) => this.#progress.set(render.id, fraction),
-    });
-    const files = await Promise.all(['loop.mp4', 'loop.gif'].map(async (name) => ({ name, ...(await hashFile(path.join(dir, name))) })));
-    const signed = this.#deps.signer.sign({ ...manifest, files });
-    const tmp = path.join(dir, `manifest.json.${process.pid}.part`);
-    await fsp.writeFile(tmp, JSON.stringify(signed, null, 2));
-    await fsp.rename(tmp, path.join(dir, 'manifest.json'));
-    return { files: { video: 'loop.mp4', gif: 'loop.gif', manifest: 'manifest.json' }, manifest: signed };
-  }
-
-  #engine(releaseId: string): Promise<VisualEngine> {
-    let engine = this.#engines.get(releaseId);
-    if (!engine) {
-      engine = readVisualPack(path.join(this.#deps.layout.releaseDir(releaseId), 'visual-pack')).then((pack) => new VisualEngine(engineArtwork(pack)));
-      engine.catch(() => this.#engines.delete(releaseId));
-      this.#engines.set(releaseId, engine);
-    }
-    return engine;
-  }
-
-  #report(roomId: string, clipId: string, status: RenderProgress['status'], progress: number, message?: string): void {
-    this.emit('progress', roomId, { clipId, status, progress: Math.round(progress * 1000) / 1000, ...(message ? { message } : {}) });
-  }
-
-  #view(render: RenderRecord): ClipView {
+  async #view(render: RenderRecord): Promise<ClipView> {
     const request = render.request as ClipRequest;
     const result = render.result as ClipResult | null;
     const view: ClipView = {
       clipId: render.id,
       roomId: render.roomId,
       status: render.status,
-      progress: render.status === 'done' ? 1 : (this.#progress.get(render.id) ?? 0),
+      progress: render.status === 'done' ? 1 : render.status === 'running' ? ((await this.#queue.progressOf(render.id).catch(() => undefined)) ?? 0) : 0,
       seconds: request.seconds,
       createdAt: render.createdAt,
     };
@@ -570,43 +408,4 @@ const FILE_NAMES = new Map([
 
 function newRenderId(): string {
   return crypto.randomBytes(8).toString('hex');
-}
-
-async function hashFile(file: string): Promise<{ sha256: string; bytes: number }> {
-  const hash = crypto.createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of fs.createReadStream(file)) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest('hex'), bytes };
-}
-
-function mergePrompts(contributors: Manifest['contributors'], prompts: ClipRequest['prompts']): Manifest['contributors'] {
-  const byId = new Map(contributors.map((c) => [c.userId, { ...c, prompts: [...c.prompts] }]));
-  for (const p of prompts) {
-    let c = byId.get(p.by);
-    if (!c) byId.set(p.by, (c = { userId: p.by, name: p.name, changes: 0, prompts: [] }));
-    c.prompts.push({ text: p.text, atMs: p.atMs });
-  }
-  return [...byId.values()];
-}
-
-/** The bought version: the one mix, from the piece's start, looping the whole piece, with the room's last visuals. */
-function planFull(request: FullRequest, release: RoomRelease): ClipPlan {
-  const state: ScheduledState['state'] = {
-    stems: request.mix.stems,
-    master: request.mix.master,
-    playing: true,
-    region: { startSec: 0, endSec: release.durationSec },
-    targetSourceSec: 0,
-  };
-  const tempo = request.mix.master.tempo > 0 ? request.mix.master.tempo : 1;
-  return {
-    schedule: [{ block: 0, state }],
-    visuals: new VisualSequence(null, 0).withInitial(request.visualParams),
-    beatAt: (tSec: number) => beatPhaseAt((tSec * tempo) % release.durationSec, release.bpm),
-    contributors: request.contributors,
-    durationSec: request.seconds,
-  };
 }

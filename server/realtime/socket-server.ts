@@ -123,8 +123,9 @@ export class RoomSocketServer {
   }
 
   /** A clip's progress, to everyone in its room. */
-  renderProgress(roomId: string, progress: RenderProgress): void {
-    this.io.to(channelOf(roomId)).emit('render:progress', progress);
+  /** `localOnly`: to this node's sockets of the room only (when every node hears the same progress). */
+  renderProgress(roomId: string, progress: RenderProgress, opts: { localOnly?: boolean } = {}): void {
+    (opts.localOnly ? this.io.local : this.io).to(channelOf(roomId)).emit('render:progress', progress);
   }
 
   async close(): Promise<void> {

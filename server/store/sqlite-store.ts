@@ -114,6 +114,11 @@ export class SqliteStore implements Store {
     if (Number(result.changes) === 0) throw new RoomNotFoundError(`no room "${id}"`);
   }
 
+  async findRenderByKey(idempotencyKey: string): Promise<RenderRecord | null> {
+    const row = this.#open().prepare(`SELECT ${RENDER_COLUMNS} FROM renders WHERE idempotency_key = ?`).get(idempotencyKey) as RenderRow | undefined;
+    return row ? renderOf(row) : null;
+  }
+
   async createRender(render: Omit<RenderRecord, 'updatedAt' | 'result'>, idempotencyKey: string | null): Promise<{ render: RenderRecord; created: boolean }> {
     const db = this.#open();
     db.exec('BEGIN IMMEDIATE');

@@ -132,6 +132,8 @@ export interface Store {
    */
   createRender(render: Omit<RenderRecord, 'updatedAt' | 'result'>, idempotencyKey: string | null): Promise<{ render: RenderRecord; created: boolean }>;
   getRender(id: string): Promise<RenderRecord | null>;
+  /** The render recorded under `idempotencyKey`, if any. */
+  findRenderByKey(idempotencyKey: string): Promise<RenderRecord | null>;
   /** Moves a render on; refuses (RenderNotFoundError) an unknown id. */
   updateRender(id: string, change: { status: RenderStatus; result?: unknown }): Promise<void>;
   /** Renders in these states, oldest first (a restarted process picks up what was queued or running). */

@@ -257,3 +257,40 @@ describe('clips (real server, native ffmpeg)', function () {
     expect((await verify(Buffer.alloc(0))).status).to.equal(400);
   });
 });
+
+describe('clips: a retried commit once the room has left this node', function () {
+  this.timeout(120_000);
+  let t: TestServer;
+
+  before(async function () {
+    const native = await findNativeFfmpeg();
+    requireComponent('ffmpeg', native !== null, this);
+    t = await startTestServer({}, { roomTimings: { graceMs: 200 } });
+  });
+  after(async () => {
+    await t?.close();
+  });
+
+  it('answers the first clip for the same key (not "the room is not live"); a new key is refused', async () => {
+    const room = await openRoom(t.url);
+    const { token } = await joinAs(t.url, room, 'remixer', 'Rae');
+    const member = await connectMember(t.url, room.roomId, token);
+    member.doc.transact(() => stemMap(member.doc, 'bass').set('gainDb', -3));
+    await new Promise((r) => setTimeout(r, 8500));
+    const first = await commit(t.url, room.roomId, token, { seconds: 8 }, 'retry-key');
+    expect(first.status, JSON.stringify(first.body)).to.equal(202);
+    member.destroy();
+    const deadline = Date.now() + 10_000;
+    while (t.server.rooms.get(room.roomId)) {
+      if (Date.now() > deadline) throw new Error('the room did not unload');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const again = await commit(t.url, room.roomId, token, { seconds: 8 }, 'retry-key');
+    expect(again.status, JSON.stringify(again.body)).to.equal(200);
+    expect(again.body.clipId).to.equal(first.body.clipId);
+    // (Three commits a minute per member: this is the third.)
+    const fresh = await commit(t.url, room.roomId, token, { seconds: 8 }, 'another-key');
+    expect(fresh.status).to.equal(409);
+    expect(fresh.body.error!.message).to.match(/not live/);
+  });
+});

@@ -109,6 +109,8 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(again.created).to.equal(false);
       expect(again.render.id).to.equal('00000000000000aa');
       expect(again.render.request).to.deep.equal({ seconds: 30 });
+      expect((await store.findRenderByKey('user-1:key-1'))?.id).to.equal('00000000000000aa');
+      expect(await store.findRenderByKey('user-2:key-1')).to.equal(null);
       const noKey = await store.createRender({ ...base, id: '00000000000000cc', createdAt: new Date(2000).toISOString() }, null);
       expect(noKey.created).to.equal(true);
       await store.updateRender('00000000000000aa', { status: 'running' });

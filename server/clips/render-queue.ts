@@ -1,0 +1,127 @@
+// Where renders wait and who runs them. ClipService commits a render row and
+// hands its id to a RenderQueue; the queue runs it through a RenderRunner (here,
+// in this process) or through Redis and separate renderer processes
+// (redis-render-queue.ts), and tells ClipService how it goes (`progress`, `done`).
+import { EventEmitter } from 'node:events';
+import type { RenderProgress } from '../../shared/socket-events.ts';
+import type { Logger } from '../logger.ts';
+import type { RenderRecord, Store } from '../store/store.ts';
+import type { ClipRequest, ClipResult, FullRequest, LoopRequest } from './clip-service.ts';
+import type { RenderRunner } from './render-runner.ts';
+
+export type RenderQueueEvents = { progress: [roomId: string, progress: RenderProgress]; done: [render: RenderRecord] };
+
+export interface RenderQueue extends EventEmitter<RenderQueueEvents> {
+  /**
+   * Whether every node hears every event of every render (Redis): then each node
+   * tells only its own sockets; otherwise the one node that hears tells the room everywhere.
+   */
+  readonly everyNodeHears: boolean;
+  /** Queues a render row that is `queued`; queuing one that is already waiting or running changes nothing. */
+  enqueue(id: string): Promise<void>;
+  /** How far a render is (0..1), when the queue knows. */
+  progressOf(id: string): Promise<number | undefined>;
+  /** Picks up what a previous process left queued or running. */
+  resume(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function reportOf(clipId: string, status: RenderProgress['status'], progress: number, message?: string): RenderProgress {
+  return { clipId, status, progress: Math.round(progress * 1000) / 1000, ...(message ? { message } : {}) };
+}
+
+/** The default: renders run in this process, at most `concurrency` at a time. */
+export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements RenderQueue {
+  readonly everyNodeHears = false;
+  readonly #store: Store;
+  readonly #log: Logger;
+  readonly #runner: RenderRunner;
+  readonly #concurrency: number;
+  readonly #queue: string[] = [];
+  readonly #running = new Map<string, AbortController>();
+  readonly #progress = new Map<string, number>();
+  #closed = false;
+  #drained: Promise<void> = Promise.resolve();
+
+  constructor(deps: { store: Store; log: Logger; runner: RenderRunner; concurrency: number }) {
+    super();
+    this.#store = deps.store;
+    this.#log = deps.log;
+    this.#runner = deps.runner;
+    this.#concurrency = Math.max(1, deps.concurrency);
+  }
+
+  async enqueue(id: string): Promise<void> {
+    if (this.#closed || this.#queue.includes(id) || this.#running.has(id)) return;
+    this.#queue.push(id);
+    this.#progress.set(id, 0);
+    this.#pump();
+  }
+
+  async progressOf(id: string): Promise<number | undefined> {
+    return this.#progress.get(id);
+  }
+
+  async resume(): Promise<void> {
+    for (const r of await this.#store.listRenders(['queued', 'running'])) {
+      if (r.status === 'running') await this.#store.updateRender(r.id, { status: 'queued' });
+      await this.enqueue(r.id);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#queue.length = 0;
+    for (const c of this.#running.values()) c.abort(new Error('the server is shutting down'));
+    await this.#drained;
+  }
+
+  #pump(): void {
+    while (!this.#closed && this.#running.size < this.#concurrency && this.#queue.length > 0) {
+      const id = this.#queue.shift()!;
+      const controller = new AbortController();
+      this.#running.set(id, controller);
+      const job = this.#run(id, controller.signal)
+        .catch((err: unknown) => this.#log.error({ err, renderId: id }, 'clip job failed unexpectedly'))
+        .finally(() => {
+          this.#running.delete(id);
+          this.#pump();
+        });
+      const previous = this.#drained;
+      this.#drained = Promise.all([previous, job]).then(() => {});
+    }
+  }
+
+  async #run(id: string, signal: AbortSignal): Promise<void> {
+    const store = this.#store;
+    const log = this.#log;
+    const render = await store.getRender(id);
+    if (!render || render.status === 'done' || render.status === 'failed') return;
+    const request = render.request as ClipRequest | FullRequest | LoopRequest;
+    await store.updateRender(id, { status: 'running' });
+    this.emit('progress', render.roomId, reportOf(id, 'running', 0));
+    const started = performance.now();
+    try {
+      const result = await this.#runner.render(render, signal, {
+        onProgress: (fraction) => this.#progress.set(id, fraction),
+        onReport: (fraction) => this.emit('progress', render.roomId, reportOf(id, 'running', fraction)),
+      });
+      await store.updateRender(id, { status: 'done', result });
+      this.#progress.set(id, 1);
+      this.emit('progress', render.roomId, reportOf(id, 'done', 1));
+      this.emit('done', render);
+      log.info({ renderId: id, kind: render.kind, roomId: render.roomId, seconds: request.seconds, ms: Math.round(performance.now() - started) }, 'render done');
+    } catch (err) {
+      if (signal.aborted) {
+        // Shutting down: left queued for the next process (resume()).
+        await store.updateRender(id, { status: 'queued' }).catch(() => {});
+        return;
+      }
+      log.error({ err, renderId: id }, 'clip render failed');
+      await store.updateRender(id, { status: 'failed', result: { error: 'the render failed' } satisfies ClipResult });
+      this.emit('progress', render.roomId, reportOf(id, 'failed', this.#progress.get(id) ?? 0, 'the render failed; try again'));
+    } finally {
+      this.#progress.delete(id);
+    }
+  }
+}

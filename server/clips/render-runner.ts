@@ -1,0 +1,277 @@
+// The render runner: takes a render row and renders it (a clip or a bought
+// version through the mixer and the visual engine, or a loop of the visuals),
+// writing its files under the render's folder (each under a temporary name,
+// renamed into place when whole) and answering the result to store. It does no
+// queueing and writes no status: the queues (render-queue.ts, in-process, and
+// redis-render-queue.ts, separate renderer processes) do that.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { renderClip } from '../../media/render/clip-render.ts';
+import { wasmCoreDir } from '../../media/render/encoder.ts';
+import { renderLoop } from '../../media/render/loop-render.ts';
+import { embedWatermark } from '../../media/watermark/watermark.ts';
+import { engineArtwork, readVisualPack } from '../../media/visuals/visual-pack.ts';
+import type { RoomRelease } from '../../shared/room-doc.ts';
+import { VisualEngine } from '../../shared/visual-engine.ts';
+import { beatPhaseAt, energyFromRms, VisualSequence } from '../../shared/visual-timeline.ts';
+import type { ScheduledState } from '../../media/mixer/render-offline.ts';
+import type { StemCache } from '../live/stem-cache.ts';
+import type { Logger } from '../logger.ts';
+import { toRoomRelease } from '../rooms/room-manager.ts';
+import type { DataLayout } from '../store/paths.ts';
+import type { RenderRecord, Store } from '../store/store.ts';
+import type { ClipRequest, ClipResult, FullRequest, LoopRequest } from './clip-service.ts';
+import { planClip, type ClipPlan } from './clip-plan.ts';
+import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner } from './manifest.ts';
+
+export const VIDEO = { width: 1280, height: 720, fps: 30 } as const;
+const PROGRESS_EVERY_MS = 500;
+const RENDER_ID = /^[0-9a-f]{16}$/;
+
+export interface RenderRunnerDeps {
+  store: Store;
+  layout: DataLayout;
+  stems: StemCache;
+  log: Logger;
+  /** A native ffmpeg; without one the WebAssembly build (@ffmpeg/core) encodes, slower. */
+  ffmpeg: string | null;
+  signer: ManifestSigner;
+  /** Size and rate of the video (default 1280x720 at 30 fps). */
+  video?: { width: number; height: number; fps: number };
+  /** Marks the audio with the render's id (the watermark). */
+  watermark?: (pcm: Float32Array, renderId: string) => Float32Array | Promise<Float32Array>;
+}
+
+export interface RenderHooks {
+  /** Every step of progress (0..1). */
+  onProgress(fraction: number): void;
+  /** Progress worth telling the room: at most every 500 ms (clips and bought versions only, as before). */
+  onReport(fraction: number): void;
+}
+
+export class RenderRunner {
+  readonly #deps: RenderRunnerDeps;
+  readonly #engines = new Map<string, Promise<VisualEngine>>();
+
+  constructor(deps: RenderRunnerDeps) {
+    this.#deps = deps;
+  }
+
+  /** Renders `render` into its folder; throws when it cannot (the caller records the failure). */
+  async render(render: RenderRecord, signal: AbortSignal, hooks: RenderHooks): Promise<ClipResult> {
+    if (!this.#deps.ffmpeg && !wasmCoreDir()) throw new Error('neither native ffmpeg nor @ffmpeg/core: this process cannot render');
+    const request = render.request as ClipRequest | FullRequest | LoopRequest;
+    // A renderer killed mid-job leaves its temporary files behind; they are never renamed into place, and go now.
+    await removeParts(this.renderDir(render.id));
+    return request.kind === 'loop' ? this.#renderLoop(render, request, signal, hooks) : this.#render(render, request, signal, hooks);
+  }
+
+  /** The visual engine of a release (its visual pack, read once). */
+  engine(releaseId: string): Promise<VisualEngine> {
+    let engine = this.#engines.get(releaseId);
+    if (!engine) {
+      engine = readVisualPack(path.join(this.#deps.layout.releaseDir(releaseId), 'visual-pack')).then((pack) => new VisualEngine(engineArtwork(pack)));
+      engine.catch(() => this.#engines.delete(releaseId));
+      this.#engines.set(releaseId, engine);
+    }
+    return engine;
+  }
+
+  renderDir(id: string): string {
+    if (!RENDER_ID.test(id)) throw new Error(`not a render id: ${JSON.stringify(id)}`);
+    return path.join(this.#deps.layout.rendersDir, id);
+  }
+
+  async #render(render: RenderRecord, request: ClipRequest | FullRequest, signal: AbortSignal, hooks: RenderHooks): Promise<ClipResult> {
+    const { store, stems: cache } = this.#deps;
+    const record = await store.getRelease(request.releaseId);
+    if (!record) throw new Error(`the release ${request.releaseId} is gone`);
+    const release: RoomRelease = toRoomRelease(record);
+    const plan = request.kind === 'clip' ? planClip(request.window, release) : planFull(request, release);
+    const fromMs = request.kind === 'clip' ? request.window.fromMs : 0;
+    const engine = await this.engine(release.id);
+    const stems = await cache.acquire(release.id, release.stems.map((s) => s.id));
+    try {
+      const dir = this.renderDir(render.id);
+      await fsp.mkdir(dir, { recursive: true });
+      const manifest: Manifest = {
+        version: MANIFEST_VERSION,
+        renderId: render.id,
+        kind: request.kind,
+        release: { id: record.id, title: record.title, artist: record.artist },
+        assets: { stems: release.stems.map((s) => s.id), artwork: release.artwork.map((a) => a.id) },
+        room: { id: render.roomId },
+        window: request.kind === 'clip' ? { fromMs: request.window.fromMs, toMs: request.window.toMs, seconds: request.seconds } : { fromMs: 0, toMs: request.seconds * 1000, seconds: request.seconds },
+        requestedBy: request.requestedBy,
+        contributors: request.kind === 'clip' ? mergePrompts(plan.contributors, request.prompts) : request.contributors,
+        software: SOFTWARE,
+        createdAt: render.createdAt,
+      };
+      // The copy inside the files carries no file hashes (a file cannot hash itself).
+      const embedded = this.#deps.signer.sign(manifest);
+      let lastReport = 0;
+      const out = await renderClip(
+        {
+          ffmpeg: this.#deps.ffmpeg,
+          stems,
+          bpm: release.bpm,
+          schedule: plan.schedule,
+          durationSec: plan.durationSec,
+          video: {
+            engine,
+            ...(this.#deps.video ?? VIDEO),
+            frameAt: (tSec, energy) =>
+              plan.visuals.frameAt(fromMs + tSec * 1000, request.kind === 'clip' ? request.roomCreatedAtMs : 0, { energy, beatPhase: plan.beatAt(tSec) }),
+          },
+          ...(this.#deps.watermark ? { markAudio: (pcm: Float32Array) => this.#deps.watermark!(pcm, render.id) } : {}),
+          metadata: { comment: JSON.stringify(embedded), title: `${record.title} — Remixroom ${request.kind === 'clip' ? 'clip' : 'remix'} ${render.id}` },
+          outputs: { mp4: path.join(dir, 'clip.mp4'), audio: path.join(dir, 'clip.m4a') },
+          workDir: this.#deps.layout.tmpDir,
+          signal,
+          onProgress: (fraction) => {
+            hooks.onProgress(fraction);
+            const t = performance.now();
+            if (t - lastReport >= PROGRESS_EVERY_MS) {
+              lastReport = t;
+              hooks.onReport(fraction);
+            }
+          },
+        },
+        energyFromRms,
+      );
+      const files = await Promise.all(['clip.mp4', 'clip.m4a'].map(async (name) => ({ name, ...(await hashFile(path.join(dir, name))) })));
+      const signed = this.#deps.signer.sign({ ...manifest, files });
+      await writeAtomically(path.join(dir, 'manifest.json'), JSON.stringify(signed, null, 2));
+      return {
+        files: { video: 'clip.mp4', audio: 'clip.m4a', manifest: 'manifest.json' },
+        manifest: signed,
+        timings: { mixSec: out.timings.mixSec, drawSec: out.timings.drawSec, totalSec: out.timings.totalSec },
+      };
+    } finally {
+      cache.release(release.id);
+    }
+  }
+
+  async #renderLoop(render: RenderRecord, request: LoopRequest, signal: AbortSignal, hooks: RenderHooks): Promise<ClipResult> {
+    const record = await this.#deps.store.getRelease(request.releaseId);
+    if (!record) throw new Error(`the release ${request.releaseId} is gone`);
+    const engine = await this.engine(record.id);
+    const dir = this.renderDir(render.id);
+    await fsp.mkdir(dir, { recursive: true });
+    const manifest: Manifest = {
+      version: MANIFEST_VERSION,
+      renderId: render.id,
+      kind: 'loop',
+      release: { id: record.id, title: record.title, artist: record.artist },
+      assets: { stems: [], artwork: toRoomRelease(record).artwork.map((a) => a.id) },
+      room: { id: render.roomId },
+      window: { fromMs: request.startMs, toMs: request.startMs + request.seconds * 1000, seconds: request.seconds },
+      requestedBy: request.requestedBy,
+      contributors: [],
+      software: SOFTWARE,
+      createdAt: render.createdAt,
+    };
+    const visuals = new VisualSequence(null, 0).withInitial(request.visualParams);
+    const bpm = record.manifest.bpm ?? 120;
+    const video = this.#deps.video ?? VIDEO;
+    await renderLoop({
+      ffmpeg: this.#deps.ffmpeg,
+      engine,
+      width: video.width,
+      height: video.height,
+      fps: video.fps,
+      seconds: request.seconds,
+      // The music does not drive a loop (it has none): a steady pulse on the release's beat.
+      frameAt: (tSec) => visuals.frameAt(request.startMs + tSec * 1000, request.roomCreatedAtMs, { energy: 0.5, beatPhase: beatPhaseAt(tSec, bpm) }),
+      metadata: { comment: JSON.stringify(this.#deps.signer.sign(manifest)), title: `${record.title} — Remixroom visuals ${render.id}` },
+      outputs: { mp4: path.join(dir, 'loop.mp4'), gif: path.join(dir, 'loop.gif') },
+      signal,
+      onProgress: (fraction) => hooks.onProgress(fraction),
+    });
+    const files = await Promise.all(['loop.mp4', 'loop.gif'].map(async (name) => ({ name, ...(await hashFile(path.join(dir, name))) })));
+    const signed = this.#deps.signer.sign({ ...manifest, files });
+    await writeAtomically(path.join(dir, 'manifest.json'), JSON.stringify(signed, null, 2));
+    return { files: { video: 'loop.mp4', gif: 'loop.gif', manifest: 'manifest.json' }, manifest: signed };
+  }
+}
+
+/** The watermark every clip and bought version carries: the render's id, keyed by the token secret, with headroom kept. */
+export function watermarker(key: Uint8Array): (pcm: Float32Array, renderId: string) => Float32Array {
+  return (pcm, renderId) => withHeadroom(embedWatermark(pcm, { payload: BigInt(`0x${renderId}`), key }).pcm);
+}
+
+/** The watermark's key, derived from the token secret: every node and renderer marks and reads alike. */
+export function watermarkKeyOf(tokenSecret: string): Uint8Array {
+  return new Uint8Array(crypto.hkdfSync('sha256', tokenSecret, 'remixroom', 'watermark-v1', 32));
+}
+
+/**
+ * The mark moves bands by up to ~1.75 dB, so a mix limited at −1 dBFS can peak
+ * just over full scale once marked: scale the whole clip down under −0.2 dBFS
+ * when it does (the mark survives level changes of ±6 dB).
+ */
+function withHeadroom(pcm: Float32Array): Float32Array {
+  let peak = 0;
+  for (let i = 0; i < pcm.length; i++) {
+    const a = Math.abs(pcm[i]!);
+    if (a > peak) peak = a;
+  }
+  const ceiling = 10 ** (-0.2 / 20);
+  if (peak <= ceiling) return pcm;
+  const g = ceiling / peak;
+  for (let i = 0; i < pcm.length; i++) pcm[i]! *= g;
+  return pcm;
+}
+
+/** Temporary files (`*.part`) a killed render left in its folder. */
+async function removeParts(dir: string): Promise<void> {
+  const entries = await fsp.readdir(dir).catch(() => [] as string[]);
+  await Promise.all(entries.filter((name) => name.endsWith('.part')).map((name) => fsp.rm(path.join(dir, name), { force: true })));
+}
+
+async function writeAtomically(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}-${crypto.randomBytes(4).toString('hex')}.part`;
+  await fsp.writeFile(tmp, text);
+  await fsp.rename(tmp, file);
+}
+
+async function hashFile(file: string): Promise<{ sha256: string; bytes: number }> {
+  const hash = crypto.createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of fs.createReadStream(file)) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+function mergePrompts(contributors: Manifest['contributors'], prompts: ClipRequest['prompts']): Manifest['contributors'] {
+  const byId = new Map(contributors.map((c) => [c.userId, { ...c, prompts: [...c.prompts] }]));
+  for (const p of prompts) {
+    let c = byId.get(p.by);
+    if (!c) byId.set(p.by, (c = { userId: p.by, name: p.name, changes: 0, prompts: [] }));
+    c.prompts.push({ text: p.text, atMs: p.atMs });
+  }
+  return [...byId.values()];
+}
+
+/** The bought version: the one mix, from the piece's start, looping the whole piece, with the room's last visuals. */
+function planFull(request: FullRequest, release: RoomRelease): ClipPlan {
+  const state: ScheduledState['state'] = {
+    stems: request.mix.stems,
+    master: request.mix.master,
+    playing: true,
+    region: { startSec: 0, endSec: release.durationSec },
+    targetSourceSec: 0,
+  };
+  const tempo = request.mix.master.tempo > 0 ? request.mix.master.tempo : 1;
+  return {
+    schedule: [{ block: 0, state }],
+    visuals: new VisualSequence(null, 0).withInitial(request.visualParams),
+    beatAt: (tSec: number) => beatPhaseAt((tSec * tempo) % release.durationSec, release.bpm),
+    contributors: request.contributors,
+    durationSec: request.seconds,
+  };
+}

@@ -47,6 +47,15 @@ const EnvSchema = z.object({
     }, 'needs even sizes 16–3840 x 16–2160 and 1–60 fps')
     .default('1280x720@30'),
   SANDBOX_SETTLE_MS: z.coerce.number().int().min(0).max(600_000).default(300),
+  LIVE_VIDEO: z
+    .string()
+    .regex(/^\d{2,4}x\d{2,4}@\d{1,2}$/, 'must be WIDTHxHEIGHT@FPS like 640x360@15')
+    .refine((v) => {
+      const [w, h, f] = v.split(/[x@]/).map(Number) as [number, number, number];
+      return w % 2 === 0 && h % 2 === 0 && w >= 16 && h >= 16 && w <= 1920 && h <= 1080 && f >= 1 && f <= 30;
+    }, 'needs even sizes 16–1920 x 16–1080 and 1–30 fps')
+    .default('640x360@15'),
+  LIVE_VIDEO_KBPS: z.coerce.number().int().min(50).max(8000).default(600),
   RENDER_QUEUE: z.preprocess(emptyToUndefined, z.enum(['local', 'redis'], { message: 'must be local or redis' }).optional()),
   RENDER_CONCURRENCY: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(256).optional()),
   RENDER_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(15_000),
@@ -82,6 +91,8 @@ export interface Config {
   readonly renderVideo: { width: number; height: number; fps: number };
   /** How long the built-in sandbox payment provider keeps a charge pending before it settles. */
   readonly sandboxSettleMs: number;
+  /** The visuals as live VP8 video on the SFU (for viewers who cannot draw): size, rate, bitrate. */
+  readonly liveVideo: { width: number; height: number; fps: number; bitrateKbps: number };
   /**
    * Where render jobs wait: `local` (in the server process) or `redis` (separate
    * `npm run renderer` processes take them; the server does not render). Default:
@@ -129,6 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     roomLeaseTtlMs: e.ROOM_LEASE_TTL_MS ?? null,
     renderVideo: (([width, height, fps]) => ({ width: width!, height: height!, fps: fps! }))(e.RENDER_VIDEO.split(/[x@]/).map(Number)),
     sandboxSettleMs: e.SANDBOX_SETTLE_MS,
+    liveVideo: (([width, height, fps]) => ({ width: width!, height: height!, fps: fps!, bitrateKbps: e.LIVE_VIDEO_KBPS }))(e.LIVE_VIDEO.split(/[x@]/).map(Number)),
     renderQueue: e.RENDER_QUEUE ?? (e.REDIS_URL ? 'redis' : 'local'),
     renderConcurrency: e.RENDER_CONCURRENCY ?? null,
     renderLeaseMs: e.RENDER_LEASE_MS,

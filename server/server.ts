@@ -177,7 +177,7 @@ export class RemixroomServer {
     config: Config,
     log: Logger,
     signal?: AbortSignal,
-    options: { roomTimings?: Partial<RoomTimings>; live?: Pick<LiveStreamsOptions, 'sfu' | 'idleStopMs'> } = {},
+    options: { roomTimings?: Partial<RoomTimings>; live?: Pick<LiveStreamsOptions, 'sfu' | 'idleStopMs' | 'video'> } = {},
   ): Promise<RemixroomServer> {
     const layout = new DataLayout(config.dataDir);
     await prepareDataDir(layout);
@@ -226,7 +226,13 @@ export class RemixroomServer {
       }
       const metrics = new Metrics({ releaseCount: async () => (await store.listReleases()).length });
       // Says which SFU (and why) in the log.
-      const live = await LiveStreams.create({ layout, log, mediasoupWorkerBin: config.mediasoupWorkerBin ?? undefined, ...options.live });
+      const live = await LiveStreams.create({
+        layout,
+        log,
+        mediasoupWorkerBin: config.mediasoupWorkerBin ?? undefined,
+        video: { ffmpeg: native?.ffmpeg ?? null, settings: config.liveVideo },
+        ...options.live,
+      });
       opened.push(live);
       const { live: _liveOptions, ...rest } = options;
       const server = new RemixroomServer({ config, log, layout, metrics, store, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, socketAdapter, live, renderQueue, ...rest });

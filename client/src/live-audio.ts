@@ -24,10 +24,15 @@ export class LiveAudio {
   #analyser: AnalyserNode | null = null;
   #samples: Float32Array<ArrayBuffer> | null = null;
   #wanted = false;
+  #video = false;
   #attempt = 0;
   #retryTimer: ReturnType<typeof setTimeout> | null = null;
   state: AudioState = 'off';
   error: string | null = null;
+  /** The server's video of the visuals, when asked for (setVideo) and published. */
+  videoTrack: MediaStreamTrack | null = null;
+  /** Why the server sent no video when it was asked for (its words). */
+  videoRefused: string | null = null;
   readonly #listeners = new Set<() => void>();
   readonly #offs: (() => void)[] = [];
 
@@ -67,6 +72,19 @@ export class LiveAudio {
     this.#context ??= new AudioContext();
     await this.#context.resume().catch(() => undefined);
     await this.#join();
+  }
+
+  /**
+   * Whether to ask the server for its video of the visuals too (for a weak device
+   * that should not draw). Joins again when the stream is on; call from the user's click.
+   */
+  async setVideo(on: boolean): Promise<void> {
+    if (this.#video === on) return;
+    this.#video = on;
+    if (!this.#wanted) return;
+    await this.#drop();
+    this.state = 'off';
+    await this.start();
   }
 
   async stop(): Promise<void> {
@@ -126,12 +144,16 @@ export class LiveAudio {
       const adapter = await this.#adapter();
       const signal = (m: unknown) => this.#conn.signal(m);
       const listener =
-        adapter === 'mediasoup' ? await (await import('../../media/sfu/browser/mediasoup-listener.ts')).listenMediasoup(signal) : await listenEmbedded(signal);
+        adapter === 'mediasoup'
+          ? await (await import('../../media/sfu/browser/mediasoup-listener.ts')).listenMediasoup(signal, { video: this.#video })
+          : await listenEmbedded(signal, {}, { video: this.#video });
       if (!this.#wanted) {
         await listener.close();
         return;
       }
       this.#listener = listener;
+      this.videoTrack = listener.videoTrack;
+      this.videoRefused = listener.videoRefused;
       this.#audio.srcObject = listener.stream;
       await this.#audio.play();
       if (this.#context) {
@@ -167,6 +189,7 @@ export class LiveAudio {
   async #drop(): Promise<void> {
     const l = this.#listener;
     this.#listener = null;
+    this.videoTrack = null;
     this.#analyser = null;
     this.#samples = null;
     this.#audio.srcObject = null;

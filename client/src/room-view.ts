@@ -112,6 +112,9 @@ class RoomView {
   readonly #audioButton = h('button', { type: 'button', class: 'primary start-audio' }, '▶ Start audio');
   readonly #audioStatus = h('span', { class: 'audio-status', role: 'status' }, 'Audio is off. Press “Start audio” to hear the room’s mix.');
   readonly #audioElement = h('audio', { class: 'hidden-audio' });
+  /** A weak device can show the server's video of the visuals instead of drawing them. */
+  readonly #serverVideoToggle = h('input', { type: 'checkbox', id: 'server-video', class: 'server-video-toggle' });
+  readonly #serverVideo = h('video', { class: 'visuals-canvas server-video', hidden: true, muted: true, playsinline: true, 'aria-label': 'The room’s visuals as video from the server' });
   readonly #visualStatus = h('p', { class: 'visual-caption', 'aria-live': 'polite' });
   readonly #visualProblem = h('p', { class: 'hint' });
   readonly #promptInput = h('input', { id: 'prompt-text', type: 'text', maxlength: 200, autocomplete: 'off', placeholder: 'e.g. stormy ocean at night, slow ripples', 'aria-describedby': 'prompt-hint' });
@@ -209,7 +212,19 @@ class RoomView {
       'section',
       { class: 'panel stage', 'aria-labelledby': 'stage-title' },
       h('h2', { id: 'stage-title', class: 'visually-hidden' }, 'Visuals and playback'),
-      h('figure', { class: 'visuals' }, this.#visuals.canvas, h('figcaption', {}, this.#visualStatus, this.#visualProblem)),
+      h(
+        'figure',
+        { class: 'visuals' },
+        this.#visuals.canvas,
+        this.#serverVideo,
+        h(
+          'figcaption',
+          {},
+          this.#visualStatus,
+          this.#visualProblem,
+          h('label', { class: 'server-video-label', htmlFor: 'server-video' }, this.#serverVideoToggle, ' Show the server’s video (for a weak device; starts the audio)'),
+        ),
+      ),
       this.#visualSaves.element,
       h('div', { class: 'audio-row' }, this.#audioButton, this.#audioStatus, this.#audioElement),
       h(
@@ -378,6 +393,12 @@ class RoomView {
       else void this.#audio.stop();
     });
     this.#offs.push(this.#audio.onChange(() => this.#renderAudio()));
+    this.#serverVideoToggle.addEventListener('change', () => {
+      const on = this.#serverVideoToggle.checked;
+      void this.#audio.setVideo(on).then(() => {
+        if (on && this.#audio.state === 'off') return this.#audio.start();
+      });
+    });
 
     this.#playButton.addEventListener('click', () => {
       const playing = Boolean(this.#state?.arrangement.transport.playing);
@@ -698,6 +719,20 @@ class RoomView {
     this.#audioStatus.textContent = words[a.state] ?? a.state;
     this.#audioButton.textContent = a.state === 'off' || a.state === 'failed' ? '▶ Start audio' : '■ Stop audio';
     this.#audioButton.dataset['state'] = a.state;
+    // The server's video, when asked for and sent: shown instead of the drawing, which then pauses.
+    const track = this.#serverVideoToggle.checked ? a.videoTrack : null;
+    const current = (this.#serverVideo.srcObject as MediaStream | null)?.getVideoTracks()[0] ?? null;
+    if (track !== current) {
+      this.#serverVideo.srcObject = track ? new MediaStream([track]) : null;
+      this.#serverVideo.muted = true;
+      if (track) void this.#serverVideo.play().catch(() => undefined);
+    }
+    this.#serverVideo.hidden = !track;
+    this.#visuals.canvas.hidden = Boolean(track);
+    this.#visuals.paused = Boolean(track);
+    if (this.#serverVideoToggle.checked && a.state === 'playing' && !track) {
+      this.#audioStatus.textContent = `${words[a.state]} No video from the server: ${a.videoRefused ?? 'not available'}.`;
+    }
   }
 
   #showConnection(s: ConnectionState): void {

@@ -36,6 +36,8 @@ export class VisualsView {
   #changedAtMs = 0;
   #lastFrameKey = '';
   framesDrawn = 0;
+  /** While the server's video is shown instead, nothing is drawn here (a weak device's CPU). */
+  paused = false;
   status = 'loading the artwork…';
   readonly #onStatus: (s: string) => void;
 
@@ -75,7 +77,7 @@ export class VisualsView {
     const tick = (nowMs: number) => {
       if (this.#closed) return;
       this.#frame = requestAnimationFrame(tick);
-      if (document.hidden) return;
+      if (document.hidden || this.paused) return;
       if (nowMs - this.#lastDrawMs < 1000 / MAX_FPS - 2) return;
       this.#lastDrawMs = nowMs;
       this.#draw();

@@ -22,7 +22,15 @@ export interface MixerSourceInit {
   release: Pick<RoomRelease, 'bpm' | 'excerpts'>;
   /** The room's state when the output starts. */
   room: Pick<RoomState, 'mix' | 'arrangement'>;
+  /**
+   * Where the mix's loudness goes for the server's visuals (Int32Array[0]: energy
+   * × 1e6, 0..1 as the browser measures it: min(1, 3 × RMS) of what it hears).
+   */
+  energy?: SharedArrayBuffer;
 }
+
+/** Scale of the energy cell in MixerSourceInit.energy. */
+export const ENERGY_SCALE = 1e6;
 
 /** Control message: the room's checked state changed. */
 export interface MixerSourceStateMessage {
@@ -40,6 +48,7 @@ export class MixerPcmSource implements PcmSource {
   #room: MixerSourceInit['room'];
   #dirty = true;
   #lastAppliedMs = Number.NEGATIVE_INFINITY;
+  readonly #energy: Int32Array | null;
 
   constructor(init: MixerSourceInit, now: () => number = Date.now) {
     checkInit(init);
@@ -47,6 +56,7 @@ export class MixerPcmSource implements PcmSource {
     this.#release = init.release;
     this.#room = init.room;
     this.#now = now;
+    this.#energy = init.energy instanceof SharedArrayBuffer && init.energy.byteLength >= 4 ? new Int32Array(init.energy, 0, 1) : null;
   }
 
   render(out: Float32Array, frames: number): void {
@@ -57,6 +67,12 @@ export class MixerPcmSource implements PcmSource {
       this.#lastAppliedMs = now;
     }
     this.mixer.process(out, frames);
+    if (this.#energy) {
+      let sum = 0;
+      const n = frames * 2;
+      for (let i = 0; i < n; i++) sum += out[i]! * out[i]!;
+      Atomics.store(this.#energy, 0, Math.round(Math.min(1, 3 * Math.sqrt(sum / Math.max(1, n))) * ENERGY_SCALE));
+    }
   }
 
   skip(_frames: number): void {

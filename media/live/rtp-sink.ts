@@ -4,6 +4,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
+import { rtcpRequestsKeyframe } from './vp8-rtp.ts';
 
 export type RtpSink =
   /** Each packet is posted as an RtpPortMessage. */
@@ -17,6 +18,9 @@ export interface RtpPortMessage {
   sentAtMs: number;
 }
 
+/** What comes back from the SFU through a sink: a member needs a keyframe (video). */
+export type RtpSinkFeedback = { type: 'keyframe' };
+
 export interface RtpSinkWriter {
   send(packet: Uint8Array): void;
   close(): Promise<void>;
@@ -27,9 +31,18 @@ export function rtpSinkTransferList(sink: RtpSink): MessagePort[] {
   return sink.kind === 'port' ? [sink.port] : [];
 }
 
-export function openRtpSink(sink: RtpSink, onError: (err: Error) => void): RtpSinkWriter {
+/**
+ * `onFeedback` (video senders only): keyframe requests, posted back on a port
+ * sink by the embedded SFU, or RTCP PLI/FIR arriving on the UDP socket from mediasoup.
+ */
+export function openRtpSink(sink: RtpSink, onError: (err: Error) => void, onFeedback?: (feedback: RtpSinkFeedback) => void): RtpSinkWriter {
   if (sink.kind === 'port') {
     const { port } = sink;
+    if (onFeedback) {
+      port.on('message', (message: unknown) => {
+        if (typeof message === 'object' && message !== null && (message as { type?: unknown }).type === 'keyframe') onFeedback({ type: 'keyframe' });
+      });
+    }
     return {
       send(packet) {
         const message: RtpPortMessage = { packet, sentAtMs: performance.timeOrigin + performance.now() };
@@ -43,6 +56,7 @@ export function openRtpSink(sink: RtpSink, onError: (err: Error) => void): RtpSi
   const family = net.isIPv6(sink.address) ? 'udp6' : 'udp4';
   const socket = dgram.createSocket(family);
   socket.on('error', onError);
+  if (onFeedback) socket.on('message', (packet) => rtcpRequestsKeyframe(packet) && onFeedback({ type: 'keyframe' }));
   // Connected: the kernel filters what comes back and each send skips the address lookup.
   let connected = false;
   socket.connect(sink.port, sink.address, () => (connected = true));

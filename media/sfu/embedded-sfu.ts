@@ -9,7 +9,9 @@ import { OPUS_PAYLOAD_TYPE } from '../live/rtp-packetizer.ts';
 import type { RtpSink } from '../live/rtp-sink.ts';
 import {
   InvalidStateError,
+  NO_VISUALS_PRODUCER,
   SignalError,
+  VP8_PAYLOAD_TYPE,
   embeddedClientSignalSchema,
   parseSignal,
   randomSsrc,
@@ -23,6 +25,7 @@ import {
   type SfuRoom,
   type SfuRoomEvents,
   type SfuRoomStats,
+  type VisualsProducer,
 } from './sfu.ts';
 import { WorkerRpc } from './worker-rpc.ts';
 import type { EmbeddedSfuWorkerOptions, EmbeddedWorkerStats } from './embedded-sfu.worker.ts';
@@ -187,6 +190,7 @@ class EmbeddedSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
   readonly #log: Logger | undefined;
   readonly #members = new Map<string, Member>();
   #producer: EmbeddedMixProducer | null = null;
+  #visuals: EmbeddedMixProducer | null = null;
   #closed = false;
 
   constructor(sfu: EmbeddedSfu, roomId: string, log: Logger | undefined) {
@@ -209,7 +213,7 @@ class EmbeddedSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
     if (this.#producer && !this.#producer.closed) throw new InvalidStateError(`room ${this.roomId} already produces its mix`);
     const producerId = randomUUID();
     const { port1, port2 } = new MessageChannel();
-    const producer = new EmbeddedMixProducer(this, producerId, options, port1);
+    const producer = new EmbeddedMixProducer(this, producerId, options, port1, 'audio');
     this.#producer = producer;
     try {
       await this.#sfu.rpc.request('produce', { roomId: this.roomId, producerId, port: port2 }, [port2]);
@@ -221,6 +225,23 @@ class EmbeddedSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
     return producer;
   }
 
+  async produceVisuals(options: MixProducerOptions = {}): Promise<VisualsProducer> {
+    this.#assertOpen();
+    if (this.#visuals && !this.#visuals.closed) throw new InvalidStateError(`room ${this.roomId} already produces its visuals`);
+    const producerId = randomUUID();
+    const { port1, port2 } = new MessageChannel();
+    const producer = new EmbeddedMixProducer(this, producerId, { payloadType: VP8_PAYLOAD_TYPE, ...options }, port1, 'video');
+    this.#visuals = producer;
+    try {
+      await this.#sfu.rpc.request('produceVideo', { roomId: this.roomId, producerId, port: port2 }, [port2]);
+    } catch (err) {
+      this.#visuals = null;
+      port1.close();
+      throw err;
+    }
+    return producer as VisualsProducer;
+  }
+
   async signal(memberId: string, message: unknown): Promise<ServerSignal> {
     this.#assertOpen();
     const msg = parseSignal(embeddedClientSignalSchema, message);
@@ -229,10 +250,11 @@ class EmbeddedSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
         if (this.#members.has(memberId)) this.#drop(memberId, 'left', true);
         const transportId = randomUUID();
         this.#members.set(memberId, { transportId, state: 'connecting' });
+        const video = msg.video === true && this.#visuals !== null && !this.#visuals.closed;
         try {
-          const { sdp } = await this.#sfu.rpc.request<{ sdp: string }>('createTransport', { roomId: this.roomId, memberId, transportId });
+          const { sdp } = await this.#sfu.rpc.request<{ sdp: string }>('createTransport', { roomId: this.roomId, memberId, transportId, video });
           if (this.#members.get(memberId)?.transportId !== transportId) throw new SignalError('out-of-order', 'the join was replaced or left while it was being set up');
-          return { type: 'offer', adapter: 'embedded', transportId, sdp };
+          return { type: 'offer', adapter: 'embedded', transportId, sdp, video, ...(msg.video && !video ? { videoRefused: NO_VISUALS_PRODUCER } : {}) };
         } catch (err) {
           if (this.#members.get(memberId)?.transportId === transportId) this.#members.delete(memberId);
           throw err;
@@ -296,8 +318,9 @@ class EmbeddedSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
   /** @internal */
   producerClosed(producer: EmbeddedMixProducer): void {
     if (this.#producer === producer) this.#producer = null;
+    if (this.#visuals === producer) this.#visuals = null;
     if (!this.#closed && !this.#sfu.rpc.ended) {
-      this.#sfu.rpc.request('closeProducer', { roomId: this.roomId, producerId: producer.id }).catch((err: unknown) => this.#log?.warn({ err }, 'closing the producer failed'));
+      this.#sfu.rpc.request(producer.kind === 'video' ? 'closeVideoProducer' : 'closeProducer', { roomId: this.roomId, producerId: producer.id }).catch((err: unknown) => this.#log?.warn({ err }, 'closing the producer failed'));
     }
   }
 
@@ -315,6 +338,8 @@ class EmbeddedSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
     this.#closed = true;
     this.#producer?.parentClosed();
     this.#producer = null;
+    this.#visuals?.parentClosed();
+    this.#visuals = null;
     for (const memberId of [...this.#members.keys()]) {
       this.#members.delete(memberId);
       this.emit('memberleft', memberId, 'room-closed');
@@ -327,6 +352,7 @@ class EmbeddedSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
 }
 
 class EmbeddedMixProducer extends EventEmitter<MixProducerEvents> implements MixProducer {
+  readonly kind: 'audio' | 'video';
   readonly id: string;
   readonly ssrc: number;
   readonly payloadType: number;
@@ -334,8 +360,9 @@ class EmbeddedMixProducer extends EventEmitter<MixProducerEvents> implements Mix
   readonly #room: EmbeddedSfuRoom;
   #closed = false;
 
-  constructor(room: EmbeddedSfuRoom, id: string, options: MixProducerOptions, port: import('node:worker_threads').MessagePort) {
+  constructor(room: EmbeddedSfuRoom, id: string, options: MixProducerOptions, port: import('node:worker_threads').MessagePort, kind: 'audio' | 'video') {
     super();
+    this.kind = kind;
     this.#room = room;
     this.id = id;
     this.ssrc = options.ssrc ?? randomSsrc();

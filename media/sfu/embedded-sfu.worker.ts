@@ -8,7 +8,7 @@ import { PerformanceObserver, monitorEventLoopDelay, performance } from 'node:pe
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import net from 'node:net';
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpPacket, type RTCRtpTransceiver } from 'werift';
-import { OPUS_CHANNELS, OPUS_CLOCK_RATE, OPUS_FMTP, OPUS_MIME_TYPE, InvalidStateError, SignalError, type MemberLeftReason, type SfuRoomStats } from './sfu.ts';
+import { OPUS_CHANNELS, OPUS_CLOCK_RATE, OPUS_FMTP, OPUS_MIME_TYPE, VP8_CLOCK_RATE, VP8_MIME_TYPE, VP8_PAYLOAD_TYPE, InvalidStateError, SignalError, type MemberLeftReason, type SfuRoomStats } from './sfu.ts';
 import { audioAccepted, dropMdnsCandidates, filterCandidates } from './sdp.ts';
 import { cacheSrtpKeys } from './werift-tuning.ts';
 import { toRpcError, type RpcEvent, type RpcReply, type RpcRequest } from './worker-rpc.ts';
@@ -112,6 +112,8 @@ interface Peer {
   room: Room;
   pc: RTCPeerConnection;
   transceiver: RTCRtpTransceiver;
+  /** The visuals' transceiver, when the member asked for video. */
+  video: RTCRtpTransceiver | null;
   state: 'connecting' | 'connected';
   createdAt: number;
   lastHeardAt: number;
@@ -126,11 +128,18 @@ interface Producer {
   port: MessagePort;
 }
 
+/** Keyframe requests from members reach the encoder at most this often. */
+const KEYFRAME_REQUEST_MIN_MS = 300;
+
 class Room {
   readonly id: string;
   readonly track = new MediaStreamTrack({ kind: 'audio' });
   readonly peers = new Map<string, Peer>();
   producer: Producer | null = null;
+  readonly videoTrack = new MediaStreamTrack({ kind: 'video' });
+  videoProducer: Producer | null = null;
+  videoPacketsIn = 0;
+  lastKeyframeRequestAt = Number.NEGATIVE_INFINITY;
   packetsIn = 0;
   droppedLate = 0;
   /** Packets dropped so far: outgoing sequence numbers close the gap, as when the encoder skips. */
@@ -161,6 +170,25 @@ class Room {
     this.track.writeRtp(RtpPacket.deSerialize(buffer));
   }
 
+  /**
+   * The visuals' packets go out as they come: a dropped packet would spoil the
+   * picture until the next keyframe, and a frame's packets arrive together anyway.
+   */
+  forwardVideo(message: RtpPortMessage): void {
+    this.videoPacketsIn++;
+    if (this.peers.size === 0) return;
+    const { packet } = message;
+    this.videoTrack.writeRtp(RtpPacket.deSerialize(Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength)));
+  }
+
+  /** A member lost the picture (PLI/FIR) or just joined: asks the encoder for a keyframe, at most every KEYFRAME_REQUEST_MIN_MS. */
+  requestKeyframe(): void {
+    const now = performance.now();
+    if (!this.videoProducer || now - this.lastKeyframeRequestAt < KEYFRAME_REQUEST_MIN_MS) return;
+    this.lastKeyframeRequestAt = now;
+    this.videoProducer.port.postMessage({ type: 'keyframe' });
+  }
+
   stats(): SfuRoomStats {
     const n = Math.min(this.delayCount, DELAY_WINDOW);
     const sorted = Array.from(this.delays.subarray(0, n)).sort((a, b) => a - b);
@@ -177,6 +205,8 @@ class Room {
       packetsDroppedLate: this.droppedLate,
       forwardDelayMs: { p50: pick(0.5), p99: pick(0.99), max: n ? sorted[n - 1]! : 0 },
       joinsQueued: handshakes.queued,
+      videoPacketsIn: this.videoPacketsIn,
+      videoMembers: [...this.peers.values()].filter((p) => p.video).length,
     };
   }
 }
@@ -203,9 +233,19 @@ function peerConfig(): ConstructorParameters<typeof RTCPeerConnection>[0] {
           parameters: OPUS_FMTP,
         }),
       ],
+      // The visuals (offered only to members who asked): VP8 with NACK (werift's
+      // sender retransmits from its history) and PLI/FIR (passed to the encoder).
+      video: [
+        new RTCRtpCodecParameters({
+          mimeType: VP8_MIME_TYPE,
+          clockRate: VP8_CLOCK_RATE,
+          payloadType: VP8_PAYLOAD_TYPE,
+          rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }],
+        }),
+      ],
     },
-    // One audio stream, no congestion control to feed: no header extensions to write per packet.
-    headerExtensions: { audio: [] },
+    // No congestion control to feed: no header extensions to write per packet.
+    headerExtensions: { audio: [], video: [] },
     bundlePolicy: 'max-bundle',
     // Only the configured address: host discovery would also advertise (and
     // bind) every other interface of the machine.
@@ -217,7 +257,7 @@ function peerConfig(): ConstructorParameters<typeof RTCPeerConnection>[0] {
   };
 }
 
-async function createTransport(args: { roomId: string; memberId: string; transportId: string }): Promise<{ sdp: string }> {
+async function createTransport(args: { roomId: string; memberId: string; transportId: string; video?: boolean }): Promise<{ sdp: string }> {
   const r = room(args.roomId);
   const release = await handshakes.acquire();
   let peer: Peer | null = null;
@@ -225,6 +265,7 @@ async function createTransport(args: { roomId: string; memberId: string; transpo
     if (!rooms.has(args.roomId)) throw new InvalidStateError(`room ${args.roomId} closed`);
     const pc = new RTCPeerConnection(peerConfig());
     const transceiver = pc.addTransceiver(r.track, { direction: 'sendonly' });
+    const video = args.video ? pc.addTransceiver(r.videoTrack, { direction: 'sendonly' }) : null;
     const now = performance.now();
     peer = {
       transportId: args.transportId,
@@ -232,6 +273,7 @@ async function createTransport(args: { roomId: string; memberId: string; transpo
       room: r,
       pc,
       transceiver,
+      video,
       state: 'connecting',
       createdAt: now,
       lastHeardAt: now,
@@ -269,6 +311,8 @@ function watch(peer: Peer): void {
         peer.state = 'connected';
         cacheSrtpKeys(pc);
         emit('transportconnected', { transportId: peer.transportId });
+        // A new viewer needs a keyframe before it can show anything.
+        if (peer.video) peer.room.requestKeyframe();
       }
     } else if (state === 'disconnected') {
       peer.disconnectedAt ??= performance.now();
@@ -281,6 +325,12 @@ function watch(peer: Peer): void {
   transceiver.sender.onRtcp.subscribe(() => {
     peer.lastHeardAt = performance.now();
   });
+  if (peer.video) {
+    peer.video.sender.onRtcp.subscribe(() => {
+      peer.lastHeardAt = performance.now();
+    });
+    peer.video.sender.onPictureLossIndication.subscribe(() => peer.room.requestKeyframe());
+  }
 }
 
 async function answer(args: { transportId: string; sdp: string }): Promise<Record<string, never>> {
@@ -340,14 +390,22 @@ function closeProducer(r: Room): void {
   r.producer = null;
 }
 
+function closeVideoProducer(r: Room): void {
+  if (!r.videoProducer) return;
+  r.videoProducer.port.close();
+  r.videoProducer = null;
+}
+
 function closeRoom(roomId: string): void {
   const r = rooms.get(roomId);
   if (!r) return;
   rooms.delete(roomId);
   closeProducer(r);
+  closeVideoProducer(r);
   // The main thread closed the room and forgets its members itself: no events back.
   for (const transportId of [...r.peers.keys()]) closePeer(transportId, 'room-closed', false);
   r.track.stop();
+  r.videoTrack.stop();
 }
 
 // ---- Warm-up -----------------------------------------------------------------------
@@ -466,6 +524,21 @@ const handlers: Record<string, (args: never) => unknown> = {
   closeProducer(args: { roomId: string; producerId: string }) {
     const r = rooms.get(args.roomId);
     if (r?.producer?.id === args.producerId) closeProducer(r);
+    return {};
+  },
+  produceVideo(args: { roomId: string; producerId: string; port: MessagePort }) {
+    const r = room(args.roomId);
+    if (r.videoProducer) {
+      args.port.close();
+      throw new InvalidStateError(`room ${args.roomId} already has a video producer`);
+    }
+    r.videoProducer = { id: args.producerId, port: args.port };
+    args.port.on('message', (message: RtpPortMessage) => r.forwardVideo(message));
+    return {};
+  },
+  closeVideoProducer(args: { roomId: string; producerId: string }) {
+    const r = rooms.get(args.roomId);
+    if (r?.videoProducer?.id === args.producerId) closeVideoProducer(r);
     return {};
   },
   createTransport: createTransport,

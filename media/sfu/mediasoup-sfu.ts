@@ -15,6 +15,10 @@ import { OPUS_PAYLOAD_TYPE } from '../live/rtp-packetizer.ts';
 import type { RtpSink } from '../live/rtp-sink.ts';
 import {
   InvalidStateError,
+  NO_VISUALS_PRODUCER,
+  VP8_CLOCK_RATE,
+  VP8_MIME_TYPE,
+  VP8_PAYLOAD_TYPE,
   OPUS_CHANNELS,
   OPUS_CLOCK_RATE,
   OPUS_MIME_TYPE,
@@ -32,6 +36,7 @@ import {
   type SfuRoom,
   type SfuRoomEvents,
   type SfuRoomStats,
+  type VisualsProducer,
 } from './sfu.ts';
 
 export interface MediasoupSfuOptions {
@@ -63,8 +68,11 @@ type MediasoupModule = typeof import('mediasoup');
 
 const OPUS_PARAMETERS = { minptime: 10, useinbandfec: 1, stereo: 1, 'sprop-stereo': 1 };
 
+const VP8_FEEDBACK: ms.RtcpFeedback[] = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }];
+
 const ROUTER_CODECS: ms.RouterRtpCodecCapability[] = [
   { kind: 'audio', mimeType: OPUS_MIME_TYPE, clockRate: OPUS_CLOCK_RATE, channels: OPUS_CHANNELS, parameters: OPUS_PARAMETERS },
+  { kind: 'video', mimeType: VP8_MIME_TYPE, clockRate: VP8_CLOCK_RATE, rtcpFeedback: VP8_FEEDBACK },
 ];
 
 interface WorkerSlot {
@@ -215,6 +223,9 @@ interface Member {
   transport: ms.WebRtcTransport;
   serving: ServingRouter;
   consumer: ms.Consumer | null;
+  /** Whether the member joined asking for the visuals (and the room published them then). */
+  video: boolean;
+  videoConsumer: ms.Consumer | null;
   state: 'connecting' | 'connected';
   timer: NodeJS.Timeout | null;
 }
@@ -226,6 +237,7 @@ class MediasoupSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
   readonly #routers: ServingRouter[];
   readonly #members = new Map<string, Member>();
   #producer: MediasoupMixProducer | null = null;
+  #visuals: MediasoupMixProducer | null = null;
   #closed = false;
 
   constructor(sfu: MediasoupSfu, roomId: string, primary: { router: ms.Router; slot: WorkerSlot }, log: Logger | undefined) {
@@ -272,7 +284,7 @@ class MediasoupSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
         },
       });
       const { localAddress, localPort } = transport.tuple;
-      const mix = new MediasoupMixProducer(this, producer, transport, { kind: 'udp', address: localAddress, port: localPort }, ssrc, payloadType);
+      const mix = new MediasoupMixProducer(this, producer, transport, { kind: 'udp', address: localAddress, port: localPort }, ssrc, payloadType, 'audio');
       this.#producer = mix;
       // Routers added before this producer existed get it now.
       for (const serving of this.#routers) if (serving.piped) await this.#primary.router.pipeToRouter({ producerId: producer.id, router: serving.router });
@@ -283,10 +295,38 @@ class MediasoupSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
     }
   }
 
+  async produceVisuals(options: MixProducerOptions = {}): Promise<VisualsProducer> {
+    this.#assertOpen();
+    if (this.#visuals && !this.#visuals.closed) throw new InvalidStateError(`room ${this.roomId} already produces its visuals`);
+    const ssrc = options.ssrc ?? randomSsrc();
+    const payloadType = options.payloadType ?? VP8_PAYLOAD_TYPE;
+    const { listenIp } = this.#sfu.settings;
+    // comedia: mediasoup learns the encoder's address from its first packet and
+    // sends the consumers' keyframe requests (RTCP PLI/FIR, muxed) back there.
+    const transport = await this.#primary.router.createPlainTransport({ listenInfo: { protocol: 'udp', ip: listenIp }, rtcpMux: true, comedia: true });
+    try {
+      const producer = await transport.produce({
+        kind: 'video',
+        rtpParameters: {
+          codecs: [{ mimeType: VP8_MIME_TYPE, payloadType, clockRate: VP8_CLOCK_RATE, rtcpFeedback: VP8_FEEDBACK }],
+          encodings: [{ ssrc }],
+        },
+      });
+      const { localAddress, localPort } = transport.tuple;
+      const visuals = new MediasoupMixProducer(this, producer, transport, { kind: 'udp', address: localAddress, port: localPort }, ssrc, payloadType, 'video');
+      this.#visuals = visuals;
+      for (const serving of this.#routers) if (serving.piped) await this.#primary.router.pipeToRouter({ producerId: producer.id, router: serving.router });
+      return visuals as VisualsProducer;
+    } catch (err) {
+      transport.close();
+      throw err;
+    }
+  }
+
   async signal(memberId: string, message: unknown): Promise<ServerSignal> {
     this.#assertOpen();
     const msg = parseSignal(mediasoupClientSignalSchema, message);
-    if (msg.type === 'join') return this.#join(memberId);
+    if (msg.type === 'join') return this.#join(memberId, msg.video === true);
     if (msg.type === 'leave') {
       this.leave(memberId);
       return { type: 'left' };
@@ -300,26 +340,32 @@ class MediasoupSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
         await member.transport.connect({ dtlsParameters: msg.dtlsParameters as ms.DtlsParameters });
         return { type: 'connected', transportId: member.transport.id };
       case 'consume': {
-        const producer = this.#producer;
-        if (!producer || producer.closed) throw new SignalError('no-producer', 'the room’s mix is not playing yet');
-        if (member.consumer && !member.consumer.closed) throw new SignalError('out-of-order', 'already consuming');
+        const kind = msg.kind ?? 'audio';
+        if (kind === 'video' && !member.video) throw new SignalError('out-of-order', 'join with { video: true } to receive the visuals');
+        const producer = kind === 'video' ? this.#visuals : this.#producer;
+        if (!producer || producer.closed) throw new SignalError('no-producer', kind === 'video' ? NO_VISUALS_PRODUCER : 'the room’s mix is not playing yet');
+        const existing = kind === 'video' ? member.videoConsumer : member.consumer;
+        if (existing && !existing.closed) throw new SignalError('out-of-order', 'already consuming');
         const rtpCapabilities = msg.rtpCapabilities as ms.RtpCapabilities;
         if (!member.serving.router.canConsume({ producerId: producer.producerId, rtpCapabilities })) {
-          throw new SignalError('cannot-consume', 'the browser cannot receive the mix’s codec');
+          throw new SignalError('cannot-consume', `the browser cannot receive the ${kind === 'video' ? 'visuals’' : 'mix’s'} codec`);
         }
         const consumer = await member.transport.consume({ producerId: producer.producerId, rtpCapabilities, paused: true });
-        member.consumer = consumer;
-        return { type: 'consumer', transportId: member.transport.id, consumerId: consumer.id, producerId: producer.producerId, kind: 'audio', rtpParameters: consumer.rtpParameters };
+        if (kind === 'video') member.videoConsumer = consumer;
+        else member.consumer = consumer;
+        return { type: 'consumer', transportId: member.transport.id, consumerId: consumer.id, producerId: producer.producerId, kind, rtpParameters: consumer.rtpParameters };
       }
       case 'resume': {
-        if (!member.consumer || member.consumer.id !== msg.consumerId) throw new SignalError('out-of-order', 'no such consumer');
-        await member.consumer.resume();
-        return { type: 'resumed', consumerId: member.consumer.id };
+        const consumer = [member.consumer, member.videoConsumer].find((c) => c && c.id === msg.consumerId);
+        if (!consumer) throw new SignalError('out-of-order', 'no such consumer');
+        await consumer.resume();
+        // A resumed video consumer asks the producer for a keyframe itself (mediasoup sends PLI upstream).
+        return { type: 'resumed', consumerId: consumer.id };
       }
     }
   }
 
-  async #join(memberId: string): Promise<ServerSignal> {
+  async #join(memberId: string, wantsVideo: boolean): Promise<ServerSignal> {
     if (this.#members.has(memberId)) this.#drop(memberId, 'left');
     const serving = await this.#servingRouter();
     const { listenIp, announcedAddress, iceConsentTimeoutS, connectTimeoutMs } = this.#sfu.settings;
@@ -331,7 +377,8 @@ class MediasoupSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
       transport.close();
       throw new InvalidStateError(`room ${this.roomId} closed`);
     }
-    const member: Member = { transport, serving, consumer: null, state: 'connecting', timer: null };
+    const video = wantsVideo && this.#visuals !== null && !this.#visuals.closed;
+    const member: Member = { transport, serving, consumer: null, video, videoConsumer: null, state: 'connecting', timer: null };
     this.#members.set(memberId, member);
     serving.consumers++;
     serving.slot.consumers++;
@@ -368,6 +415,8 @@ class MediasoupSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
       iceParameters: transport.iceParameters,
       iceCandidates: transport.iceCandidates,
       dtlsParameters: transport.dtlsParameters,
+      video,
+      ...(wantsVideo && !video ? { videoRefused: NO_VISUALS_PRODUCER } : {}),
     };
   }
 
@@ -382,8 +431,9 @@ class MediasoupSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
     const serving: ServingRouter = { router, slot, consumers: 0, piped: true };
     this.#routers.push(serving);
     router.on('workerclose', () => this.close());
-    const producer = this.#producer;
-    if (producer && !producer.closed) await this.#primary.router.pipeToRouter({ producerId: producer.producerId, router });
+    for (const producer of [this.#producer, this.#visuals]) {
+      if (producer && !producer.closed) await this.#primary.router.pipeToRouter({ producerId: producer.producerId, router });
+    }
     this.#log?.info({ routers: this.#routers.length }, 'room outgrew its router: piped the mix to another worker');
     return serving;
   }
@@ -404,11 +454,15 @@ class MediasoupSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
     );
     const producer = this.#producer;
     const inStats = producer && !producer.closed ? await producer.getStats() : [];
+    const visuals = this.#visuals;
+    const visualsStats = visuals && !visuals.closed ? await visuals.getStats() : [];
     return {
       roomId: this.roomId,
       members,
       packetsIn: inStats.reduce((n, s) => n + (s.packetCount ?? 0), 0),
       packetsDroppedLate: 0,
+      videoPacketsIn: visualsStats.reduce((n, s) => n + (s.packetCount ?? 0), 0),
+      videoMembers: [...this.#members.values()].filter((m) => m.videoConsumer && !m.videoConsumer.closed).length,
     };
   }
 
@@ -418,6 +472,8 @@ class MediasoupSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
     for (const memberId of [...this.#members.keys()]) this.#drop(memberId, 'room-closed');
     this.#producer?.parentClosed();
     this.#producer = null;
+    this.#visuals?.parentClosed();
+    this.#visuals = null;
     // Closing a router closes its transports, producers and consumers (and the pipe transports).
     for (const serving of this.#routers) {
       serving.slot.routers--;
@@ -429,6 +485,7 @@ class MediasoupSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
   /** @internal */
   producerClosed(producer: MediasoupMixProducer): void {
     if (this.#producer === producer) this.#producer = null;
+    if (this.#visuals === producer) this.#visuals = null;
   }
 
   #drop(memberId: string, reason: MemberLeftReason): void {
@@ -453,6 +510,7 @@ class MediasoupSfuRoom extends EventEmitter<SfuRoomEvents> implements SfuRoom {
 }
 
 class MediasoupMixProducer extends EventEmitter<MixProducerEvents> implements MixProducer {
+  readonly kind: 'audio' | 'video';
   readonly id: string;
   readonly ssrc: number;
   readonly payloadType: number;
@@ -462,8 +520,9 @@ class MediasoupMixProducer extends EventEmitter<MixProducerEvents> implements Mi
   readonly #transport: ms.PlainTransport;
   #closed = false;
 
-  constructor(room: MediasoupSfuRoom, producer: ms.Producer, transport: ms.PlainTransport, rtpSink: RtpSink, ssrc: number, payloadType: number) {
+  constructor(room: MediasoupSfuRoom, producer: ms.Producer, transport: ms.PlainTransport, rtpSink: RtpSink, ssrc: number, payloadType: number, kind: 'audio' | 'video') {
     super();
+    this.kind = kind;
     this.#room = room;
     this.#producer = producer;
     this.#transport = transport;

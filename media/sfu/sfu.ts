@@ -57,6 +57,14 @@ export interface SfuRoom extends EventEmitter<SfuRoomEvents> {
    */
   produceMix(options?: MixProducerOptions): Promise<MixProducer>;
   /**
+   * Creates the producer of the room's visuals as VP8 video (one per room; the
+   * visual output's encoder feeds its `rtpSink`). Members who join with
+   * `{ type: 'join', video: true }` while it exists also get the video track.
+   * Keyframe requests from the members (PLI/FIR) come back through the sink: a
+   * `{ type: 'keyframe' }` message on a port sink, RTCP PLI/FIR on a UDP one.
+   */
+  produceVisuals(options?: MixProducerOptions): Promise<VisualsProducer>;
+  /**
    * Handles one signaling message from a member of this room (a member can only
    * ever receive this room's mix: nothing in the messages names another room or
    * producer). Throws SignalError on a malformed or out-of-order message.
@@ -87,6 +95,11 @@ export interface MixProducer extends EventEmitter<MixProducerEvents> {
   close(): void;
 }
 
+/** The room's visuals as VP8; packets carry its `ssrc` and `payloadType`, on a 90 kHz clock. */
+export interface VisualsProducer extends MixProducer {
+  readonly kind: 'video';
+}
+
 export interface SfuMemberStats {
   memberId: string;
   state: 'connecting' | 'connected';
@@ -104,6 +117,10 @@ export interface SfuRoomStats {
   forwardDelayMs?: { p50: number; p99: number; max: number };
   /** Joins waiting for a handshake slot (embedded adapter). */
   joinsQueued?: number;
+  /** RTP packets of the visuals that reached the SFU (0 while the room publishes no video). */
+  videoPacketsIn?: number;
+  /** Members receiving the video track. */
+  videoMembers?: number;
 }
 
 // ---- Opus as both adapters offer it ----------------------------------------
@@ -118,6 +135,15 @@ export const OPUS_CHANNELS = 2;
  */
 export const OPUS_FMTP = 'minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1';
 
+// ---- VP8 as both adapters offer it ------------------------------------------
+
+export const VP8_MIME_TYPE = 'video/VP8';
+export const VP8_CLOCK_RATE = 90_000;
+export const VP8_PAYLOAD_TYPE = 96;
+
+/** Why a join that asked for video got audio only, when the adapter itself refused it. */
+export const NO_VISUALS_PRODUCER = 'the room does not publish its visuals as video';
+
 // ---- Signaling --------------------------------------------------------------
 
 const id = z.string().min(1).max(128);
@@ -125,15 +151,28 @@ const id = z.string().min(1).max(128);
 const sdp = z.string().min(1).max(64 * 1024);
 
 /** Embedded adapter: the server offers (with stereo Opus), the browser answers. */
+// `video: true` asks for the room's visuals as a video track too (opt-in: a
+// member that draws the visuals itself does not need the bytes).
+const join = z.object({ type: z.literal('join'), video: z.boolean().optional() }).strict();
+
 export const embeddedClientSignalSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('join') }).strict(),
+  join,
   z.object({ type: z.literal('answer'), transportId: id, sdp }).strict(),
   z.object({ type: z.literal('leave') }).strict(),
 ]);
 export type EmbeddedClientSignal = z.infer<typeof embeddedClientSignalSchema>;
 
 export type EmbeddedServerSignal =
-  | { type: 'offer'; adapter: 'embedded'; transportId: string; sdp: string }
+  | {
+      type: 'offer';
+      adapter: 'embedded';
+      transportId: string;
+      sdp: string;
+      /** Whether the offer carries the video track (a second m-line). */
+      video: boolean;
+      /** Present when the join asked for video and gets audio only: why. */
+      videoRefused?: string;
+    }
   | { type: 'answered'; transportId: string }
   | { type: 'left' };
 
@@ -149,10 +188,10 @@ const dtlsParameters = z
 
 /** mediasoup adapter: mediasoup-client's usual steps (transport, connect, consume, resume). */
 export const mediasoupClientSignalSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('join') }).strict(),
+  join,
   z.object({ type: z.literal('connect'), transportId: id, dtlsParameters }).strict(),
   // RtpCapabilities are checked by mediasoup itself (router.canConsume); here only their shape and size.
-  z.object({ type: z.literal('consume'), transportId: id, rtpCapabilities: z.object({ codecs: z.array(z.unknown()).max(64).optional(), headerExtensions: z.array(z.unknown()).max(64).optional() }).passthrough() }).strict(),
+  z.object({ type: z.literal('consume'), transportId: id, kind: z.enum(['audio', 'video']).optional(), rtpCapabilities: z.object({ codecs: z.array(z.unknown()).max(64).optional(), headerExtensions: z.array(z.unknown()).max(64).optional() }).passthrough() }).strict(),
   z.object({ type: z.literal('resume'), transportId: id, consumerId: id }).strict(),
   z.object({ type: z.literal('leave') }).strict(),
 ]);
@@ -167,9 +206,12 @@ export type MediasoupServerSignal =
       iceParameters: unknown;
       iceCandidates: unknown;
       dtlsParameters: unknown;
+      /** Whether this member may consume the video (`consume` with kind 'video'). */
+      video: boolean;
+      videoRefused?: string;
     }
   | { type: 'connected'; transportId: string }
-  | { type: 'consumer'; transportId: string; consumerId: string; producerId: string; kind: 'audio'; rtpParameters: unknown }
+  | { type: 'consumer'; transportId: string; consumerId: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: unknown }
   | { type: 'resumed'; consumerId: string }
   | { type: 'left' };
 

@@ -7,7 +7,11 @@ import type { ServerSignal, Sfu, SfuKind } from '../../media/sfu/sfu.ts';
 import type { Logger } from '../logger.ts';
 import type { Room } from '../rooms/room.ts';
 import type { DataLayout } from '../store/paths.ts';
-import { RoomStream, type RoomStreamEndReason } from './room-stream.ts';
+import path from 'node:path';
+import { DEFAULT_VISUAL_OUTPUT, ffmpegHasLibvpx, type VisualOutputSettings } from '../../media/live/visual-output.ts';
+import { engineArtwork, readVisualPack } from '../../media/visuals/visual-pack.ts';
+import type { EngineArtwork } from '../../shared/visual-engine.ts';
+import { RoomStream, type RoomStreamEndReason, type RoomVideoOptions } from './room-stream.ts';
 import { StemCache } from './stem-cache.ts';
 
 export interface LiveStreamsOptions {
@@ -19,6 +23,8 @@ export interface LiveStreamsOptions {
   sfu?: Pick<SelectSfuOptions, 'embedded' | 'mediasoup'>;
   /** How long a stream keeps mixing after its last listener left. */
   idleStopMs?: number;
+  /** The visuals as a video track (for viewers who cannot draw): the native ffmpeg (null: none) and the size and rate. */
+  video?: { ffmpeg: string | null; settings?: Partial<VisualOutputSettings>; idleStopMs?: number };
 }
 
 export type LiveStreamsEvents = {
@@ -38,12 +44,20 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
   readonly stems: StemCache;
   readonly #opts: LiveStreamsOptions;
   readonly #streams = new Map<string, RoomStream>();
+  readonly #artwork = new Map<string, Promise<EngineArtwork[]>>();
+  readonly #video: RoomVideoOptions;
   #closed = false;
 
-  private constructor(sfu: Sfu, opts: LiveStreamsOptions) {
+  private constructor(sfu: Sfu, opts: LiveStreamsOptions, encoder: RoomVideoOptions['encoder']) {
     super();
     this.sfu = sfu;
     this.#opts = opts;
+    this.#video = {
+      encoder,
+      settings: { ...DEFAULT_VISUAL_OUTPUT, ...opts.video?.settings },
+      artwork: (releaseId) => this.#releaseArtwork(releaseId),
+      ...(opts.video?.idleStopMs !== undefined ? { idleStopMs: opts.video.idleStopMs } : {}),
+    };
     this.stems = new StemCache(opts.layout);
     sfu.on('workerdied', ({ workerId, error, roomIds }) => {
       opts.log.error({ err: error, workerId, rooms: roomIds.length }, 'an SFU worker died; its rooms stop streaming until their members join again');
@@ -55,7 +69,14 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
   static async create(opts: LiveStreamsOptions): Promise<LiveStreams> {
     const selected = await selectSfu({ mediasoupWorkerBin: opts.mediasoupWorkerBin, log: opts.log, ...opts.sfu });
     opts.log.info({ adapter: selected.kind, reason: selected.reason }, `live streams use the ${selected.kind} SFU`);
-    return new LiveStreams(selected.sfu, opts);
+    const ffmpeg = opts.video?.ffmpeg ?? null;
+    let encoder: RoomVideoOptions['encoder'];
+    if (!ffmpeg) encoder = { unavailable: 'the server has no native ffmpeg to encode the visuals as video' };
+    else if (!(await ffmpegHasLibvpx(ffmpeg))) encoder = { unavailable: `the server's ffmpeg (${ffmpeg}) has no libvpx VP8 encoder` };
+    else encoder = { ffmpeg };
+    if ('unavailable' in encoder) opts.log.warn({ reason: encoder.unavailable }, 'the visuals are not offered as video (audio is unaffected)');
+    else opts.log.info({ ffmpeg, ...DEFAULT_VISUAL_OUTPUT, ...opts.video?.settings }, 'the visuals can be published as VP8 video');
+    return new LiveStreams(selected.sfu, opts, encoder);
   }
 
   get adapter(): SfuKind {
@@ -81,6 +102,16 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
     return this.#streams.get(roomId);
   }
 
+  #releaseArtwork(releaseId: string): Promise<EngineArtwork[]> {
+    let art = this.#artwork.get(releaseId);
+    if (!art) {
+      art = readVisualPack(path.join(this.#opts.layout.releaseDir(releaseId), 'visual-pack')).then((pack) => engineArtwork(pack));
+      art.catch(() => this.#artwork.delete(releaseId));
+      this.#artwork.set(releaseId, art);
+    }
+    return art;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -98,6 +129,7 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
       sfu: this.sfu,
       stems: this.stems,
       log: this.#opts.log,
+      video: this.#video,
       ...(this.#opts.idleStopMs !== undefined ? { idleStopMs: this.#opts.idleStopMs } : {}),
     });
     this.#streams.set(room.id, stream);

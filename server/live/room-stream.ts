@@ -7,11 +7,31 @@
 // A room with nobody listening does not mix. The mixer follows the room's
 // checked document only: every applied update posts the new mix and
 // arrangement to the worker, at most once per turn of the event loop.
+//
+// The visuals as video (for viewers who cannot draw: a re-broadcast, a weak
+// device) are opt-in per member: a join with `video: true` starts the room's
+// one visual output (VisualOutput: the shared engine on the room's clock, the
+// mix's energy from the mixer, VP8 through a native ffmpeg) on a visuals
+// producer of the SFU, and the member's offer carries the video track. Without
+// an encoder the join gets audio only, with the reason. The encoder stops
+// VIDEO_IDLE_STOP_MS after the last video viewer left: no viewer, no encode.
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { LiveOutput } from '../../media/live/live-output.ts';
 import type { MixerSourceInit, MixerSourceStateMessage } from '../../media/live/mixer-source.ts';
-import { SignalError, embeddedClientSignalSchema, mediasoupClientSignalSchema, parseSignal, type MixProducer, type ServerSignal, type Sfu, type SfuRoom } from '../../media/sfu/sfu.ts';
+import { VisualOutput, type VisualOutputSettings, type VisualOutputStats } from '../../media/live/visual-output.ts';
+import {
+  SignalError,
+  embeddedClientSignalSchema,
+  mediasoupClientSignalSchema,
+  parseSignal,
+  type MixProducer,
+  type ServerSignal,
+  type Sfu,
+  type SfuRoom,
+  type VisualsProducer,
+} from '../../media/sfu/sfu.ts';
+import type { EngineArtwork } from '../../shared/visual-engine.ts';
 import type { Logger } from '../logger.ts';
 import type { Room } from '../rooms/room.ts';
 import { STEM_SAMPLE_RATE, type StemCache } from './stem-cache.ts';
@@ -19,6 +39,18 @@ import { STEM_SAMPLE_RATE, type StemCache } from './stem-cache.ts';
 const MIXER_SOURCE_MODULE = fileURLToPath(new URL('../../media/live/mixer-source.ts', import.meta.url));
 
 export const DEFAULT_IDLE_STOP_MS = 10_000;
+/** The visuals' encoder stops this long after the last video viewer left (a reload keeps it). */
+export const DEFAULT_VIDEO_IDLE_STOP_MS = 3_000;
+
+/** How the server publishes a room's visuals as video (for viewers who cannot draw them). */
+export interface RoomVideoOptions {
+  /** A native ffmpeg with libvpx, or why there is none (the video is then not offered). */
+  encoder: { ffmpeg: string } | { unavailable: string };
+  settings: VisualOutputSettings;
+  /** The release's artwork for the engine (its visual pack). */
+  artwork(releaseId: string): Promise<EngineArtwork[]>;
+  idleStopMs?: number;
+}
 
 export type RoomStreamEndReason = 'room-closed' | 'failed' | 'idle' | 'sfu-lost' | 'shutdown';
 
@@ -34,6 +66,22 @@ export interface RoomStreamOptions {
   stems: StemCache;
   log: Logger;
   idleStopMs?: number;
+  video?: RoomVideoOptions;
+}
+
+interface RunningVideo {
+  producer: VisualsProducer;
+  output: VisualOutput;
+}
+
+export interface RoomVideoStatus {
+  /** Whether the encoder runs now. */
+  live: boolean;
+  /** Members who joined asking for video and got it. */
+  viewers: number;
+  /** Why the room cannot publish video at all, if so. */
+  unavailable: string | null;
+  output: VisualOutputStats | null;
 }
 
 interface Running {
@@ -42,6 +90,13 @@ interface Running {
   output: LiveOutput;
   /** Whose stems it holds in the cache. */
   releaseId: string;
+  /** The mix's loudness, written by the mixer, read by the visuals. */
+  energy: SharedArrayBuffer;
+  video: RunningVideo | null;
+  videoStarting: Promise<RunningVideo> | null;
+  /** Members receiving the video track. */
+  videoViewers: Set<string>;
+  videoIdleTimer: NodeJS.Timeout | null;
 }
 
 export class RoomStream extends EventEmitter<RoomStreamEvents> {
@@ -86,17 +141,133 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
   /** One signaling message from a member (its socket session); starts the stream on a join. */
   async signal(memberId: string, message: unknown): Promise<ServerSignal> {
     if (this.#closed) throw new StreamUnavailableError('the room is closing');
+    // Checked against the SFU's own schema first, so a malformed message is named as such (and starts nothing).
+    const parsed = this.#opts.sfu.kind === 'mediasoup' ? parseSignal(mediasoupClientSignalSchema, message) : parseSignal(embeddedClientSignalSchema, message);
     // Only a join starts the mixer; anything else for a stream not running is out of order.
-    if (!this.#running) {
-      // Checked against the SFU's own schema first, so a malformed message is named as such.
-      const { type } = this.#opts.sfu.kind === 'mediasoup' ? parseSignal(mediasoupClientSignalSchema, message) : parseSignal(embeddedClientSignalSchema, message);
-      if (type !== 'join') throw new SignalError('out-of-order', 'the live stream is not running; join it first');
-    }
+    if (!this.#running && parsed.type !== 'join') throw new SignalError('out-of-order', 'the live stream is not running; join it first');
     const running = this.#running ?? (await this.#start());
     this.#cancelIdleStop();
+    const wantsVideo = parsed.type === 'join' && parsed.video === true;
+    let videoRefused: string | null = null;
+    if (wantsVideo) {
+      try {
+        await this.#ensureVideo(running);
+      } catch (err) {
+        videoRefused = err instanceof VideoUnavailableError ? err.message : 'the video could not start; audio only';
+        if (!(err instanceof VideoUnavailableError)) this.#log.error({ err }, 'the visuals’ video could not start');
+      }
+    }
+    if (parsed.type === 'join') running.videoViewers.delete(memberId);
     const reply = await running.sfuRoom.signal(memberId, message);
+    if ((reply.type === 'offer' || reply.type === 'transport') && wantsVideo) {
+      if (reply.video) {
+        running.videoViewers.add(memberId);
+        this.#cancelVideoIdleStop(running);
+      } else if (videoRefused) {
+        reply.videoRefused = videoRefused;
+      }
+    }
+    this.#checkVideoIdle(running);
     this.#checkIdle();
     return reply;
+  }
+
+  /** Whether the room can publish video at all, and why not. */
+  get videoUnavailable(): string | null {
+    const video = this.#opts.video;
+    if (!video) return 'this server does not publish the visuals as video';
+    return 'unavailable' in video.encoder ? video.encoder.unavailable : null;
+  }
+
+  async videoStatus(): Promise<RoomVideoStatus> {
+    const running = this.#running;
+    const video = running?.video ?? null;
+    return {
+      live: video !== null,
+      viewers: running?.videoViewers.size ?? 0,
+      unavailable: this.videoUnavailable,
+      output: video && !video.output.closed ? await video.output.stats() : null,
+    };
+  }
+
+  #ensureVideo(running: Running): Promise<RunningVideo> {
+    const unavailable = this.videoUnavailable;
+    if (unavailable) return Promise.reject(new VideoUnavailableError(`${unavailable}; audio only`));
+    if (running.video) return Promise.resolve(running.video);
+    running.videoStarting ??= this.#startVideo(running).then(
+      (video) => {
+        running.videoStarting = null;
+        if (this.#running !== running) {
+          void this.#stopVideo(video);
+          throw new VideoUnavailableError('the stream stopped while its video started');
+        }
+        running.video = video;
+        return video;
+      },
+      (err: unknown) => {
+        running.videoStarting = null;
+        throw err;
+      },
+    );
+    return running.videoStarting;
+  }
+
+  async #startVideo(running: Running): Promise<RunningVideo> {
+    const video = this.#opts.video!;
+    if (!('ffmpeg' in video.encoder)) throw new VideoUnavailableError('no video encoder');
+    const started = performance.now();
+    let artwork: EngineArtwork[];
+    try {
+      artwork = await video.artwork(this.room.release.id);
+    } catch (err) {
+      this.#log.warn({ err }, 'the release’s visual pack could not be read: no video');
+      throw new VideoUnavailableError('the release has no visual pack to draw; audio only');
+    }
+    if (artwork.length === 0) throw new VideoUnavailableError('the release has no artwork to draw; audio only');
+    const producer = await running.sfuRoom.produceVisuals();
+    try {
+      const state = this.room.state();
+      const output = await VisualOutput.create({
+        ...video.settings,
+        ffmpeg: video.encoder.ffmpeg,
+        sink: producer.rtpSink,
+        ssrc: producer.ssrc,
+        payloadType: producer.payloadType,
+        artwork,
+        release: { bpm: this.room.release.bpm, excerpts: this.room.release.excerpts },
+        room: { mix: state.mix, arrangement: state.arrangement, visual: state.visual },
+        energy: running.energy,
+        log: this.#log,
+      });
+      output.on('error', (err) => this.#log.warn({ err }, 'the visuals’ video'));
+      this.#log.info({ ms: Math.round(performance.now() - started), ...video.settings }, 'the visuals’ video started');
+      return { producer, output };
+    } catch (err) {
+      producer.close();
+      throw err;
+    }
+  }
+
+  async #stopVideo(video: RunningVideo): Promise<void> {
+    await video.output.close().catch((err: unknown) => this.#log.warn({ err }, 'closing the visual output'));
+    video.producer.close();
+  }
+
+  #checkVideoIdle(running: Running): void {
+    if (!running.video || running.videoViewers.size > 0 || running.videoIdleTimer) return;
+    running.videoIdleTimer = setTimeout(() => {
+      running.videoIdleTimer = null;
+      const video = running.video;
+      if (!video || running.videoViewers.size > 0) return;
+      running.video = null;
+      this.#log.info('no video viewers left: the visuals’ encoder stops');
+      void this.#stopVideo(video);
+    }, this.#opts.video?.idleStopMs ?? DEFAULT_VIDEO_IDLE_STOP_MS);
+  }
+
+  #cancelVideoIdleStop(running: Running): void {
+    if (running.videoIdleTimer) clearTimeout(running.videoIdleTimer);
+    running.videoIdleTimer = null;
   }
 
   /** The member's socket went away. */
@@ -104,9 +275,14 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
     this.#running?.sfuRoom.leave(memberId);
   }
 
-  async stats(): Promise<{ live: boolean; listeners: number; output: Awaited<ReturnType<LiveOutput['stats']>> | null }> {
+  async stats(): Promise<{ live: boolean; listeners: number; output: Awaited<ReturnType<LiveOutput['stats']>> | null; video: RoomVideoStatus }> {
     const running = this.#running;
-    return { live: running !== null, listeners: this.listening, output: running && !running.output.closed ? await running.output.stats() : null };
+    return {
+      live: running !== null,
+      listeners: this.listening,
+      output: running && !running.output.closed ? await running.output.stats() : null,
+      video: await this.videoStatus(),
+    };
   }
 
   /** Stops everything; the stream cannot start again. */
@@ -161,11 +337,13 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
       producer = await sfuRoom.produceMix();
       const stems = await stemsTimed;
       const state = room.state();
+      const energy = new SharedArrayBuffer(4);
       const init: MixerSourceInit = {
         sampleRate: STEM_SAMPLE_RATE,
         stems,
         release: { bpm: release.bpm, excerpts: release.excerpts },
         room: { mix: state.mix, arrangement: state.arrangement },
+        energy,
       };
       const outputStarted = performance.now();
       const output = await LiveOutput.create({
@@ -179,12 +357,13 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
         await output.close();
         throw new StreamUnavailableError('the room closed');
       }
-      const running: Running = { sfuRoom, producer, output, releaseId: release.id };
+      const running: Running = { sfuRoom, producer, output, releaseId: release.id, energy, video: null, videoStarting: null, videoViewers: new Set(), videoIdleTimer: null };
       output.on('error', (err) => {
         this.#log.error({ err }, 'the live output failed; stopping the stream');
         void this.#stop('failed');
       });
-      sfuRoom.on('memberleft', () => {
+      sfuRoom.on('memberleft', (memberId) => {
+        if (running.videoViewers.delete(memberId)) this.#checkVideoIdle(running);
         this.emit('listeners', this.listening);
         this.#checkIdle();
       });
@@ -217,6 +396,7 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
       const state = this.room.state();
       const message: MixerSourceStateMessage = { type: 'room-state', room: { mix: state.mix, arrangement: state.arrangement } };
       running.output.control(message);
+      running.video?.output.update({ mix: state.mix, arrangement: state.arrangement, visual: state.visual });
     });
   }
 
@@ -248,11 +428,21 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
   }
 
   async #teardown(running: Running): Promise<void> {
+    this.#cancelVideoIdleStop(running);
+    const video = running.video;
+    running.video = null;
+    if (video) await this.#stopVideo(video);
+    // A video start in flight sees that the stream is no longer running and stops itself.
     await running.output.close().catch((err: unknown) => this.#log.warn({ err }, 'closing the live output'));
     running.producer.close();
     running.sfuRoom.close();
     this.#opts.stems.release(running.releaseId);
   }
+}
+
+/** The room cannot publish its visuals as video now; the join gets audio only, with this reason. */
+export class VideoUnavailableError extends Error {
+  override readonly name = 'VideoUnavailableError';
 }
 
 /** The stream cannot serve the request now (it failed to start, the room is closing). */

@@ -5,10 +5,10 @@
 import { Device } from 'mediasoup-client';
 import type { types as msc } from 'mediasoup-client';
 import type { MediasoupServerSignal } from '../sfu.ts';
-import type { MixListener, SignalFn } from './embedded-listener.ts';
+import type { ListenOptions, MixListener, SignalFn } from './embedded-listener.ts';
 
-export async function listenMediasoup(signal: SignalFn): Promise<MixListener> {
-  const params = (await signal({ type: 'join' })) as MediasoupServerSignal;
+export async function listenMediasoup(signal: SignalFn, options: ListenOptions = {}): Promise<MixListener> {
+  const params = (await signal(options.video ? { type: 'join', video: true } : { type: 'join' })) as MediasoupServerSignal;
   if (params.type !== 'transport') throw new Error(`expected transport parameters, got ${params.type}`);
   const device = new Device();
   await device.load({ routerRtpCapabilities: params.routerRtpCapabilities as msc.RtpCapabilities });
@@ -32,9 +32,19 @@ export async function listenMediasoup(signal: SignalFn): Promise<MixListener> {
     });
     // The server creates consumers paused (mediasoup's advice) so that nothing is lost before the browser is ready.
     await signal({ type: 'resume', transportId: transport.id, consumerId: consumer.id });
+    let videoTrack: MediaStreamTrack | null = null;
+    if (params.video) {
+      const v = (await signal({ type: 'consume', transportId: transport.id, kind: 'video', rtpCapabilities: device.recvRtpCapabilities })) as MediasoupServerSignal;
+      if (v.type !== 'consumer') throw new Error(`expected a video consumer, got ${v.type}`);
+      const videoConsumer = await transport.consume({ id: v.consumerId, producerId: v.producerId, kind: v.kind, rtpParameters: v.rtpParameters as msc.RtpParameters });
+      await signal({ type: 'resume', transportId: transport.id, consumerId: videoConsumer.id });
+      videoTrack = videoConsumer.track;
+    }
     return {
       track: consumer.track,
       stream: new MediaStream([consumer.track]),
+      videoTrack,
+      videoRefused: params.videoRefused ?? null,
       // The transport's whole report: inbound-rtp, codec and candidate pairs, as for the embedded path.
       getStats: () => transport.getStats(),
       async close() {

@@ -31,8 +31,22 @@ export interface ChannelAnalysis {
   rms: number;
 }
 
+/** What a member receives of the room's visuals as video. */
+export interface ReceivedVideo {
+  hasTrack: boolean;
+  refused: string | null;
+  videoWidth: number;
+  videoHeight: number;
+  /** Frames decoded and shown so far (getVideoPlaybackQuality). */
+  totalVideoFrames: number;
+  /** Frames the page saw presented (requestVideoFrameCallback). */
+  framesPresented: number;
+}
+
 interface Entry {
   listener: MixListener;
+  video?: HTMLVideoElement;
+  framesPresented?: number;
   audio?: HTMLAudioElement;
   context?: AudioContext;
   analysers?: AnalyserNode[];
@@ -50,10 +64,10 @@ const entries = new Map<string, Entry>();
 
 const harness = {
   /** Joins as `label`; resolves with the join time (ms) once the track is there. */
-  async join(adapter: 'embedded' | 'mediasoup', label: string, analyse: boolean): Promise<number> {
+  async join(adapter: 'embedded' | 'mediasoup', label: string, analyse: boolean, video = false): Promise<number> {
     const started = performance.now();
     const signal = (message: unknown) => window.sfuSignal(label, message);
-    const listener = adapter === 'embedded' ? await listenEmbedded(signal) : await listenMediasoup(signal);
+    const listener = adapter === 'embedded' ? await listenEmbedded(signal, {}, { video }) : await listenMediasoup(signal, { video });
     const entry: Entry = { listener };
     entries.set(label, entry);
     if (analyse) {
@@ -158,12 +172,66 @@ const harness = {
     return power.map((p) => 10 * Math.log10(p + 1e-20));
   },
 
+  /** Plays the received video track (once) in a <video> element and says what has arrived. */
+  async video(label: string): Promise<ReceivedVideo> {
+    const e = entry(label);
+    const track = e.listener.videoTrack;
+    if (track && !e.video) {
+      const v = document.createElement('video');
+      v.muted = true;
+      v.playsInline = true;
+      v.srcObject = new MediaStream([track]);
+      document.body.append(v);
+      e.video = v;
+      e.framesPresented = 0;
+      const count = () => {
+        e.framesPresented = (e.framesPresented ?? 0) + 1;
+        v.requestVideoFrameCallback(count);
+      };
+      v.requestVideoFrameCallback(count);
+      await v.play();
+    }
+    const v = e.video;
+    return {
+      hasTrack: track !== null,
+      refused: e.listener.videoRefused,
+      videoWidth: v?.videoWidth ?? 0,
+      videoHeight: v?.videoHeight ?? 0,
+      totalVideoFrames: v?.getVideoPlaybackQuality().totalVideoFrames ?? 0,
+      framesPresented: e.framesPresented ?? 0,
+    };
+  },
+
+  /** The mean colour (0..255 each) of the video frame shown now, drawn to a canvas. */
+  videoMeanColour(label: string): { r: number; g: number; b: number } {
+    const v = entry(label).video;
+    if (!v || !v.videoWidth) throw new Error(`${label} shows no video`);
+    const canvas = document.createElement('canvas');
+    canvas.width = v.videoWidth;
+    canvas.height = v.videoHeight;
+    const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
+    ctx.drawImage(v, 0, 0);
+    const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    let r = 0;
+    let g = 0;
+    let b = 0;
+    for (let i = 0; i < px.length; i += 4) {
+      r += px[i]!;
+      g += px[i + 1]!;
+      b += px[i + 2]!;
+    }
+    const n = px.length / 4;
+    return { r: r / n, g: g / n, b: b / n };
+  },
+
   /** Leaves properly (signals 'leave'). */
   async leave(label: string): Promise<void> {
     const e = entries.get(label);
     if (!e) return;
     entries.delete(label);
     e.audio?.pause();
+    e.video?.pause();
+    e.video?.remove();
     await e.context?.close();
     await e.listener.close();
   },

@@ -1,0 +1,316 @@
+// The visual output's thread: draws the room's visuals every 1/fps s on a
+// monotonic clock, feeds them to ffmpeg (libvpx, realtime), packetizes its VP8
+// and sends it to the SFU. See visual-output.ts.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { parentPort, workerData } from 'node:worker_threads';
+import { transportPosition } from '../../shared/transport.ts';
+import { VisualEngine, crossfadeMix } from '../../shared/visual-engine.ts';
+import { neutralVisualParams, parseVisualParams, type VisualParams } from '../../shared/visual-params.ts';
+import { ENERGY_SCALE } from './mixer-source.ts';
+import { openRtpSink } from './rtp-sink.ts';
+import { IvfReader, Vp8Packetizer, type IvfFrame } from './vp8-rtp.ts';
+import type { FromVisualWorker, ToVisualWorker, VisualOutputStats, VisualOutputWorkerData, VisualRoomState } from './visual-output.ts';
+
+/** The encoder is restarted for a keyframe at most this often (a restart costs a process start). */
+const KEYFRAME_RESTART_MIN_MS = 1000;
+/** A keyframe this recent answers a request already. */
+const RECENT_KEYFRAME_MS = 250;
+/** Frames the encoder may hold before new ones are skipped instead of queued. */
+const MAX_QUEUED_FRAMES = 2;
+const CLOCK_TICKS = 100;
+
+const port = parentPort;
+if (!port) throw new Error('visual-output.worker.ts must run as a worker thread');
+const data = workerData as VisualOutputWorkerData;
+const frameMs = 1000 / data.fps;
+const frameBytes = data.width * data.height * 4;
+
+function post(message: FromVisualWorker): void {
+  port!.postMessage(message);
+}
+
+const engine = new VisualEngine(data.artwork);
+const energyCell = data.energy ? new Int32Array(data.energy, 0, 1) : null;
+const sink = openRtpSink(
+  data.sink,
+  (err) => post({ type: 'error', message: `RTP sink: ${err.message}` }),
+  () => requestKeyframe(),
+);
+const packetizer = new Vp8Packetizer({ ssrc: data.ssrc, payloadType: data.payloadType });
+
+let room: VisualRoomState = data.room;
+let paramsKey = '';
+let current: VisualParams = neutralVisualParams();
+let previous: VisualParams | null = null;
+let changedAtMs = 0;
+let fading = false;
+
+interface Encoder {
+  proc: ChildProcessWithoutNullStreams;
+  /** Monotonic time of each frame given to it, by its own frame number (its IVF pts). */
+  times: Map<number, number>;
+  nextFrame: number;
+  reader: IvfReader;
+  /** Frames it has put out (its first is a keyframe). */
+  framesOut: number;
+  closed: boolean;
+}
+
+let encoder: Encoder | null = null;
+/**
+ * A second ffmpeg, started and waiting for its first frame: a keyframe request
+ * switches to it (its first frame is a keyframe) instead of starting a process
+ * then (measured here: ~170 ms to the first frame warm against 300–600 ms cold,
+ * under load). It costs an idle process, no CPU.
+ */
+let standby: Encoder | null = null;
+let stopped = false;
+let timer: NodeJS.Timeout | null = null;
+const startMs = performance.now();
+let nextSlot = 0;
+const stats = {
+  framesDrawn: 0,
+  framesSkipped: 0,
+  framesEncoded: 0,
+  keyframes: 0,
+  keyframeRequests: 0,
+  encoderRestarts: 0,
+  packetsSent: 0,
+  bytesSent: 0,
+  drawMsTotal: 0,
+  firstKeyframeMs: null as number | null,
+  lastKeyframeResponseMs: null as number | null,
+};
+let lastKeyframeAt = Number.NEGATIVE_INFINITY;
+let lastRestartAt = Number.NEGATIVE_INFINITY;
+let pendingRequestAt: number | null = null;
+/** CPU ticks of encoders that have exited. */
+let finishedEncoderTicks = 0;
+const cpuStart = process.threadCpuUsage();
+
+function startEncoder(): Encoder {
+  const gop = Math.max(1, Math.round(data.fps * data.keyframeIntervalSec));
+  const args = [
+    '-hide_banner', '-loglevel', 'error',
+    // No probing: the input's format is given, and probing would hold the first frames back.
+    '-probesize', '32', '-analyzeduration', '0', '-fflags', 'nobuffer',
+    '-f', 'rawvideo', '-pix_fmt', 'rgba', '-s', `${data.width}x${data.height}`, '-framerate', String(data.fps), '-i', 'pipe:0',
+    '-an', '-pix_fmt', 'yuv420p',
+    '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '8', '-threads', '1',
+    '-b:v', `${data.bitrateKbps}k`, '-maxrate', `${Math.round(data.bitrateKbps * 1.5)}k`, '-bufsize', `${data.bitrateKbps}k`,
+    '-g', String(gop), '-lag-in-frames', '0', '-auto-alt-ref', '0', '-error-resilient', '1',
+    '-flush_packets', '1', '-f', 'ivf', 'pipe:1',
+  ];
+  const proc = spawn(data.ffmpeg, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const enc: Encoder = { proc, times: new Map(), nextFrame: 0, reader: new IvfReader(), framesOut: 0, closed: false };
+  let stderr = '';
+  proc.stderr.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-2000);
+  });
+  proc.stdout.on('data', (chunk: Buffer) => {
+    if (enc.closed) return;
+    let frames: IvfFrame[];
+    try {
+      frames = enc.reader.push(chunk);
+    } catch (err) {
+      post({ type: 'error', message: `encoder output: ${(err as Error).message}` });
+      restartEncoder();
+      return;
+    }
+    for (const frame of frames) sendFrame(enc, frame);
+  });
+  proc.stdin.on('error', () => undefined);
+  proc.on('error', (err) => post({ type: 'error', message: `ffmpeg: ${err.message}` }));
+  proc.on('exit', (code, signal) => {
+    if (enc === standby) {
+      standby = null;
+      if (!enc.closed && !stopped) post({ type: 'error', message: `the standby VP8 encoder exited (${code ?? signal}): ${stderr.trim()}` });
+      return;
+    }
+    if (!enc.closed && !stopped) {
+      post({ type: 'error', message: `the VP8 encoder exited (${code ?? signal}): ${stderr.trim()}` });
+      // One more try after a pause; a broken ffmpeg will keep saying so in the log.
+      setTimeout(() => {
+        if (!stopped && encoder === enc) restartEncoder();
+      }, 1000);
+    }
+  });
+  return enc;
+}
+
+function sendFrame(enc: Encoder, frame: IvfFrame): void {
+  if (enc !== encoder) return;
+  enc.framesOut++;
+  const at = enc.times.get(frame.pts);
+  enc.times.delete(frame.pts);
+  const timeMs = at ?? performance.now();
+  for (const packet of packetizer.packetize(frame.data, timeMs)) {
+    stats.packetsSent++;
+    stats.bytesSent += packet.length;
+    sink.send(packet);
+  }
+  stats.framesEncoded++;
+  if (frame.keyframe) {
+    const now = performance.now();
+    stats.keyframes++;
+    lastKeyframeAt = now;
+    stats.firstKeyframeMs ??= now - startMs;
+    if (pendingRequestAt !== null) stats.lastKeyframeResponseMs = now - pendingRequestAt;
+    pendingRequestAt = null;
+  }
+}
+
+function encoderTicks(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime: fields 14 and 15 of the whole line, 12 and 13 after the name.
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
+}
+
+function stopEncoder(enc: Encoder): void {
+  if (enc.closed) return;
+  finishedEncoderTicks += encoderTicks(enc.proc.pid);
+  enc.closed = true;
+  enc.proc.stdin.destroy();
+  enc.proc.kill('SIGKILL');
+}
+
+function restartEncoder(): void {
+  if (stopped) return;
+  if (encoder) stopEncoder(encoder);
+  stats.encoderRestarts++;
+  lastRestartAt = performance.now();
+  const warm = standby && !standby.closed && standby.proc.exitCode === null ? standby : null;
+  encoder = warm ?? startEncoder();
+  standby = startEncoder();
+}
+
+function requestKeyframe(): void {
+  stats.keyframeRequests++;
+  const now = performance.now();
+  if (now - lastKeyframeAt < RECENT_KEYFRAME_MS) return;
+  pendingRequestAt ??= now;
+  // A fresh encoder's first frame is a keyframe already on its way.
+  if (encoder && !encoder.closed && encoder.framesOut === 0) return;
+  if (now - lastRestartAt < KEYFRAME_RESTART_MIN_MS) return;
+  // A fresh encoder starts with a keyframe; the packetizer's numbering carries on.
+  restartEncoder();
+}
+
+function updateParams(): void {
+  const key = JSON.stringify(room.visual.params ?? null);
+  if (key === paramsKey) return;
+  const next = parseVisualParams(room.visual.params) ?? neutralVisualParams();
+  // As the browser does: the first params are shown as they are; a change fades from the moment the server applied it.
+  previous = paramsKey ? current : null;
+  current = next;
+  paramsKey = key;
+  changedAtMs = room.visual.promptAtMs ?? 0;
+  engine.prepare(next);
+}
+
+function draw(enc: Encoder, slotMs: number): void {
+  updateParams();
+  const now = Date.now();
+  const mix = previous ? crossfadeMix(Math.max(0, (now - changedAtMs) / 1000)) : 1;
+  if (mix >= 1) previous = null;
+  fading = previous !== null;
+  const positionSec = transportPosition(room, data.release, now);
+  const bpm = data.release.bpm ?? 120;
+  const beats = (positionSec * bpm) / 60;
+  const energy = energyCell ? Math.round((Atomics.load(energyCell, 0) / ENERGY_SCALE) * 100) / 100 : 0.5;
+  const frame = Buffer.allocUnsafe(frameBytes);
+  const rgba = new Uint8ClampedArray(frame.buffer, frame.byteOffset, frameBytes);
+  const t0 = performance.now();
+  engine.renderFrame(rgba, data.width, data.height, { from: previous, to: current, mix, timeSec: positionSec, energy, beatPhase: beats - Math.floor(beats) });
+  stats.drawMsTotal += performance.now() - t0;
+  stats.framesDrawn++;
+  enc.times.set(enc.nextFrame++, slotMs);
+  enc.proc.stdin.write(frame);
+}
+
+function tick(): void {
+  timer = null;
+  if (stopped) return;
+  const now = performance.now();
+  const due = Math.floor((now - startMs) / frameMs);
+  if (due > nextSlot) {
+    stats.framesSkipped += due - nextSlot;
+    nextSlot = due;
+  }
+  const enc = encoder;
+  if (enc && !enc.closed && enc.proc.stdin.writable) {
+    if (enc.proc.stdin.writableLength > MAX_QUEUED_FRAMES * frameBytes) stats.framesSkipped++;
+    else {
+      try {
+        draw(enc, startMs + nextSlot * frameMs);
+      } catch (err) {
+        post({ type: 'error', message: `visuals: ${err instanceof Error ? err.message : String(err)}` });
+      }
+    }
+  }
+  nextSlot++;
+  timer = setTimeout(tick, Math.max(0, startMs + nextSlot * frameMs - performance.now()));
+}
+
+function currentStats(): VisualOutputStats {
+  const elapsedMs = Math.max(1, performance.now() - startMs);
+  const cpu = process.threadCpuUsage(cpuStart);
+  const ticks = finishedEncoderTicks + [encoder, standby].reduce((n, e) => n + (e && !e.closed ? encoderTicks(e.proc.pid) : 0), 0);
+  return {
+    width: data.width,
+    height: data.height,
+    fps: data.fps,
+    framesDrawn: stats.framesDrawn,
+    framesSkipped: stats.framesSkipped,
+    framesEncoded: stats.framesEncoded,
+    keyframes: stats.keyframes,
+    keyframeRequests: stats.keyframeRequests,
+    encoderRestarts: stats.encoderRestarts,
+    packetsSent: stats.packetsSent,
+    bytesSent: stats.bytesSent,
+    drawMsMean: stats.framesDrawn ? stats.drawMsTotal / stats.framesDrawn : 0,
+    threadCpuFraction: (cpu.user + cpu.system) / 1000 / elapsedMs,
+    encoderCpuFraction: ((ticks / CLOCK_TICKS) * 1000) / elapsedMs,
+    threadCpuMs: (cpu.user + cpu.system) / 1000,
+    encoderCpuMs: (ticks / CLOCK_TICKS) * 1000,
+    elapsedMs,
+    firstKeyframeMs: stats.firstKeyframeMs,
+    lastKeyframeResponseMs: stats.lastKeyframeResponseMs,
+    fading,
+  };
+}
+
+port.on('message', (message: ToVisualWorker) => {
+  switch (message.type) {
+    case 'room-state':
+      room = message.room;
+      break;
+    case 'keyframe':
+      requestKeyframe();
+      break;
+    case 'stats':
+      post({ type: 'stats', id: message.id, stats: currentStats() });
+      break;
+    case 'stop':
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      if (encoder) stopEncoder(encoder);
+      if (standby) stopEncoder(standby);
+      void sink.close().finally(() => post({ type: 'stopped' }));
+      break;
+  }
+});
+
+encoder = startEncoder();
+standby = startEncoder();
+updateParams();
+post({ type: 'ready' });
+tick();

@@ -1,0 +1,112 @@
+// The web app's "Show the server's video" toggle (a weak device) in real
+// Chromium: ticking it joins the stream with video, the page shows the server's
+// VP8 picture in a <video> at the configured size instead of the canvas, and
+// stops drawing; unticking brings the drawing back and the server's encoder
+// stops (no viewer, no encode). The audio plays throughout.
+import { execFileSync } from 'node:child_process';
+import { expect } from 'chai';
+import type { Page } from 'playwright-core';
+import { buildClient } from '../../client/build.ts';
+import { ffmpegHasLibvpx } from '../../media/live/visual-output.ts';
+import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
+import { requireComponent } from '../support/components.ts';
+import { startTestServer, type TestServer } from '../support/test-server.ts';
+
+interface HookWindow {
+  remixroom?: {
+    audio(): { state: string; error: string | null };
+    visuals(): { paramsKey: string; framesDrawn: number; status: string };
+  };
+}
+
+function ffmpegAvailable(): boolean {
+  try {
+    execFileSync('ffmpeg', ['-version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('web app: the server’s video instead of drawing, for a weak device', function () {
+  this.timeout(120_000);
+  let t: TestServer;
+  let browser: LaunchedBrowser | null = null;
+  let page: Page;
+  let roomId = '';
+  const pageErrors: string[] = [];
+
+  before(async function () {
+    requireComponent(CHROMIUM_COMMAND, chromiumAvailable(), this);
+    requireComponent('ffmpeg', ffmpegAvailable() && (await ffmpegHasLibvpx('ffmpeg')), this);
+    const [server] = await Promise.all([startTestServer(), buildClient()]);
+    t = server;
+    browser = await launchChromium();
+    page = await browser.context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    await page.goto(`${t.url}/`);
+    const first = page.locator('.release-card').first();
+    await first.waitFor({ timeout: 10_000 });
+    await first.getByLabel('Your name').fill('Weak phone');
+    await first.getByRole('button', { name: 'Open a room' }).click();
+    await page.waitForURL(/\/r\/[\w-]+$/, { timeout: 10_000 });
+    roomId = /\/r\/([\w-]+)/.exec(page.url())![1]!;
+    await page.waitForFunction(() => (window as HookWindow).remixroom?.visuals().status === 'drawing', undefined, { timeout: 20_000 });
+    // Playing: the picture moves, so the page draws new frames while it draws at all.
+    await page.locator('button.play').click();
+    const a = await drawn();
+    await sleep(700);
+    expect(await drawn(), 'the page draws while it shows its own visuals').to.be.greaterThan(a);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  const drawn = () => page.evaluate(() => (window as HookWindow).remixroom!.visuals().framesDrawn);
+  const videoStatus = async () => (await t.server.live.stream(roomId)?.stats())?.video ?? null;
+
+  it('ticking the toggle shows the server’s video at its configured size, and the page stops drawing', async () => {
+    await page.getByLabel(/Show the server’s video/).check();
+    const video = page.locator('video.server-video');
+    await video.waitFor({ state: 'visible', timeout: 20_000 });
+    await page.waitForFunction(
+      () => {
+        const v = document.querySelector('video.server-video') as HTMLVideoElement | null;
+        return v !== null && v.videoWidth > 0 && v.getVideoPlaybackQuality().totalVideoFrames > 2;
+      },
+      undefined,
+      { timeout: 20_000 },
+    );
+    const size = await video.evaluate((v: HTMLVideoElement) => ({ w: v.videoWidth, h: v.videoHeight }));
+    expect(size).to.deep.equal({ w: t.server.config.liveVideo.width, h: t.server.config.liveVideo.height });
+    expect(await page.locator('canvas.visuals-canvas').isHidden()).to.equal(true);
+    expect(await page.evaluate(() => (window as HookWindow).remixroom!.audio().state)).to.equal('playing');
+    const a = await drawn();
+    await sleep(1000);
+    expect(await drawn(), 'no drawing while the server’s video shows').to.equal(a);
+    const status = await videoStatus();
+    expect(status).to.include({ live: true, viewers: 1 });
+  });
+
+  it('unticking brings the drawing back; the server’s encoder stops', async () => {
+    await page.getByLabel(/Show the server’s video/).uncheck();
+    await page.locator('canvas.visuals-canvas').waitFor({ state: 'visible', timeout: 20_000 });
+    expect(await page.locator('video.server-video').isHidden()).to.equal(true);
+    const a = await drawn();
+    await sleep(1000);
+    expect(await drawn()).to.be.greaterThan(a);
+    const deadline = Date.now() + 15_000;
+    let status = await videoStatus();
+    while (status?.live && Date.now() < deadline) {
+      await sleep(200);
+      status = await videoStatus();
+    }
+    expect(status).to.include({ live: false, viewers: 0 });
+    expect(await page.evaluate(() => (window as HookWindow).remixroom!.audio().state)).to.equal('playing');
+    expect(pageErrors).to.deep.equal([]);
+  });
+});

@@ -146,7 +146,7 @@ describe('orders (sandbox payments, real server)', function () {
     const stale = await fetch(`${t.url}/api/webhooks/payments`, { method: 'POST', headers: { 'content-type': 'application/json', 'remixroom-signature': signWebhook(key, body, Math.floor(Date.now() / 1000) - 3600) }, body });
     expect(stale.status).to.equal(401);
     // A "succeeded" event for a declined order's payment (a replay or a lie) must not entitle it.
-    const payment = fs.readdirSync(path.join(t.dataDir, 'sandbox-payments')).map((f) => JSON.parse(fs.readFileSync(path.join(t.dataDir, 'sandbox-payments', f), 'utf8')) as { id: string; idempotencyKey: string }).find((p) => p.idempotencyKey === o.orderId)!;
+    const payment = fs.readdirSync(path.join(t.dataDir, 'sandbox-payments')).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(fs.readFileSync(path.join(t.dataDir, 'sandbox-payments', f), 'utf8')) as { id: string; idempotencyKey: string }).find((p) => p.idempotencyKey === o.orderId)!;
     const lie = JSON.stringify({ id: 'evt_lie', type: 'payment.succeeded', paymentId: payment.id });
     const r = await fetch(`${t.url}/api/webhooks/payments`, { method: 'POST', headers: { 'content-type': 'application/json', 'remixroom-signature': signWebhook(key, lie, Math.floor(Date.now() / 1000)) }, body: lie });
     expect(r.status).to.equal(200);

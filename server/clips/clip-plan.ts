@@ -25,12 +25,17 @@ export interface ClipPlan {
 
 type Release = Pick<RoomRelease, 'excerpts' | 'bpm'>;
 
+/**
+ * The mix and arrangement as they are now, as a copy: the timeline's state is changed in place
+ * by each later event, and every scheduled state must keep the values of its own moment (a
+ * shared reference once gave every block of a clip the stems' final values).
+ */
 function roomStateOf(s: JsonState): Pick<RoomState, 'mix' | 'arrangement'> {
   const mix = (s['mix'] ?? {}) as RoomState['mix'];
-  return {
+  return structuredClone({
     mix: { stems: mix.stems ?? {}, master: { ...neutralMaster(), ...(mix.master ?? {}) } },
     arrangement: s['arrangement'] as RoomState['arrangement'],
-  };
+  });
 }
 
 export function planClip(window: TimelineWindow, release: Release): ClipPlan {

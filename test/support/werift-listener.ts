@@ -13,12 +13,14 @@ export interface HeardPacket {
 
 export interface WeriftListener {
   heard: HeardPacket[];
+  /** With `keepPcm`: every decoded packet's 48 kHz stereo samples, in the order they arrived. */
+  pcm: Int16Array[];
   /** The loudest packet heard over the last `ms`, in dBFS (−240 when nothing was heard). */
   peakDbOver(ms: number): number;
   close(): Promise<void>;
 }
 
-export async function listenToRoom(baseUrl: string, roomId: string, token: string, timeoutMs = 20_000): Promise<WeriftListener> {
+export async function listenToRoom(baseUrl: string, roomId: string, token: string, timeoutMs = 20_000, opts: { keepPcm?: boolean } = {}): Promise<WeriftListener> {
   const socket: Socket = io(baseUrl, { auth: { roomId, token }, transports: ['websocket'], reconnection: false });
   let pc: RTCPeerConnection | null = null;
   try {
@@ -36,6 +38,7 @@ export async function listenToRoom(baseUrl: string, roomId: string, token: strin
     const offer = (await signal({ type: 'join' })) as { adapter: string; transportId: string; sdp: string };
     if (offer.adapter !== 'embedded') throw new Error(`this listener speaks the embedded SFU's signaling; the server uses ${offer.adapter}`);
     const heard: HeardPacket[] = [];
+    const kept: Int16Array[] = [];
     const decoder = new Decoder({ channels: 2, sample_rate: 48_000 });
     pc = new RTCPeerConnection({
       codecs: { audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48_000, channels: 2, payloadType: 111, parameters: OPUS_FMTP })], video: [] },
@@ -46,6 +49,7 @@ export async function listenToRoom(baseUrl: string, roomId: string, token: strin
       t.onReceiveRtp.subscribe((rtp: RtpPacket) => {
         const pcm = decoder.decode(rtp.payload);
         const s16 = new Int16Array(pcm.buffer, pcm.byteOffset, pcm.byteLength >> 1);
+        if (opts.keepPcm) kept.push(s16.slice());
         let sum = 0;
         for (let i = 0; i < s16.length; i++) sum += s16[i]! * s16[i]!;
         const rms = Math.sqrt(sum / Math.max(1, s16.length)) / 32768;
@@ -64,6 +68,7 @@ export async function listenToRoom(baseUrl: string, roomId: string, token: strin
     const peer = pc;
     return {
       heard,
+      pcm: kept,
       peakDbOver(ms) {
         const since = performance.now() - ms;
         let peak = -240;

@@ -1,10 +1,12 @@
-// Tracing a file found anywhere: decode its audio with ffmpeg, look for the
+// Tracing a file found anywhere: decode its audio with ffmpeg (native, or the
+// WebAssembly build in a worker when there is none), look for the
 // watermark, and if one is there, name the render it came from (clip, room,
 // release, time) and check the file against that render's signed manifest.
 import crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { decodeWithWasm, wasmDecodeAvailable, WasmDecodeError } from '../../media/audio/wasm-decode.ts';
 import { detectWatermark, MIN_DETECT_SEC, WatermarkError } from '../../media/watermark/watermark.ts';
 import type { ClipService } from './clip-service.ts';
 import { verifyManifest, type SignedManifest } from './manifest.ts';
@@ -55,14 +57,17 @@ export interface VerifyDeps {
 }
 
 export async function verifyMedia(deps: VerifyDeps, bytes: Buffer): Promise<VerifyResult> {
-  if (!deps.ffmpeg) throw new VerifyError('unavailable', 'this server has no native ffmpeg to read media with');
-  const file = path.join(deps.tmpDir, `verify-${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
-  await fsp.writeFile(file, bytes);
   let pcm: Float32Array;
-  try {
-    pcm = await decodeAudio(deps.ffmpeg, file);
-  } finally {
-    await fsp.rm(file, { force: true });
+  if (deps.ffmpeg) {
+    const file = path.join(deps.tmpDir, `verify-${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
+    await fsp.writeFile(file, bytes);
+    try {
+      pcm = await decodeAudio(deps.ffmpeg, file);
+    } finally {
+      await fsp.rm(file, { force: true });
+    }
+  } else {
+    pcm = await decodeWithoutNativeFfmpeg(bytes);
   }
   if (pcm.length / 2 < MIN_DETECT_SEC * 48_000) {
     return { found: false, note: `the file has ${(pcm.length / 2 / 48_000).toFixed(1)} s of audio; at least ${MIN_DETECT_SEC} s (10 s or more for a sure answer) is needed` };
@@ -104,6 +109,22 @@ export async function verifyMedia(deps: VerifyDeps, bytes: Buffer): Promise<Veri
 
 function round(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+/** Without a native ffmpeg: the WebAssembly build, in a worker (slower; one file at a time). */
+let wasmDecoding: Promise<unknown> = Promise.resolve();
+async function decodeWithoutNativeFfmpeg(bytes: Buffer): Promise<Float32Array> {
+  if (!wasmDecodeAvailable()) throw new VerifyError('unavailable', 'this server has no ffmpeg to read media with (neither native nor @ffmpeg/core)');
+  // One at a time: each decode holds the file and its samples in a WebAssembly heap of its own.
+  const run = wasmDecoding.then(() => decodeWithWasm(bytes, { maxSeconds: MAX_DECODE_SEC, timeoutMs: DECODE_TIMEOUT_MS * 4 }));
+  wasmDecoding = run.catch(() => undefined);
+  try {
+    const pcm = await run;
+    return pcm.length * 4 > MAX_PCM_BYTES ? pcm.slice(0, MAX_PCM_BYTES / 4) : pcm;
+  } catch (err) {
+    if (err instanceof WasmDecodeError) throw new VerifyError(err.kind === 'unavailable' ? 'unavailable' : 'not_media', err.message);
+    throw err;
+  }
 }
 
 /** The file's audio as 48 kHz stereo float (ffmpeg downmixes or upmixes), its first MAX_DECODE_SEC seconds. */

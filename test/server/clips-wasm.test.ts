@@ -1,8 +1,9 @@
 // The embedded mode renders too: a server process that finds no native ffmpeg (its PATH
 // holds only node) renders a committed clip with @ffmpeg/core (WebAssembly), and the
 // downloaded files are what a native render gives: H.264 + AAC MP4 at the configured
-// size and length, an M4A, and the watermark with the render's id. ffprobe and ffmpeg
-// (native, in the test process only) check the files.
+// size and length, an M4A, and the watermark with the render's id; POST /api/verify reads
+// the download with @ffmpeg/core too and traces it. ffprobe and ffmpeg (native, in the
+// test process only) check the files.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -60,7 +61,7 @@ describe('clips without native ffmpeg: the WebAssembly encoder (a server process
     await data?.remove();
   });
 
-  it("renders a committed clip: ffprobe accepts it, its audio carries the render's id, and verify says it cannot decode", async () => {
+  it("renders a committed clip: ffprobe accepts it, its audio carries the render's id, and verify traces it with @ffmpeg/core", async () => {
     const room = await openRoom(url);
     const { token } = await joinAs(url, room, 'remixer', 'Wasm');
     member = await connectMember(url, room.roomId, token);
@@ -105,14 +106,21 @@ describe('clips without native ffmpeg: the WebAssembly encoder (a server process
     const audioProbe = await runCapture(native!.ffprobe!, ['-v', 'error', '-show_streams', '-of', 'json', m4a]);
     expect((JSON.parse(audioProbe.stdout) as { streams: { codec_name: string }[] }).streams.map((s) => s.codec_name)).to.deep.equal(['aac']);
     // The mark is in it, with the render's id (read here with the test's own ffmpeg and the key
-    // the server derives from its token secret); the server itself, with no ffmpeg to decode
-    // uploads, says so clearly at POST /api/verify.
+    // the server derives from its token secret).
     const decoded = await runCaptureBuffer(native!.ffmpeg, ['-v', 'error', '-i', m4a, '-f', 'f32le', '-ar', '48000', '-ac', '2', 'pipe:1']);
     const pcm = new Float32Array(decoded.buffer, decoded.byteOffset, decoded.byteLength >> 2);
     const mark = detectWatermark(pcm, { key: watermarkKeyOf(TOKEN_SECRET) });
     expect(mark?.payloadHex).to.equal(committed.clipId);
-    const verify = await fetch(`${url}/api/verify`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(fs.readFileSync(mp4)) });
-    expect(verify.status).to.equal(503);
-    expect(((await verify.json()) as { error: { message: string } }).error.message).to.match(/no native ffmpeg/);
+    // The server, with no native ffmpeg, reads uploads with @ffmpeg/core: it traces the clip, and
+    // refuses what is not media.
+    const verify = async (body: Buffer) => {
+      const r = await fetch(`${url}/api/verify`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(body) });
+      return { status: r.status, body: (await r.json()) as { found?: boolean; renderId?: string; manifestGenuine?: boolean; fileMatchesManifest?: boolean; error?: { code: string } } };
+    };
+    const traced = await verify(fs.readFileSync(mp4));
+    expect(traced.status, JSON.stringify(traced.body)).to.equal(200);
+    expect(traced.body).to.include({ found: true, renderId: committed.clipId, manifestGenuine: true, fileMatchesManifest: true });
+    const text = await verify(Buffer.from('not a media file at all '.repeat(200)));
+    expect(text.status, JSON.stringify(text.body)).to.equal(400);
   });
 });

@@ -1,14 +1,10 @@
 // Worker thread of the WebAssembly encoder (see encoder.ts): loads @ffmpeg/core,
 // exposes the shared frame ring as a device (/in/video) that yields each frame
 // when the renderer has committed it, runs one ffmpeg and copies its outputs
-// from MEMFS to their `.part` files.
-//
-// @ffmpeg/core is built for browsers and web workers; in Node it needs `self`,
-// `location` and the wasm bytes handed over as `wasmBinary`.
+// from MEMFS to their `.part` files. (media/audio/ffmpeg-core.ts loads the core.)
 import fs from 'node:fs';
-import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { pathToFileURL } from 'node:url';
+import { loadFfmpegCore, type EmscriptenStream } from '../audio/ffmpeg-core.ts';
 import type { WasmWorkerData, WasmWorkerMessage } from './encoder.ts';
 
 const CTRL_WRITTEN = 0;
@@ -16,22 +12,6 @@ const CTRL_CONSUMED = 1;
 const CTRL_STATE = 2;
 const STATE_ABORTED = 2;
 const STATE_ENDED = 1;
-
-interface EmscriptenStream { seekable: boolean }
-interface EmscriptenFS {
-  makedev(major: number, minor: number): number;
-  registerDevice(dev: number, ops: Record<string, unknown>): void;
-  mkdev(path: string, dev: number): void;
-  mkdir(path: string): void;
-  writeFile(path: string, data: Uint8Array): void;
-  readFile(path: string): Uint8Array;
-  ErrnoError: new (errno: number) => Error;
-}
-interface FfmpegCore {
-  FS: EmscriptenFS;
-  exec(...args: string[]): number;
-  setLogger(logger: (m: { type: string; message: string }) => void): void;
-}
 
 const data = workerData as WasmWorkerData;
 const log: string[] = [];
@@ -41,17 +21,7 @@ function post(m: WasmWorkerMessage): void {
 }
 
 async function main(): Promise<void> {
-  const g = globalThis as Record<string, unknown>;
-  g['self'] ??= globalThis;
-  g['location'] ??= { href: pathToFileURL(data.coreDir + path.sep).href };
-  const mod = (await import(pathToFileURL(path.join(data.coreDir, 'ffmpeg-core.js')).href)) as { default: (m: Record<string, unknown>) => Promise<FfmpegCore> };
-  const core = await mod.default({ wasmBinary: fs.readFileSync(path.join(data.coreDir, 'ffmpeg-core.wasm')) });
-  core.setLogger((m) => {
-    if (m.type === 'stderr') {
-      log.push(m.message);
-      if (log.length > 50) log.shift();
-    }
-  });
+  const core = await loadFfmpegCore(data.coreDir, log, 50);
   const FS = core.FS;
   const ctrl = new Int32Array(data.ctrl);
   const frameBytes = data.width * data.height * 4;

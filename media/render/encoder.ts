@@ -6,7 +6,7 @@
 //
 // Both take the same ffmpeg arguments. Input 0 is the raw RGBA video, input 1
 // the audio (f32le stereo) when there is one; `{out0}`, `{out1}`… in the
-// arguments stand for the outputs, which are written as `<path>.part` and
+// arguments stand for the outputs, which are written as `<path>.<pid>-<random>.part` and
 // renamed into place only when the encode has succeeded (a file that exists is
 // whole). On failure or abort the `.part` files are removed.
 //
@@ -21,6 +21,7 @@
 // One WebAssembly instance per job: a fresh worker that loads the core
 // (about half a second), runs one ffmpeg and ends; abort terminates it.
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -99,12 +100,22 @@ function lastLines(text: string): string {
   return text.trim().split('\n').slice(-3).join(' | ') || 'no message';
 }
 
-async function removeParts(outputs: readonly string[]): Promise<void> {
-  await Promise.all(outputs.map((o) => fsp.rm(`${o}.part`, { force: true })));
+/**
+ * Where an encode writes its outputs until they are whole: a name of its own per encode, so that
+ * an encode run again (a renderer killed mid-job, its job taken up elsewhere) never shares a
+ * file with an ffmpeg the first one left behind.
+ */
+function partsOf(outputs: readonly string[]): string[] {
+  const tag = `${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  return outputs.map((o) => `${o}.${tag}.part`);
 }
 
-async function renameParts(outputs: readonly string[]): Promise<void> {
-  for (const o of outputs) await fsp.rename(`${o}.part`, o);
+async function removeParts(parts: readonly string[]): Promise<void> {
+  await Promise.all(parts.map((p) => fsp.rm(p, { force: true })));
+}
+
+async function renameParts(outputs: readonly string[], parts: readonly string[]): Promise<void> {
+  for (const [i, o] of outputs.entries()) await fsp.rename(parts[i]!, o);
 }
 
 // ---------------------------------------------------------------------------
@@ -124,6 +135,7 @@ export function nativeEncoder(ffmpegPath: string): FrameEncoder {
 
 class NativeSession implements EncodeSession {
   readonly #job: EncodeJob;
+  readonly #parts: string[];
   readonly #ffmpeg: string;
   readonly #frameBytes: number;
   readonly #slots: Buffer[] = [];
@@ -140,6 +152,7 @@ class NativeSession implements EncodeSession {
   constructor(ffmpeg: string, job: EncodeJob) {
     this.#ffmpeg = ffmpeg;
     this.#job = job;
+    this.#parts = partsOf(job.outputs);
     this.#frameBytes = job.width * job.height * 4;
   }
 
@@ -156,7 +169,7 @@ class NativeSession implements EncodeSession {
       ...PRE_ARGS,
       ...videoInputArgs(job, 'pipe:0'),
       ...(this.#audioFile ? audioInputArgs(job, this.#audioFile) : []),
-      ...substitute(job.args, job.outputs.map((o) => `${o}.part`)),
+      ...substitute(job.args, this.#parts),
     ];
     const child = spawn(this.#ffmpeg, args, { stdio: ['pipe', 'ignore', 'pipe'] });
     this.#child = child;
@@ -209,14 +222,14 @@ class NativeSession implements EncodeSession {
     const code = await this.#exited!;
     this.#job.signal?.throwIfAborted();
     if (code !== 0) throw new EncoderError(`ffmpeg failed (exit ${code}): ${lastLines(this.#stderr)}`);
-    await renameParts(this.#job.outputs);
+    await renameParts(this.#job.outputs, this.#parts);
     await this.#cleanup();
   }
 
   async abort(): Promise<void> {
     this.#child?.kill('SIGKILL');
     await this.#exited?.catch(() => null);
-    await removeParts(this.#job.outputs);
+    await removeParts(this.#parts);
     await this.#cleanup();
   }
 
@@ -278,6 +291,7 @@ export function wasmEncoder(): FrameEncoder {
 
 class WasmSession implements EncodeSession {
   readonly #job: EncodeJob;
+  readonly #parts: string[];
   readonly #frameBytes: number;
   readonly #ring: SharedArrayBuffer;
   readonly #ctrl: Int32Array;
@@ -294,11 +308,12 @@ class WasmSession implements EncodeSession {
   constructor(coreDir: string, job: EncodeJob) {
     job.signal?.throwIfAborted();
     this.#job = job;
+    this.#parts = partsOf(job.outputs);
     this.#frameBytes = job.width * job.height * 4;
     this.#ring = new SharedArrayBuffer(this.#frameBytes * WASM_SLOTS);
     const ctrl = new SharedArrayBuffer(4 * 4);
     this.#ctrl = new Int32Array(ctrl);
-    const memOutputs = job.outputs.map((o, i) => ({ memfs: `/out/${i}${path.extname(o) || '.bin'}`, file: `${o}.part` }));
+    const memOutputs = job.outputs.map((o, i) => ({ memfs: `/out/${i}${path.extname(o) || '.bin'}`, file: this.#parts[i]! }));
     const args = [
       ...PRE_ARGS,
       ...videoInputArgs(job, '/in/video'),
@@ -363,7 +378,7 @@ class WasmSession implements EncodeSession {
     this.#job.signal?.throwIfAborted();
     if (m.type === 'error') throw new EncoderError(`ffmpeg failed (WebAssembly): ${m.message}: ${lastLines(m.log)}`);
     if (m.ret !== 0) throw new EncoderError(`ffmpeg failed (WebAssembly, exit ${m.ret}): ${lastLines(m.log)}`);
-    await renameParts(this.#job.outputs);
+    await renameParts(this.#job.outputs, this.#parts);
     this.#job.signal?.removeEventListener('abort', this.#onAbort);
     await this.#worker.terminate();
   }
@@ -373,6 +388,6 @@ class WasmSession implements EncodeSession {
     Atomics.store(this.#ctrl, CTRL.state, STATE.aborted);
     Atomics.notify(this.#ctrl, CTRL.written);
     await this.#worker.terminate();
-    await removeParts(this.#job.outputs);
+    await removeParts(this.#parts);
   }
 }

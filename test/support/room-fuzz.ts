@@ -195,6 +195,8 @@ class HonestMember {
   #invalidWhat = '';
   #liveInvalidMs = 0;
   #sampler: NodeJS.Timeout | null = null;
+  /** Set by destroy(): a reconnect planned before it (after the server ended the socket) must not run. */
+  #destroyed = false;
   #pendingHttp = new Set<Promise<unknown>>();
   transient = new Map<string, number>();
 
@@ -259,7 +261,7 @@ class HonestMember {
     s.on('disconnect', (reason) => {
       ctx.stats.add(`honest.io.disconnect.${reason.replace(/\s+/g, '_')}`);
       // The server ends a socket when the room unloads; a client comes back by itself.
-      if (reason === 'io server disconnect' && !ctx.stopping) setTimeout(() => !ctx.stopping && !ctx.gate.closed && s.connect(), 100);
+      if (reason === 'io server disconnect' && !ctx.stopping) setTimeout(() => !ctx.stopping && !ctx.gate.closed && !this.#destroyed && s.connect(), 100);
     });
     this.socket = s;
   }
@@ -290,6 +292,7 @@ class HonestMember {
 
   /** Connected when it wants to be and the room is not in a blackout. */
   reconcile(): void {
+    if (this.#destroyed) return;
     const should = this.#wantOnline && !this.#ctx.gate.closed && !this.#ctx.stopping;
     const p = this.member.provider;
     if (should && !p.shouldConnect) p.connect();
@@ -416,6 +419,7 @@ class HonestMember {
   }
 
   async destroy(): Promise<void> {
+    this.#destroyed = true;
     if (this.#sampler) clearInterval(this.#sampler);
     this.#sampler = null;
     this.socket?.disconnect();

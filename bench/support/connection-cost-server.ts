@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { handshakeReleaser } from '../../server/realtime/socket-server.ts';
 
 const kind = process.argv[2];
 const server = http.createServer();
@@ -21,9 +22,10 @@ if (kind === 'ws') {
   );
 } else if (kind === 'socket.io') {
   const io = new Server(server, { maxHttpBufferSize: 32 * 1024, serveClient: false, cors: { origin: false } });
+  // What the room socket server lets go of after the handshake, let go of here too.
+  const releaseHandshake = handshakeReleaser(io);
   io.on('connection', (socket) => {
-    // The request is not needed after the handshake (the room socket server lets go of it too).
-    (socket.conn as { request: unknown }).request = null;
+    releaseHandshake(socket);
     socket.on('chat', () => {});
   });
 } else {

@@ -84,25 +84,14 @@ export class RoomSocketServer {
       // Same origin by default; a deployment that serves the app elsewhere sets a proxy in front.
       cors: { origin: false },
     });
-    // engine.io keeps the response stand-in of a WebSocket upgrade, and through it the upgrade's
-    // request (~3 KB), until the connection closes; it is let go of below once the handshake is built.
-    const upgrades = new WeakMap<http.IncomingMessage, { req: unknown }>();
-    this.io.engine.use((req: http.IncomingMessage, res: unknown, next: (err?: Error) => void) => {
-      if (res && typeof res === 'object' && !(res instanceof http.ServerResponse) && 'req' in res) upgrades.set(req, res);
-      next();
-    });
+    const releaseHandshake = handshakeReleaser(this.io);
     this.io.use((socket, next) => {
       const auth = HandshakeAuth.safeParse(socket.handshake.auth);
       if (!auth.success) return next(new Error('unauthorized: the handshake needs { roomId, token }'));
       try {
         const claims = deps.signer.verify(auth.data.token, auth.data.roomId);
         socket.data = { roomId: auth.data.roomId, userId: claims.sub, name: claims.name, tokenRole: claims.role, sessionId: flatUUID() };
-        // The handshake (headers, address, query) is built by now; the first HTTP request of the
-        // session is not needed again, and would otherwise be held for the connection's life (~3 KB).
-        const conn = socket.conn as { request: http.IncomingMessage | null };
-        const upgrade = conn.request ? upgrades.get(conn.request) : undefined;
-        if (upgrade) upgrade.req = null;
-        conn.request = null;
+        releaseHandshake(socket);
         next();
       } catch (err) {
         next(new Error(err instanceof TokenError ? `unauthorized: ${err.message}` : 'unauthorized'));
@@ -292,6 +281,27 @@ export class RoomSocketServer {
     const members = [...people.values()].sort((a, b) => order[a.role] - order[b.role] || a.name.localeCompare(b.name)).slice(0, PRESENCE_LIST_LIMIT);
     this.io.to(channelOf(room.id)).emit('presence', { count: people.size, members });
   }
+}
+
+/**
+ * What a socket.io connection holds for its whole life and nothing reads after the handshake
+ * has been checked: engine.io keeps the response stand-in of a WebSocket upgrade and through it
+ * the upgrade's request (~3 KB), and the handshake keeps the request's headers (~600 B). Installs
+ * what it needs on `io` and returns the function that lets go of both for one socket.
+ */
+export function handshakeReleaser(io: Server): (socket: Socket) => void {
+  const upgrades = new WeakMap<http.IncomingMessage, { req: unknown }>();
+  io.engine.use((req: http.IncomingMessage, res: unknown, next: (err?: Error) => void) => {
+    if (res && typeof res === 'object' && !(res instanceof http.ServerResponse) && 'req' in res) upgrades.set(req, res);
+    next();
+  });
+  return (socket) => {
+    const conn = socket.conn as { request: http.IncomingMessage | null };
+    const upgrade = conn.request ? upgrades.get(conn.request) : undefined;
+    if (upgrade) upgrade.req = null;
+    conn.request = null;
+    socket.handshake.headers = {};
+  };
 }
 
 function parse<T extends z.ZodType>(schema: T, payload: unknown, ack: unknown): z.infer<T> | null {

@@ -60,6 +60,7 @@ const EnvSchema = z.object({
   RENDER_CONCURRENCY: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(256).optional()),
   RENDER_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(15_000),
   RENDER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
+  RENDER_RETRY_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
 });
 
 function emptyToUndefined(v: unknown): unknown {
@@ -104,8 +105,10 @@ export interface Config {
   readonly renderConcurrency: number | null;
   /** Redis queue: how long a renderer's claim on a job lasts without a heartbeat (a renderer that dies is noticed after this). */
   readonly renderLeaseMs: number;
-  /** Redis queue: attempts before a render is given up as failed. */
+  /** Attempts before a render is given up as failed (a renderer that died counts one in the Redis queue). */
   readonly renderMaxAttempts: number;
+  /** Wait before a failed render runs again; four times longer each later time (at most 10 minutes). */
+  readonly renderRetryMs: number;
 }
 
 export class ConfigError extends Error {
@@ -145,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     renderConcurrency: e.RENDER_CONCURRENCY ?? null,
     renderLeaseMs: e.RENDER_LEASE_MS,
     renderMaxAttempts: e.RENDER_MAX_ATTEMPTS,
+    renderRetryMs: e.RENDER_RETRY_MS,
   });
 }
 

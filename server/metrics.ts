@@ -16,6 +16,7 @@ export class Metrics {
   readonly releases: Gauge;
   readonly ingests: Counter<'result'>;
   readonly syncRefusals: Counter<'reason'>;
+  #renderJobs: (() => Promise<{ queued: number; running: number; retrying: number }>) | null = null;
   /** Per kind: the counts of the servers holding such connections, summed at scrape time. */
   readonly #connectionSources = new Map<ConnectionKind, Set<() => number>>();
 
@@ -48,12 +49,34 @@ export class Metrics {
       labelNames: ['reason'],
       registers: [this.registry],
     });
+    const metrics = this;
+    new Gauge({
+      name: 'remixroom_render_jobs',
+      help: "Render jobs in the queue by state (queued, running, retrying: waiting out a retry delay); with the Redis queue every node reports the whole queue",
+      labelNames: ['state'],
+      registers: [this.registry],
+      async collect() {
+        const source = metrics.#renderJobs;
+        if (!source) return;
+        // A queue that cannot be read (Redis away) leaves the last figures; the rest of the scrape still answers.
+        const c = await source().catch(() => null);
+        if (!c) return;
+        this.set({ state: 'queued' }, c.queued);
+        this.set({ state: 'running' }, c.running);
+        this.set({ state: 'retrying' }, c.retrying);
+      },
+    });
     this.ingests = new Counter({
       name: 'remixroom_ingests_total',
       help: 'Release ingests by this process, by result',
       labelNames: ['result'],
       registers: [this.registry],
     });
+  }
+
+  /** Where `remixroom_render_jobs` reads the queue's counts at scrape time. */
+  trackRenderJobs(counts: () => Promise<{ queued: number; running: number; retrying: number }>): void {
+    this.#renderJobs = counts;
   }
 
   /**

@@ -65,6 +65,7 @@ async function main(): Promise<void> {
       concurrency: config.renderConcurrency ?? (native ? Math.max(1, config.cores - 1) : 1),
       leaseMs: config.renderLeaseMs,
       maxAttempts: config.renderMaxAttempts,
+      retryBaseMs: config.renderRetryMs,
     });
   } catch (err) {
     await store.close();

@@ -115,6 +115,7 @@ export class RemixroomServer {
       // One core stays with the rooms and their streams.
       // The WebAssembly encoder (no native ffmpeg) is single-threaded and holds ~450 MB a job: one at a time.
       concurrency: this.config.renderConcurrency ?? (this.ffmpeg ? Math.max(1, this.config.cores - 1) : 1),
+      retry: { maxAttempts: this.config.renderMaxAttempts, baseMs: this.config.renderRetryMs },
       video: this.config.renderVideo,
       signer: manifestSigner,
       linkSecret: this.secrets.tokenSecret,
@@ -123,6 +124,7 @@ export class RemixroomServer {
       // RENDER_QUEUE=redis: renders wait in Redis for `npm run renderer` processes; this node renders none.
       ...(parts.renderQueue ? { queue: parts.renderQueue } : {}),
     });
+    this.metrics.trackRenderJobs(() => this.clips.renderJobCounts());
     // The built-in sandbox payment provider (no real provider is wired yet); it signs its webhooks with a key derived from the token secret.
     this.payments = new SandboxPayments({
       dir: path.join(this.layout.root, 'sandbox-payments'),

@@ -23,7 +23,7 @@ import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
 import { planClip } from './clip-plan.ts';
 import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
-import { LocalRenderQueue, type RenderQueue } from './render-queue.ts';
+import { LocalRenderQueue, type RenderJobCounts, type RenderQueue } from './render-queue.ts';
 import { RenderRunner } from './render-runner.ts';
 
 export { VIDEO } from './render-runner.ts';
@@ -103,6 +103,8 @@ export interface ClipServiceDeps {
   /** A native ffmpeg; without one renders use the WebAssembly build (@ffmpeg/core), and without that clips are refused. */
   ffmpeg: string | null;
   concurrency: number;
+  /** The in-process queue's retries of a failed render: attempts in all, and the first wait (see retryDelayMs). */
+  retry?: { maxAttempts: number; baseMs: number };
   signer: ManifestSigner;
   /** HMAC key of download links. */
   linkSecret: string;
@@ -135,9 +137,22 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     super();
     this.#deps = deps;
     this.#runner = new RenderRunner(deps);
-    this.#queue = deps.queue ?? new LocalRenderQueue({ store: deps.store, log: deps.log, runner: this.#runner, concurrency: deps.concurrency });
+    this.#queue =
+      deps.queue ??
+      new LocalRenderQueue({
+        store: deps.store,
+        log: deps.log,
+        runner: this.#runner,
+        concurrency: deps.concurrency,
+        ...(deps.retry ? { maxAttempts: deps.retry.maxAttempts, retryBaseMs: deps.retry.baseMs } : {}),
+      });
     this.#queue.on('progress', (roomId, progress) => this.emit('progress', roomId, progress));
     this.#queue.on('done', (render) => this.emit('done', render));
+  }
+
+  /** The render jobs in the queue by state. */
+  renderJobCounts(): Promise<RenderJobCounts> {
+    return this.#queue.counts();
   }
 
   /** Whether every node hears every render's progress (then each node tells only its own sockets). */

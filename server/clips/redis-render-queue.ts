@@ -7,6 +7,8 @@
 //             queue exactly while this exists, so queuing it again changes nothing.
 //   active    a hash: render id → the renderer running it (its processing set)
 //   lease:<id> the running renderer's claim, `SET … PX leaseMs`, renewed by its heartbeat
+//   delayed   a sorted set: render id → when (Redis's own clock, ms) a failed job may run again;
+//             the next claim after that moves it to the front of `pending`
 // A renderer that dies (SIGKILL, a lost machine) stops renewing; when the lease has
 // expired, any renderer's reaper moves the job from `active` back to `pending` and
 // it runs again elsewhere. A renderer renews only a job `active` still gives to it,
@@ -26,7 +28,7 @@ import type { Logger } from '../logger.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
 import { closeRedisClient } from '../util/redis-client.ts';
 import type { ClipRequest, ClipResult, FullRequest, LoopRequest } from './clip-service.ts';
-import { reportOf, type RenderQueue, type RenderQueueEvents } from './render-queue.ts';
+import { reportOf, retryDelayMs, type RenderJobCounts, type RenderQueue, type RenderQueueEvents } from './render-queue.ts';
 import type { RenderRunner } from './render-runner.ts';
 import type { LeaseKeeperData, LeaseKeeperIn, LeaseKeeperOut } from './lease-keeper.worker.ts';
 
@@ -43,8 +45,16 @@ redis.call('LPUSH', KEYS[2], ARGV[2])
 redis.call('PUBLISH', ARGV[1] .. 'wake', ARGV[2])
 return 1`;
 
-// KEYS: pending, active. ARGV: prefix, renderer, leaseMs. Skips ids whose job is gone or already running (leftovers).
+// KEYS: pending, active, delayed. ARGV: prefix, renderer, leaseMs. Jobs whose retry delay is over
+// go to the front first. Skips ids whose job is gone or already running (leftovers).
 const CLAIM = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)
+for _, id in ipairs(due) do
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('RPUSH', KEYS[1], id)
+end
 while true do
   local id = redis.call('RPOP', KEYS[1])
   if not id then return false end
@@ -78,12 +88,19 @@ redis.call('HDEL', KEYS[1], ARGV[2])
 redis.call('DEL', ARGV[1] .. 'lease:' .. ARGV[2], ARGV[1] .. 'job:' .. ARGV[2])
 return 1`;
 
-// KEYS: active, pending. ARGV: prefix, id, renderer, front (1: next to run; 0: last), refund (1: the attempt does not count).
+// KEYS: active, pending, delayed. ARGV: prefix, id, renderer, front (1: next to run; 0: last),
+// refund (1: the attempt does not count), delayMs (> 0: into `delayed` until then, not `pending`).
 const RELEASE = `
 if redis.call('HGET', KEYS[1], ARGV[2]) ~= ARGV[3] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[2])
 redis.call('DEL', ARGV[1] .. 'lease:' .. ARGV[2])
 if ARGV[5] == '1' then redis.call('HINCRBY', ARGV[1] .. 'job:' .. ARGV[2], 'attempts', -1) end
+local delay = tonumber(ARGV[6])
+if delay > 0 then
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[3], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + delay, ARGV[2])
+  return 1
+end
 if ARGV[4] == '1' then redis.call('RPUSH', KEYS[2], ARGV[2]) else redis.call('LPUSH', KEYS[2], ARGV[2]) end
 redis.call('PUBLISH', ARGV[1] .. 'wake', ARGV[2])
 return 1`;
@@ -131,7 +148,7 @@ export class RedisJobQueue {
 
   /** Takes the next job for `renderer`, with a lease of `leaseMs`; null when none waits. */
   async claim(renderer: string, leaseMs: number): Promise<{ id: string; attempts: number } | null> {
-    const r = (await this.#eval(CLAIM, [this.#k('pending'), this.#k('active')], [this.prefix, renderer, String(leaseMs)])) as [string, number] | null;
+    const r = (await this.#eval(CLAIM, [this.#k('pending'), this.#k('active'), this.#k('delayed')], [this.prefix, renderer, String(leaseMs)])) as [string, number] | null;
     return r ? { id: String(r[0]), attempts: Number(r[1]) } : null;
   }
 
@@ -146,9 +163,14 @@ export class RedisJobQueue {
     return (await this.#eval(COMPLETE, [this.#k('active')], [this.prefix, id, renderer])) === 1;
   }
 
-  /** Puts a job `renderer` holds back: next to run (`front`) or last; `refund` does not count the attempt. */
-  async release(id: string, renderer: string, opts: { front: boolean; refund: boolean }): Promise<boolean> {
-    return (await this.#eval(RELEASE, [this.#k('active'), this.#k('pending')], [this.prefix, id, renderer, opts.front ? '1' : '0', opts.refund ? '1' : '0'])) === 1;
+  /**
+   * Puts a job `renderer` holds back: next to run (`front`) or last; `refund` does not count the
+   * attempt; `delayMs` keeps it out of the queue that long first (then it runs next).
+   */
+  async release(id: string, renderer: string, opts: { front: boolean; refund: boolean; delayMs?: number }): Promise<boolean> {
+    const delay = Math.max(0, Math.round(opts.delayMs ?? 0));
+    const keys = [this.#k('active'), this.#k('pending'), this.#k('delayed')];
+    return (await this.#eval(RELEASE, keys, [this.prefix, id, renderer, opts.front ? '1' : '0', opts.refund ? '1' : '0', String(delay)])) === 1;
   }
 
   /** Puts back every job whose renderer's lease has expired; answers them with the renderer that had each. */
@@ -165,6 +187,17 @@ export class RedisJobQueue {
 
   async active(): Promise<Record<string, string>> {
     return this.#client.hGetAll(this.#k('active'));
+  }
+
+  /** Jobs waiting out a retry delay, with when (ms, Redis's clock) each may run again. */
+  async delayed(): Promise<{ id: string; dueMs: number }[]> {
+    return (await this.#client.zRangeWithScores(this.#k('delayed'), 0, -1)).map((e) => ({ id: e.value, dueMs: e.score }));
+  }
+
+  /** How many jobs wait, run, and wait out a retry delay (the same figures on every node). */
+  async counts(): Promise<RenderJobCounts> {
+    const [queued, running, retrying] = await Promise.all([this.#client.lLen(this.#k('pending')), this.#client.hLen(this.#k('active')), this.#client.zCard(this.#k('delayed'))]);
+    return { queued, running, retrying };
   }
 
   async job(id: string): Promise<{ attempts: number; renderer: string | null } | null> {
@@ -275,6 +308,10 @@ export class RedisRenderQueue extends EventEmitter<RenderQueueEvents> implements
     return this.jobs.progress(id);
   }
 
+  counts(): Promise<RenderJobCounts> {
+    return this.jobs.counts();
+  }
+
   /** Renders the store says are waiting or running go into the queue unless they are in it already (Redis may have lost them). */
   async resume(): Promise<void> {
     let queued = 0;
@@ -322,6 +359,8 @@ export interface RenderWorkerOptions {
   concurrency: number;
   leaseMs: number;
   maxAttempts: number;
+  /** Wait before a failed render's first retry; each later retry waits four times longer (see retryDelayMs). */
+  retryBaseMs: number;
   rendererId?: string;
   prefix?: string;
 }
@@ -526,9 +565,12 @@ export class RenderWorker {
         }
         log.error({ err }, 'clip render failed');
         if (attempts < maxAttempts) {
-          if (await this.jobs.release(id, this.id, { front: false, refund: false })) {
+          // A failure may pass (a full disk, a crashed encoder): the job waits before it runs again,
+          // longer each time, rather than spending every attempt within seconds.
+          const delayMs = retryDelayMs(this.#o.retryBaseMs, attempts);
+          if (await this.jobs.release(id, this.id, { front: false, refund: false, delayMs })) {
             await store.updateRender(id, { status: 'queued' });
-            await this.#publishProgress(render.roomId, reportOf(id, 'queued', 0, 'the render failed; trying again'));
+            await this.#publishProgress(render.roomId, reportOf(id, 'queued', 0, `the render failed; trying again in ${Math.ceil(delayMs / 1000)} s`));
           }
           return;
         }

@@ -11,6 +11,21 @@ import type { RenderRunner } from './render-runner.ts';
 
 export type RenderQueueEvents = { progress: [roomId: string, progress: RenderProgress]; done: [render: RenderRecord] };
 
+/** Render jobs by state: waiting to run, running, and waiting out a retry delay after a failure. */
+export interface RenderJobCounts {
+  queued: number;
+  running: number;
+  retrying: number;
+}
+
+/** The longest wait before a retry, whatever the attempt. */
+export const MAX_RETRY_DELAY_MS = 10 * 60_000;
+
+/** The wait before running a render again after its `attempt`-th attempt failed: `baseMs`, then four times longer each time. */
+export function retryDelayMs(baseMs: number, attempt: number): number {
+  return Math.min(MAX_RETRY_DELAY_MS, baseMs * 4 ** Math.max(0, attempt - 1));
+}
+
 export interface RenderQueue extends EventEmitter<RenderQueueEvents> {
   /**
    * Whether every node hears every event of every render (Redis): then each node
@@ -21,6 +36,8 @@ export interface RenderQueue extends EventEmitter<RenderQueueEvents> {
   enqueue(id: string): Promise<void>;
   /** How far a render is (0..1), when the queue knows. */
   progressOf(id: string): Promise<number | undefined>;
+  /** The jobs in the queue by state (for the metrics). */
+  counts(): Promise<RenderJobCounts>;
   /** Picks up what a previous process left queued or running. */
   resume(): Promise<void>;
   close(): Promise<void>;
@@ -30,7 +47,10 @@ export function reportOf(clipId: string, status: RenderProgress['status'], progr
   return { clipId, status, progress: Math.round(progress * 1000) / 1000, ...(message ? { message } : {}) };
 }
 
-/** The default: renders run in this process, at most `concurrency` at a time. */
+/**
+ * The default: renders run in this process, at most `concurrency` at a time. A render that fails
+ * runs again after a delay (retryDelayMs), up to `maxAttempts` attempts in this process.
+ */
 export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements RenderQueue {
   readonly everyNodeHears = false;
   readonly #store: Store;
@@ -40,19 +60,27 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
   readonly #queue: string[] = [];
   readonly #running = new Map<string, AbortController>();
   readonly #progress = new Map<string, number>();
+  readonly #maxAttempts: number;
+  readonly #retryBaseMs: number;
+  /** Attempts so far of the renders queued, running or waiting to retry. */
+  readonly #attempts = new Map<string, number>();
+  /** Renders waiting out a retry delay. */
+  readonly #retries = new Map<string, NodeJS.Timeout>();
   #closed = false;
   #drained: Promise<void> = Promise.resolve();
 
-  constructor(deps: { store: Store; log: Logger; runner: RenderRunner; concurrency: number }) {
+  constructor(deps: { store: Store; log: Logger; runner: RenderRunner; concurrency: number; maxAttempts?: number; retryBaseMs?: number }) {
     super();
     this.#store = deps.store;
     this.#log = deps.log;
     this.#runner = deps.runner;
     this.#concurrency = Math.max(1, deps.concurrency);
+    this.#maxAttempts = Math.max(1, deps.maxAttempts ?? 3);
+    this.#retryBaseMs = Math.max(0, deps.retryBaseMs ?? 5000);
   }
 
   async enqueue(id: string): Promise<void> {
-    if (this.#closed || this.#queue.includes(id) || this.#running.has(id)) return;
+    if (this.#closed || this.#queue.includes(id) || this.#running.has(id) || this.#retries.has(id)) return;
     this.#queue.push(id);
     this.#progress.set(id, 0);
     this.#pump();
@@ -60,6 +88,10 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
 
   async progressOf(id: string): Promise<number | undefined> {
     return this.#progress.get(id);
+  }
+
+  async counts(): Promise<RenderJobCounts> {
+    return { queued: this.#queue.length, running: this.#running.size, retrying: this.#retries.size };
   }
 
   async resume(): Promise<void> {
@@ -72,6 +104,9 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
   async close(): Promise<void> {
     this.#closed = true;
     this.#queue.length = 0;
+    // Renders waiting to retry stay `queued` in the store: the next process takes them up (resume()).
+    for (const t of this.#retries.values()) clearTimeout(t);
+    this.#retries.clear();
     for (const c of this.#running.values()) c.abort(new Error('the server is shutting down'));
     await this.#drained;
   }
@@ -98,6 +133,8 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
     const render = await store.getRender(id);
     if (!render || render.status === 'done' || render.status === 'failed') return;
     const request = render.request as ClipRequest | FullRequest | LoopRequest;
+    const attempt = (this.#attempts.get(id) ?? 0) + 1;
+    this.#attempts.set(id, attempt);
     await store.updateRender(id, { status: 'running' });
     this.emit('progress', render.roomId, reportOf(id, 'running', 0));
     const started = performance.now();
@@ -107,6 +144,7 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
         onReport: (fraction) => this.emit('progress', render.roomId, reportOf(id, 'running', fraction)),
       });
       await store.updateRender(id, { status: 'done', result });
+      this.#attempts.delete(id);
       this.#progress.set(id, 1);
       this.emit('progress', render.roomId, reportOf(id, 'done', 1));
       this.emit('done', render);
@@ -117,8 +155,23 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
         await store.updateRender(id, { status: 'queued' }).catch(() => {});
         return;
       }
-      log.error({ err, renderId: id }, 'clip render failed');
-      await store.updateRender(id, { status: 'failed', result: { error: 'the render failed' } satisfies ClipResult });
+      log.error({ err, renderId: id, attempt }, 'clip render failed');
+      if (attempt < this.#maxAttempts && !this.#closed) {
+        // A failure may pass (a full disk, a crashed encoder): wait, longer each time, then run it again.
+        const delayMs = retryDelayMs(this.#retryBaseMs, attempt);
+        await store.updateRender(id, { status: 'queued' });
+        this.emit('progress', render.roomId, reportOf(id, 'queued', 0, `the render failed; trying again in ${Math.ceil(delayMs / 1000)} s`));
+        this.#retries.set(
+          id,
+          setTimeout(() => {
+            this.#retries.delete(id);
+            void this.enqueue(id);
+          }, delayMs),
+        );
+        return;
+      }
+      this.#attempts.delete(id);
+      await store.updateRender(id, { status: 'failed', result: { error: 'the render failed', attempts: attempt } satisfies ClipResult });
       this.emit('progress', render.roomId, reportOf(id, 'failed', this.#progress.get(id) ?? 0, 'the render failed; try again'));
     } finally {
       this.#progress.delete(id);

@@ -32,6 +32,8 @@ describe('HTTP API of a running server', () => {
     expect(text).to.match(/^remixroom_process_cpu_seconds_total /m);
     expect(text).to.match(/^remixroom_releases 1$/m);
     expect(text).to.match(/^remixroom_http_requests_total\{method="GET",route="\/api\/releases\/",status="200"\} [1-9]/m);
+    // The render queue, by state (nothing is rendering here).
+    for (const state of ['queued', 'running', 'retrying']) expect(text).to.match(new RegExp(`^remixroom_render_jobs\\{state="${state}"\\} 0$`, 'm'));
   });
 
   it('lists the demo release first', async () => {

@@ -30,6 +30,8 @@ import { tempDir } from '../support/temp.ts';
 type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
 const LEASE_MS = 2000;
 const MAX_ATTEMPTS = 3;
+/** Wait before a failed render runs again (then 4x, 16x): short here, so that the attempts fit a test. */
+const RETRY_MS = 200;
 const VIDEO = { width: 640, height: 360, fps: 30 };
 
 interface Renderer {
@@ -144,6 +146,24 @@ describe('render queue: the job steps (Lua) against a real redis-server', functi
     expect(await q.release('a', 'r2', { front: false, refund: false })).to.equal(true);
     expect(await q.claim('r2', 5000), 'a went last').to.deep.equal({ id: 'b', attempts: 1 });
     expect(await q.claim('r2', 5000)).to.deep.equal({ id: 'a', attempts: 2 });
+  });
+
+  it('a failed job handed back with a delay waits it out, then runs ahead of the others; counts say where each job is', async () => {
+    await q.enqueue('a');
+    await q.enqueue('b');
+    await q.claim('r1', 5000);
+    expect(await q.counts()).to.deep.equal({ queued: 1, running: 1, retrying: 0 });
+    expect(await q.release('a', 'r1', { front: false, refund: false, delayMs: 600 })).to.equal(true);
+    expect(await q.counts()).to.deep.equal({ queued: 1, running: 0, retrying: 1 });
+    expect((await q.delayed()).map((d) => d.id)).to.deep.equal(['a']);
+    expect(await q.enqueue('a'), 'still in the queue while it waits').to.equal(false);
+    expect(await q.claim('r2', 5000), 'a waits; b runs').to.deep.equal({ id: 'b', attempts: 1 });
+    expect(await q.claim('r2', 5000), 'nothing else is due yet').to.equal(null);
+    await q.enqueue('c');
+    await sleep(800);
+    expect(await q.claim('r2', 5000), 'a, due now, goes before c').to.deep.equal({ id: 'a', attempts: 2 });
+    expect(await q.delayed()).to.deep.equal([]);
+    expect(await q.counts()).to.deep.equal({ queued: 1, running: 2, retrying: 0 });
   });
 
   it('leftovers in the pending list (no job, or a job already running) are skipped', async () => {
@@ -272,6 +292,7 @@ describe('render queue: a server and renderer processes through a real redis-ser
         RENDER_VIDEO: `${VIDEO.width}x${VIDEO.height}@${VIDEO.fps}`,
         RENDER_LEASE_MS: String(LEASE_MS),
         RENDER_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
+        RENDER_RETRY_MS: String(RETRY_MS),
         RENDER_CONCURRENCY: '1',
       },
       'server/renderer-main.ts',
@@ -388,7 +409,18 @@ describe('render queue: a server and renderer processes through a real redis-ser
     const failures = renderers.reduce((n, r) => n + count(r.process, new RegExp(`"renderId":"${id}"[^\\n]*"msg":"clip render failed"`)), 0);
     expect(failures).to.equal(MAX_ATTEMPTS);
     await waitFor(() => progress.some((p) => p.clipId === id && p.status === 'failed'), 10_000, 'the room to hear of the failure');
-    expect(progress.filter((p) => p.clipId === id && p.status === 'queued' && /trying again/.test(p.message ?? ''))).to.have.length(MAX_ATTEMPTS - 1);
+    const retries = progress.filter((p) => p.clipId === id && p.status === 'queued' && /trying again/.test(p.message ?? ''));
+    expect(retries.map((p) => p.message)).to.deep.equal(['the render failed; trying again in 1 s', 'the render failed; trying again in 1 s']);
+    // Each retry waited out its delay, four times longer than the one before (0.2 s, then 0.8 s): the
+    // attempts' start times (pino's `time`, an ISO time in ms) are at least that far apart.
+    const starts = renderers
+      .flatMap((r) => r.process.output().split('\n'))
+      .filter((l) => l.includes(`"renderId":"${id}"`) && l.includes('"msg":"render started"'))
+      .map((l) => Date.parse((JSON.parse(l) as { time: string }).time))
+      .sort((a, b) => a - b);
+    expect(starts).to.have.length(MAX_ATTEMPTS);
+    expect(starts[1]! - starts[0]!).to.be.at.least(RETRY_MS);
+    expect(starts[2]! - starts[1]!).to.be.at.least(4 * RETRY_MS);
     expect(await jobs.job(id)).to.equal(null);
   });
 

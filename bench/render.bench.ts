@@ -5,8 +5,8 @@
 // 1280x720 30 fps with a prompt change, native ffmpeg: H.264 + AAC MP4 and an
 // M4A), and its ratio to the encoder's own floor: the same ffmpeg arguments
 // (clipEncodeArgs: same preset, CRF and codec settings) encoding the same
-// frames and audio read from raw files (the frames drawn beforehand, the files
-// in the page cache). The ratio says what drawing costs on top of encoding when
+// frames and audio read from raw files (the frames drawn beforehand in the
+// renderer's raw format, yuv420p, the files in the page cache). The ratio says what drawing costs on top of encoding when
 // both run at once on this machine's cores.
 //
 // Then the WebAssembly path (@ffmpeg/core in a worker thread, what a server
@@ -24,7 +24,8 @@ import { embedWatermark } from '../media/watermark/watermark.ts';
 import { readWavFloat32 } from '../media/audio/wav.ts';
 import { neutralMixerState } from '../media/mixer/mixer-state.ts';
 import { renderOffline, type ScheduledState } from '../media/mixer/render-offline.ts';
-import { NATIVE_PRESET, WASM_PRESET, clipEncodeArgs, frameEnergies, renderClip, teeSafe } from '../media/render/clip-render.ts';
+import { FRAME_PIXEL_FORMAT, NATIVE_PRESET, WASM_PRESET, clipEncodeArgs, frameEnergies, renderClip, teeSafe } from '../media/render/clip-render.ts';
+import { frameBytes } from '../media/render/encoder.ts';
 import { engineArtwork, readVisualPack } from '../media/visuals/visual-pack.ts';
 import { DEMO_RELEASE_ID } from '../server/catalog/demo-release.ts';
 import { DataLayout } from '../server/store/paths.ts';
@@ -83,6 +84,7 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     // 1. The whole render, as the clip service runs it.
     const outputs = { mp4: path.join(work, 'clip.mp4'), audio: path.join(work, 'clip.m4a') };
     const cpu0 = process.cpuUsage();
+    const child0 = childCpuSec();
     const t0 = performance.now();
     // As the clip service does it: the audio is watermarked before it is encoded.
     const key = crypto.randomBytes(32);
@@ -98,17 +100,19 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     const nativeMarkSec = markSec; // markAudio runs again for the WebAssembly render
     const renderSec = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    const renderFfmpegCpu = childCpuSec() - child0;
 
     // 2. The encoder's floor: the same frames and audio, from files, through the same encoding.
     const pcm = renderOffline(stems, 120, schedule, seconds * 48_000);
     const audioRaw = path.join(work, 'mix.f32');
     await fsp.writeFile(audioRaw, new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength));
-    const raw = path.join(work, 'frames.rgba');
+    // The frames exactly as the renderer hands them over (same pixel format, same drawing).
+    const raw = path.join(work, `frames.${FRAME_PIXEL_FORMAT}`);
     const fh = await fsp.open(raw, 'w');
-    const frame = new Uint8ClampedArray(W * H * 4);
+    const frame = new Uint8ClampedArray(frameBytes(FRAME_PIXEL_FORMAT, W, H));
     const energies = frameEnergies(pcm, FPS, frames, energyFromRms);
     for (let f = 0; f < frames; f++) {
-      engine.renderFrame(frame, W, H, frameAt(f / FPS, energies[f]!));
+      engine.renderFrameYuv420(frame, W, H, frameAt(f / FPS, energies[f]!));
       await fh.write(new Uint8Array(frame.buffer));
     }
     await fh.close();
@@ -117,14 +121,16 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     // As the renderer chooses: the tee muxer (one AAC encode for both files) when the paths allow it.
     if (!teeSafe(outputs.mp4) || !teeSafe(outputs.audio)) throw new Error(`the bench's work folder ${work} has characters the tee muxer cannot take`);
     const floorOut = [path.join(work, 'floor.mp4'), path.join(work, 'floor.m4a')];
+    const child1 = childCpuSec();
     const t1 = performance.now();
     await ffmpeg(native.ffmpeg, [
       '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
-      '-f', 'rawvideo', '-pix_fmt', 'rgba', '-s', `${W}x${H}`, '-r', String(FPS), '-i', raw,
+      '-f', 'rawvideo', '-pix_fmt', FRAME_PIXEL_FORMAT, '-s', `${W}x${H}`, '-r', String(FPS), '-i', raw,
       '-f', 'f32le', '-ar', '48000', '-ac', '2', '-i', audioRaw,
       ...clipEncodeArgs({ preset, fps: FPS, durationSec: seconds, tee: floorOut.every(teeSafe) }).map((a) => a.replace(/\{out(\d)\}/g, (_m, n: string) => floorOut[Number(n)]!)),
     ]);
     const encoderSec = (performance.now() - t1) / 1000;
+    const floorFfmpegCpu = childCpuSec() - child1;
     const ratio = renderSec / encoderSec;
     const mp4Bytes = (await fsp.stat(outputs.mp4)).size;
 
@@ -149,7 +155,7 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
       wasmSeconds: wasm && wasm.clipSeconds === seconds ? wasm.seconds : null,
       wasm,
       nativeMaxRssMB: round(nativeMaxRssMB, 0),
-      breakdown: { mixAndMarkSec: round(result.timings.mixSec), watermarkSec: round(nativeMarkSec), drawSec: round(result.timings.drawSec), benchProcessCpuSec: round((cpu.user + cpu.system) / 1e6) },
+      breakdown: { mixAndMarkSec: round(result.timings.mixSec), watermarkSec: round(nativeMarkSec), drawSec: round(result.timings.drawSec), benchProcessCpuSec: round((cpu.user + cpu.system) / 1e6), ffmpegCpuSec: round(renderFfmpegCpu), encoderFfmpegCpuSec: round(floorFfmpegCpu) },
       frames,
       loadAverage: os.loadavg().map((x) => round(x)),
       cores: os.availableParallelism(),
@@ -160,6 +166,18 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     await fsp.rm(work, { recursive: true, force: true });
     await data.remove();
     await removeDemoTemplate();
+  }
+}
+
+/** CPU seconds of this process's finished children (ffmpeg), from /proc (Linux); NaN elsewhere. */
+function childCpuSec(): number {
+  try {
+    // Fields after the command's closing parenthesis: state is field 3, cutime and cstime 16 and 17.
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return Number.NaN;
   }
 }
 

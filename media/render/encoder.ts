@@ -1,26 +1,27 @@
-// The video encoder behind the clip and loop renderers: raw RGBA frames (and
+// The video encoder behind the clip and loop renderers: raw RGBA or yuv420p frames (and
 // optionally a stereo float mix) in, files out, through ffmpeg — a native
 // ffmpeg process when the server has one, else @ffmpeg/core (ffmpeg compiled
 // to WebAssembly) in a worker thread, several times slower but with nothing to
 // install.
 //
-// Both take the same ffmpeg arguments. Input 0 is the raw RGBA video, input 1
+// Both take the same ffmpeg arguments. Input 0 is the raw video (RGBA, or yuv420p
+// when the job says so: what the renderers draw, 2.7x fewer bytes), input 1
 // the audio (f32le stereo) when there is one; `{out0}`, `{out1}`… in the
 // arguments stand for the outputs, which are written as `<path>.<pid>-<random>.part` and
 // renamed into place only when the encode has succeeded (a file that exists is
 // whole). On failure or abort the `.part` files are removed.
 //
 // Frames are handed over without a copy per frame: the renderer asks for a
-// frame buffer (`nextFrame`), draws into it and commits it. The native encoder
-// rotates a few Buffers written to ffmpeg's stdin (a buffer is reused only when
-// its write has completed); the WebAssembly encoder shares a ring of frame
-// slots (SharedArrayBuffer) with its worker, where an Emscripten device reads
-// them on demand, so no more than the ring's few frames are ever in memory
-// (900 frames of 720p RGBA would be 3.3 GB) and drawing overlaps encoding.
+// frame buffer (`nextFrame`), draws into it and commits it. Both share a ring
+// of frame slots (SharedArrayBuffer) with a worker thread: the native encoder's
+// worker runs ffmpeg and writes each committed slot to its stdin (so the pipe
+// keeps flowing while the renderer draws), the WebAssembly encoder's runs
+// @ffmpeg/core, where an Emscripten device reads the slots on demand. A slot is
+// reused once the worker has consumed it, so no more than the ring's few frames are ever in memory
+// (900 frames of 720p RGBA would be 3.3 GB, 1.2 GB as yuv420p) and drawing overlaps encoding.
 //
-// One WebAssembly instance per job: a fresh worker that loads the core
+// One ffmpeg (and one worker) per job; for WebAssembly, one instance per job: a fresh worker that loads the core
 // (about half a second), runs one ffmpeg and ends; abort terminates it.
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -32,10 +33,20 @@ export class EncoderError extends Error {
   override readonly name = 'EncoderError';
 }
 
+/** Raw frame layouts the encoders take: packed RGBA, or planar yuv420p (Y, then U, then V). */
+export type FramePixelFormat = 'rgba' | 'yuv420p';
+
+/** Bytes of one raw frame in `format` (even sizes for yuv420p: chroma is half each way). */
+export function frameBytes(format: FramePixelFormat, width: number, height: number): number {
+  return format === 'rgba' ? width * height * 4 : width * height + 2 * Math.ceil(width / 2) * Math.ceil(height / 2);
+}
+
 export interface EncodeJob {
   width: number;
   height: number;
   fps: number;
+  /** Layout of the frames handed over (default 'rgba'). */
+  pixelFormat?: FramePixelFormat;
   /** How many frames will be committed (the WebAssembly device ends its stream after them). */
   frames: number;
   /** Interleaved stereo PCM; becomes input 1. */
@@ -50,7 +61,7 @@ export interface EncodeJob {
 }
 
 export interface EncodeSession {
-  /** A buffer for the next frame (width·height·4 bytes), free to draw into. */
+  /** A buffer for the next frame (frameBytes(pixelFormat, width, height) bytes), free to draw into. */
   nextFrame(): Promise<Uint8ClampedArray>;
   /** Hands the frame last returned by nextFrame to the encoder. */
   commitFrame(): void;
@@ -73,7 +84,7 @@ export function pickEncoder(ffmpegPath: string | null): FrameEncoder {
 const PRE_ARGS = ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y'];
 
 function videoInputArgs(job: EncodeJob, source: string): string[] {
-  return ['-f', 'rawvideo', '-pix_fmt', 'rgba', '-s', `${job.width}x${job.height}`, '-r', String(job.fps), '-i', source];
+  return ['-f', 'rawvideo', '-pix_fmt', job.pixelFormat ?? 'rgba', '-s', `${job.width}x${job.height}`, '-r', String(job.fps), '-i', source];
 }
 
 function audioInputArgs(job: EncodeJob, source: string): string[] {
@@ -94,6 +105,7 @@ function validate(job: EncodeJob): void {
   }
   if (!Number.isInteger(job.frames) || job.frames < 1) throw new RangeError('an encode needs at least one frame');
   if (job.outputs.length === 0) throw new RangeError('an encode needs an output');
+  if (job.pixelFormat !== undefined && job.pixelFormat !== 'rgba' && job.pixelFormat !== 'yuv420p') throw new RangeError(`unknown pixel format ${String(job.pixelFormat)}`);
 }
 
 function lastLines(text: string): string {
@@ -119,9 +131,22 @@ async function renameParts(outputs: readonly string[], parts: readonly string[])
 }
 
 // ---------------------------------------------------------------------------
-// Native: frames to ffmpeg's stdin.
+// Native: frames to ffmpeg's stdin, written by a worker thread from a shared ring.
 
-const NATIVE_SLOTS = 4;
+/** Frame slots in the ring shared with the native encoder's worker. */
+const NATIVE_SLOTS = 6;
+
+export interface NativeWorkerData {
+  ffmpeg: string;
+  /** Full ffmpeg arguments (inputs included). */
+  args: string[];
+  frameBytes: number;
+  slots: number;
+  ring: SharedArrayBuffer;
+  ctrl: SharedArrayBuffer;
+}
+
+export type NativeWorkerMessage = { type: 'spawned'; pid: number } | { type: 'done'; code: number | null; message: string | null; log: string };
 
 export function nativeEncoder(ffmpegPath: string): FrameEncoder {
   return {
@@ -138,22 +163,24 @@ class NativeSession implements EncodeSession {
   readonly #parts: string[];
   readonly #ffmpeg: string;
   readonly #frameBytes: number;
-  readonly #slots: Buffer[] = [];
-  readonly #pending: (Promise<void> | null)[] = [];
+  readonly #ring: SharedArrayBuffer;
+  readonly #ctrlBuffer = new SharedArrayBuffer(4 * 4);
+  readonly #ctrl = new Int32Array(this.#ctrlBuffer);
   #started: Promise<void> | null = null;
-  #child: ReturnType<typeof spawn> | null = null;
-  #exited: Promise<number | null> | null = null;
-  #stderr = '';
+  #worker: Worker | null = null;
+  #result: Promise<Extract<NativeWorkerMessage, { type: 'done' }>> | null = null;
+  #pid: number | null = null;
   #failure: Error | null = null;
   #next = 0;
   #audioFile: string | null = null;
-  #onAbort = () => this.#child?.kill('SIGKILL');
+  #onAbort = () => this.#stop();
 
   constructor(ffmpeg: string, job: EncodeJob) {
     this.#ffmpeg = ffmpeg;
     this.#job = job;
     this.#parts = partsOf(job.outputs);
-    this.#frameBytes = job.width * job.height * 4;
+    this.#frameBytes = frameBytes(job.pixelFormat ?? 'rgba', job.width, job.height);
+    this.#ring = new SharedArrayBuffer(this.#frameBytes * NATIVE_SLOTS);
   }
 
   async #start(): Promise<void> {
@@ -171,70 +198,91 @@ class NativeSession implements EncodeSession {
       ...(this.#audioFile ? audioInputArgs(job, this.#audioFile) : []),
       ...substitute(job.args, this.#parts),
     ];
-    const child = spawn(this.#ffmpeg, args, { stdio: ['pipe', 'ignore', 'pipe'] });
-    this.#child = child;
-    child.stderr!.on('data', (b: Buffer) => {
-      if (this.#stderr.length < 16_384) this.#stderr += b.toString('utf8');
+    const data: NativeWorkerData = { ffmpeg: this.#ffmpeg, args, frameBytes: this.#frameBytes, slots: NATIVE_SLOTS, ring: this.#ring, ctrl: this.#ctrlBuffer };
+    const worker = new Worker(new URL('./native-encoder-worker.ts', import.meta.url), { workerData: data });
+    this.#worker = worker;
+    worker.on('message', (m: NativeWorkerMessage) => {
+      if (m.type === 'spawned') this.#pid = m.pid;
     });
-    child.stdin!.on('error', (err) => (this.#failure ??= err));
-    this.#exited = new Promise<number | null>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (code) => resolve(code));
+    this.#result = new Promise((resolve) => {
+      worker.on('message', (m: NativeWorkerMessage) => {
+        if (m.type === 'done') resolve(m);
+      });
+      worker.once('error', (err) => resolve({ type: 'done', code: null, message: err.message, log: '' }));
+      worker.once('exit', (code) => resolve({ type: 'done', code: null, message: `the encoder worker stopped (exit ${code})`, log: '' }));
     });
-    this.#exited.then(
-      (code) => (this.#failure ??= new EncoderError(`ffmpeg ended early (exit ${code})`)),
-      (err: Error) => (this.#failure ??= err),
-    );
+    // Whatever ends ffmpeg before finish() is a failure the next nextFrame reports.
+    void this.#result.then((m) => {
+      this.#failure ??= new EncoderError(`ffmpeg ${m.code === 0 ? 'ended early' : `failed (exit ${m.code})`}${m.message ? `: ${m.message}` : ''}: ${lastLines(m.log)}`);
+    });
     job.signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  /** Stops the feeding and kills ffmpeg (abort). */
+  #stop(): void {
+    Atomics.store(this.#ctrl, CTRL.state, STATE.aborted);
+    Atomics.notify(this.#ctrl, CTRL.written);
+    if (this.#pid !== null) {
+      try {
+        process.kill(this.#pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
   }
 
   async nextFrame(): Promise<Uint8ClampedArray> {
     this.#started ??= this.#start();
     await this.#started;
+    // Wait until the worker has written out the frame that last used this slot.
+    for (;;) {
+      this.#check();
+      const consumed = Atomics.load(this.#ctrl, CTRL.consumed);
+      if (consumed > this.#next - NATIVE_SLOTS) break;
+      const w = Atomics.waitAsync(this.#ctrl, CTRL.consumed, consumed, 250);
+      if (w.async) await w.value;
+    }
     const slot = this.#next % NATIVE_SLOTS;
-    if (!this.#slots[slot]) this.#slots[slot] = Buffer.allocUnsafe(this.#frameBytes);
-    const pending = this.#pending[slot];
-    if (pending) await pending;
-    this.#check();
-    const buf = this.#slots[slot]!;
-    return new Uint8ClampedArray(buf.buffer, buf.byteOffset, this.#frameBytes);
+    return new Uint8ClampedArray(this.#ring, slot * this.#frameBytes, this.#frameBytes);
   }
 
   #check(): void {
     this.#job.signal?.throwIfAborted();
-    if (this.#failure) throw new EncoderError(`ffmpeg failed: ${this.#failure.message}: ${lastLines(this.#stderr)}`);
+    if (this.#failure) throw this.#failure;
   }
 
   commitFrame(): void {
-    const slot = this.#next % NATIVE_SLOTS;
-    const stdin = this.#child!.stdin!;
-    // Resolved when the pipe no longer needs the buffer (or the write failed, which #check reports).
-    this.#pending[slot] = new Promise<void>((resolve) => {
-      stdin.write(this.#slots[slot]!, () => resolve());
-    });
     this.#next++;
+    Atomics.store(this.#ctrl, CTRL.written, this.#next);
+    Atomics.notify(this.#ctrl, CTRL.written);
   }
 
   async finish(): Promise<void> {
     this.#started ??= this.#start();
     await this.#started;
-    this.#child!.stdin!.end();
-    const code = await this.#exited!;
+    Atomics.store(this.#ctrl, CTRL.state, STATE.ended);
+    Atomics.notify(this.#ctrl, CTRL.written);
+    const m = await this.#result!;
     this.#job.signal?.throwIfAborted();
-    if (code !== 0) throw new EncoderError(`ffmpeg failed (exit ${code}): ${lastLines(this.#stderr)}`);
+    if (m.code !== 0) throw new EncoderError(`ffmpeg failed (exit ${m.code})${m.message ? `: ${m.message}` : ''}: ${lastLines(m.log)}`);
     await renameParts(this.#job.outputs, this.#parts);
     await this.#cleanup();
   }
 
   async abort(): Promise<void> {
-    this.#child?.kill('SIGKILL');
-    await this.#exited?.catch(() => null);
+    this.#stop();
+    if (this.#started) await this.#started.catch(() => undefined);
+    if (this.#result) {
+      this.#stop(); // the pid may have arrived since
+      await this.#result;
+    }
     await removeParts(this.#parts);
     await this.#cleanup();
   }
 
   async #cleanup(): Promise<void> {
     this.#job.signal?.removeEventListener('abort', this.#onAbort);
+    await this.#worker?.terminate();
     if (this.#audioFile) await fsp.rm(this.#audioFile, { force: true });
   }
 }
@@ -254,6 +302,8 @@ export interface WasmWorkerData {
   height: number;
   fps: number;
   frames: number;
+  /** Bytes of one frame in the ring. */
+  frameBytes: number;
   slots: number;
   ring: SharedArrayBuffer;
   ctrl: SharedArrayBuffer;
@@ -309,7 +359,7 @@ class WasmSession implements EncodeSession {
     job.signal?.throwIfAborted();
     this.#job = job;
     this.#parts = partsOf(job.outputs);
-    this.#frameBytes = job.width * job.height * 4;
+    this.#frameBytes = frameBytes(job.pixelFormat ?? 'rgba', job.width, job.height);
     this.#ring = new SharedArrayBuffer(this.#frameBytes * WASM_SLOTS);
     const ctrl = new SharedArrayBuffer(4 * 4);
     this.#ctrl = new Int32Array(ctrl);
@@ -326,6 +376,7 @@ class WasmSession implements EncodeSession {
       height: job.height,
       fps: job.fps,
       frames: job.frames,
+      frameBytes: this.#frameBytes,
       slots: WASM_SLOTS,
       ring: this.#ring,
       ctrl,

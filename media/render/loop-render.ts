@@ -6,11 +6,13 @@
 // `seconds + fade` of motion; the first `fade` seconds of the output are a
 // cross-fade from the frames after the loop's end (which continue from its
 // last frame) into the frames at its start. So frame N−1 is followed by frame
-// 0, which is (nearly all) frame N: the motion runs on without a jump.
+// 0, which is (nearly all) frame N: the motion runs on without a jump. Frames
+// are drawn and cross-faded as yuv420p (a linear map of RGB, so the fade is the
+// same), as the clip renderer hands them over.
 import path from 'node:path';
 import type { FrameInput, VisualEngine } from '../../shared/visual-engine.ts';
-import { NATIVE_PRESET, RenderError, WASM_PRESET, startEncoder } from './clip-render.ts';
-import { EncoderError, pickEncoder, type FrameEncoder } from './encoder.ts';
+import { FRAME_PIXEL_FORMAT, NATIVE_PRESET, RenderError, WASM_PRESET, startEncoder } from './clip-render.ts';
+import { EncoderError, frameBytes, pickEncoder, type FrameEncoder } from './encoder.ts';
 
 export interface LoopRenderOptions {
   /** A native ffmpeg; null encodes with @ffmpeg/core (WebAssembly). Ignored when `encoder` is given. */
@@ -41,8 +43,8 @@ export async function renderLoop(opts: LoopRenderOptions): Promise<{ frames: num
   // The frames after the end, which the start fades in from.
   const tail: Uint8ClampedArray[] = [];
   for (let k = 0; k < f; k++) {
-    const frame = new Uint8ClampedArray(w * h * 4);
-    opts.engine.renderFrame(frame, w, h, opts.frameAt((n + k) / fps));
+    const frame = new Uint8ClampedArray(frameBytes(FRAME_PIXEL_FORMAT, w, h));
+    opts.engine.renderFrameYuv420(frame, w, h, opts.frameAt((n + k) / fps));
     tail.push(frame);
   }
   const meta = Object.entries(opts.metadata ?? {}).flatMap(([k, v]) => ['-metadata', `${k}=${v}`]);
@@ -53,6 +55,7 @@ export async function renderLoop(opts: LoopRenderOptions): Promise<{ frames: num
     width: w,
     height: h,
     fps,
+    pixelFormat: FRAME_PIXEL_FORMAT,
     frames: n,
     args: [
       '-filter_complex', `[0:v]split[a][b];[b]fps=15,scale=${gifWidth}:-2:flags=lanczos,split[g1][g2];[g1]palettegen=stats_mode=diff[p];[g2][p]paletteuse=dither=bayer:bayer_scale=3[gif]`,
@@ -67,7 +70,7 @@ export async function renderLoop(opts: LoopRenderOptions): Promise<{ frames: num
     for (let k = 0; k < n; k++) {
       const frame = await session.nextFrame();
       opts.signal?.throwIfAborted();
-      opts.engine.renderFrame(frame, w, h, opts.frameAt(k / fps));
+      opts.engine.renderFrameYuv420(frame, w, h, opts.frameAt(k / fps));
       if (k < f) {
         // From the frame after the end (weight 1 at k = 0) to the loop's own frame.
         const a = (f - k) / f;

@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const core = await loadFfmpegCore(data.coreDir, log, 50);
   const FS = core.FS;
   const ctrl = new Int32Array(data.ctrl);
-  const frameBytes = data.width * data.height * 4;
+  const frameBytes = data.frameBytes;
   const ring = new Int8Array(data.ring);
   let position = 0;
 

@@ -25,7 +25,7 @@ import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
 import { ClientOwners } from './client-owners.ts';
 import { DocGuard, trimDecodedContent } from './doc-guard.ts';
-import { StateTimeline, type JsonState } from './timeline.ts';
+import { MAX_SAVED_TIMELINE_BYTES, StateTimeline, type JsonState } from './timeline.ts';
 
 export interface Member {
   sessionId: string;
@@ -232,6 +232,7 @@ export class Room extends EventEmitter<RoomEvents> {
       changed = normalizeRoomDoc(doc, opts.release, now);
     }, LOAD_ORIGIN);
     const room = new Room(id, doc, opts);
+    if (record.timeline) room.#resumeTimeline(record.timeline);
     if (changed || !record.doc) room.#markDirty();
     return room;
   }
@@ -444,6 +445,17 @@ export class Room extends EventEmitter<RoomEvents> {
 
   // ------------------------------------------------------------ persistence
 
+  /** Takes up the timeline saved with the document, so that a clip can reach back past this load. */
+  #resumeTimeline(json: string): void {
+    let saved: unknown = null;
+    try {
+      if (json.length <= MAX_SAVED_TIMELINE_BYTES) saved = JSON.parse(json);
+    } catch {
+      // not JSON: started afresh below
+    }
+    if (!this.timeline.resume(saved, this.#now(), this.#snapshot())) this.log.warn({ bytes: json.length }, 'the saved timeline could not be used; clips start from this load');
+  }
+
   /** Writes the document now if it changed since the last save. */
   async flush(): Promise<void> {
     if (this.#saveTimer) {
@@ -456,8 +468,11 @@ export class Room extends EventEmitter<RoomEvents> {
     this.#dirty = false;
     this.#firstDirtyAt = null;
     const update = Y.encodeStateAsUpdate(this.doc);
+    // The timeline goes with the document, so that after a restart a clip can still reach back
+    // before it (a few hundred KB at most: changes of the last free-clip length and some slack).
+    const timeline = JSON.stringify(this.timeline.toSaved());
     this.#saving = this.#opts.store
-      .saveRoomDoc(this.id, update)
+      .saveRoomDoc(this.id, update, timeline)
       .catch((err: unknown) => {
         this.#dirty = true;
         this.log.error({ err }, 'saving the room failed; will retry');

@@ -23,6 +23,16 @@ export interface TimelineWindow {
   events: TimelineEvent[];
 }
 
+/** A timeline as the store keeps it (JSON), so that a room loaded again can still be clipped back past the load. */
+export interface SavedTimeline {
+  v: 1;
+  keyframes: { tMs: number; state: JsonState }[];
+  events: TimelineEvent[];
+}
+
+/** Largest saved timeline read back (bytes of JSON): a bigger one is not trusted. */
+export const MAX_SAVED_TIMELINE_BYTES = 8 * 1024 * 1024;
+
 export class StateTimeline {
   readonly retentionMs: number;
   readonly keyframeEveryMs: number;
@@ -68,6 +78,39 @@ export class StateTimeline {
     return { fromMs, toMs, initial, events };
   }
 
+  /** What to store: the keyframes and changes kept now. */
+  toSaved(): SavedTimeline {
+    return { v: 1, keyframes: this.#keyframes, events: this.#events };
+  }
+
+  /**
+   * Takes up a saved timeline (a room loaded again), then goes on from `state` at `tMs`: what
+   * differs between the saved timeline's last state and `state` (changes made on loading, e.g.
+   * a migration, or anything the saved copy missed) is recorded as changes at `tMs`, so that a
+   * window reaching back before the load replays it all. Answers false, and starts afresh from
+   * `state`, when `saved` is not a usable timeline (malformed, from the future, or all older
+   * than what is kept).
+   */
+  resume(saved: unknown, tMs: number, state: JsonState): boolean {
+    const ok = parseSaved(saved);
+    if (!ok || ok.keyframes.length === 0 || ok.keyframes.at(-1)!.tMs > tMs || (ok.events.at(-1)?.tMs ?? 0) > tMs) {
+      this.reset(tMs, state);
+      return false;
+    }
+    const last = ok.keyframes.at(-1)!;
+    const end = structuredClone(last.state);
+    for (const e of ok.events) if (e.tMs > last.tMs) applyEvent(end, e);
+    this.#keyframes.length = 0;
+    this.#keyframes.push(...ok.keyframes);
+    this.#events = ok.events;
+    const changes: { path: string; value: unknown }[] = [];
+    diffState(end, state, '', changes);
+    for (const c of changes) this.#events.push({ tMs, path: c.path, value: c.value === undefined ? undefined : structuredClone(c.value) });
+    this.#keyframes.push({ tMs, state: structuredClone(state) });
+    this.#trim(tMs);
+    return true;
+  }
+
   /** Oldest time a window can start at. */
   get oldestMs(): number | null {
     return this.#keyframes[0]?.tMs ?? null;
@@ -89,6 +132,44 @@ export class StateTimeline {
       this.#events = idx === -1 ? [] : this.#events.slice(idx);
     }
   }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A saved timeline checked for shape and order; null when it is not one. */
+function parseSaved(raw: unknown): { keyframes: { tMs: number; state: JsonState }[]; events: TimelineEvent[] } | null {
+  if (!isPlainObject(raw) || raw['v'] !== 1 || !Array.isArray(raw['keyframes']) || !Array.isArray(raw['events'])) return null;
+  const keyframes: { tMs: number; state: JsonState }[] = [];
+  let prev = Number.NEGATIVE_INFINITY;
+  for (const k of raw['keyframes'] as unknown[]) {
+    if (!isPlainObject(k) || typeof k['tMs'] !== 'number' || !Number.isFinite(k['tMs']) || k['tMs'] < prev || !isPlainObject(k['state'])) return null;
+    prev = k['tMs'];
+    keyframes.push({ tMs: k['tMs'], state: k['state'] });
+  }
+  const events: TimelineEvent[] = [];
+  prev = Number.NEGATIVE_INFINITY;
+  for (const e of raw['events'] as unknown[]) {
+    if (!isPlainObject(e) || typeof e['tMs'] !== 'number' || !Number.isFinite(e['tMs']) || e['tMs'] < prev || typeof e['path'] !== 'string' || e['path'] === '') return null;
+    if (e['path'].split('.').some((part) => part === '' || part === '__proto__' || part === 'constructor' || part === 'prototype')) return null;
+    const by = e['by'];
+    if (by !== undefined && by !== null && !(isPlainObject(by) && typeof by['userId'] === 'string' && typeof by['name'] === 'string')) return null;
+    prev = e['tMs'];
+    events.push({ tMs: e['tMs'], path: e['path'], value: e['value'], ...(by ? { by: { userId: by['userId'] as string, name: by['name'] as string } } : {}) });
+  }
+  return { keyframes, events };
+}
+
+/** The changes (dotted paths, as the timeline records them) that turn `a` into `b`: leaves and arrays whole. */
+function diffState(a: unknown, b: unknown, prefix: string, out: { path: string; value: unknown }[]): void {
+  if (isPlainObject(a) && isPlainObject(b)) {
+    for (const k of Object.keys(a)) if (!(k in b)) out.push({ path: prefix + k, value: undefined });
+    for (const [k, v] of Object.entries(b)) diffState(a[k], v, `${prefix}${k}.`, out);
+    return;
+  }
+  if (JSON.stringify(a) === JSON.stringify(b)) return;
+  out.push({ path: prefix.slice(0, -1), value: b });
 }
 
 /** Applies one change to a JSON state in place. */

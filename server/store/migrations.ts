@@ -71,4 +71,11 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: "rooms' state timelines",
+    sql: `
+      ALTER TABLE rooms ADD COLUMN timeline TEXT;  -- the room's recent changes (SavedTimeline as JSON), saved with the doc
+    `,
+  },
 ];

@@ -83,7 +83,7 @@ export class SqliteStore implements Store {
     return Number(result.changes) > 0;
   }
 
-  async createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt'>): Promise<void> {
+  async createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt' | 'timeline'>): Promise<void> {
     this.#open()
       .prepare('INSERT INTO rooms (id, release_id, created_at, updated_at, doc) VALUES (?, ?, ?, ?, ?)')
       .run(room.id, room.releaseId, room.createdAt, room.createdAt, room.doc);
@@ -91,8 +91,10 @@ export class SqliteStore implements Store {
 
   async getRoom(id: string): Promise<RoomRecord | null> {
     const row = this.#open()
-      .prepare('SELECT id, release_id, created_at, updated_at, closed_at, doc FROM rooms WHERE id = ?')
-      .get(id) as { id: string; release_id: string; created_at: string; updated_at: string; closed_at: string | null; doc: Uint8Array | null } | undefined;
+      .prepare('SELECT id, release_id, created_at, updated_at, closed_at, doc, timeline FROM rooms WHERE id = ?')
+      .get(id) as
+      | { id: string; release_id: string; created_at: string; updated_at: string; closed_at: string | null; doc: Uint8Array | null; timeline: string | null }
+      | undefined;
     if (!row) return null;
     return {
       id: row.id,
@@ -101,11 +103,16 @@ export class SqliteStore implements Store {
       updatedAt: row.updated_at,
       closedAt: row.closed_at,
       doc: row.doc ? new Uint8Array(row.doc) : null,
+      timeline: row.timeline,
     };
   }
 
-  async saveRoomDoc(id: string, doc: Uint8Array): Promise<void> {
-    const result = this.#open().prepare('UPDATE rooms SET doc = ?, updated_at = ? WHERE id = ?').run(doc, new Date().toISOString(), id);
+  async saveRoomDoc(id: string, doc: Uint8Array, timeline?: string): Promise<void> {
+    const now = new Date().toISOString();
+    const result =
+      timeline === undefined
+        ? this.#open().prepare('UPDATE rooms SET doc = ?, updated_at = ? WHERE id = ?').run(doc, now, id)
+        : this.#open().prepare('UPDATE rooms SET doc = ?, timeline = ?, updated_at = ? WHERE id = ?').run(doc, timeline, now, id);
     if (Number(result.changes) === 0) throw new RoomNotFoundError(`no room "${id}"`);
   }
 

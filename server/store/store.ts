@@ -60,6 +60,8 @@ export interface RoomRecord {
   closedAt: string | null;
   /** The room's Yjs document as one update; null before the first save. */
   doc: Uint8Array | null;
+  /** The room's recent changes (a SavedTimeline as JSON), saved with the document; null before. */
+  timeline: string | null;
 }
 
 export type RenderStatus = 'queued' | 'running' | 'done' | 'failed';
@@ -120,10 +122,13 @@ export interface Store {
   putRelease(record: ReleaseRecord, files: FilePlacement, options?: { replace?: boolean }): Promise<void>;
   deleteRelease(id: string): Promise<boolean>;
 
-  createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt'>): Promise<void>;
+  createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt' | 'timeline'>): Promise<void>;
   getRoom(id: string): Promise<RoomRecord | null>;
-  /** Stores the room's document; refuses (RoomNotFoundError) a room that was never created. */
-  saveRoomDoc(id: string, doc: Uint8Array): Promise<void>;
+  /**
+   * Stores the room's document, and its timeline when given (in the same write); refuses
+   * (RoomNotFoundError) a room that was never created.
+   */
+  saveRoomDoc(id: string, doc: Uint8Array, timeline?: string): Promise<void>;
   endRoom(id: string): Promise<void>;
 
   /**

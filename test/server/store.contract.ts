@@ -91,9 +91,14 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.putRelease(sampleRecord('rel'), { place() {}, undo() {} });
       await store.createRoom({ id: 'room1', releaseId: 'rel', createdAt: '2026-01-01T00:00:00.000Z', doc: null });
       const fresh = await store.getRoom('room1');
-      expect(fresh).to.include({ id: 'room1', releaseId: 'rel', closedAt: null, doc: null });
+      expect(fresh).to.include({ id: 'room1', releaseId: 'rel', closedAt: null, doc: null, timeline: null });
       await store.saveRoomDoc('room1', new Uint8Array([1, 2, 3]));
       expect([...(await store.getRoom('room1'))!.doc!]).to.deep.equal([1, 2, 3]);
+      // The timeline is saved with the document when given, and kept when not.
+      await store.saveRoomDoc('room1', new Uint8Array([4]), '{"v":1}');
+      expect(await store.getRoom('room1')).to.deep.include({ doc: new Uint8Array([4]), timeline: '{"v":1}' });
+      await store.saveRoomDoc('room1', new Uint8Array([5]));
+      expect(await store.getRoom('room1')).to.deep.include({ doc: new Uint8Array([5]), timeline: '{"v":1}' });
       await expectRejection(store.saveRoomDoc('nope', new Uint8Array([1])), RoomNotFoundError);
       await store.endRoom('room1');
       expect((await store.getRoom('room1'))!.closedAt).to.be.a('string');

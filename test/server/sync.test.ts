@@ -274,8 +274,9 @@ describe('the sync endpoint with stock y-websocket clients', function () {
     expect([...b.provider.awareness.getStates().values()].some((s) => s['holding'] === 'nothing')).to.equal(false);
   });
 
-  it('keeps a room through a restart of the server process', async () => {
+  it('keeps a room through a restart of the server process, with the timeline of its recent changes', async () => {
     const a = await member('remixer');
+    const changedAt = Date.now();
     stemMap(a.doc, 'lead').set('gainDb', -12);
     masterMap(a.doc).set('reverbMix', 0.4);
     await waitFor(() => t.server.rooms.get(room.roomId)!.state().mix.master.reverbMix === 0.4);
@@ -290,6 +291,15 @@ describe('the sync endpoint with stock y-websocket clients', function () {
     members.push(again);
     expect(stemMap(again.doc, 'lead').get('gainDb')).to.equal(-12);
     expect(masterMap(again.doc).get('reverbMix')).to.equal(0.4);
+    // A clip taken now can reach back before the restart: the changes come back with the document.
+    const timeline = t.server.rooms.get(room.roomId)!.timeline;
+    expect(timeline.oldestMs).to.be.at.most(changedAt);
+    const w = timeline.window(timeline.oldestMs!, Date.now())!;
+    const changes = w.events.filter((e) => e.tMs >= changedAt && e.tMs < changedAt + 5000);
+    expect(changes.map((e) => [e.path, e.value])).to.deep.include.members([
+      ['mix.stems.lead.gainDb', -12],
+      ['mix.master.reverbMix', 0.4],
+    ]);
   });
 
   it('unloads a room after the last member leaves and the grace period, leaving nothing running', async () => {

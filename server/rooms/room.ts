@@ -129,6 +129,7 @@ export const MESSAGE_QUERY_AWARENESS = 3;
 const SYNC_UPDATE = 2;
 /** Largest awareness state (JSON) a member may publish. */
 const MAX_AWARENESS_STATE_BYTES = 4096;
+const utf8 = new TextDecoder();
 /** Awareness changes go out to the peers together, at most this often (see #scheduleAwareness). */
 const AWARENESS_FLUSH_MS = 100;
 /**
@@ -364,14 +365,16 @@ export class Room extends EventEmitter<RoomEvents> {
     for (let i = 0; i < count; i++) {
       const clientId = decoding.readVarUint(dec);
       const clock = decoding.readVarUint(dec);
-      const json = decoding.readVarString(dec);
+      // The state's bytes, as a view: decoded to a string only when the entry counts.
+      const bytes = decoding.readVarUint8Array(dec);
       // A stock provider sends back every awareness change it sees (y-websocket echoes them all: the
       // states it receives, and their removal when it times them out). Such an entry is never newer
       // than the server's clock for that client; it speaks for nobody and is skipped, not refused.
-      // (The owner's own changes, its removal included, always come with a newer clock.)
+      // (The owner's own changes, its removal included, always come with a newer clock.) At 500
+      // members a renewal batch comes back as 500 messages of ~150 such entries each.
       const known = this.awareness.meta.get(clientId);
       if (known && clock <= known.clock) continue;
-      entries.push({ clientId, clock, json });
+      entries.push({ clientId, clock, json: utf8.decode(bytes) });
     }
     if (entries.length > 4) return { code: 'malformed', message: 'an awareness update may carry at most 4 new states' };
     if (entries.length === 0) return null;

@@ -86,6 +86,8 @@ export interface Notice {
 
 export interface RenderProgress {
   clipId: string;
+  /** What is rendered: a clip, a bought full-length version, a loop of the visuals, or a still. */
+  kind: 'clip' | 'full' | 'loop' | 'still';
   status: 'queued' | 'running' | 'done' | 'failed';
   /** 0..1 */
   progress: number;

@@ -493,7 +493,7 @@ export class RenderWorker {
         const render = RENDER_ID.test(id) ? await this.#o.store.getRender(id) : null;
         if (render && render.status === 'running') {
           await this.#o.store.updateRender(id, { status: 'queued' });
-          await this.#publishProgress(render.roomId, reportOf(id, 'queued', 0, 'the renderer stopped; the render is queued again'));
+          await this.#publishProgress(render.roomId, reportOf(render, 'queued', 0, 'the renderer stopped; the render is queued again'));
         }
       }
     } catch (err) {
@@ -531,7 +531,7 @@ export class RenderWorker {
       await store.updateRender(id, { status: 'running' });
       await this.jobs.setProgress(id, 0, this.#progressTtl());
       log.info({ kind: render.kind, roomId: render.roomId }, 'render started');
-      await this.#publishProgress(render.roomId, reportOf(id, 'running', 0));
+      await this.#publishProgress(render.roomId, reportOf(render, 'running', 0));
       const started = performance.now();
       let lastStored = 0;
       const storeProgress = (fraction: number) => {
@@ -546,7 +546,7 @@ export class RenderWorker {
           onProgress: storeProgress,
           onReport: (fraction) => {
             this.jobs.setProgress(id, fraction, this.#progressTtl()).catch(() => {});
-            this.#publishProgress(render.roomId, reportOf(id, 'running', fraction)).catch(() => {});
+            this.#publishProgress(render.roomId, reportOf(render, 'running', fraction)).catch(() => {});
           },
         });
       } catch (err) {
@@ -554,7 +554,7 @@ export class RenderWorker {
         if (reason instanceof Shutdown) {
           if (await this.jobs.release(id, this.id, { front: true, refund: true })) {
             await store.updateRender(id, { status: 'queued' });
-            await this.#publishProgress(render.roomId, reportOf(id, 'queued', 0));
+            await this.#publishProgress(render.roomId, reportOf(render, 'queued', 0));
           }
           log.info('renderer shutting down: the job is handed back to the queue');
           return;
@@ -570,7 +570,7 @@ export class RenderWorker {
           const delayMs = retryDelayMs(this.#o.retryBaseMs, attempts);
           if (await this.jobs.release(id, this.id, { front: false, refund: false, delayMs })) {
             await store.updateRender(id, { status: 'queued' });
-            await this.#publishProgress(render.roomId, reportOf(id, 'queued', 0, `the render failed; trying again in ${Math.ceil(delayMs / 1000)} s`));
+            await this.#publishProgress(render.roomId, reportOf(render, 'queued', 0, `the render failed; trying again in ${Math.ceil(delayMs / 1000)} s`));
           }
           return;
         }
@@ -585,7 +585,7 @@ export class RenderWorker {
       await store.updateRender(id, { status: 'done', result: { ...result, renderedBy: this.id, attempts } satisfies ClipResult });
       await this.jobs.complete(id, this.id);
       await this.jobs.setProgress(id, 1, this.#progressTtl());
-      await this.#publishProgress(render.roomId, reportOf(id, 'done', 1));
+      await this.#publishProgress(render.roomId, reportOf(render, 'done', 1));
       await this.jobs.publish({ type: 'done', renderId: id });
       log.info({ kind: render.kind, roomId: render.roomId, seconds: request.seconds, ms: Math.round(performance.now() - started) }, 'render done');
     } catch (err) {
@@ -597,7 +597,7 @@ export class RenderWorker {
   async #fail(render: RenderRecord, attempts: number, why: string): Promise<void> {
     await this.#o.store.updateRender(render.id, { status: 'failed', result: { error: 'the render failed', attempts } satisfies ClipResult });
     await this.jobs.complete(render.id, this.id);
-    await this.#publishProgress(render.roomId, reportOf(render.id, 'failed', 0, 'the render failed; try again'));
+    await this.#publishProgress(render.roomId, reportOf(render, 'failed', 0, 'the render failed; try again'));
     this.#log.error({ renderId: render.id, attempts, why }, 'render failed');
   }
 

@@ -43,8 +43,8 @@ export interface RenderQueue extends EventEmitter<RenderQueueEvents> {
   close(): Promise<void>;
 }
 
-export function reportOf(clipId: string, status: RenderProgress['status'], progress: number, message?: string): RenderProgress {
-  return { clipId, status, progress: Math.round(progress * 1000) / 1000, ...(message ? { message } : {}) };
+export function reportOf(render: Pick<RenderRecord, 'id' | 'kind'>, status: RenderProgress['status'], progress: number, message?: string): RenderProgress {
+  return { clipId: render.id, kind: render.kind, status, progress: Math.round(progress * 1000) / 1000, ...(message ? { message } : {}) };
 }
 
 /**
@@ -136,17 +136,17 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
     const attempt = (this.#attempts.get(id) ?? 0) + 1;
     this.#attempts.set(id, attempt);
     await store.updateRender(id, { status: 'running' });
-    this.emit('progress', render.roomId, reportOf(id, 'running', 0));
+    this.emit('progress', render.roomId, reportOf(render, 'running', 0));
     const started = performance.now();
     try {
       const result = await this.#runner.render(render, signal, {
         onProgress: (fraction) => this.#progress.set(id, fraction),
-        onReport: (fraction) => this.emit('progress', render.roomId, reportOf(id, 'running', fraction)),
+        onReport: (fraction) => this.emit('progress', render.roomId, reportOf(render, 'running', fraction)),
       });
       await store.updateRender(id, { status: 'done', result });
       this.#attempts.delete(id);
       this.#progress.set(id, 1);
-      this.emit('progress', render.roomId, reportOf(id, 'done', 1));
+      this.emit('progress', render.roomId, reportOf(render, 'done', 1));
       this.emit('done', render);
       log.info({ renderId: id, kind: render.kind, roomId: render.roomId, seconds: request.seconds, ms: Math.round(performance.now() - started) }, 'render done');
     } catch (err) {
@@ -160,7 +160,7 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
         // A failure may pass (a full disk, a crashed encoder): wait, longer each time, then run it again.
         const delayMs = retryDelayMs(this.#retryBaseMs, attempt);
         await store.updateRender(id, { status: 'queued' });
-        this.emit('progress', render.roomId, reportOf(id, 'queued', 0, `the render failed; trying again in ${Math.ceil(delayMs / 1000)} s`));
+        this.emit('progress', render.roomId, reportOf(render, 'queued', 0, `the render failed; trying again in ${Math.ceil(delayMs / 1000)} s`));
         this.#retries.set(
           id,
           setTimeout(() => {
@@ -172,7 +172,7 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
       }
       this.#attempts.delete(id);
       await store.updateRender(id, { status: 'failed', result: { error: 'the render failed', attempts: attempt } satisfies ClipResult });
-      this.emit('progress', render.roomId, reportOf(id, 'failed', this.#progress.get(id) ?? 0, 'the render failed; try again'));
+      this.emit('progress', render.roomId, reportOf(render, 'failed', this.#progress.get(id) ?? 0, 'the render failed; try again'));
     } finally {
       this.#progress.delete(id);
     }

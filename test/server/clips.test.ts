@@ -114,6 +114,8 @@ describe('clips (real server, native ffmpeg)', function () {
     expect(view.downloads).to.have.keys('video', 'audio', 'manifest', 'expiresAt');
     const mine = progress.filter((p) => p.clipId === clip.clipId);
     expect(mine.map((p) => p.status)).to.include('done');
+    // Each report says what is rendered, so that the app can tell a clip from a loop or a bought version.
+    expect(new Set(mine.map((p) => p.kind))).to.deep.equal(new Set(['clip']));
     clip = view;
   });
 

@@ -193,12 +193,12 @@ describe('render queue: the job steps (Lua) against a real redis-server', functi
       const jobs = new RedisJobQueue(client, 'test:web:');
       await client.publish(jobs.eventsChannel, 'not json');
       await client.publish(jobs.eventsChannel, JSON.stringify({ type: 'done', renderId: 'bbbbbbbbbbbbbbbb' }));
-      await jobs.publish({ type: 'progress', roomId: 'room1', progress: { clipId: 'aaaaaaaaaaaaaaaa', status: 'running', progress: 0.5 } });
+      await jobs.publish({ type: 'progress', roomId: 'room1', progress: { clipId: 'aaaaaaaaaaaaaaaa', kind: 'full', status: 'running', progress: 0.5 } });
       await jobs.publish({ type: 'done', renderId: 'aaaaaaaaaaaaaaaa' });
       await waitFor(() => done.length > 0 && heard.length > 0, 5000, 'the messages');
       expect(done.map((r) => r.id), 'a render the store does not have done is not announced').to.deep.equal(['aaaaaaaaaaaaaaaa']);
       expect(done[0]!.request).to.deep.include({ orderId: 'ord_1' });
-      expect(heard).to.deep.equal([{ clipId: 'aaaaaaaaaaaaaaaa', status: 'running', progress: 0.5 }]);
+      expect(heard).to.deep.equal([{ clipId: 'aaaaaaaaaaaaaaaa', kind: 'full', status: 'running', progress: 0.5 }]);
       // Queuing: once; the store's waiting renders are queued on resume, the done one not.
       await queue.enqueue('bbbbbbbbbbbbbbbb');
       await queue.resume();

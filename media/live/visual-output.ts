@@ -8,6 +8,12 @@
 // sink; the encoder is restarted for one (its first frame is a keyframe), at
 // most once per KEYFRAME_RESTART_MIN_MS, and a keyframe comes every
 // keyframeIntervalSec anyway.
+//
+// An encoder that dies (or puts out garbage) is restarted after a backoff that
+// doubles with each failure in a row (1 s, 2 s, 4 s … 30 s; the run ends once
+// the encoders have gone 30 s without failing); after 5 failures in a row the
+// output gives up: it logs why, emits 'error', closes (`failure` says why) and
+// emits 'close'. Whoever runs it stops offering the video then.
 import { EventEmitter } from 'node:events';
 import { execFile } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
@@ -30,6 +36,20 @@ export interface VisualOutputSettings {
 
 export const DEFAULT_VISUAL_OUTPUT: VisualOutputSettings = { width: 640, height: 360, fps: 15, bitrateKbps: 600, keyframeIntervalSec: 2 };
 
+/** How a failing encoder (ffmpeg exits, or its output cannot be read) is restarted. */
+export interface EncoderRestartPolicy {
+  /** The wait before the first restart of a run of failures; doubled for each further one. */
+  initialMs: number;
+  /** The longest wait. */
+  maxMs: number;
+  /** This many failures in a row and the output gives up (closes with `failure` set). */
+  maxFailures: number;
+  /** Encoders that ran this long since the last restart after a failure end the run: the next failure counts as the first. */
+  healthyMs: number;
+}
+
+export const DEFAULT_ENCODER_RESTART: EncoderRestartPolicy = { initialMs: 1000, maxMs: 30_000, maxFailures: 5, healthyMs: 30_000 };
+
 export interface VisualOutputOptions extends Partial<VisualOutputSettings> {
   /** A native ffmpeg with libvpx (see `ffmpegHasLibvpx`). */
   ffmpeg: string;
@@ -42,6 +62,8 @@ export interface VisualOutputOptions extends Partial<VisualOutputSettings> {
   /** The mixer's energy cell (MixerSourceInit.energy); without it the energy is a steady 0.5. */
   energy?: SharedArrayBuffer;
   log?: Logger;
+  /** Overrides of DEFAULT_ENCODER_RESTART (tests use short waits). */
+  restart?: Partial<EncoderRestartPolicy>;
 }
 
 export interface VisualOutputStats {
@@ -55,6 +77,8 @@ export interface VisualOutputStats {
   keyframes: number;
   keyframeRequests: number;
   encoderRestarts: number;
+  /** Encoder failures (exits, unreadable output), each followed by a restart after a backoff or, the last, by giving up. */
+  encoderFailures: number;
   packetsSent: number;
   bytesSent: number;
   drawMsMean: number;
@@ -84,6 +108,7 @@ export interface VisualOutputWorkerData extends VisualOutputSettings {
   release: Pick<RoomRelease, 'bpm' | 'excerpts'>;
   room: VisualRoomState;
   energy: SharedArrayBuffer | null;
+  restart: EncoderRestartPolicy;
 }
 
 /** @internal */
@@ -93,6 +118,8 @@ export type ToVisualWorker = { type: 'room-state'; room: VisualRoomState } | { t
 export type FromVisualWorker =
   | { type: 'ready' }
   | { type: 'error'; message: string }
+  /** The encoder failed too often; the worker stopped drawing and waits for 'stop'. */
+  | { type: 'failed'; message: string }
   | { type: 'stats'; id: number; stats: VisualOutputStats }
   | { type: 'stopped' };
 
@@ -119,6 +146,7 @@ export class VisualOutput extends EventEmitter<VisualOutputEvents> {
   readonly #pending = new Map<number, (s: VisualOutputStats) => void>();
   #nextId = 1;
   #closing: Promise<void> | null = null;
+  #failure: Error | null = null;
   #onStopped: (() => void) | null = null;
 
   private constructor(worker: Worker, settings: VisualOutputSettings, log: Logger | undefined) {
@@ -139,6 +167,8 @@ export class VisualOutput extends EventEmitter<VisualOutputEvents> {
     if (settings.width % 2 || settings.height % 2 || settings.width < 16 || settings.height < 16) throw new RangeError('the video needs even sizes of at least 16');
     if (!(settings.fps >= 1 && settings.fps <= 60)) throw new RangeError('the video needs 1–60 fps');
     if (options.artwork.length === 0) throw new RangeError('the visuals need at least one artwork');
+    const restart: EncoderRestartPolicy = { ...DEFAULT_ENCODER_RESTART, ...options.restart };
+    if (!(restart.initialMs >= 0 && restart.maxMs >= restart.initialMs && restart.maxFailures >= 1 && restart.healthyMs >= 0)) throw new RangeError('bad encoder restart policy');
     const workerData: VisualOutputWorkerData = {
       ...settings,
       ffmpeg: options.ffmpeg,
@@ -149,6 +179,7 @@ export class VisualOutput extends EventEmitter<VisualOutputEvents> {
       release: options.release,
       room: options.room,
       energy: options.energy ?? null,
+      restart,
     };
     const worker = new Worker(new URL('./visual-output.worker.ts', import.meta.url), {
       workerData,
@@ -167,6 +198,11 @@ export class VisualOutput extends EventEmitter<VisualOutputEvents> {
 
   get closed(): boolean {
     return this.#closing !== null;
+  }
+
+  /** Why the output closed by itself (its encoder kept failing, its worker died), or null. */
+  get failure(): Error | null {
+    return this.#failure;
   }
 
   #start(): Promise<void> {
@@ -192,6 +228,9 @@ export class VisualOutput extends EventEmitter<VisualOutputEvents> {
             if (this.listenerCount('error')) this.emit('error', err);
             break;
           }
+          case 'failed':
+            this.#fail(new Error(message.message));
+            break;
           case 'stats':
             this.#pending.get(message.id)?.(message.stats);
             this.#pending.delete(message.id);
@@ -248,7 +287,9 @@ export class VisualOutput extends EventEmitter<VisualOutputEvents> {
   }
 
   #fail(err: Error): void {
-    this.#log?.error({ err }, 'visual output failed');
+    if (this.#closing) return;
+    this.#failure = err;
+    this.#log?.error({ err }, 'visual output failed; the video stops');
     if (this.listenerCount('error')) this.emit('error', err);
     void this.close();
   }

@@ -1,12 +1,13 @@
 // The visual output's thread: draws the room's visuals every 1/fps s on a
-// monotonic clock, feeds them to ffmpeg (libvpx, realtime), packetizes its VP8
-// and sends it to the SFU. See visual-output.ts.
+// monotonic clock, feeds them to ffmpeg (libvpx, realtime) as yuv420p (drawn
+// so by the engine: a third of RGBA's bytes through the pipe, no conversion in
+// ffmpeg), packetizes its VP8 and sends it to the SFU. See visual-output.ts.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { transportPosition } from '../../shared/transport.ts';
-import { VisualEngine, crossfadeMix } from '../../shared/visual-engine.ts';
+import { VisualEngine, crossfadeMix, yuv420Bytes } from '../../shared/visual-engine.ts';
 import { neutralVisualParams, parseVisualParams, type VisualParams } from '../../shared/visual-params.ts';
 import { ENERGY_SCALE } from './mixer-source.ts';
 import { openRtpSink } from './rtp-sink.ts';
@@ -25,7 +26,8 @@ const port = parentPort;
 if (!port) throw new Error('visual-output.worker.ts must run as a worker thread');
 const data = workerData as VisualOutputWorkerData;
 const frameMs = 1000 / data.fps;
-const frameBytes = data.width * data.height * 4;
+const frameBytes = yuv420Bytes(data.width, data.height);
+const restartPolicy = data.restart;
 
 function post(message: FromVisualWorker): void {
   port!.postMessage(message);
@@ -77,12 +79,25 @@ const stats = {
   keyframes: 0,
   keyframeRequests: 0,
   encoderRestarts: 0,
+  encoderFailures: 0,
   packetsSent: 0,
   bytesSent: 0,
   drawMsTotal: 0,
   firstKeyframeMs: null as number | null,
   lastKeyframeResponseMs: null as number | null,
 };
+/** Encoder failures (exits, broken output) in a row: since the encoders last ran restartPolicy.healthyMs without one. */
+let consecutiveFailures = 0;
+/**
+ * Since the start or the last restart after a failure: the encoders have run
+ * without failing since. Keyframe restarts do not reset it (with viewers asking
+ * often, no single encoder lasts healthyMs, yet the video runs fine).
+ */
+let upSince = performance.now();
+/** The restart after a failure, waiting out its backoff. */
+let restartTimer: NodeJS.Timeout | null = null;
+/** Too many failures in a row: no more encoders; the main thread closes the output. */
+let gaveUp = false;
 let lastKeyframeAt = Number.NEGATIVE_INFINITY;
 let lastRestartAt = Number.NEGATIVE_INFINITY;
 let pendingRequestAt: number | null = null;
@@ -96,8 +111,9 @@ function startEncoder(): Encoder {
     '-hide_banner', '-loglevel', 'error',
     // No probing: the input's format is given, and probing would hold the first frames back.
     '-probesize', '32', '-analyzeduration', '0', '-fflags', 'nobuffer',
-    '-f', 'rawvideo', '-pix_fmt', 'rgba', '-s', `${data.width}x${data.height}`, '-framerate', String(data.fps), '-i', 'pipe:0',
-    '-an', '-pix_fmt', 'yuv420p',
+    // yuv420p in and out: ffmpeg converts nothing (the engine draws BT.601 limited range, as swscale would).
+    '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-s', `${data.width}x${data.height}`, '-framerate', String(data.fps), '-i', 'pipe:0',
+    '-an',
     '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '8', '-threads', '1',
     '-b:v', `${data.bitrateKbps}k`, '-maxrate', `${Math.round(data.bitrateKbps * 1.5)}k`, '-bufsize', `${data.bitrateKbps}k`,
     '-g', String(gop), '-lag-in-frames', '0', '-auto-alt-ref', '0', '-error-resilient', '1',
@@ -115,29 +131,61 @@ function startEncoder(): Encoder {
     try {
       frames = enc.reader.push(chunk);
     } catch (err) {
-      post({ type: 'error', message: `encoder output: ${(err as Error).message}` });
-      restartEncoder();
+      const why = `encoder output: ${(err as Error).message}`;
+      if (enc === encoder) encoderFailed(enc, why);
+      else {
+        post({ type: 'error', message: `standby ${why}` });
+        stopEncoder(enc);
+        if (standby === enc) standby = null;
+      }
       return;
     }
     for (const frame of frames) sendFrame(enc, frame);
   });
   proc.stdin.on('error', () => undefined);
   proc.on('error', (err) => post({ type: 'error', message: `ffmpeg: ${err.message}` }));
-  proc.on('exit', (code, signal) => {
+  // 'close', not 'exit': a spawn that fails (ENOENT, EACCES) emits no 'exit'; and stderr is complete by then.
+  proc.on('close', (code, signal) => {
     if (enc === standby) {
       standby = null;
       if (!enc.closed && !stopped) post({ type: 'error', message: `the standby VP8 encoder exited (${code ?? signal}): ${stderr.trim()}` });
       return;
     }
-    if (!enc.closed && !stopped) {
-      post({ type: 'error', message: `the VP8 encoder exited (${code ?? signal}): ${stderr.trim()}` });
-      // One more try after a pause; a broken ffmpeg will keep saying so in the log.
-      setTimeout(() => {
-        if (!stopped && encoder === enc) restartEncoder();
-      }, 1000);
-    }
+    if (!enc.closed && !stopped) encoderFailed(enc, `the VP8 encoder exited (${code ?? signal}): ${stderr.trim()}`);
   });
   return enc;
+}
+
+/**
+ * The encoder in use died or broke: restart it after a backoff that doubles
+ * with each failure in a row (a broken ffmpeg is not restarted every second
+ * forever), and give the video up after restartPolicy.maxFailures of them.
+ */
+function encoderFailed(enc: Encoder, why: string): void {
+  if (stopped || gaveUp || enc !== encoder || restartTimer) return;
+  const now = performance.now();
+  // Encoders that ran fine for a while end the run: this failure is the first of a new one.
+  if (now - upSince >= restartPolicy.healthyMs) consecutiveFailures = 0;
+  consecutiveFailures++;
+  stats.encoderFailures++;
+  stopEncoder(enc);
+  if (consecutiveFailures >= restartPolicy.maxFailures) {
+    gaveUp = true;
+    if (timer) clearTimeout(timer);
+    timer = null;
+    if (standby) stopEncoder(standby);
+    standby = null;
+    post({ type: 'failed', message: `the VP8 encoder failed ${consecutiveFailures} times in a row; the room's video stops (last: ${why})` });
+    return;
+  }
+  const delayMs = Math.min(restartPolicy.maxMs, restartPolicy.initialMs * 2 ** (consecutiveFailures - 1));
+  post({ type: 'error', message: `${why}; failure ${consecutiveFailures} of ${restartPolicy.maxFailures}, restarting in ${delayMs} ms` });
+  restartTimer = setTimeout(() => {
+    restartTimer = null;
+    if (encoder !== enc || stopped) return;
+    upSince = performance.now();
+    restartEncoder();
+  }, delayMs);
 }
 
 function sendFrame(enc: Encoder, frame: IvfFrame): void {
@@ -183,7 +231,7 @@ function stopEncoder(enc: Encoder): void {
 }
 
 function restartEncoder(): void {
-  if (stopped) return;
+  if (stopped || gaveUp) return;
   if (encoder) stopEncoder(encoder);
   stats.encoderRestarts++;
   lastRestartAt = performance.now();
@@ -199,6 +247,8 @@ function requestKeyframe(): void {
   pendingRequestAt ??= now;
   // A fresh encoder's first frame is a keyframe already on its way.
   if (encoder && !encoder.closed && encoder.framesOut === 0) return;
+  // A restart after a failure is due (its first frame is a keyframe) or none will come: a request must not skip the backoff.
+  if (restartTimer || gaveUp) return;
   if (now - lastRestartAt < KEYFRAME_RESTART_MIN_MS) return;
   // A fresh encoder starts with a keyframe; the packetizer's numbering carries on.
   restartEncoder();
@@ -227,9 +277,8 @@ function draw(enc: Encoder, slotMs: number): void {
   const beats = (positionSec * bpm) / 60;
   const energy = energyCell ? Math.round((Atomics.load(energyCell, 0) / ENERGY_SCALE) * 100) / 100 : 0.5;
   const frame = Buffer.allocUnsafe(frameBytes);
-  const rgba = new Uint8ClampedArray(frame.buffer, frame.byteOffset, frameBytes);
   const t0 = performance.now();
-  engine.renderFrame(rgba, data.width, data.height, { from: previous, to: current, mix, timeSec: positionSec, energy, beatPhase: beats - Math.floor(beats) });
+  engine.renderFrameYuv420(frame, data.width, data.height, { from: previous, to: current, mix, timeSec: positionSec, energy, beatPhase: beats - Math.floor(beats) });
   stats.drawMsTotal += performance.now() - t0;
   stats.framesDrawn++;
   enc.times.set(enc.nextFrame++, slotMs);
@@ -274,6 +323,7 @@ function currentStats(): VisualOutputStats {
     keyframes: stats.keyframes,
     keyframeRequests: stats.keyframeRequests,
     encoderRestarts: stats.encoderRestarts,
+    encoderFailures: stats.encoderFailures,
     packetsSent: stats.packetsSent,
     bytesSent: stats.bytesSent,
     drawMsMean: stats.framesDrawn ? stats.drawMsTotal / stats.framesDrawn : 0,
@@ -302,6 +352,7 @@ port.on('message', (message: ToVisualWorker) => {
     case 'stop':
       stopped = true;
       if (timer) clearTimeout(timer);
+      if (restartTimer) clearTimeout(restartTimer);
       if (encoder) stopEncoder(encoder);
       if (standby) stopEncoder(standby);
       void sink.close().finally(() => post({ type: 'stopped' }));

@@ -8,7 +8,7 @@ import type { Logger } from '../logger.ts';
 import type { Room } from '../rooms/room.ts';
 import type { DataLayout } from '../store/paths.ts';
 import path from 'node:path';
-import { DEFAULT_VISUAL_OUTPUT, ffmpegHasLibvpx, type VisualOutputSettings } from '../../media/live/visual-output.ts';
+import { DEFAULT_VISUAL_OUTPUT, ffmpegHasLibvpx, type EncoderRestartPolicy, type VisualOutputSettings } from '../../media/live/visual-output.ts';
 import { engineArtwork, readVisualPack } from '../../media/visuals/visual-pack.ts';
 import type { EngineArtwork } from '../../shared/visual-engine.ts';
 import { RoomStream, type RoomStreamEndReason, type RoomVideoOptions } from './room-stream.ts';
@@ -24,7 +24,7 @@ export interface LiveStreamsOptions {
   /** How long a stream keeps mixing after its last listener left. */
   idleStopMs?: number;
   /** The visuals as a video track (for viewers who cannot draw): the native ffmpeg (null: none) and the size and rate. */
-  video?: { ffmpeg: string | null; settings?: Partial<VisualOutputSettings>; idleStopMs?: number };
+  video?: { ffmpeg: string | null; settings?: Partial<VisualOutputSettings>; idleStopMs?: number; restart?: Partial<EncoderRestartPolicy> };
 }
 
 export type LiveStreamsEvents = {
@@ -57,6 +57,7 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
       settings: { ...DEFAULT_VISUAL_OUTPUT, ...opts.video?.settings },
       artwork: (releaseId) => this.#releaseArtwork(releaseId),
       ...(opts.video?.idleStopMs !== undefined ? { idleStopMs: opts.video.idleStopMs } : {}),
+      ...(opts.video?.restart ? { restart: opts.video.restart } : {}),
     };
     this.stems = new StemCache(opts.layout);
     sfu.on('workerdied', ({ workerId, error, roomIds }) => {

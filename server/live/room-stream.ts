@@ -19,7 +19,7 @@ import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { LiveOutput } from '../../media/live/live-output.ts';
 import type { MixerSourceInit, MixerSourceStateMessage } from '../../media/live/mixer-source.ts';
-import { VisualOutput, type VisualOutputSettings, type VisualOutputStats } from '../../media/live/visual-output.ts';
+import { VisualOutput, type EncoderRestartPolicy, type VisualOutputSettings, type VisualOutputStats } from '../../media/live/visual-output.ts';
 import {
   SignalError,
   embeddedClientSignalSchema,
@@ -39,6 +39,8 @@ import { STEM_SAMPLE_RATE, type StemCache } from './stem-cache.ts';
 const MIXER_SOURCE_MODULE = fileURLToPath(new URL('../../media/live/mixer-source.ts', import.meta.url));
 
 export const DEFAULT_IDLE_STOP_MS = 10_000;
+/** After the visuals' encoder gave up (it kept failing), video joins are answered audio only for this long. */
+export const VIDEO_RETRY_AFTER_FAILURE_MS = 5 * 60_000;
 /** The visuals' encoder stops this long after the last video viewer left (a reload keeps it). */
 export const DEFAULT_VIDEO_IDLE_STOP_MS = 3_000;
 
@@ -50,6 +52,8 @@ export interface RoomVideoOptions {
   /** The release's artwork for the engine (its visual pack). */
   artwork(releaseId: string): Promise<EngineArtwork[]>;
   idleStopMs?: number;
+  /** How a failing encoder is restarted before the output gives up (tests use short waits). */
+  restart?: Partial<EncoderRestartPolicy>;
 }
 
 export type RoomStreamEndReason = 'room-closed' | 'failed' | 'idle' | 'sfu-lost' | 'shutdown';
@@ -97,6 +101,8 @@ interface Running {
   /** Members receiving the video track. */
   videoViewers: Set<string>;
   videoIdleTimer: NodeJS.Timeout | null;
+  /** When the visuals' encoder last gave up (performance.now()), or null. */
+  videoFailedAt: number | null;
 }
 
 export class RoomStream extends EventEmitter<RoomStreamEvents> {
@@ -193,6 +199,9 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
   #ensureVideo(running: Running): Promise<RunningVideo> {
     const unavailable = this.videoUnavailable;
     if (unavailable) return Promise.reject(new VideoUnavailableError(`${unavailable}; audio only`));
+    if (running.videoFailedAt !== null && performance.now() - running.videoFailedAt < VIDEO_RETRY_AFTER_FAILURE_MS) {
+      return Promise.reject(new VideoUnavailableError('the video encoder kept failing; audio only for now'));
+    }
     if (running.video) return Promise.resolve(running.video);
     running.videoStarting ??= this.#startVideo(running).then(
       (video) => {
@@ -201,6 +210,7 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
           void this.#stopVideo(video);
           throw new VideoUnavailableError('the stream stopped while its video started');
         }
+        if (video.output.closed) throw new VideoUnavailableError('the video encoder kept failing; audio only for now');
         running.video = video;
         return video;
       },
@@ -238,8 +248,21 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
         room: { mix: state.mix, arrangement: state.arrangement, visual: state.visual },
         energy: running.energy,
         log: this.#log,
+        ...(video.restart ? { restart: video.restart } : {}),
       });
       output.on('error', (err) => this.#log.warn({ err }, 'the visuals’ video'));
+      // An output that closes by itself has given up (its encoder kept failing): the video stops for
+      // everyone, its producer (and so the viewers' video tracks) with it; audio goes on, and video
+      // joins are answered audio only for VIDEO_RETRY_AFTER_FAILURE_MS.
+      output.once('close', () => {
+        if (!output.failure) return;
+        running.videoFailedAt = performance.now();
+        if (running.video?.output === output) running.video = null;
+        running.videoViewers.clear();
+        this.#cancelVideoIdleStop(running);
+        producer.close();
+        this.#log.error({ retryAfterMs: VIDEO_RETRY_AFTER_FAILURE_MS }, 'the visuals’ video stopped: its encoder kept failing; audio goes on');
+      });
       this.#log.info({ ms: Math.round(performance.now() - started), ...video.settings }, 'the visuals’ video started');
       return { producer, output };
     } catch (err) {
@@ -357,7 +380,7 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
         await output.close();
         throw new StreamUnavailableError('the room closed');
       }
-      const running: Running = { sfuRoom, producer, output, releaseId: release.id, energy, video: null, videoStarting: null, videoViewers: new Set(), videoIdleTimer: null };
+      const running: Running = { sfuRoom, producer, output, releaseId: release.id, energy, video: null, videoStarting: null, videoViewers: new Set(), videoIdleTimer: null, videoFailedAt: null };
       output.on('error', (err) => {
         this.#log.error({ err }, 'the live output failed; stopping the stream');
         void this.#stop('failed');

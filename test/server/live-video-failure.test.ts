@@ -1,0 +1,89 @@
+// A room whose video encoder keeps failing: the visual output gives up after its restarts
+// (media/live/visual-output.ts), and the room's stream stops offering video: the status says
+// it is not live, a new video join is answered audio only with the reason, and the audio
+// goes on. The encoder is a fake ffmpeg (a shell script that lists libvpx, then crashes on
+// every encode); the restarts are shortened through the server's options.
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { io, type Socket } from 'socket.io-client';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/socket-events.ts';
+import { joinAs, openRoom } from '../support/room-clients.ts';
+import { tempDir } from '../support/temp.ts';
+import { startTestServer, type TestServer } from '../support/test-server.ts';
+
+type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
+type SignalReply = { ok: true; signal: Record<string, unknown> } | { ok: false; refusal: { code: string; message: string } };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('live video: an encoder that keeps failing', function () {
+  this.timeout(60_000);
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  let t: TestServer | null = null;
+  const sockets: Client[] = [];
+
+  before(async () => {
+    dir = await tempDir('crashing-ffmpeg');
+  });
+  after(async () => {
+    for (const s of sockets) s.disconnect();
+    await t?.close();
+    await dir?.remove();
+  });
+
+  async function connect(url: string, roomId: string, token: string): Promise<Client> {
+    const socket: Client = io(url, { auth: { roomId, token }, transports: ['websocket'], reconnection: false });
+    sockets.push(socket);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', () => resolve());
+      socket.once('connect_error', reject);
+    });
+    return socket;
+  }
+
+  const signal = async (socket: Client, message: unknown): Promise<SignalReply> =>
+    (await (socket.timeout(10_000).emitWithAck as (ev: string, m: unknown) => Promise<unknown>)('stream:signal', message)) as SignalReply;
+
+  it('stops the video after its restarts; later video joins get audio only, saying why', async () => {
+    // Lists a libvpx encoder (so the server offers video), then fails every encode.
+    const bin = path.join(dir.path, 'ffmpeg');
+    const starts = path.join(dir.path, 'starts');
+    await fsp.writeFile(
+      bin,
+      `#!/bin/sh\ncase "$*" in *-encoders*) echo ' V....D libvpx               libvpx VP8 (codec vp8)'; exit 0;; esac\necho start >> '${starts}'\necho 'simulated encoder crash' >&2\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    t = await startTestServer({}, { live: { video: { ffmpeg: bin, restart: { initialMs: 20, maxMs: 40, maxFailures: 3, healthyMs: 60_000 } } } });
+    const room = await openRoom(t.url);
+    const first = await joinAs(t.url, room, 'listener', 'First');
+    const a = await connect(t.url, room.roomId, first.token);
+    const joined = await signal(a, { type: 'join', video: true });
+    expect(joined.ok, JSON.stringify(joined)).to.equal(true);
+
+    const stream = t.server.live.stream(room.roomId)!;
+    // It gives up after three failures in a row (20 ms, then 40 ms between them).
+    const deadline = Date.now() + 20_000;
+    while ((await stream.stats()).video.live) {
+      if (Date.now() > deadline) throw new Error('the video never stopped');
+      await sleep(50);
+    }
+    const launched = (await fsp.readFile(starts, 'utf8')).split('\n').filter(Boolean).length;
+    expect(launched, 'encoders started before it gave up').to.be.within(3, 6);
+    expect((await stream.stats()).video).to.include({ live: false, viewers: 0 });
+
+    // A video join now: audio only, with the reason; the stream itself is fine.
+    const second = await joinAs(t.url, room, 'listener', 'Second');
+    const b = await connect(t.url, room.roomId, second.token);
+    const again = await signal(b, { type: 'join', video: true });
+    expect(again.ok).to.equal(true);
+    if (!again.ok) return;
+    expect(again.signal).to.include({ video: false });
+    expect(String(again.signal['videoRefused'])).to.match(/kept failing.*audio only/);
+    expect(String(again.signal['sdp'])).to.match(/m=audio /).and.not.match(/m=video /);
+    expect(t.server.live.status(room.roomId)).to.include({ live: true, listeners: 2 });
+    // And no encoder is started for it.
+    await sleep(300);
+    expect((await fsp.readFile(starts, 'utf8')).split('\n').filter(Boolean).length).to.equal(launched);
+  });
+});

@@ -87,6 +87,17 @@ export class LiveAudio {
     await this.start();
   }
 
+  /**
+   * The server said its video stopped (room notice `video_stopped`): show the drawing again,
+   * with its words; the audio plays on. Asking for video again (setVideo) tries anew.
+   */
+  serverVideoStopped(reason: string): void {
+    if (!this.videoTrack) return;
+    this.videoTrack = null;
+    this.videoRefused = reason;
+    for (const fn of this.#listeners) fn();
+  }
+
   async stop(): Promise<void> {
     this.#wanted = false;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);

@@ -385,7 +385,10 @@ class RoomView {
       this.#queue = q;
       this.#renderQueue();
     });
-    s.on('room:notice', (n) => this.#showNotice(n.message, n.level === 'info' ? 'info' : 'warn'));
+    s.on('room:notice', (n) => {
+      if (n.code === 'video_stopped') this.#audio.serverVideoStopped(n.message);
+      this.#showNotice(n.message, n.level === 'info' ? 'info' : 'warn');
+    });
     s.on('room:ended', () => this.#ended());
 
     this.#audioButton.addEventListener('click', () => {

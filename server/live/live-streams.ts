@@ -31,6 +31,8 @@ export type LiveStreamsEvents = {
   /** A room's stream stopped under its listeners; they join again to hear it. */
   ended: [roomId: string, reason: RoomStreamEndReason];
   listeners: [roomId: string, count: number];
+  /** A room's video stopped under these viewers (member ids: socket sessions); their audio goes on. */
+  videoStopped: [roomId: string, viewers: string[], reason: string];
 };
 
 export interface LiveStatus {
@@ -136,6 +138,7 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
     this.#streams.set(room.id, stream);
     stream.on('ended', (reason) => this.emit('ended', room.id, reason));
     stream.on('listeners', (count) => this.emit('listeners', room.id, count));
+    stream.on('videoStopped', (viewers, reason) => this.emit('videoStopped', room.id, viewers, reason));
     const onClose = () => {
       if (this.#streams.get(room.id) === stream) this.#streams.delete(room.id);
       void stream.close('room-closed');

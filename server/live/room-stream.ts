@@ -62,6 +62,8 @@ export type RoomStreamEvents = {
   /** The stream stopped; members who were listening must join again to hear it (unless the room closed). */
   ended: [reason: RoomStreamEndReason];
   listeners: [count: number];
+  /** The room's video stopped under these viewers (its encoder kept failing); their audio goes on. */
+  videoStopped: [viewers: string[], reason: string];
 };
 
 export interface RoomStreamOptions {
@@ -258,10 +260,12 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
         if (!output.failure) return;
         running.videoFailedAt = performance.now();
         if (running.video?.output === output) running.video = null;
+        const viewers = [...running.videoViewers];
         running.videoViewers.clear();
         this.#cancelVideoIdleStop(running);
         producer.close();
         this.#log.error({ retryAfterMs: VIDEO_RETRY_AFTER_FAILURE_MS }, 'the visuals’ video stopped: its encoder kept failing; audio goes on');
+        if (viewers.length > 0) this.emit('videoStopped', viewers, 'the server’s video stopped (its encoder kept failing); the visuals are drawn here again');
       });
       this.#log.info({ ms: Math.round(performance.now() - started), ...video.settings }, 'the visuals’ video started');
       return { producer, output };

@@ -107,8 +107,19 @@ export class RoomSocketServer {
     const onStreamEnded = (roomId: string, reason: string) => {
       this.io.to(channelOf(roomId)).emit('stream:ended', { reason, rejoin: reason !== 'room-closed' && reason !== 'shutdown' });
     };
+    // The viewers of a room's video that stopped (streams are per node: its viewers are this node's sockets).
+    const onVideoStopped = (roomId: string, viewers: string[], reason: string) => {
+      const ids = new Set(viewers);
+      for (const socket of this.io.of('/').sockets.values()) {
+        if (socket.data.roomId === roomId && ids.has(socket.data.sessionId)) socket.emit('room:notice', { level: 'warn', code: 'video_stopped', message: reason });
+      }
+    };
     deps.live?.on('ended', onStreamEnded);
-    this.#offLive = () => deps.live?.off('ended', onStreamEnded);
+    deps.live?.on('videoStopped', onVideoStopped);
+    this.#offLive = () => {
+      deps.live?.off('ended', onStreamEnded);
+      deps.live?.off('videoStopped', onVideoStopped);
+    };
   }
 
   /** A clip's progress, to everyone in its room. */

@@ -2,8 +2,10 @@
 // Chromium: ticking it joins the stream with video, the page shows the server's
 // VP8 picture in a <video> at the configured size instead of the canvas, and
 // stops drawing; unticking brings the drawing back and the server's encoder
-// stops (no viewer, no encode). The audio plays throughout.
+// stops (no viewer, no encode). When the server's video stops under the page (its
+// encoder kept failing), the page draws again. The audio plays throughout.
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { expect } from 'chai';
 import type { Page } from 'playwright-core';
 import { buildClient } from '../../client/build.ts';
@@ -41,7 +43,9 @@ describe('web app: the server’s video instead of drawing, for a weak device', 
   before(async function () {
     requireComponent(CHROMIUM_COMMAND, chromiumAvailable(), this);
     requireComponent('ffmpeg', ffmpegAvailable() && (await ffmpegHasLibvpx('ffmpeg')), this);
-    const [server] = await Promise.all([startTestServer(), buildClient()]);
+    // Short restarts, so that the last test can make the server give its video up quickly.
+    const live = { video: { ffmpeg: 'ffmpeg', restart: { initialMs: 100, maxMs: 200, maxFailures: 2, healthyMs: 60_000 } } };
+    const [server] = await Promise.all([startTestServer({}, { live }), buildClient()]);
     t = server;
     browser = await launchChromium();
     page = await browser.context.newPage();
@@ -107,6 +111,46 @@ describe('web app: the server’s video instead of drawing, for a weak device', 
     }
     expect(status).to.include({ live: false, viewers: 0 });
     expect(await page.evaluate(() => (window as HookWindow).remixroom!.audio().state)).to.equal('playing');
+    expect(pageErrors).to.deep.equal([]);
+  });
+
+  /** Kills this process's libvpx encoders (the room's video), as a crash would; answers how many. */
+  function killEncoders(): number {
+    let killed = 0;
+    for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid !== process.pid || !fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('libvpx')) continue;
+        process.kill(Number(pid), 'SIGKILL');
+        killed++;
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return killed;
+  }
+
+  it('when the server’s video stops under the page (its encoder kept failing), the page draws again and says why', async () => {
+    await page.getByLabel(/Show the server’s video/).check();
+    await page.locator('video.server-video').waitFor({ state: 'visible', timeout: 20_000 });
+    expect(await page.locator('canvas.visuals-canvas').isHidden()).to.equal(true);
+    // Every encoder the server starts dies at once, until it gives the video up.
+    const deadline = Date.now() + 30_000;
+    let killed = 0;
+    while (await page.locator('canvas.visuals-canvas').isHidden()) {
+      if (Date.now() > deadline) throw new Error(`the page did not draw again (${killed} encoders killed)`);
+      killed += killEncoders();
+      await sleep(50);
+    }
+    expect(killed).to.be.at.least(2);
+    expect(await page.locator('video.server-video').isHidden()).to.equal(true);
+    const a = await drawn();
+    await sleep(1000);
+    expect(await drawn(), 'the page draws again').to.be.greaterThan(a);
+    expect(await page.locator('.notice').textContent()).to.match(/video stopped/);
+    expect(await page.evaluate(() => (window as HookWindow).remixroom!.audio().state)).to.equal('playing');
+    expect((await videoStatus())!).to.include({ live: false });
     expect(pageErrors).to.deep.equal([]);
   });
 });

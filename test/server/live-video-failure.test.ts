@@ -23,14 +23,56 @@ describe('live video: an encoder that keeps failing', function () {
   let t: TestServer | null = null;
   const sockets: Client[] = [];
 
+  let bin = '';
+  let starts = '';
+  let crashFlag = '';
+  let pids = '';
+
   before(async () => {
     dir = await tempDir('crashing-ffmpeg');
+    bin = path.join(dir.path, 'ffmpeg');
+    starts = path.join(dir.path, 'starts');
+    crashFlag = path.join(dir.path, 'crash');
+    pids = path.join(dir.path, 'pids');
+    // Lists a libvpx encoder (so the server offers video). An encode then fails at once while the
+    // crash flag exists; without it, it stands in for a running encoder (it takes no frames).
+    await fsp.writeFile(
+      bin,
+      [
+        '#!/bin/sh',
+        `case "$*" in *-encoders*) echo ' V....D libvpx               libvpx VP8 (codec vp8)'; exit 0;; esac`,
+        `echo start >> '${starts}'`,
+        `if [ -f '${crashFlag}' ]; then echo 'simulated encoder crash' >&2; exit 1; fi`,
+        `echo $$ >> '${pids}'`,
+        'exec sleep 60',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+  });
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.disconnect();
+    await t?.close();
+    t = null;
+    await killFakes();
+    await fsp.rm(crashFlag, { force: true });
+    await fsp.rm(starts, { force: true });
   });
   after(async () => {
-    for (const s of sockets) s.disconnect();
-    await t?.close();
     await dir?.remove();
   });
+
+  /** Kills the fake encoders that stand in for running ones. */
+  async function killFakes(): Promise<void> {
+    for (const pid of (await fsp.readFile(pids, 'utf8').catch(() => '')).split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    await fsp.rm(pids, { force: true });
+  }
 
   async function connect(url: string, roomId: string, token: string): Promise<Client> {
     const socket: Client = io(url, { auth: { roomId, token }, transports: ['websocket'], reconnection: false });
@@ -46,14 +88,7 @@ describe('live video: an encoder that keeps failing', function () {
     (await (socket.timeout(10_000).emitWithAck as (ev: string, m: unknown) => Promise<unknown>)('stream:signal', message)) as SignalReply;
 
   it('stops the video after its restarts; later video joins get audio only, saying why', async () => {
-    // Lists a libvpx encoder (so the server offers video), then fails every encode.
-    const bin = path.join(dir.path, 'ffmpeg');
-    const starts = path.join(dir.path, 'starts');
-    await fsp.writeFile(
-      bin,
-      `#!/bin/sh\ncase "$*" in *-encoders*) echo ' V....D libvpx               libvpx VP8 (codec vp8)'; exit 0;; esac\necho start >> '${starts}'\necho 'simulated encoder crash' >&2\nexit 1\n`,
-      { mode: 0o755 },
-    );
+    await fsp.writeFile(crashFlag, '');
     t = await startTestServer({}, { live: { video: { ffmpeg: bin, restart: { initialMs: 20, maxMs: 40, maxFailures: 3, healthyMs: 60_000 } } } });
     const room = await openRoom(t.url);
     const first = await joinAs(t.url, room, 'listener', 'First');
@@ -85,5 +120,32 @@ describe('live video: an encoder that keeps failing', function () {
     // And no encoder is started for it.
     await sleep(300);
     expect((await fsp.readFile(starts, 'utf8')).split('\n').filter(Boolean).length).to.equal(launched);
+  });
+
+  it('tells the members watching the video when it stops under them; their audio goes on', async () => {
+    t = await startTestServer({}, { live: { video: { ffmpeg: bin, restart: { initialMs: 20, maxMs: 40, maxFailures: 2, healthyMs: 60_000 } } } });
+    const room = await openRoom(t.url);
+    const viewer = await joinAs(t.url, room, 'listener', 'Viewer');
+    const a = await connect(t.url, room.roomId, viewer.token);
+    const notices: { code: string; message: string }[] = [];
+    a.on('room:notice', (n) => notices.push(n));
+    const joined = await signal(a, { type: 'join', video: true });
+    expect(joined.ok).to.equal(true);
+    if (!joined.ok) return;
+    expect(joined.signal).to.include({ video: true });
+    const stream = t.server.live.stream(room.roomId)!;
+    expect((await stream.stats()).video).to.include({ live: true, viewers: 1 });
+
+    // The encoder dies, and every restart crashes.
+    await fsp.writeFile(crashFlag, '');
+    await killFakes();
+    const deadline = Date.now() + 20_000;
+    while (!notices.some((n) => n.code === 'video_stopped')) {
+      if (Date.now() > deadline) throw new Error(`no notice came (${JSON.stringify(notices)})`);
+      await sleep(50);
+    }
+    expect(notices.find((n) => n.code === 'video_stopped')!.message).to.match(/video stopped/);
+    expect((await stream.stats()).video).to.include({ live: false, viewers: 0 });
+    expect(t.server.live.status(room.roomId)).to.include({ live: true, listeners: 1 });
   });
 });

@@ -28,6 +28,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { CTRL, STATE } from './frame-ring.ts';
 
 export class EncoderError extends Error {
   override readonly name = 'EncoderError';
@@ -292,9 +293,6 @@ class NativeSession implements EncodeSession {
 
 /** Frame slots in the ring shared with the worker. */
 export const WASM_SLOTS = 3;
-/** Control words: [0] frames committed, [1] frames consumed by the encoder, [2] state (see worker). */
-export const CTRL = { written: 0, consumed: 1, state: 2 } as const;
-export const STATE = { running: 0, ended: 1, aborted: 2 } as const;
 
 export interface WasmWorkerData {
   coreDir: string;

@@ -7,12 +7,7 @@
 import { spawn } from 'node:child_process';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { NativeWorkerData, NativeWorkerMessage } from './encoder.ts';
-
-const CTRL_WRITTEN = 0;
-const CTRL_CONSUMED = 1;
-const CTRL_STATE = 2;
-const STATE_RUNNING = 0;
-const STATE_ABORTED = 2;
+import { CTRL, STATE } from './frame-ring.ts';
 
 const data = workerData as NativeWorkerData;
 const ctrl = new Int32Array(data.ctrl);
@@ -44,28 +39,28 @@ async function feed(): Promise<void> {
   void exited.then(() => (gone = true));
   for (let k = 0; ; k++) {
     for (;;) {
-      if (gone || failed || Atomics.load(ctrl, CTRL_STATE) === STATE_ABORTED) return;
-      const written = Atomics.load(ctrl, CTRL_WRITTEN);
+      if (gone || failed || Atomics.load(ctrl, CTRL.state) === STATE.aborted) return;
+      const written = Atomics.load(ctrl, CTRL.written);
       if (written > k) break;
-      if (Atomics.load(ctrl, CTRL_STATE) !== STATE_RUNNING) return; // ended: all committed frames are written
-      const w = Atomics.waitAsync(ctrl, CTRL_WRITTEN, written, 250);
+      if (Atomics.load(ctrl, CTRL.state) !== STATE.running) return; // ended: all committed frames are written
+      const w = Atomics.waitAsync(ctrl, CTRL.written, written, 250);
       if (w.async) await w.value;
     }
     const slot = k % data.slots;
     const frame = Buffer.from(data.ring, slot * data.frameBytes, data.frameBytes);
     const ok = await new Promise<boolean>((resolve) => stdin.write(frame, (err) => resolve(!err)));
     if (!ok) return;
-    Atomics.store(ctrl, CTRL_CONSUMED, k + 1);
-    Atomics.notify(ctrl, CTRL_CONSUMED);
+    Atomics.store(ctrl, CTRL.consumed, k + 1);
+    Atomics.notify(ctrl, CTRL.consumed);
   }
 }
 
 async function main(): Promise<void> {
   await feed();
-  if (Atomics.load(ctrl, CTRL_STATE) === STATE_ABORTED) child.kill('SIGKILL');
+  if (Atomics.load(ctrl, CTRL.state) === STATE.aborted) child.kill('SIGKILL');
   else child.stdin!.end();
   const code = await exited;
-  Atomics.notify(ctrl, CTRL_CONSUMED); // a renderer waiting for a slot looks again, and sees the end
+  Atomics.notify(ctrl, CTRL.consumed); // a renderer waiting for a slot looks again, and sees the end
   post({ type: 'done', code, message: failed, log: stderr });
 }
 

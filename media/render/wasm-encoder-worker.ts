@@ -6,12 +6,7 @@ import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadFfmpegCore, type EmscriptenStream } from '../audio/ffmpeg-core.ts';
 import type { WasmWorkerData, WasmWorkerMessage } from './encoder.ts';
-
-const CTRL_WRITTEN = 0;
-const CTRL_CONSUMED = 1;
-const CTRL_STATE = 2;
-const STATE_ABORTED = 2;
-const STATE_ENDED = 1;
+import { CTRL, STATE } from './frame-ring.ts';
 
 const data = workerData as WasmWorkerData;
 const log: string[] = [];
@@ -39,12 +34,12 @@ async function main(): Promise<void> {
       const frame = Math.floor(position / frameBytes);
       if (frame >= data.frames) return 0;
       for (;;) {
-        const written = Atomics.load(ctrl, CTRL_WRITTEN);
+        const written = Atomics.load(ctrl, CTRL.written);
         if (written > frame) break;
-        const state = Atomics.load(ctrl, CTRL_STATE);
-        if (state === STATE_ABORTED) throw new FS.ErrnoError(29); // EIO
-        if (state === STATE_ENDED) return 0; // fewer frames than announced: end of stream
-        Atomics.wait(ctrl, CTRL_WRITTEN, written, 250);
+        const state = Atomics.load(ctrl, CTRL.state);
+        if (state === STATE.aborted) throw new FS.ErrnoError(29); // EIO
+        if (state === STATE.ended) return 0; // fewer frames than announced: end of stream
+        Atomics.wait(ctrl, CTRL.written, written, 250);
       }
       const within = position - frame * frameBytes;
       const n = Math.min(length, frameBytes - within);
@@ -52,8 +47,8 @@ async function main(): Promise<void> {
       buffer.set(ring.subarray(slot * frameBytes + within, slot * frameBytes + within + n), offset);
       position += n;
       if (within + n === frameBytes) {
-        Atomics.store(ctrl, CTRL_CONSUMED, frame + 1);
-        Atomics.notify(ctrl, CTRL_CONSUMED);
+        Atomics.store(ctrl, CTRL.consumed, frame + 1);
+        Atomics.notify(ctrl, CTRL.consumed);
       }
       return n;
     },

@@ -23,7 +23,7 @@ import { findNativeFfmpeg } from '../media/audio/ffmpeg.ts';
 import { embedWatermark } from '../media/watermark/watermark.ts';
 import { readWavFloat32 } from '../media/audio/wav.ts';
 import { neutralMixerState } from '../media/mixer/mixer-state.ts';
-import { renderOffline, type ScheduledState } from '../media/mixer/render-offline.ts';
+import type { ScheduledState } from '../media/mixer/render-offline.ts';
 import { FRAME_PIXEL_FORMAT, NATIVE_PRESET, WASM_PRESET, clipEncodeArgs, frameEnergies, renderClip, teeSafe } from '../media/render/clip-render.ts';
 import { frameBytes } from '../media/render/encoder.ts';
 import { engineArtwork, readVisualPack } from '../media/visuals/visual-pack.ts';
@@ -103,7 +103,8 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     const renderFfmpegCpu = childCpuSec() - child0;
 
     // 2. The encoder's floor: the same frames and audio, from files, through the same encoding.
-    const pcm = renderOffline(stems, 120, schedule, seconds * 48_000);
+    // The render's own mix after marking: the same audio, and the same energies for the frames.
+    const pcm = result.pcm;
     const audioRaw = path.join(work, 'mix.f32');
     await fsp.writeFile(audioRaw, new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength));
     // The frames exactly as the renderer hands them over (same pixel format, same drawing).

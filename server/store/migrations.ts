@@ -78,4 +78,37 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE rooms ADD COLUMN timeline TEXT;  -- the room's recent changes (SavedTimeline as JSON), saved with the doc
     `,
   },
+  {
+    version: 4,
+    name: 'room creators, members and their roles, invites, revocable entitlements',
+    sql: `
+      ALTER TABLE rooms ADD COLUMN creator_id TEXT;          -- the member who opened the room; no co-host can demote or remove them
+      CREATE TABLE room_members (
+        room_id      TEXT NOT NULL,
+        user_id      TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        role         TEXT NOT NULL,                        -- the member's role now: the one source of truth for every node
+        role_set_by  TEXT,                                 -- who last changed it (null: as given at joining)
+        invite_id    TEXT,                                 -- the invite it joined through, if any
+        access_until TEXT NOT NULL,                        -- tokens are refreshed until then
+        removed_at   TEXT,                                 -- removed by a host: no token of theirs works again
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        PRIMARY KEY (room_id, user_id)
+      );
+      CREATE TABLE invites (
+        id          TEXT PRIMARY KEY,                      -- the invite token's subject
+        room_id     TEXT NOT NULL,
+        role        TEXT NOT NULL,
+        max_uses    INTEGER,                               -- null: as many as its rate limit lets through
+        uses        INTEGER NOT NULL DEFAULT 0,
+        created_by  TEXT,
+        revoked_at  TEXT,
+        created_at  TEXT NOT NULL,
+        expires_at  TEXT NOT NULL
+      );
+      CREATE INDEX invites_room ON invites(room_id);
+      ALTER TABLE entitlements ADD COLUMN revoked_at TEXT;   -- set when the payment was refunded
+    `,
+  },
 ];

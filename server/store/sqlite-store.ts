@@ -1,15 +1,20 @@
 import { DatabaseSync } from 'node:sqlite';
 import { MIGRATIONS, type Migration } from './migrations.ts';
+import type { Role } from '../../shared/roles.ts';
 import {
   ReleaseExistsError,
   RenderNotFoundError,
   RoomNotFoundError,
   type EntitlementRecord,
+  type InviteRecord,
+  type InviteUse,
+  type MemberRecord,
   type OrderRecord,
   type OrderStatus,
   type RenderRecord,
   type RenderStatus,
   type RoomRecord,
+  type RoomSummary,
   StoreClosedError,
   type FilePlacement,
   type ReleaseRecord,
@@ -83,17 +88,26 @@ export class SqliteStore implements Store {
     return Number(result.changes) > 0;
   }
 
-  async createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt' | 'timeline'>): Promise<void> {
+  async createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt' | 'timeline' | 'creatorId'> & { creatorId?: string | null }): Promise<void> {
     this.#open()
-      .prepare('INSERT INTO rooms (id, release_id, created_at, updated_at, doc) VALUES (?, ?, ?, ?, ?)')
-      .run(room.id, room.releaseId, room.createdAt, room.createdAt, room.doc);
+      .prepare('INSERT INTO rooms (id, release_id, created_at, updated_at, doc, creator_id) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(room.id, room.releaseId, room.createdAt, room.createdAt, room.doc, room.creatorId ?? null);
   }
 
   async getRoom(id: string): Promise<RoomRecord | null> {
     const row = this.#open()
-      .prepare('SELECT id, release_id, created_at, updated_at, closed_at, doc, timeline FROM rooms WHERE id = ?')
+      .prepare('SELECT id, release_id, created_at, updated_at, closed_at, doc, timeline, creator_id FROM rooms WHERE id = ?')
       .get(id) as
-      | { id: string; release_id: string; created_at: string; updated_at: string; closed_at: string | null; doc: Uint8Array | null; timeline: string | null }
+      | {
+          id: string;
+          release_id: string;
+          created_at: string;
+          updated_at: string;
+          closed_at: string | null;
+          doc: Uint8Array | null;
+          timeline: string | null;
+          creator_id: string | null;
+        }
       | undefined;
     if (!row) return null;
     return {
@@ -104,7 +118,16 @@ export class SqliteStore implements Store {
       closedAt: row.closed_at,
       doc: row.doc ? new Uint8Array(row.doc) : null,
       timeline: row.timeline,
+      creatorId: row.creator_id,
     };
+  }
+
+  async getRoomSummary(id: string): Promise<RoomSummary | null> {
+    const row = this.#open().prepare('SELECT id, release_id, created_at, updated_at, closed_at, creator_id FROM rooms WHERE id = ?').get(id) as
+      | { id: string; release_id: string; created_at: string; updated_at: string; closed_at: string | null; creator_id: string | null }
+      | undefined;
+    if (!row) return null;
+    return { id: row.id, releaseId: row.release_id, createdAt: row.created_at, updatedAt: row.updated_at, closedAt: row.closed_at, creatorId: row.creator_id };
   }
 
   async saveRoomDoc(id: string, doc: Uint8Array, timeline?: string): Promise<void> {
@@ -119,6 +142,71 @@ export class SqliteStore implements Store {
   async endRoom(id: string): Promise<void> {
     const result = this.#open().prepare('UPDATE rooms SET closed_at = COALESCE(closed_at, ?) WHERE id = ?').run(new Date().toISOString(), id);
     if (Number(result.changes) === 0) throw new RoomNotFoundError(`no room "${id}"`);
+  }
+
+  async addMember(m: Omit<MemberRecord, 'roleSetBy' | 'removedAt' | 'updatedAt'>): Promise<boolean> {
+    const result = this.#open()
+      .prepare(
+        `INSERT INTO room_members (room_id, user_id, name, role, invite_id, access_until, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (room_id, user_id) DO NOTHING`,
+      )
+      .run(m.roomId, m.userId, m.name, m.role, m.inviteId, m.accessUntil, m.createdAt, m.createdAt);
+    return Number(result.changes) > 0;
+  }
+
+  async getMember(roomId: string, userId: string): Promise<MemberRecord | null> {
+    const row = this.#open().prepare(`SELECT ${MEMBER_COLUMNS} FROM room_members WHERE room_id = ? AND user_id = ?`).get(roomId, userId) as MemberRow | undefined;
+    return row ? memberOf(row) : null;
+  }
+
+  async setMemberRole(roomId: string, userId: string, role: Role, setBy: string): Promise<boolean> {
+    const result = this.#open()
+      .prepare('UPDATE room_members SET role = ?, role_set_by = ?, updated_at = ? WHERE room_id = ? AND user_id = ? AND removed_at IS NULL')
+      .run(role, setBy, new Date().toISOString(), roomId, userId);
+    return Number(result.changes) > 0;
+  }
+
+  async removeMember(roomId: string, userId: string, removedBy: string): Promise<boolean> {
+    const now = new Date().toISOString();
+    const result = this.#open()
+      .prepare('UPDATE room_members SET removed_at = COALESCE(removed_at, ?), role_set_by = ?, updated_at = ? WHERE room_id = ? AND user_id = ?')
+      .run(now, removedBy, now, roomId, userId);
+    return Number(result.changes) > 0;
+  }
+
+  async listMemberChanges(roomId: string): Promise<MemberRecord[]> {
+    const rows = this.#open()
+      .prepare(`SELECT ${MEMBER_COLUMNS} FROM room_members WHERE room_id = ? AND (role_set_by IS NOT NULL OR removed_at IS NOT NULL) ORDER BY updated_at, user_id`)
+      .all(roomId) as unknown as MemberRow[];
+    return rows.map(memberOf);
+  }
+
+  async createInvite(i: Omit<InviteRecord, 'uses' | 'revokedAt'>): Promise<void> {
+    this.#open()
+      .prepare('INSERT INTO invites (id, room_id, role, max_uses, uses, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?)')
+      .run(i.id, i.roomId, i.role, i.maxUses, i.createdBy, i.createdAt, i.expiresAt);
+  }
+
+  async getInvite(id: string): Promise<InviteRecord | null> {
+    const row = this.#open().prepare(`SELECT ${INVITE_COLUMNS} FROM invites WHERE id = ?`).get(id) as InviteRow | undefined;
+    return row ? inviteOf(row) : null;
+  }
+
+  async useInvite(id: string): Promise<InviteUse> {
+    const db = this.#open();
+    const result = db.prepare('UPDATE invites SET uses = uses + 1 WHERE id = ? AND revoked_at IS NULL AND (max_uses IS NULL OR uses < max_uses)').run(id);
+    if (Number(result.changes) > 0) return 'ok';
+    const row = db.prepare('SELECT revoked_at FROM invites WHERE id = ?').get(id) as { revoked_at: string | null } | undefined;
+    return !row ? 'unknown' : row.revoked_at ? 'revoked' : 'exhausted';
+  }
+
+  async unuseInvite(id: string): Promise<void> {
+    this.#open().prepare('UPDATE invites SET uses = uses - 1 WHERE id = ? AND uses > 0').run(id);
+  }
+
+  async revokeInvite(roomId: string, id: string): Promise<boolean> {
+    const result = this.#open().prepare('UPDATE invites SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND room_id = ?').run(new Date().toISOString(), id, roomId);
+    return Number(result.changes) > 0;
   }
 
   async findRenderByKey(idempotencyKey: string): Promise<RenderRecord | null> {
@@ -229,7 +317,7 @@ export class SqliteStore implements Store {
     return rows.map(orderOf);
   }
 
-  async createEntitlement(entitlement: Omit<EntitlementRecord, 'createdAt'>): Promise<EntitlementRecord> {
+  async createEntitlement(entitlement: Omit<EntitlementRecord, 'createdAt' | 'revokedAt'>): Promise<EntitlementRecord> {
     const db = this.#open();
     const now = new Date().toISOString();
     db.prepare('INSERT INTO entitlements (id, order_id, render_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(order_id) DO NOTHING').run(
@@ -242,10 +330,15 @@ export class SqliteStore implements Store {
   }
 
   async getEntitlementByOrder(orderId: string): Promise<EntitlementRecord | null> {
-    const row = this.#open().prepare('SELECT id, order_id, render_id, created_at FROM entitlements WHERE order_id = ?').get(orderId) as
-      | { id: string; order_id: string; render_id: string | null; created_at: string }
+    const row = this.#open().prepare('SELECT id, order_id, render_id, created_at, revoked_at FROM entitlements WHERE order_id = ?').get(orderId) as
+      | { id: string; order_id: string; render_id: string | null; created_at: string; revoked_at: string | null }
       | undefined;
-    return row ? { id: row.id, orderId: row.order_id, renderId: row.render_id, createdAt: row.created_at } : null;
+    return row ? { id: row.id, orderId: row.order_id, renderId: row.render_id, createdAt: row.created_at, revokedAt: row.revoked_at } : null;
+  }
+
+  async revokeEntitlement(orderId: string): Promise<boolean> {
+    const result = this.#open().prepare('UPDATE entitlements SET revoked_at = ? WHERE order_id = ? AND revoked_at IS NULL').run(new Date().toISOString(), orderId);
+    return Number(result.changes) > 0;
   }
 
   async recordWebhookEvent(id: string): Promise<boolean> {
@@ -305,6 +398,64 @@ function migrate(db: DatabaseSync, migrations: readonly Migration[]): void {
       );
     });
   }
+}
+
+const MEMBER_COLUMNS = 'room_id, user_id, name, role, role_set_by, invite_id, access_until, removed_at, created_at, updated_at';
+
+interface MemberRow {
+  room_id: string;
+  user_id: string;
+  name: string;
+  role: string;
+  role_set_by: string | null;
+  invite_id: string | null;
+  access_until: string;
+  removed_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+function memberOf(row: MemberRow): MemberRecord {
+  return {
+    roomId: row.room_id,
+    userId: row.user_id,
+    name: row.name,
+    role: row.role as Role,
+    roleSetBy: row.role_set_by,
+    inviteId: row.invite_id,
+    accessUntil: row.access_until,
+    removedAt: row.removed_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+const INVITE_COLUMNS = 'id, room_id, role, max_uses, uses, created_by, revoked_at, created_at, expires_at';
+
+interface InviteRow {
+  id: string;
+  room_id: string;
+  role: string;
+  max_uses: number | null;
+  uses: number;
+  created_by: string | null;
+  revoked_at: string | null;
+  created_at: string;
+  expires_at: string;
+}
+
+function inviteOf(row: InviteRow): InviteRecord {
+  return {
+    id: row.id,
+    roomId: row.room_id,
+    role: row.role as Role,
+    maxUses: row.max_uses === null ? null : Number(row.max_uses),
+    uses: Number(row.uses),
+    createdBy: row.created_by,
+    revokedAt: row.revoked_at,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+  };
 }
 
 const RENDER_COLUMNS = 'id, room_id, kind, status, request, result, created_at, updated_at';

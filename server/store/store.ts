@@ -2,6 +2,7 @@
 // (a shared database for several nodes) can replace it by passing the same contract
 // suite (test/server/store.contract.ts).
 import type { ReleaseManifest } from '../../shared/release-manifest.ts';
+import type { Role } from '../../shared/roles.ts';
 
 export interface StemInfo {
   id: string;
@@ -62,7 +63,44 @@ export interface RoomRecord {
   doc: Uint8Array | null;
   /** The room's recent changes (a SavedTimeline as JSON), saved with the document; null before. */
   timeline: string | null;
+  /** The member who opened the room (null for rooms opened before this was recorded). */
+  creatorId: string | null;
 }
+
+export type RoomSummary = Omit<RoomRecord, 'doc' | 'timeline'>;
+
+/** A member of a room, as every node sees it: the role here counts, not the one in anyone's token. */
+export interface MemberRecord {
+  roomId: string;
+  userId: string;
+  name: string;
+  role: Role;
+  /** Who last changed the role (null: as given when the member joined). */
+  roleSetBy: string | null;
+  inviteId: string | null;
+  /** Tokens are refreshed until then (ISO). */
+  accessUntil: string;
+  /** Set when a host removed the member: none of their tokens works again. */
+  removedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface InviteRecord {
+  id: string;
+  roomId: string;
+  role: Role;
+  /** Null: no limit but the rate limits. */
+  maxUses: number | null;
+  uses: number;
+  createdBy: string | null;
+  revokedAt: string | null;
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** What using an invite did: counted, or why not. */
+export type InviteUse = 'ok' | 'exhausted' | 'revoked' | 'unknown';
 
 export type RenderStatus = 'queued' | 'running' | 'done' | 'failed';
 
@@ -81,7 +119,7 @@ export interface RenderRecord {
   updatedAt: string;
 }
 
-export type OrderStatus = 'payment_pending' | 'paid' | 'declined' | 'fulfilled' | 'failed';
+export type OrderStatus = 'payment_pending' | 'paid' | 'declined' | 'fulfilled' | 'failed' | 'refunded';
 
 export interface OrderRecord {
   id: string;
@@ -103,6 +141,8 @@ export interface EntitlementRecord {
   orderId: string;
   renderId: string | null;
   createdAt: string;
+  /** Set when the payment was refunded: the entitlement no longer unlocks anything. */
+  revokedAt: string | null;
 }
 
 export interface Store {
@@ -122,14 +162,33 @@ export interface Store {
   putRelease(record: ReleaseRecord, files: FilePlacement, options?: { replace?: boolean }): Promise<void>;
   deleteRelease(id: string): Promise<boolean>;
 
-  createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt' | 'timeline'>): Promise<void>;
+  createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt' | 'timeline' | 'creatorId'> & { creatorId?: string | null }): Promise<void>;
   getRoom(id: string): Promise<RoomRecord | null>;
+  /** The room without its document and timeline (what access checks read). */
+  getRoomSummary(id: string): Promise<RoomSummary | null>;
   /**
    * Stores the room's document, and its timeline when given (in the same write); refuses
    * (RoomNotFoundError) a room that was never created.
    */
   saveRoomDoc(id: string, doc: Uint8Array, timeline?: string): Promise<void>;
   endRoom(id: string): Promise<void>;
+
+  /** Records a member (a second call for the same room and user changes nothing and answers false). */
+  addMember(member: Omit<MemberRecord, 'roleSetBy' | 'removedAt' | 'updatedAt'>): Promise<boolean>;
+  getMember(roomId: string, userId: string): Promise<MemberRecord | null>;
+  /** Changes a member's role; false for an unknown or removed member. */
+  setMemberRole(roomId: string, userId: string, role: Role, setBy: string): Promise<boolean>;
+  /** Removes a member for good; false for an unknown member. */
+  removeMember(roomId: string, userId: string, removedBy: string): Promise<boolean>;
+  /** Members whose role a host changed or who were removed (what a loading room mirrors into its rules). */
+  listMemberChanges(roomId: string): Promise<MemberRecord[]>;
+  createInvite(invite: Omit<InviteRecord, 'uses' | 'revokedAt'>): Promise<void>;
+  getInvite(id: string): Promise<InviteRecord | null>;
+  /** Counts one use of an invite, atomically, unless it is used up or revoked. */
+  useInvite(id: string): Promise<InviteUse>;
+  /** Gives back a use counted by useInvite (the join failed after it). */
+  unuseInvite(id: string): Promise<void>;
+  revokeInvite(roomId: string, id: string): Promise<boolean>;
 
   /**
    * Records a render unless one exists under `idempotencyKey`; answers the one stored
@@ -152,8 +211,10 @@ export interface Store {
   updateOrder(id: string, from: readonly OrderStatus[], change: Partial<Pick<OrderRecord, 'status' | 'paymentId' | 'renderId' | 'request'>>): Promise<boolean>;
   listOrders(statuses: readonly OrderStatus[]): Promise<OrderRecord[]>;
   /** The order's entitlement, created once (a second call answers the first). */
-  createEntitlement(entitlement: Omit<EntitlementRecord, 'createdAt'>): Promise<EntitlementRecord>;
+  createEntitlement(entitlement: Omit<EntitlementRecord, 'createdAt' | 'revokedAt'>): Promise<EntitlementRecord>;
   getEntitlementByOrder(orderId: string): Promise<EntitlementRecord | null>;
+  /** Marks the order's entitlement revoked (a refund); false when there is none or it was already. */
+  revokeEntitlement(orderId: string): Promise<boolean>;
   /** Records a webhook event id; false when it was seen before (a replay). */
   recordWebhookEvent(id: string): Promise<boolean>;
 

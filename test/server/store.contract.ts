@@ -132,6 +132,71 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await store.listRenders([])).to.deep.equal([]);
     });
 
+    it("keeps a room's creator and members: roles changed by a host, removals, once per member", async () => {
+      await store.putRelease(sampleRecord('rel-m'), { place() {}, undo() {} });
+      await store.createRoom({ id: 'roomM', releaseId: 'rel-m', createdAt: '2026-01-01T00:00:00.000Z', doc: null, creatorId: 'u_host' });
+      expect((await store.getRoom('roomM'))!.creatorId).to.equal('u_host');
+      expect(await store.getRoomSummary('roomM')).to.deep.equal({
+        id: 'roomM',
+        releaseId: 'rel-m',
+        createdAt: '2026-01-01T00:00:00.000Z',
+        updatedAt: '2026-01-01T00:00:00.000Z',
+        closedAt: null,
+        creatorId: 'u_host',
+      });
+      expect(await store.getRoomSummary('nope')).to.equal(null);
+      const at = '2026-01-01T00:00:00.000Z';
+      const until = '2026-01-08T00:00:00.000Z';
+      expect(await store.addMember({ roomId: 'roomM', userId: 'u_host', name: 'Host', role: 'host', inviteId: null, accessUntil: until, createdAt: at })).to.equal(true);
+      expect(await store.addMember({ roomId: 'roomM', userId: 'u_ana', name: 'Ana', role: 'remixer', inviteId: 'inv1', accessUntil: until, createdAt: at })).to.equal(true);
+      // A second record for the same member changes nothing.
+      expect(await store.addMember({ roomId: 'roomM', userId: 'u_ana', name: 'Other', role: 'host', inviteId: null, accessUntil: until, createdAt: at })).to.equal(false);
+      expect(await store.getMember('roomM', 'u_ana')).to.include({ name: 'Ana', role: 'remixer', roleSetBy: null, removedAt: null, inviteId: 'inv1', accessUntil: until });
+      expect(await store.getMember('roomM', 'u_nobody')).to.equal(null);
+      expect(await store.getMember('other-room', 'u_ana')).to.equal(null);
+      expect(await store.listMemberChanges('roomM')).to.deep.equal([]);
+      expect(await store.setMemberRole('roomM', 'u_ana', 'host', 'u_host')).to.equal(true);
+      expect(await store.setMemberRole('roomM', 'u_nobody', 'host', 'u_host')).to.equal(false);
+      expect(await store.getMember('roomM', 'u_ana')).to.include({ role: 'host', roleSetBy: 'u_host' });
+      expect((await store.listMemberChanges('roomM')).map((m) => [m.userId, m.role])).to.deep.equal([['u_ana', 'host']]);
+      expect(await store.removeMember('roomM', 'u_ana', 'u_host')).to.equal(true);
+      expect((await store.getMember('roomM', 'u_ana'))!.removedAt).to.be.a('string');
+      // A removed member's role cannot be changed back in.
+      expect(await store.setMemberRole('roomM', 'u_ana', 'remixer', 'u_host')).to.equal(false);
+      expect(await store.removeMember('roomM', 'u_nobody', 'u_host')).to.equal(false);
+    });
+
+    it('counts the uses of an invite atomically, up to its limit, and refuses a revoked one', async () => {
+      const base = { roomId: 'roomI', role: 'remixer' as const, createdBy: 'u_host', createdAt: '2026-01-01T00:00:00.000Z', expiresAt: '2026-01-08T00:00:00.000Z' };
+      await store.createInvite({ ...base, id: 'inv-limited', maxUses: 2 });
+      await store.createInvite({ ...base, id: 'inv-open', maxUses: null });
+      const uses = await Promise.all([1, 2, 3, 4].map(() => store.useInvite('inv-limited')));
+      expect(uses.filter((u) => u === 'ok')).to.have.length(2);
+      expect(uses.filter((u) => u === 'exhausted')).to.have.length(2);
+      expect(await store.getInvite('inv-limited')).to.include({ uses: 2, maxUses: 2, role: 'remixer', revokedAt: null });
+      await store.unuseInvite('inv-limited');
+      expect(await store.useInvite('inv-limited')).to.equal('ok');
+      for (let i = 0; i < 5; i++) expect(await store.useInvite('inv-open')).to.equal('ok');
+      expect(await store.useInvite('inv-unknown')).to.equal('unknown');
+      expect(await store.revokeInvite('other-room', 'inv-open')).to.equal(false);
+      expect(await store.revokeInvite('roomI', 'inv-open')).to.equal(true);
+      expect(await store.useInvite('inv-open')).to.equal('revoked');
+      expect(await store.getInvite('nope')).to.equal(null);
+    });
+
+    it('revokes an entitlement once', async () => {
+      await store.createOrder(
+        { id: 'ord_1', status: 'paid', amountCents: 100, currency: 'EUR', paymentId: null, renderId: null, request: {}, createdAt: new Date(1000).toISOString() },
+        'buyer:key',
+      );
+      const ent = await store.createEntitlement({ id: 'ent_1', orderId: 'ord_1', renderId: null });
+      expect(ent.revokedAt).to.equal(null);
+      expect(await store.revokeEntitlement('ord_1')).to.equal(true);
+      expect(await store.revokeEntitlement('ord_1')).to.equal(false);
+      expect((await store.getEntitlementByOrder('ord_1'))!.revokedAt).to.be.a('string');
+      expect(await store.revokeEntitlement('ord_none')).to.equal(false);
+    });
+
     it('fails with a named error after close, and closes twice without harm', async () => {
       await store.close();
       await store.close();

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import os from 'node:os';
 import { z } from 'zod';
+import { LIMITS } from '../shared/limits.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -61,6 +62,8 @@ const EnvSchema = z.object({
   RENDER_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(15_000),
   RENDER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
   RENDER_RETRY_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
+  MEMBER_TOKEN_TTL_SEC: z.coerce.number().int().min(10).max(30 * 24 * 3600).default(12 * 3600),
+  MAX_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(1_000_000).default(LIMITS['connections.address'].max),
 });
 
 function emptyToUndefined(v: unknown): unknown {
@@ -109,6 +112,13 @@ export interface Config {
   readonly renderMaxAttempts: number;
   /** Wait before a failed render runs again; four times longer each later time (at most 10 minutes). */
   readonly renderRetryMs: number;
+  /**
+   * Longest life of a member token; the web app refreshes it before then for as long as the member
+   * may stay (their link's or token's life), and open connections end when theirs expires.
+   */
+  readonly memberTokenTtlSec: number;
+  /** Sync and socket.io connections held at once from one address, on one node. */
+  readonly maxConnectionsPerAddress: number;
 }
 
 export class ConfigError extends Error {
@@ -149,6 +159,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     renderLeaseMs: e.RENDER_LEASE_MS,
     renderMaxAttempts: e.RENDER_MAX_ATTEMPTS,
     renderRetryMs: e.RENDER_RETRY_MS,
+    memberTokenTtlSec: e.MEMBER_TOKEN_TTL_SEC,
+    maxConnectionsPerAddress: e.MAX_CONNECTIONS_PER_ADDRESS,
   });
 }
 

@@ -16,6 +16,8 @@ export class Metrics {
   readonly releases: Gauge;
   readonly ingests: Counter<'result'>;
   readonly syncRefusals: Counter<'reason'>;
+  readonly syncEdits: Counter<'outcome'>;
+  readonly limitRefusals: Counter<'limit'>;
   #renderJobs: (() => Promise<{ queued: number; running: number; retrying: number }>) | null = null;
   /** Per kind: the counts of the servers holding such connections, summed at scrape time. */
   readonly #connectionSources = new Map<ConnectionKind, Set<() => number>>();
@@ -47,6 +49,18 @@ export class Metrics {
       name: 'remixroom_sync_refusals_total',
       help: 'Sync connections and messages refused, by reason',
       labelNames: ['reason'],
+      registers: [this.registry],
+    });
+    this.syncEdits = new Counter({
+      name: 'remixroom_sync_edits_total',
+      help: "Members' document edits by what became of them: applied (at once, or later in a merged batch), queued (waiting for the member's rate), overflow (too many waiting: the connection was dropped)",
+      labelNames: ['outcome'],
+      registers: [this.registry],
+    });
+    this.limitRefusals = new Counter({
+      name: 'remixroom_limit_refusals_total',
+      help: 'Actions refused by a limit (shared/limits.ts), by limit',
+      labelNames: ['limit'],
       registers: [this.registry],
     });
     const metrics = this;

@@ -16,5 +16,12 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** The body of every error answer of the HTTP API. */
 export interface ApiErrorBody {
-  error: { code: ErrorCode; message: string };
+  error: {
+    code: ErrorCode;
+    message: string;
+    /** For a refusal by a limit: which one (shared/limits.ts). */
+    limit?: string;
+    /** For a refusal by a limit or a full queue: seconds to wait (also the Retry-After header). */
+    retryAfterSec?: number;
+  };
 }

@@ -1,5 +1,6 @@
 // Why the server refused something a member did. Clients branch on the code and
 // show the message, which names the thing ("the host has locked the drums").
+import { limitMessage, type LimitName } from './limits.ts';
 
 export const REFUSAL_CODES = [
   'read_only',
@@ -29,18 +30,29 @@ export type RefusalCode = (typeof REFUSAL_CODES)[number];
 export interface Refusal {
   code: RefusalCode;
   message: string;
+  /** For a limit: which one (shared/limits.ts). */
+  limit?: LimitName;
+  /** For a limit: when trying again would succeed. */
+  retryAfterMs?: number;
 }
 
 export function refusal(code: RefusalCode, message: string): Refusal {
   return { code, message };
 }
 
+/** A refusal by a limit: names it and says when to try again (null: not by waiting). */
+export function limitRefusal(limit: LimitName, retryAfterMs: number | null): Refusal {
+  return { code: 'rate_limited', message: limitMessage(limit, retryAfterMs), limit, ...(retryAfterMs !== null ? { retryAfterMs: Math.ceil(retryAfterMs) } : {}) };
+}
+
 /** WebSocket close codes of the sync endpoint. 44xx: do not reconnect (y-websocket honours this). */
 export const SYNC_CLOSE = {
   /** The room was closed by its host. */
   roomClosed: 4404,
-  /** The member's access was revoked, or its token expired while connected. */
+  /** The member was removed from the room, or may not come back. */
   accessRevoked: 4403,
+  /** The member's token expired while connected: refresh it (POST /api/rooms/:roomId/members/me/token) and connect again. */
+  tokenExpired: 4401,
   /** Too many refused or malformed messages: the connection is dropped; it may come back. */
   tooManyRefusals: 4508,
   /** The server is shutting down; reconnect (to another node). */

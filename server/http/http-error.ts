@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../../shared/errors.ts';
+import { limitMessage, retryAfterSec, type LimitName } from '../../shared/limits.ts';
 
 const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
@@ -18,10 +19,21 @@ export class HttpError extends Error {
   override readonly name = 'HttpError';
   readonly code: ErrorCode;
   readonly status: number;
+  /** Sent as Retry-After (whole seconds) and in the body. */
+  readonly retryAfterSec: number | null;
+  /** The limit that refused the request (shared/limits.ts). */
+  readonly limit: LimitName | null;
 
-  constructor(code: ErrorCode, message: string) {
+  constructor(code: ErrorCode, message: string, extra: { retryAfterMs?: number | null; limit?: LimitName; status?: 429 | 503 } = {}) {
     super(message);
     this.code = code;
-    this.status = STATUS[code];
+    this.status = extra.status ?? STATUS[code];
+    this.retryAfterSec = extra.retryAfterMs === undefined || extra.retryAfterMs === null ? null : retryAfterSec(extra.retryAfterMs);
+    this.limit = extra.limit ?? null;
+  }
+
+  /** 429 naming the limit and when to try again (503 for a process-wide queue that is full). */
+  static limited(limit: LimitName, retryAfterMs: number | null, status: 429 | 503 = 429): HttpError {
+    return new HttpError(status === 503 ? 'not_ready' : 'rate_limited', limitMessage(limit, retryAfterMs), { retryAfterMs, limit, status });
   }
 }

@@ -22,7 +22,7 @@ import { ClipService } from './clips/clip-service.ts';
 import { ManifestSigner } from './clips/manifest.ts';
 import type { RenderQueue } from './clips/render-queue.ts';
 import { RedisRenderQueue } from './clips/redis-render-queue.ts';
-import { watermarker, watermarkKeyOf } from './clips/render-runner.ts';
+import { watermarkKeyOf } from './clips/render-runner.ts';
 import { OrderService } from './orders/order-service.ts';
 import { SandboxPayments } from './orders/payments.ts';
 import { LiveStreams, type LiveStreamsOptions } from './live/live-streams.ts';
@@ -117,10 +117,12 @@ export class RemixroomServer {
       concurrency: this.config.renderConcurrency ?? (this.ffmpeg ? Math.max(1, this.config.cores - 1) : 1),
       retry: { maxAttempts: this.config.renderMaxAttempts, baseMs: this.config.renderRetryMs },
       video: this.config.renderVideo,
+      // Stills are drawn in threads shared by every room; one core stays with the rooms.
+      stillThreads: Math.max(1, this.config.cores - 1),
       signer: manifestSigner,
+      // The render threads derive the manifest's and the watermark's keys from it: every clip and bought version carries the render's id in its audio.
+      tokenSecret: this.secrets.tokenSecret,
       linkSecret: this.secrets.tokenSecret,
-      // Every clip and bought version carries the render's id in its audio.
-      watermark: watermarker(watermarkKey),
       // RENDER_QUEUE=redis: renders wait in Redis for `npm run renderer` processes; this node renders none.
       ...(parts.renderQueue ? { queue: parts.renderQueue } : {}),
     });

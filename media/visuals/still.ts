@@ -4,16 +4,19 @@ import zlib from 'node:zlib';
 import { createCanvas } from '@napi-rs/canvas';
 import type { FrameInput, VisualEngine } from '../../shared/visual-engine.ts';
 
-/** Draws one frame and encodes it as PNG, with `text` entries as tEXt chunks (keyword → Latin-1 text). */
+/**
+ * Draws one frame and encodes it as PNG, with `text` entries as tEXt chunks (keyword → Latin-1 text).
+ * Seconds of CPU at 3840x2160: the server calls it in a worker thread (server/work/still-worker.ts).
+ */
 export async function renderStillPng(engine: VisualEngine, width: number, height: number, input: FrameInput, text: Record<string, string> = {}): Promise<Buffer> {
-  const rgba = new Uint8ClampedArray(width * height * 4);
-  engine.renderFrame(rgba, width, height, input);
   const canvas = createCanvas(width, height);
   const ctx = canvas.getContext('2d');
   const image = ctx.createImageData(width, height);
-  image.data.set(rgba);
+  // Drawn straight into the image: no second 33 MB frame at 4K.
+  engine.renderFrame(image.data, width, height, input);
   ctx.putImageData(image, 0, 0);
-  const png = await canvas.encode('png');
+  // On the calling thread (a worker's, at a lower priority), not on the libuv pool that the whole process shares.
+  const png = canvas.encodeSync('png');
   return withTextChunks(png, text);
 }
 

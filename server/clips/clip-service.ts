@@ -6,12 +6,16 @@
 // replays the window through the room's mixer and visual engine, watermarks the
 // audio with the render's id, and signs a manifest that goes beside the files
 // and inside them. Progress goes to the room (socket.io) and to GET /api/clips/:id.
+//
+// Nothing here draws or mixes on the main thread: the in-process queue renders in
+// worker threads (ThreadedRenderRunner), and stills are drawn in a pool of threads
+// shared by every room, whose bounded queue refuses the overflow ('busy').
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { wasmCoreDir } from '../../media/render/encoder.ts';
 import { MIN_EMBED_SEC } from '../../media/watermark/watermark.ts';
-import { renderStillPng } from '../../media/visuals/still.ts';
+import { LIMITS } from '../../shared/limits.ts';
 import type { RoomState } from '../../shared/room-doc.ts';
 import type { RenderProgress } from '../../shared/socket-events.ts';
 import { neutralMaster } from '../../shared/room-doc.ts';
@@ -24,7 +28,9 @@ import type { RenderRecord, Store } from '../store/store.ts';
 import { planClip } from './clip-plan.ts';
 import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
 import { LocalRenderQueue, type RenderJobCounts, type RenderQueue } from './render-queue.ts';
-import { RenderRunner } from './render-runner.ts';
+import type { StillTask, StillWorkerData } from '../work/still-worker.ts';
+import { ThreadedRenderRunner } from '../work/threaded-render-runner.ts';
+import { PoolClosedError, PoolFullError, WorkerPool } from '../work/worker-pool.ts';
 
 export { VIDEO } from './render-runner.ts';
 /** Shortest clip: one whole period of the watermark, so that every clip carries the mark. */
@@ -102,16 +108,22 @@ export interface ClipServiceDeps {
   log: Logger;
   /** A native ffmpeg; without one renders use the WebAssembly build (@ffmpeg/core), and without that clips are refused. */
   ffmpeg: string | null;
+  /** Renders at once in the in-process queue, each in a thread of its own. */
   concurrency: number;
+  /** Threads that draw stills, shared by every room (default `concurrency`). */
+  stillThreads?: number;
   /** The in-process queue's retries of a failed render: attempts in all, and the first wait (see retryDelayMs). */
   retry?: { maxAttempts: number; baseMs: number };
   signer: ManifestSigner;
+  /**
+   * The token secret, for the render threads: they derive the manifest's signing key and the watermark's
+   * key from it (as `signer` and the verify route do) and mark every clip's audio with the render's id.
+   */
+  tokenSecret: string;
   /** HMAC key of download links. */
   linkSecret: string;
   /** Size and rate of the video (default 1280x720 at 30 fps). */
   video?: { width: number; height: number; fps: number };
-  /** Marks the audio with the render's id (the watermark). */
-  watermark?: (pcm: Float32Array, renderId: string) => Float32Array | Promise<Float32Array>;
   now?: () => number;
   /** Where renders wait and who runs them; default: in this process, `concurrency` at a time. */
   queue?: RenderQueue;
@@ -119,30 +131,64 @@ export interface ClipServiceDeps {
 
 export class ClipError extends Error {
   override readonly name = 'ClipError';
-  readonly code: 'not_found' | 'conflict' | 'unavailable' | 'bad_request';
-  constructor(code: ClipError['code'], message: string) {
+  /** 'busy': the stills' queue, shared by every room, is full (see retryAfterMs). */
+  readonly code: 'not_found' | 'conflict' | 'unavailable' | 'bad_request' | 'busy';
+  /** For 'busy': about when the work ahead will have been done. */
+  readonly retryAfterMs: number | null;
+  constructor(code: ClipError['code'], message: string, retryAfterMs: number | null = null) {
     super(message);
     this.code = code;
+    this.retryAfterMs = retryAfterMs;
   }
 }
+
+/** A 1280x720 still's usual time in a thread, until some have been timed (4K takes about 1.5 s). */
+const EXPECTED_STILL_MS = 500;
 
 export class ClipService extends EventEmitter<ClipServiceEvents> {
   readonly #deps: ClipServiceDeps;
   readonly #queue: RenderQueue;
-  /** Stills are drawn here, on request; this runner renders queued jobs too when the queue is in this process. */
-  readonly #runner: RenderRunner;
+  /** The in-process queue's render threads (none with another queue). */
+  readonly #renderer: ThreadedRenderRunner | null;
+  /** Stills are drawn here, for every room; the queue's bound is the limit still.queue.process. */
+  readonly #stills: WorkerPool<StillTask, Uint8Array>;
   #closed = false;
 
   constructor(deps: ClipServiceDeps) {
     super();
     this.#deps = deps;
-    this.#runner = new RenderRunner(deps);
+    const stillData: StillWorkerData = { dataDir: deps.layout.root };
+    this.#stills = new WorkerPool({
+      name: 'still',
+      script: new URL('../work/still-worker.ts', import.meta.url),
+      workerData: stillData,
+      size: Math.max(1, deps.stillThreads ?? deps.concurrency),
+      maxQueued: LIMITS['still.queue.process'].max,
+      expectedTaskMs: EXPECTED_STILL_MS,
+      // Kept a while after a burst (each thread holds the releases' engines), then their memory goes.
+      idleMs: 5 * 60_000,
+      // Below the main thread (every room's sync) and the live streams when the cores are short.
+      nice: 10,
+      onCrash: (err) => deps.log.error({ err }, 'a still thread died'),
+    });
+    this.#renderer = deps.queue
+      ? null
+      : new ThreadedRenderRunner({
+          store: deps.store,
+          layout: deps.layout,
+          stems: deps.stems,
+          log: deps.log,
+          ffmpeg: deps.ffmpeg,
+          ...(deps.video ? { video: deps.video } : {}),
+          tokenSecret: deps.tokenSecret,
+          concurrency: deps.concurrency,
+        });
     this.#queue =
       deps.queue ??
       new LocalRenderQueue({
         store: deps.store,
         log: deps.log,
-        runner: this.#runner,
+        runner: this.#renderer!,
         concurrency: deps.concurrency,
         ...(deps.retry ? { maxAttempts: deps.retry.maxAttempts, retryBaseMs: deps.retry.baseMs } : {}),
       });
@@ -279,6 +325,8 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     if (exp < nowSec) throw new ClipError('not_found', 'this download link has expired; ask for the clip again to get a fresh one');
     const render = await this.#deps.store.getRender(clipId);
     if (!render || render.status !== 'done') throw new ClipError('not_found', 'no such download');
+    // A refunded purchase's full version is handed out no more, even by a link given before.
+    if (render.kind === 'full' && (await this.#refunded((render.request as FullRequest).orderId))) throw new ClipError('not_found', 'no such download');
     const file = path.join(this.#renderDir(clipId), name);
     return { path: file, contentType: FILE_NAMES.get(name)!, downloadName: `remixroom-${clipId}${path.extname(name)}` };
   }
@@ -316,9 +364,13 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
   /**
    * A PNG of the room's visuals at `atMs` (default now; within what the room's
    * timeline keeps), with a signed manifest in its metadata; recorded as a render
-   * so that its id can be traced.
+   * so that its id can be traced. Drawn in the still threads; ClipError('busy') when
+   * their queue is full.
    */
   async still(input: { roomId: string; member: { userId: string; name: string }; atMs?: number; width: number; height: number }): Promise<{ png: Buffer; renderId: string }> {
+    if (this.#closed) throw new ClipError('unavailable', 'the server is shutting down');
+    // A burst refused before any work here: no plan, no signature for a still that will not be drawn.
+    this.#stillRoom();
     const room = this.#deps.manager.get(input.roomId);
     if (!room || room.closed) throw new ClipError('conflict', 'the room is not live on this server; join it and try again');
     const now = (this.#deps.now ?? Date.now)();
@@ -329,7 +381,6 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     const window = room.timeline.window(Math.max(oldest, atMs - 3000), Math.max(atMs, Math.max(oldest, atMs - 3000) + 1));
     if (!window) throw new ClipError('bad_request', 'that moment is not kept');
     const plan = planClip(window, room.release);
-    const engine = await this.#runner.engine(room.release.id);
     const record = await this.#deps.store.getRelease(room.release.id);
     const renderId = newRenderId();
     const manifest: Manifest = {
@@ -349,10 +400,24 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     const frame = plan.visuals.frameAt(atMs, room.state().meta.createdAtMs, { energy: 0.5, beatPhase: plan.beatAt((atMs - window.fromMs) / 1000) });
     // JSON escapes everything outside ASCII, so the manifest fits PNG's Latin-1 text.
     const json = JSON.stringify(signed).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-    const png = await renderStillPng(engine, input.width, input.height, frame, { Software: SOFTWARE, 'remixroom:manifest': json });
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.#stills.run({ releaseId: room.release.id, width: input.width, height: input.height, frame, text: { Software: SOFTWARE, 'remixroom:manifest': json } });
+    } catch (err) {
+      throw stillError(err);
+    }
+    const png = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     await this.#deps.store.createRender({ id: renderId, roomId: room.id, kind: 'still', status: 'done', request: { atMs, requestedBy: input.member }, createdAt: manifest.createdAt }, null);
     await this.#deps.store.updateRender(renderId, { status: 'done', result: { manifest: signed } satisfies ClipResult });
     return { png, renderId };
+  }
+
+  #stillRoom(): void {
+    try {
+      this.#stills.throwIfFull();
+    } catch (err) {
+      throw stillError(err);
+    }
   }
 
   /** Verifies a render id found in a file: what it is, when, from where. */
@@ -365,7 +430,10 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
 
   async close(): Promise<void> {
     this.#closed = true;
+    // The queue aborts its renders first (they stay queued for the next start), then their threads end.
     await this.#queue.close();
+    await this.#renderer?.close();
+    await this.#stills.close();
   }
 
   async #enqueue(id: string): Promise<void> {
@@ -401,6 +469,11 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     return view;
   }
 
+  async #refunded(orderId: string): Promise<boolean> {
+    const [order, entitlement] = await Promise.all([this.#deps.store.getOrder(orderId), this.#deps.store.getEntitlementByOrder(orderId)]);
+    return order?.status === 'refunded' || Boolean(entitlement?.revokedAt);
+  }
+
   #linkSignature(id: string, name: string, expires: number): string {
     return crypto.createHmac('sha256', this.#deps.linkSecret).update(`clip-file\n${id}\n${name}\n${expires}`).digest('hex');
   }
@@ -420,6 +493,13 @@ const FILE_NAMES = new Map([
   ['loop.gif', 'image/gif'],
   ['manifest.json', 'application/json'],
 ]);
+
+/** The still pool's refusals as the API tells them. */
+function stillError(err: unknown): unknown {
+  if (err instanceof PoolFullError) return new ClipError('busy', 'too many stills are waiting to be drawn on this server; try again in a moment', err.retryAfterMs);
+  if (err instanceof PoolClosedError) return new ClipError('unavailable', 'the server is shutting down');
+  return err;
+}
 
 function newRenderId(): string {
   return crypto.randomBytes(8).toString('hex');

@@ -1,13 +1,14 @@
 // Where renders wait and who runs them. ClipService commits a render row and
 // hands its id to a RenderQueue; the queue runs it through a RenderRunner (here,
-// in this process) or through Redis and separate renderer processes
-// (redis-render-queue.ts), and tells ClipService how it goes (`progress`, `done`).
+// in this process, in worker threads: server/work/threaded-render-runner.ts) or
+// through Redis and separate renderer processes (redis-render-queue.ts), and tells
+// ClipService how it goes (`progress`, `done`).
 import { EventEmitter } from 'node:events';
 import type { RenderProgress } from '../../shared/socket-events.ts';
 import type { Logger } from '../logger.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
 import type { ClipRequest, ClipResult, FullRequest, LoopRequest } from './clip-service.ts';
-import type { RenderRunner } from './render-runner.ts';
+import type { Renderer } from './render-runner.ts';
 
 export type RenderQueueEvents = { progress: [roomId: string, progress: RenderProgress]; done: [render: RenderRecord] };
 
@@ -48,14 +49,15 @@ export function reportOf(render: Pick<RenderRecord, 'id' | 'kind'>, status: Rend
 }
 
 /**
- * The default: renders run in this process, at most `concurrency` at a time. A render that fails
- * runs again after a delay (retryDelayMs), up to `maxAttempts` attempts in this process.
+ * The default: renders run in this process (the runner takes them off the main thread), at most
+ * `concurrency` at a time. A render that fails runs again after a delay (retryDelayMs), up to
+ * `maxAttempts` attempts in this process.
  */
 export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements RenderQueue {
   readonly everyNodeHears = false;
   readonly #store: Store;
   readonly #log: Logger;
-  readonly #runner: RenderRunner;
+  readonly #runner: Renderer;
   readonly #concurrency: number;
   readonly #queue: string[] = [];
   readonly #running = new Map<string, AbortController>();
@@ -69,7 +71,7 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
   #closed = false;
   #drained: Promise<void> = Promise.resolve();
 
-  constructor(deps: { store: Store; log: Logger; runner: RenderRunner; concurrency: number; maxAttempts?: number; retryBaseMs?: number }) {
+  constructor(deps: { store: Store; log: Logger; runner: Renderer; concurrency: number; maxAttempts?: number; retryBaseMs?: number }) {
     super();
     this.#store = deps.store;
     this.#log = deps.log;

@@ -3,7 +3,10 @@
 // writing its files under the render's folder (each under a temporary name,
 // renamed into place when whole) and answering the result to store. It does no
 // queueing and writes no status: the queues (render-queue.ts, in-process, and
-// redis-render-queue.ts, separate renderer processes) do that.
+// redis-render-queue.ts, separate renderer processes) do that. It mixes,
+// watermarks and draws synchronously, for seconds: the in-process queue runs it in
+// a worker thread (server/work/threaded-render-runner.ts), a renderer process on
+// its own main thread.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -12,9 +15,8 @@ import { renderClip } from '../../media/render/clip-render.ts';
 import { wasmCoreDir } from '../../media/render/encoder.ts';
 import { renderLoop } from '../../media/render/loop-render.ts';
 import { embedWatermark } from '../../media/watermark/watermark.ts';
-import { engineArtwork, readVisualPack } from '../../media/visuals/visual-pack.ts';
 import type { RoomRelease } from '../../shared/room-doc.ts';
-import { VisualEngine } from '../../shared/visual-engine.ts';
+import type { VisualEngine } from '../../shared/visual-engine.ts';
 import { beatPhaseAt, energyFromRms, VisualSequence } from '../../shared/visual-timeline.ts';
 import type { ScheduledState } from '../../media/mixer/render-offline.ts';
 import type { StemCache } from '../live/stem-cache.ts';
@@ -22,6 +24,7 @@ import type { Logger } from '../logger.ts';
 import { toRoomRelease } from '../rooms/room-manager.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
+import { EngineCache } from '../work/engine-cache.ts';
 import type { ClipRequest, ClipResult, FullRequest, LoopRequest } from './clip-service.ts';
 import { planClip, type ClipPlan } from './clip-plan.ts';
 import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner } from './manifest.ts';
@@ -31,9 +34,11 @@ const PROGRESS_EVERY_MS = 500;
 const RENDER_ID = /^[0-9a-f]{16}$/;
 
 export interface RenderRunnerDeps {
-  store: Store;
+  /** Where the release's record comes from (a worker thread is handed it). */
+  store: Pick<Store, 'getRelease'>;
   layout: DataLayout;
-  stems: StemCache;
+  /** Where the release's stems come from (a worker thread is handed them). */
+  stems: Pick<StemCache, 'acquire' | 'release'>;
   log: Logger;
   /** A native ffmpeg; without one the WebAssembly build (@ffmpeg/core) encodes, slower. */
   ffmpeg: string | null;
@@ -51,12 +56,19 @@ export interface RenderHooks {
   onReport(fraction: number): void;
 }
 
-export class RenderRunner {
+/** What the queues need of a runner: RenderRunner here, ThreadedRenderRunner in a worker thread. */
+export interface Renderer {
+  /** Renders `render` into its folder; throws when it cannot (the caller records the failure). */
+  render(render: RenderRecord, signal: AbortSignal, hooks: RenderHooks): Promise<ClipResult>;
+}
+
+export class RenderRunner implements Renderer {
   readonly #deps: RenderRunnerDeps;
-  readonly #engines = new Map<string, Promise<VisualEngine>>();
+  readonly #engines: EngineCache;
 
   constructor(deps: RenderRunnerDeps) {
     this.#deps = deps;
+    this.#engines = new EngineCache(deps.layout);
   }
 
   /** Renders `render` into its folder; throws when it cannot (the caller records the failure). */
@@ -70,13 +82,7 @@ export class RenderRunner {
 
   /** The visual engine of a release (its visual pack, read once). */
   engine(releaseId: string): Promise<VisualEngine> {
-    let engine = this.#engines.get(releaseId);
-    if (!engine) {
-      engine = readVisualPack(path.join(this.#deps.layout.releaseDir(releaseId), 'visual-pack')).then((pack) => new VisualEngine(engineArtwork(pack)));
-      engine.catch(() => this.#engines.delete(releaseId));
-      this.#engines.set(releaseId, engine);
-    }
-    return engine;
+    return this.#engines.get(releaseId);
   }
 
   renderDir(id: string): string {

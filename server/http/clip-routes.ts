@@ -145,5 +145,7 @@ function httpErrorOf(err: unknown): unknown {
   if (err.code === 'not_found') return new HttpError('not_found', err.message);
   if (err.code === 'conflict') return new HttpError('conflict', err.message);
   if (err.code === 'bad_request') return new HttpError('bad_request', err.message);
+  // The stills' queue, shared by every room, is full (the only queue that answers 'busy').
+  if (err.code === 'busy') return HttpError.limited('still.queue.process', err.retryAfterMs, 503);
   return new HttpError('not_ready', err.message);
 }

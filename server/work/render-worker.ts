@@ -1,0 +1,68 @@
+// A thread of the in-process render pool (ThreadedRenderRunner): runs the
+// RenderRunner on a render row, so that its mixing, watermarking and frame drawing
+// (seconds of synchronous work) never run on the server's main thread. The main
+// thread hands it the release's record and its stems (SharedArrayBuffers, not
+// copied); it derives the manifest's and the watermark's keys from the token secret
+// as the server does, and sends progress back as notes.
+import { workerData } from 'node:worker_threads';
+import { ManifestSigner } from '../clips/manifest.ts';
+import type { ClipResult } from '../clips/clip-service.ts';
+import { RenderRunner, watermarker, watermarkKeyOf } from '../clips/render-runner.ts';
+import type { SharedStem } from '../live/stem-cache.ts';
+import type { Config } from '../config.ts';
+import { createLogger } from '../logger.ts';
+import { DataLayout } from '../store/paths.ts';
+import type { ReleaseRecord, RenderRecord } from '../store/store.ts';
+import { serveTasks } from './worker-tasks.ts';
+
+export interface RenderWorkerData {
+  dataDir: string;
+  logLevel: Config['logLevel'];
+  ffmpeg: string | null;
+  video: { width: number; height: number; fps: number } | null;
+  /** The keys are derived from it here; it is never logged or sent back. */
+  tokenSecret: string;
+}
+
+export interface RenderTask {
+  render: RenderRecord;
+  release: ReleaseRecord;
+  /** The release's stems for a clip or a bought version (none for a loop). */
+  stems: SharedStem[];
+}
+
+export type RenderNote = { type: 'progress' | 'report'; fraction: number };
+
+const data = workerData as RenderWorkerData;
+/** The task running now: the runner's store and stem cache answer from it. */
+let current: RenderTask | null = null;
+
+const runner = new RenderRunner({
+  store: { getRelease: async (id) => (current?.release.id === id ? current.release : null) },
+  layout: new DataLayout(data.dataDir),
+  stems: {
+    acquire: async (releaseId) => {
+      if (current?.release.id !== releaseId) throw new Error(`no stems were handed over for ${releaseId}`);
+      return current.stems;
+    },
+    // The main thread holds them for the task and lets go when it ends.
+    release: () => {},
+  },
+  log: createLogger({ logLevel: data.logLevel }).child({ component: 'render-worker' }),
+  ffmpeg: data.ffmpeg,
+  signer: new ManifestSigner(data.tokenSecret),
+  ...(data.video ? { video: data.video } : {}),
+  watermark: watermarker(watermarkKeyOf(data.tokenSecret)),
+});
+
+serveTasks<RenderTask, ClipResult, RenderNote>(async (task, ctx) => {
+  current = task;
+  try {
+    return await runner.render(task.render, ctx.signal, {
+      onProgress: (fraction) => ctx.note({ type: 'progress', fraction }),
+      onReport: (fraction) => ctx.note({ type: 'report', fraction }),
+    });
+  } finally {
+    current = null;
+  }
+});

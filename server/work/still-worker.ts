@@ -1,0 +1,33 @@
+// A thread of the still pool (ClipService.still): reads the release's visual pack
+// itself (once per release), draws the frame the main thread planned, encodes the
+// PNG with the text it was given (the signed manifest), and hands the bytes back
+// without a copy.
+import { workerData } from 'node:worker_threads';
+import { renderStillPng } from '../../media/visuals/still.ts';
+import type { FrameInput } from '../../shared/visual-engine.ts';
+import { DataLayout } from '../store/paths.ts';
+import { EngineCache } from './engine-cache.ts';
+import { ownBuffer, serveTasks } from './worker-tasks.ts';
+
+export interface StillWorkerData {
+  dataDir: string;
+}
+
+export interface StillTask {
+  releaseId: string;
+  width: number;
+  height: number;
+  frame: FrameInput;
+  /** PNG tEXt entries (Latin-1). */
+  text: Record<string, string>;
+}
+
+const engines = new EngineCache(new DataLayout((workerData as StillWorkerData).dataDir));
+
+serveTasks<StillTask, Uint8Array>(async (task, ctx) => {
+  const engine = await engines.get(task.releaseId);
+  const png = await renderStillPng(engine, task.width, task.height, task.frame, task.text);
+  const buffer = ownBuffer(png);
+  ctx.transfer(buffer);
+  return new Uint8Array(buffer);
+});

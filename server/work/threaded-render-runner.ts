@@ -1,0 +1,86 @@
+// The in-process queue's renderer: the RenderRunner in worker threads
+// (render-worker.ts), one render per thread, `concurrency` threads at most. The
+// main thread does the I/O it already holds: it reads the release's record and
+// takes its stems from the process's StemCache (SharedArrayBuffers, handed over
+// without a copy, held until the render ends); the thread mixes, marks, draws and
+// drives ffmpeg. An abort (the queue closing) asks the thread to stop, which kills
+// its ffmpeg; a thread that does not stop within the grace is terminated.
+import type { Logger } from '../logger.ts';
+import type { ClipRequest, ClipResult, FullRequest, LoopRequest } from '../clips/clip-service.ts';
+import type { Renderer, RenderHooks } from '../clips/render-runner.ts';
+import type { StemCache } from '../live/stem-cache.ts';
+import type { DataLayout } from '../store/paths.ts';
+import type { RenderRecord, Store } from '../store/store.ts';
+import type { RenderNote, RenderTask, RenderWorkerData } from './render-worker.ts';
+import { WorkerPool } from './worker-pool.ts';
+
+export interface ThreadedRenderRunnerDeps {
+  store: Store;
+  layout: DataLayout;
+  stems: StemCache;
+  log: Logger;
+  ffmpeg: string | null;
+  video?: { width: number; height: number; fps: number };
+  /** Handed to the threads, which derive the manifest's and the watermark's keys from it. */
+  tokenSecret: string;
+  /** Threads at most (renders at once). */
+  concurrency: number;
+}
+
+/** A render's usual length, until some have been timed. */
+const EXPECTED_RENDER_MS = 15_000;
+
+export class ThreadedRenderRunner implements Renderer {
+  readonly #store: Store;
+  readonly #stems: StemCache;
+  readonly #pool: WorkerPool<RenderTask, ClipResult, RenderNote>;
+
+  constructor(deps: ThreadedRenderRunnerDeps) {
+    this.#store = deps.store;
+    this.#stems = deps.stems;
+    const workerData: RenderWorkerData = {
+      dataDir: deps.layout.root,
+      logLevel: deps.log.level as RenderWorkerData['logLevel'],
+      ffmpeg: deps.ffmpeg,
+      video: deps.video ?? null,
+      tokenSecret: deps.tokenSecret,
+    };
+    this.#pool = new WorkerPool({
+      name: 'render',
+      script: new URL('./render-worker.ts', import.meta.url),
+      workerData,
+      size: Math.max(1, deps.concurrency),
+      // The queue hands over no more than `concurrency` at once; the slack covers a thread still ending.
+      maxQueued: Math.max(1, deps.concurrency),
+      expectedTaskMs: EXPECTED_RENDER_MS,
+      // A render leaves a large heap behind (the mix of a whole piece); an idle thread gives it back.
+      idleMs: 60_000,
+      // Below the main thread (every room's sync) and the live streams when the cores are short; ffmpeg inherits it.
+      nice: 10,
+      onCrash: (err) => deps.log.error({ err }, 'a render thread died'),
+    });
+  }
+
+  async render(render: RenderRecord, signal: AbortSignal, hooks: RenderHooks): Promise<ClipResult> {
+    const request = render.request as ClipRequest | FullRequest | LoopRequest;
+    const release = await this.#store.getRelease(request.releaseId);
+    if (!release) throw new Error(`the release ${request.releaseId} is gone`);
+    signal.throwIfAborted();
+    // A loop draws the visuals only.
+    const withStems = request.kind !== 'loop';
+    const stems = withStems ? await this.#stems.acquire(release.id, release.stems.map((s) => s.id)) : [];
+    try {
+      return await this.#pool.run(
+        { render, release, stems },
+        { signal, onNote: (note) => (note.type === 'progress' ? hooks.onProgress(note.fraction) : hooks.onReport(note.fraction)) },
+      );
+    } finally {
+      if (withStems) this.#stems.release(release.id);
+    }
+  }
+
+  /** Stops what runs (the queue has aborted it already when it closed first) and ends the threads. */
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+}

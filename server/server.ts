@@ -33,6 +33,8 @@ import { RedisBridge } from './scaleout/redis-bridge.ts';
 import { DataLayout } from './store/paths.ts';
 import { closeRedisClient } from './util/redis-client.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
+import { Limits } from './limits/limits.ts';
+import { LocalBucketStore, RedisBucketStore } from './limits/bucket-store.ts';
 import type { Store } from './store/store.ts';
 
 /** A start that cannot go on; its message is one line a person can act on. */
@@ -58,6 +60,8 @@ export class RemixroomServer {
   readonly clips: ClipService;
   readonly orders: OrderService;
   readonly payments: SandboxPayments;
+  /** Every limit a guest meets (shared/limits.ts); in Redis with REDIS_URL, so that nodes share them. */
+  readonly limits: Limits;
   readonly #sync: SyncServer;
   readonly #sockets: RoomSocketServer;
   readonly #http: http.Server;
@@ -95,6 +99,12 @@ export class RemixroomServer {
     this.#socketAdapter = parts.socketAdapter;
     this.live = parts.live;
     this.catalog = new Catalog(this.store, this.layout);
+    this.limits = new Limits(
+      parts.redis
+        ? new RedisBucketStore(parts.redis, { onFallback: (err) => this.log.warn({ err: err.message }, 'limits: Redis unreachable; each node keeps them by itself meanwhile') })
+        : new LocalBucketStore(),
+      { caps: { 'connections.address': this.config.maxConnectionsPerAddress }, onRefused: (limit) => this.metrics.limitRefusals.inc({ limit }) },
+    );
     this.signer = new TokenSigner(this.secrets.tokenSecret);
     const manifestSigner = new ManifestSigner(this.secrets.tokenSecret);
     // The watermark's key, derived from the token secret: every node marks and reads alike.
@@ -141,6 +151,7 @@ export class RemixroomServer {
       metrics: this.metrics,
       catalog: this.catalog,
       readiness: this.#readiness(),
+      limits: this.limits,
       rooms: { store: this.store, manager: this.rooms, signer: this.signer, publicUrl: () => this.publicUrl, liveStatus: (id) => this.live.status(id) },
       orders: { orders: this.orders, payments: this.payments, signer: this.signer, store: this.store, log: this.log },
       verify: { ffmpeg: this.ffmpeg, watermarkKey, clips: this.clips, manifestPublicKey: manifestSigner.publicKey, tmpDir: this.layout.tmpDir },

@@ -3,6 +3,7 @@
 // or when it takes too long. Slower than native ffmpeg, and the file and its samples
 // sit in the worker's memory, so it is for bounded inputs (POST /api/verify takes at
 // most 64 MB and decodes at most a few minutes).
+import fsp from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { wasmCoreDir } from '../render/encoder.ts';
 
@@ -28,12 +29,11 @@ export function wasmDecodeAvailable(): boolean {
   return wasmCoreDir() !== null;
 }
 
-/** The file's audio as interleaved 48 kHz stereo float, its first `maxSeconds`. */
-export async function decodeWithWasm(bytes: Uint8Array, opts: { maxSeconds: number; timeoutMs: number }): Promise<Float32Array> {
+/** The file's audio (its bytes, or the file at `path`) as interleaved 48 kHz stereo float, its first `maxSeconds`. */
+export async function decodeWithWasm(source: Uint8Array | { path: string }, opts: { maxSeconds: number; timeoutMs: number }): Promise<Float32Array> {
   const coreDir = wasmCoreDir();
   if (!coreDir) throw new WasmDecodeError('unavailable', '@ffmpeg/core is not installed');
-  const input = new Uint8Array(bytes.byteLength);
-  input.set(bytes);
+  const input = source instanceof Uint8Array ? new Uint8Array(source) : await readWhole(source.path);
   const data: WasmDecodeData = { coreDir, input: input.buffer, maxSeconds: opts.maxSeconds };
   const worker = new Worker(new URL('./wasm-decode.worker.ts', import.meta.url), { workerData: data, transferList: [input.buffer] });
   try {
@@ -57,5 +57,23 @@ export async function decodeWithWasm(bytes: Uint8Array, opts: { maxSeconds: numb
     return new Float32Array(message.pcm);
   } finally {
     await worker.terminate();
+  }
+}
+
+/** The whole file in a buffer of its own, handed to the worker without a copy. */
+async function readWhole(file: string): Promise<Uint8Array<ArrayBuffer>> {
+  const handle = await fsp.open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const out = new Uint8Array(new ArrayBuffer(size));
+    let at = 0;
+    while (at < size) {
+      const { bytesRead } = await handle.read(out, at, size - at, at);
+      if (bytesRead === 0) break;
+      at += bytesRead;
+    }
+    return at === size ? out : out.slice(0, at);
+  } finally {
+    await handle.close();
   }
 }

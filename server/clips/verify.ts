@@ -4,8 +4,8 @@
 // release, time) and check the file against that render's signed manifest.
 import crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
-import fsp from 'node:fs/promises';
-import path from 'node:path';
+import fs from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { decodeWithWasm, wasmDecodeAvailable, WasmDecodeError } from '../../media/audio/wasm-decode.ts';
 import { detectWatermark, MIN_DETECT_SEC, WatermarkError } from '../../media/watermark/watermark.ts';
 import type { ClipService } from './clip-service.ts';
@@ -56,19 +56,12 @@ export interface VerifyDeps {
   tmpDir: string;
 }
 
-export async function verifyMedia(deps: VerifyDeps, bytes: Buffer): Promise<VerifyResult> {
-  let pcm: Float32Array;
-  if (deps.ffmpeg) {
-    const file = path.join(deps.tmpDir, `verify-${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
-    await fsp.writeFile(file, bytes);
-    try {
-      pcm = await decodeAudio(deps.ffmpeg, file);
-    } finally {
-      await fsp.rm(file, { force: true });
-    }
-  } else {
-    pcm = await decodeWithoutNativeFfmpeg(bytes);
-  }
+/**
+ * Checks the media file at `file` (the caller's: it writes it and removes it). `signal`
+ * stops the decode when the one who asked has gone.
+ */
+export async function verifyMedia(deps: VerifyDeps, file: string, opts: { signal?: AbortSignal } = {}): Promise<VerifyResult> {
+  const pcm = deps.ffmpeg ? await decodeAudio(deps.ffmpeg, file, opts.signal) : await decodeWithoutNativeFfmpeg(file, opts.signal);
   if (pcm.length / 2 < MIN_DETECT_SEC * 48_000) {
     return { found: false, note: `the file has ${(pcm.length / 2 / 48_000).toFixed(1)} s of audio; at least ${MIN_DETECT_SEC} s (10 s or more for a sure answer) is needed` };
   }
@@ -100,11 +93,28 @@ export async function verifyMedia(deps: VerifyDeps, bytes: Buffer): Promise<Veri
     window: manifest ? manifest.manifest.window : null,
     createdAt: known.render.createdAt,
   };
-  result.manifest = manifest;
+  // The signed manifest and nothing else of the render's result (which names its files on disk):
+  // this answer says what the file is, never where to fetch it. The manifest names files by name,
+  // size and hash only.
+  result.manifest = manifest ? { manifest: manifest.manifest, algorithm: manifest.algorithm, publicKey: manifest.publicKey, signature: manifest.signature } : null;
   result.manifestGenuine = manifest ? verifyManifest(manifest, deps.manifestPublicKey) : false;
-  const sha = crypto.createHash('sha256').update(bytes).digest('hex');
-  result.fileMatchesManifest = Boolean(manifest?.manifest.files?.some((f) => f.sha256 === sha));
+  // Only a file of the same size can be the same file: most uploads are never hashed.
+  const size = (await fs.promises.stat(file)).size;
+  const sameSize = (manifest?.manifest.files ?? []).filter((f) => f.bytes === size);
+  if (sameSize.length > 0) {
+    const sha = await sha256Of(file, opts.signal);
+    result.fileMatchesManifest = sameSize.some((f) => f.sha256 === sha);
+  } else {
+    result.fileMatchesManifest = false;
+  }
   return result;
+}
+
+/** Hashed as a stream: an upload is never held whole in memory. */
+async function sha256Of(file: string, signal?: AbortSignal): Promise<string> {
+  const hash = crypto.createHash('sha256');
+  await pipeline(fs.createReadStream(file), hash, { ...(signal ? { signal } : {}) });
+  return hash.digest('hex');
 }
 
 function round(x: number): number {
@@ -113,10 +123,15 @@ function round(x: number): number {
 
 /** Without a native ffmpeg: the WebAssembly build, in a worker (slower; one file at a time). */
 let wasmDecoding: Promise<unknown> = Promise.resolve();
-async function decodeWithoutNativeFfmpeg(bytes: Buffer): Promise<Float32Array> {
+async function decodeWithoutNativeFfmpeg(file: string, signal?: AbortSignal): Promise<Float32Array> {
   if (!wasmDecodeAvailable()) throw new VerifyError('unavailable', 'this server has no ffmpeg to read media with (neither native nor @ffmpeg/core)');
-  // One at a time: each decode holds the file and its samples in a WebAssembly heap of its own.
-  const run = wasmDecoding.then(() => decodeWithWasm(bytes, { maxSeconds: MAX_DECODE_SEC, timeoutMs: DECODE_TIMEOUT_MS * 4 }));
+  // One at a time: each decode reads the whole file into memory (the WebAssembly build has no
+  // file system of ours to read from) and holds it and its samples in a heap of its own, so
+  // at most one upload's bytes are in memory at once.
+  const run = wasmDecoding.then(() => {
+    signal?.throwIfAborted();
+    return decodeWithWasm({ path: file }, { maxSeconds: MAX_DECODE_SEC, timeoutMs: DECODE_TIMEOUT_MS * 4 });
+  });
   wasmDecoding = run.catch(() => undefined);
   try {
     const pcm = await run;
@@ -128,12 +143,13 @@ async function decodeWithoutNativeFfmpeg(bytes: Buffer): Promise<Float32Array> {
 }
 
 /** The file's audio as 48 kHz stereo float (ffmpeg downmixes or upmixes), its first MAX_DECODE_SEC seconds. */
-function decodeAudio(ffmpeg: string, file: string): Promise<Float32Array> {
+function decodeAudio(ffmpeg: string, file: string, signal?: AbortSignal): Promise<Float32Array> {
   return new Promise((resolve, reject) => {
     const child = spawn(ffmpeg, ['-nostdin', '-hide_banner', '-v', 'error', '-i', `file:${file}`, '-vn', '-t', String(MAX_DECODE_SEC), '-f', 'f32le', '-ar', '48000', '-ac', '2', 'pipe:1'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: DECODE_TIMEOUT_MS,
       killSignal: 'SIGKILL',
+      ...(signal ? { signal } : {}),
     });
     const chunks: Buffer[] = [];
     let size = 0;
@@ -145,10 +161,11 @@ function decodeAudio(ffmpeg: string, file: string): Promise<Float32Array> {
     child.stderr.on('data', (b: Buffer) => {
       if (stderr.length < 4096) stderr += b.toString('utf8');
     });
-    child.once('error', (err) => reject(new VerifyError('unavailable', `ffmpeg could not run: ${err.message}`)));
-    child.once('close', (code, signal) => {
+    child.once('error', (err) => reject(signal?.aborted ? signal.reason : new VerifyError('unavailable', `ffmpeg could not run: ${err.message}`)));
+    child.once('close', (code, killedBy) => {
+      if (signal?.aborted) return reject(signal.reason);
       const all = Buffer.concat(chunks).subarray(0, MAX_PCM_BYTES);
-      if (signal) return reject(new VerifyError('not_media', 'reading the file took too long'));
+      if (killedBy) return reject(new VerifyError('not_media', 'reading the file took too long'));
       if (code !== 0 && all.length === 0) {
         return reject(new VerifyError('not_media', `this is not a media file with audio that ffmpeg can read (${stderr.trim().split('\n').pop() ?? 'no message'})`));
       }

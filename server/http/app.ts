@@ -14,6 +14,7 @@ import { verifyRoute } from './verify-routes.ts';
 import type { VerifyDeps } from '../clips/verify.ts';
 import { clientRoutes } from './client-routes.ts';
 import { roomRoutes, type RoomRoutesDeps } from './room-routes.ts';
+import type { Limits } from '../limits/limits.ts';
 
 export interface AppDeps {
   log: Logger;
@@ -24,6 +25,7 @@ export interface AppDeps {
   clips: ClipRoutesDeps;
   orders: OrderRoutesDeps;
   verify: VerifyDeps;
+  limits: Limits;
 }
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
@@ -61,7 +63,7 @@ export function createApp(deps: AppDeps): express.Express {
   // Before the JSON parser: its signature covers the raw bytes.
   app.use('/api/webhooks/payments', paymentWebhookRoute(deps.orders));
   // A media file as the body, so before the JSON parser too.
-  app.use('/api/verify', verifyRoute(deps.verify));
+  app.use('/api/verify', verifyRoute(deps.verify, deps.limits));
   app.use(express.json({ limit: '64kb' }));
   app.use(healthRoutes(deps));
   app.use('/api/releases', releaseRoutes(deps));
@@ -89,7 +91,8 @@ function errorHandler(log: Logger): ErrorRequestHandler {
     let body: ApiErrorBody;
     if (err instanceof HttpError) {
       status = err.status;
-      body = { error: { code: err.code, message: err.message } };
+      body = { error: { code: err.code, message: err.message, ...(err.limit ? { limit: err.limit } : {}), ...(err.retryAfterSec !== null ? { retryAfterSec: err.retryAfterSec } : {}) } };
+      if (err.retryAfterSec !== null && !res.headersSent) res.setHeader('retry-after', String(err.retryAfterSec));
     } else if (isBodyParserError(err)) {
       status = err.status;
       const code = err.type === 'entity.too.large' ? 'payload_too_large' : 'invalid_body';

@@ -153,7 +153,7 @@ export class RemixroomServer {
       readiness: this.#readiness(),
       limits: this.limits,
       rooms: { store: this.store, manager: this.rooms, signer: this.signer, publicUrl: () => this.publicUrl, liveStatus: (id) => this.live.status(id) },
-      orders: { orders: this.orders, payments: this.payments, signer: this.signer, store: this.store, log: this.log },
+      orders: { orders: this.orders, payments: this.payments, signer: this.signer, store: this.store, log: this.log, limits: this.limits },
       verify: { ffmpeg: this.ffmpeg, watermarkKey, clips: this.clips, manifestPublicKey: manifestSigner.publicKey, tmpDir: this.layout.tmpDir },
       clips: {
         clips: this.clips,
@@ -308,6 +308,7 @@ export class RemixroomServer {
     }, this.config.shutdownTimeoutMs);
     // Rooms save their documents and tell their members to reconnect (to another node, in scale-out).
     // Renders in flight stop and stay queued for the next start; the sandbox stops settling and sending.
+    await this.orders.close();
     await this.payments.close();
     await this.clips.close();
     await this.rooms.closeAll();

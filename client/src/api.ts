@@ -56,13 +56,13 @@ export interface ClipView {
 /** A purchase of the longer version of a clip. */
 export interface OrderView {
   orderId: string;
-  status: 'payment_pending' | 'paid' | 'declined' | 'fulfilled' | 'failed';
+  status: 'payment_pending' | 'paid' | 'declined' | 'fulfilled' | 'failed' | 'refunded';
   amountCents: number;
   currency: string;
   clipId: string;
   createdAt: string;
   declineCode?: string;
-  entitlement: { id: string; createdAt: string } | null;
+  entitlement: { id: string; createdAt: string; revokedAt?: string } | null;
   render: ClipView | null;
 }
 
@@ -132,8 +132,9 @@ export const api = {
   async placeOrder(clipId: string, card: string, token: string, key: string): Promise<OrderView> {
     return (await call<OrderView>('POST', '/api/orders', { clipId, card }, token, key)).body;
   },
-  async order(orderId: string): Promise<OrderView> {
-    return (await call<OrderView>('GET', `/api/orders/${encodeURIComponent(orderId)}`)).body;
+  /** An order, to its buyer only (their member token). */
+  async order(orderId: string, token: string): Promise<OrderView> {
+    return (await call<OrderView>('GET', `/api/orders/${encodeURIComponent(orderId)}`, undefined, token)).body;
   },
   /** A PNG of the room's visuals now, as a Blob (the call needs the member token, so it cannot be a plain link). */
   async visualsStill(roomId: string, token: string, width = 1280, height = 720): Promise<Blob> {

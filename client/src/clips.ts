@@ -327,7 +327,7 @@ class PurchaseForm {
     this.element.dataset['order'] = o.status;
     const again = () => {
       this.#timer = setTimeout(() => {
-        api.order(o.orderId).then(
+        api.order(o.orderId, this.#ctx.me.token).then(
           (next) => this.#follow(next),
           () => again(),
         );
@@ -344,6 +344,13 @@ class PurchaseForm {
       this.#error.textContent = `Payment declined: ${why}. Nothing was charged; you can try another card.`;
       this.#busy(false);
       this.#card.select();
+      return;
+    }
+    if (o.status === 'refunded') {
+      this.#bar.hidden = true;
+      this.#status.textContent = '';
+      this.#done.replaceChildren();
+      this.#error.textContent = 'This purchase was refunded; the full version is no longer available.';
       return;
     }
     // Paid: the full version renders; fulfilled once it is done.
@@ -368,7 +375,7 @@ class PurchaseForm {
     const source = {
       view: r,
       refresh: async (): Promise<ClipView> => {
-        const fresh = (await api.order(o.orderId)).render;
+        const fresh = (await api.order(o.orderId, this.#ctx.me.token)).render;
         if (!fresh) throw new Error('the order has no full version');
         source.view = fresh;
         links.renderLinks(fresh);

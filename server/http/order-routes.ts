@@ -1,14 +1,15 @@
 // Purchases over HTTP: place an order (a member of the clip's room, with an
-// Idempotency-Key), read it, and the payment provider's webhook (raw body,
-// signature checked before anything is read from it).
+// Idempotency-Key), read it (its buyer only), and the payment provider's webhook
+// (raw body, signature checked before anything is read from it).
 import express, { Router } from 'express';
 import { z } from 'zod';
 import { TokenError, type TokenSigner } from '../auth/tokens.ts';
 import type { Logger } from '../logger.ts';
-import { OrderError, type OrderService } from '../orders/order-service.ts';
+import { OrderError, type OrderRequest, type OrderService } from '../orders/order-service.ts';
 import { WebhookError, type PaymentProvider } from '../orders/payments.ts';
 import type { Store } from '../store/store.ts';
-import { RateLimiter } from '../util/rate-limiter.ts';
+import { addressOf } from '../limits/address.ts';
+import type { Limits } from '../limits/limits.ts';
 import { HttpError } from './http-error.ts';
 
 export interface OrderRoutesDeps {
@@ -17,6 +18,7 @@ export interface OrderRoutesDeps {
   signer: TokenSigner;
   store: Store;
   log: Logger;
+  limits: Limits;
 }
 
 const OrderBody = z
@@ -31,7 +33,6 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 /** POST /api/orders and GET /api/orders/:orderId. */
 export function orderRoutes(deps: OrderRoutesDeps): Router {
   const router = Router();
-  const attempts = new RateLimiter({ capacity: 5, refillPerSec: 5 / 60 });
 
   router.post('/', async (req, res) => {
     const key = req.headers['idempotency-key'];
@@ -42,8 +43,7 @@ export function orderRoutes(deps: OrderRoutesDeps): Router {
     if (!parsed.success) throw new HttpError('invalid_body', `${parsed.error.issues[0]!.path.join('.') || 'body'}: ${parsed.error.issues[0]!.message}`);
     const clip = await deps.store.getRender(parsed.data.clipId);
     if (!clip || clip.kind !== 'clip') throw new HttpError('not_found', 'no such clip');
-    const header = req.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
+    const token = bearerOf(req.headers.authorization);
     if (!token) throw new HttpError('unauthorized', 'buying needs your member token of the clip\'s room as "Authorization: Bearer <token>"');
     let claims;
     try {
@@ -52,28 +52,50 @@ export function orderRoutes(deps: OrderRoutesDeps): Router {
       if (err instanceof TokenError) throw new HttpError(err.reason === 'wrong_room' ? 'forbidden' : 'unauthorized', err.message);
       throw err;
     }
-    const limited = attempts.take(claims.sub);
-    if (!limited.ok) throw new HttpError('rate_limited', `too many orders; try again in ${Math.ceil(limited.retryAfterMs / 1000)} s`);
+    const v = await deps.limits.take(['order.member', 'order.address'], { member: claims.sub, address: addressOf(req) });
+    if (!v.ok) throw HttpError.limited(v.limit, v.retryAfterMs);
     try {
       const { order, created } = await deps.orders.create({ clipId: parsed.data.clipId, roomId: clip.roomId, buyer: { userId: claims.sub, name: claims.name }, card: parsed.data.card, idempotencyKey: key });
       res.status(created ? 201 : 200).json(order);
     } catch (err) {
       if (err instanceof OrderError) {
         if (err.code === 'payment_refused') throw new HttpError('invalid_body', `card: ${err.message}`);
-        throw new HttpError(err.code, err.message);
+        throw new HttpError(err.code === 'unavailable' ? 'not_ready' : err.code, err.message);
       }
       throw err;
     }
   });
 
+  // The buyer only. Whoever else asks is told what they would be told of no order at all,
+  // so that an order's existence is not given away.
   router.get('/:orderId', async (req, res) => {
-    const view = await deps.orders.view(String(req.params['orderId']));
+    const token = bearerOf(req.headers.authorization);
+    if (!token) throw new HttpError('unauthorized', 'reading an order needs the buyer\'s member token as "Authorization: Bearer <token>"');
+    const order = await deps.orders.get(String(req.params['orderId']));
+    const request = order?.request as OrderRequest | undefined;
+    let claims;
+    try {
+      // With no order, against no room: a genuine token is then "wrong room" (404), any other refused (401), as for an order.
+      claims = deps.signer.verify(token, request?.roomId ?? '', 'member');
+    } catch (err) {
+      if (err instanceof TokenError) {
+        if (err.reason === 'wrong_room') throw new HttpError('not_found', 'no such order');
+        throw new HttpError('unauthorized', err.message);
+      }
+      throw err;
+    }
+    if (!order || claims.sub !== request!.buyer.userId) throw new HttpError('not_found', 'no such order');
+    const view = await deps.orders.view(order.id);
     if (!view) throw new HttpError('not_found', 'no such order');
     res.setHeader('cache-control', 'no-store');
     res.json(view);
   });
 
   return router;
+}
+
+function bearerOf(header: string | undefined): string | null {
+  return header?.startsWith('Bearer ') ? header.slice(7).trim() || null : null;
 }
 
 /** POST /api/webhooks/payments: mounted before the JSON body parser, since the signature covers the raw bytes. */
@@ -91,7 +113,13 @@ export function paymentWebhookRoute(deps: OrderRoutesDeps): Router {
       }
       throw err;
     }
-    await deps.orders.webhook(event);
+    try {
+      await deps.orders.webhook(event);
+    } catch (err) {
+      // The provider sends it again later (to this node or another).
+      if (err instanceof OrderError && err.code === 'unavailable') throw new HttpError('not_ready', err.message);
+      throw err;
+    }
     res.json({ received: true });
   });
   return router;

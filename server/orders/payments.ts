@@ -3,10 +3,12 @@
 // The interface is the shape real card processors share: a charge made once per
 // idempotency key (a retry after a crash finds the same charge instead of making
 // a second), settled asynchronously and announced by a signed webhook, and a
-// lookup to ask what became of a charge. The sandbox keeps its charges as files
-// under DATA_DIR/sandbox-payments (it stands for a system outside this process:
-// what it has charged survives our crashes), settles them after a short delay,
-// and POSTs signed webhooks to the server, retrying until they are accepted.
+// lookup to ask what became of a charge, which is the truth: a webhook only says
+// "look again" (it may come late, twice, out of order, or never). A succeeded
+// charge may later be refunded. The sandbox keeps its charges as files under
+// DATA_DIR/sandbox-payments (it stands for a system outside this process: what
+// it has charged survives our crashes), settles them after a short delay, and
+// POSTs signed webhooks to the server, retrying until they are accepted.
 //
 // Test cards: 4242 4242 4242 4242 succeeds; 4000 0000 0000 0002 is declined
 // (card_declined); 4000 0000 0000 9995 is declined (insufficient_funds); a
@@ -17,7 +19,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.ts';
 
-export type PaymentStatus = 'pending' | 'succeeded' | 'declined';
+/** pending → succeeded | declined, decided once; succeeded → refunded. */
+export type PaymentStatus = 'pending' | 'succeeded' | 'declined' | 'refunded';
 
 export interface Payment {
   id: string;
@@ -27,11 +30,12 @@ export interface Payment {
   declineCode?: string;
 }
 
+/** What a webhook names; its type is informative only (the charge is read from the provider). */
 export interface WebhookEvent {
   id: string;
-  type: 'payment.succeeded' | 'payment.declined';
+  /** payment.succeeded, payment.declined, payment.refunded, or a type this server does not know. */
+  type: string;
   paymentId: string;
-  declineCode?: string;
 }
 
 export interface PaymentProvider {
@@ -41,6 +45,8 @@ export interface PaymentProvider {
   get(paymentId: string): Promise<Payment | null>;
   /** The charge made under an idempotency key, if any (how a crashed caller learns whether it charged). */
   find(idempotencyKey: string): Promise<Payment | null>;
+  /** Refunds a succeeded charge in full (a refunded one answers as it is); announced by a webhook like the rest. */
+  refund(paymentId: string): Promise<Payment>;
   /** Checks the webhook's signature and freshness; throws WebhookError when it does not hold. */
   parseWebhook(rawBody: Buffer, signatureHeader: string | undefined): WebhookEvent;
   close(): Promise<void>;
@@ -86,6 +92,7 @@ interface SandboxCharge extends Payment {
   settleAtMs: number;
   /** The decision the card makes, applied when the charge settles. */
   outcome: 'succeeded' | 'declined';
+  /** Whether the event of the charge's latest change (webhookEventId) was accepted. */
   webhookDelivered: boolean;
   webhookEventId: string;
 }
@@ -110,6 +117,9 @@ export class SandboxPayments implements PaymentProvider {
   readonly name = 'sandbox';
   readonly #opts: SandboxOptions;
   readonly #timers = new Set<NodeJS.Timeout>();
+  /** Each charge's file is changed by one step at a time (settle, refund, mark delivered). */
+  readonly #writing = new Map<string, Promise<unknown>>();
+  #held = false;
   #closed = false;
 
   constructor(opts: SandboxOptions) {
@@ -150,7 +160,7 @@ export class SandboxPayments implements PaymentProvider {
       outcome: card.outcome,
       ...(card.declineCode ? { declineCode: card.declineCode } : {}),
       webhookDelivered: false,
-      webhookEventId: `evt_${crypto.randomBytes(12).toString('hex')}`,
+      webhookEventId: newEventId(),
     };
     await this.#write(charge);
     this.#schedule(id, this.#opts.settleMs ?? 300);
@@ -158,12 +168,43 @@ export class SandboxPayments implements PaymentProvider {
   }
 
   async get(paymentId: string): Promise<Payment | null> {
-    if (!/^pay_[0-9a-f]{24}$/.test(paymentId)) return null;
+    if (!PAYMENT_ID.test(paymentId)) return null;
     const charge = await this.#read(paymentId);
     if (!charge) return null;
     // Asked after it was due (e.g. by a server that crashed meanwhile): it has settled.
-    if (charge.status === 'pending' && Date.now() >= charge.settleAtMs) await this.#settle(charge);
+    if (charge.status === 'pending' && Date.now() >= charge.settleAtMs) return publicPayment((await this.#settle(paymentId)) ?? charge);
     return publicPayment(charge);
+  }
+
+  /**
+   * Refunds a succeeded charge and announces it with a signed `payment.refunded`
+   * webhook (retried like the others). The sandbox's stand-in for a refund made
+   * in a provider's dashboard: tests call it, and so can a person (on
+   * `server.payments`, e.g. from a REPL).
+   */
+  async refund(paymentId: string): Promise<Payment> {
+    if (!PAYMENT_ID.test(paymentId)) throw new PaymentRefusedError('no_such_charge', 'no such charge');
+    const charge = await this.#change(paymentId, (c) => {
+      if (c.status === 'pending' && Date.now() >= c.settleAtMs) c.status = c.outcome;
+      if (c.status === 'refunded') return false;
+      if (c.status !== 'succeeded') throw new PaymentRefusedError('not_refundable', `a ${c.status} charge cannot be refunded`);
+      c.status = 'refunded';
+      c.webhookDelivered = false;
+      c.webhookEventId = newEventId();
+      return true;
+    });
+    if (!charge) throw new PaymentRefusedError('no_such_charge', 'no such charge');
+    if (!charge.webhookDelivered) this.#schedule(paymentId, 0);
+    return publicPayment(charge);
+  }
+
+  /**
+   * A test hook, as a provider's dashboard can pause an endpoint: while held, no
+   * webhook is sent (each keeps being retried), so that only lookups tell what
+   * happened; released, the late ones go out within a moment.
+   */
+  holdWebhooks(held: boolean): void {
+    this.#held = held;
   }
 
   parseWebhook(rawBody: Buffer, signatureHeader: string | undefined): WebhookEvent {
@@ -175,10 +216,10 @@ export class SandboxPayments implements PaymentProvider {
       throw new WebhookError('the body is not JSON');
     }
     const e = body as Partial<WebhookEvent>;
-    if (typeof e.id !== 'string' || (e.type !== 'payment.succeeded' && e.type !== 'payment.declined') || typeof e.paymentId !== 'string') {
+    if (typeof e.id !== 'string' || typeof e.type !== 'string' || typeof e.paymentId !== 'string') {
       throw new WebhookError('not a payment event');
     }
-    return { id: e.id, type: e.type, paymentId: e.paymentId, ...(typeof e.declineCode === 'string' ? { declineCode: e.declineCode } : {}) };
+    return { id: e.id, type: e.type, paymentId: e.paymentId };
   }
 
   async close(): Promise<void> {
@@ -197,15 +238,21 @@ export class SandboxPayments implements PaymentProvider {
   }
 
   async #process(id: string, attempt: number): Promise<void> {
-    const charge = await this.#read(id);
-    if (!charge || this.#closed) return;
-    if (charge.status === 'pending') await this.#settle(charge);
+    if (this.#closed) return;
+    let charge = await this.#read(id);
+    if (!charge) return;
+    if (charge.status === 'pending') charge = (await this.#settle(id)) ?? charge;
     if (charge.webhookDelivered) return;
-    const event: WebhookEvent = {
+    if (this.#held) {
+      this.#schedule(id, 250, attempt);
+      return;
+    }
+    // The event names the charge's latest change, like a provider's (which the server reads back anyway).
+    const event = {
       id: charge.webhookEventId,
-      type: charge.status === 'succeeded' ? 'payment.succeeded' : 'payment.declined',
+      type: `payment.${charge.status}`,
       paymentId: charge.id,
-      ...(charge.declineCode ? { declineCode: charge.declineCode } : {}),
+      ...(charge.status === 'declined' && charge.declineCode ? { declineCode: charge.declineCode } : {}),
     };
     const body = JSON.stringify(event);
     try {
@@ -216,8 +263,12 @@ export class SandboxPayments implements PaymentProvider {
         signal: AbortSignal.timeout(5000),
       });
       if (!res.ok) throw new Error(`answered ${res.status}`);
-      charge.webhookDelivered = true;
-      await this.#write(charge);
+      // Unless the charge changed meanwhile (a refund): its own event is still to go.
+      await this.#change(id, (c) => {
+        if (c.webhookEventId !== event.id || c.webhookDelivered) return false;
+        c.webhookDelivered = true;
+        return true;
+      });
     } catch (err) {
       // Retried with backoff, as providers do; a restart resumes it.
       const delay = Math.min(30_000, 250 * 2 ** attempt);
@@ -226,9 +277,27 @@ export class SandboxPayments implements PaymentProvider {
     }
   }
 
-  async #settle(charge: SandboxCharge): Promise<void> {
-    charge.status = charge.outcome;
-    await this.#write(charge);
+  /** The charge as settled (null when it is gone). */
+  #settle(id: string): Promise<SandboxCharge | null> {
+    return this.#change(id, (c) => {
+      if (c.status !== 'pending') return false;
+      c.status = c.outcome;
+      return true;
+    });
+  }
+
+  /** Reads, changes and writes a charge, one change per charge at a time; `change` answers whether to write. */
+  #change(id: string, change: (charge: SandboxCharge) => boolean): Promise<SandboxCharge | null> {
+    const run = async (): Promise<SandboxCharge | null> => {
+      const charge = await this.#read(id);
+      if (charge && change(charge)) await this.#write(charge);
+      return charge;
+    };
+    const next = (this.#writing.get(id) ?? Promise.resolve()).then(run, run);
+    const tail = next.catch(() => undefined);
+    this.#writing.set(id, tail);
+    void tail.then(() => this.#writing.get(id) === tail && this.#writing.delete(id));
+    return next;
   }
 
   async #read(id: string): Promise<SandboxCharge | null> {
@@ -246,6 +315,12 @@ export class SandboxPayments implements PaymentProvider {
     await fsp.writeFile(tmp, JSON.stringify(charge));
     await fsp.rename(tmp, file);
   }
+}
+
+const PAYMENT_ID = /^pay_[0-9a-f]{24}$/;
+
+function newEventId(): string {
+  return `evt_${crypto.randomBytes(12).toString('hex')}`;
 }
 
 function paymentIdOf(idempotencyKey: string): string {

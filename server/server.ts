@@ -4,11 +4,13 @@
 import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import http from 'node:http';
+import type { Express } from 'express';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createClient, type RedisClientType } from 'redis';
 import { findNativeFfmpeg } from '../media/audio/ffmpeg.ts';
 import { TokenSigner } from './auth/tokens.ts';
+import { MemberDirectory } from './auth/members.ts';
 import { Catalog } from './catalog/catalog.ts';
 import { ensureDemoRelease } from './catalog/demo-release.ts';
 import type { Config } from './config.ts';
@@ -35,6 +37,7 @@ import { closeRedisClient } from './util/redis-client.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import { Limits } from './limits/limits.ts';
 import { LocalBucketStore, RedisBucketStore } from './limits/bucket-store.ts';
+import { AddressConnections } from './limits/address-connections.ts';
 import type { Store } from './store/store.ts';
 
 /** A start that cannot go on; its message is one line a person can act on. */
@@ -60,8 +63,12 @@ export class RemixroomServer {
   readonly clips: ClipService;
   readonly orders: OrderService;
   readonly payments: SandboxPayments;
+  /** Who is in which room with which role (the store's record, the same on every node). */
+  readonly members: MemberDirectory;
   /** Every limit a guest meets (shared/limits.ts); in Redis with REDIS_URL, so that nodes share them. */
   readonly limits: Limits;
+  /** The HTTP API (express), for what inspects its routes. */
+  readonly app: Express;
   readonly #sync: SyncServer;
   readonly #sockets: RoomSocketServer;
   readonly #http: http.Server;
@@ -115,6 +122,7 @@ export class RemixroomServer {
       timings: { ...roomTimingsOf(this.config), ...parts.roomTimings },
       ...(parts.scaleout ? parts.scaleout.hooks() : {}),
     });
+    this.members = new MemberDirectory({ store: this.store, manager: this.rooms });
     this.clips = new ClipService({
       store: this.store,
       layout: this.layout,
@@ -146,18 +154,29 @@ export class RemixroomServer {
       settleMs: this.config.sandboxSettleMs,
     });
     this.orders = new OrderService({ store: this.store, clips: this.clips, payments: this.payments, log: this.log.child({ component: 'orders' }) });
-    const app = createApp({
+    const app = (this.app = createApp({
       log: this.log,
       metrics: this.metrics,
       catalog: this.catalog,
       readiness: this.#readiness(),
       limits: this.limits,
-      rooms: { store: this.store, manager: this.rooms, signer: this.signer, publicUrl: () => this.publicUrl, liveStatus: (id) => this.live.status(id) },
-      orders: { orders: this.orders, payments: this.payments, signer: this.signer, store: this.store, log: this.log, limits: this.limits },
+      rooms: {
+        store: this.store,
+        manager: this.rooms,
+        members: this.members,
+        signer: this.signer,
+        limits: this.limits,
+        publicUrl: () => this.publicUrl,
+        memberTokenTtlSec: this.config.memberTokenTtlSec,
+        liveStatus: (id) => this.live.status(id),
+      },
+      orders: { orders: this.orders, payments: this.payments, signer: this.signer, store: this.store, log: this.log, limits: this.limits, members: this.members },
       verify: { ffmpeg: this.ffmpeg, watermarkKey, clips: this.clips, manifestPublicKey: manifestSigner.publicKey, tmpDir: this.layout.tmpDir },
       clips: {
         clips: this.clips,
         signer: this.signer,
+        members: this.members,
+        limits: this.limits,
         manifestPublicKey: manifestSigner.publicKey,
         clipRulesOf: async (roomId) => {
           const room = await this.store.getRoom(roomId);
@@ -165,13 +184,17 @@ export class RemixroomServer {
           return release ? release.manifest.rules.clips : null;
         },
       },
-    });
+    }));
     this.#http = http.createServer(app);
-    this.#sync = new SyncServer({ manager: this.rooms, signer: this.signer, log: this.log, metrics: this.metrics });
+    const connections = new AddressConnections(this.limits.cap('connections.address'));
+    this.#sync = new SyncServer({ manager: this.rooms, signer: this.signer, members: this.members, limits: this.limits, connections, log: this.log, metrics: this.metrics });
     this.#sync.attach(this.#http);
     this.#sockets = new RoomSocketServer(this.#http, {
       manager: this.rooms,
       signer: this.signer,
+      members: this.members,
+      limits: this.limits,
+      connections,
       log: this.log,
       metrics: this.metrics,
       live: this.live,

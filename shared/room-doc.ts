@@ -6,7 +6,8 @@
 //   arrangement  excerptId, loopStartSec, loopEndSec, transport: Y.Map { playing, positionSec, anchorMs }
 //   visual       prompt, params, summary, promptBy, promptAtMs, history: Y.Map<seq, HistoryEntry>,
 //                queue: Y.Map<promptId, PendingPrompt> (prompts waiting for the host)               (server)
-//   rules        editableStems, stemRanges, masterRanges, promptPolicy, chatEnabled, roles   (host)
+//   rules        editableStems, stemRanges, masterRanges, promptPolicy, chatEnabled   (host)
+//                roles, removed: a mirror of the store's members, written by the server only
 //
 // Every container is a Y.Map and every leaf a JSON value, so that any change is a
 // (path, key, value) and the server can check and, if need be, undo it key by key.
@@ -68,8 +69,13 @@ export interface RoomRules {
   masterRanges: Partial<Record<MasterControl, RangeRule>>;
   promptPolicy: PromptPolicy;
   chatEnabled: boolean;
-  /** Role overrides set by the host, by user id. */
+  /**
+   * Roles a host changed, by user id: a mirror of the store (every node's source of truth), kept
+   * here so that every member and every node serving the room sees the change at once. Server-managed.
+   */
   roles: Record<string, Role>;
+  /** Members a host removed (user ids): their connections end. Server-managed, like `roles`. */
+  removed: string[];
 }
 
 export interface RoomState {
@@ -111,6 +117,7 @@ export function initialRules(release: RoomRelease): RoomRules {
     promptPolicy: r.prompts.policy,
     chatEnabled: true,
     roles: {},
+    removed: [],
   };
 }
 
@@ -237,6 +244,9 @@ export function effectiveRange(control: ControlRange, ...rules: (RangeRule | und
 
 // ---------------------------------------------------------------- checking
 
+/** Removals kept in the rules' mirror (the store keeps them all). */
+export const REMOVED_KEPT = 500;
+
 const rangeRule = z.object({ min: z.number().finite(), max: z.number().finite() }).strict().refine((r) => r.min <= r.max);
 
 const RoomRulesSchema = z
@@ -247,6 +257,7 @@ const RoomRulesSchema = z
     promptPolicy: z.enum(PROMPT_POLICIES),
     chatEnabled: z.boolean(),
     roles: z.record(z.string().min(1).max(64), z.enum(ROLES)),
+    removed: z.array(z.string().min(1).max(64)).max(REMOVED_KEPT),
   })
   .strict();
 
@@ -404,14 +415,10 @@ function checkRule(key: string, value: unknown, ctx: WriteContext): Refusal | nu
     }
     case 'chatEnabled':
       return typeof value === 'boolean' ? null : refusal('invalid_value', 'chatEnabled must be true or false');
-    case 'roles': {
-      const parsed = RoomRulesSchema.shape.roles.safeParse(value);
-      if (!parsed.success) return refusal('invalid_value', 'roles must map user ids to host, remixer or listener');
-      if (parsed.data[ctx.userId] !== undefined && parsed.data[ctx.userId] !== 'host') {
-        return refusal('invalid_value', 'a host cannot take away their own host role');
-      }
-      return null;
-    }
+    case 'roles':
+    case 'removed':
+      // Written by the server only, after the store: a role written here would hold on no other node.
+      return refusal('server_managed', `${key === 'roles' ? 'roles' : 'removals'} change through the room's member list (PUT /api/rooms/:roomId/members/:userId/role), not in the document`);
     default:
       return refusal('unknown_field', `there is no rule "${key}"`);
   }

@@ -14,6 +14,8 @@ export const ChatSend = z.object({ text: z.string().max(10_000) }).strict();
 export const ReactionSend = z.object({ emoji: z.enum(REACTIONS) }).strict();
 export const PromptSubmit = z.object({ text: z.string().max(10_000) }).strict();
 export const PromptDecide = z.object({ promptId: z.string().min(1).max(64), approve: z.boolean() }).strict();
+/** A fresh token of the same member (from POST /api/rooms/:roomId/members/me/token): the session goes on past the old one's expiry. */
+export const SessionRenew = z.object({ token: z.string().min(1).max(2048) }).strict();
 /**
  * One message of the live stream's signaling (media/sfu/sfu.ts has the exact
  * schemas of each SFU's messages; they are checked there). Here: an object with
@@ -34,6 +36,8 @@ export interface PresenceMember {
   userId: string;
   name: string;
   role: Role;
+  /** The member who opened the room (nobody can demote or remove them). */
+  creator?: boolean;
 }
 
 export interface Presence {
@@ -109,6 +113,29 @@ export interface ClientToServerEvents {
    * SFU's exchange. `{ type: 'leave' }` stops. Anyone in the room may listen.
    */
   'stream:signal': (payload: z.input<typeof StreamSignal>, ack: Ack<{ signal: StreamSignalReply }>) => void;
+  /** A fresh token (same member): the session stays open past the old token's expiry. */
+  'session:renew': (payload: z.input<typeof SessionRenew>, ack: Ack<{ expiresAtMs: number }>) => void;
+}
+
+/**
+ * Why the server ended a member's session; the connection is closed right after.
+ * `token_expired`: refresh the token (POST /api/rooms/:roomId/members/me/token) and connect again.
+ * `removed`: a host removed the member; do not come back.
+ */
+export interface SessionEnded {
+  reason: 'token_expired' | 'removed';
+  message: string;
+}
+
+/**
+ * What a refused connection says in its error's `data` (socket.io's connect_error): the
+ * token's problem, a limit (with when to try again), or the member's standing in the room.
+ */
+export interface ConnectRefusal {
+  code: 'unauthorized' | 'forbidden' | 'not_found' | 'rate_limited';
+  reason?: string;
+  limit?: string;
+  retryAfterMs?: number;
 }
 
 export interface ServerToClientEvents {
@@ -128,6 +155,8 @@ export interface ServerToClientEvents {
   'room:ended': () => void;
   /** The room's live stream stopped under its listeners (its SFU worker died, its mixer failed). */
   'stream:ended': (info: StreamEnded) => void;
+  /** The server ends this session (token expired, member removed); the socket is disconnected next. */
+  'session:ended': (info: SessionEnded) => void;
 }
 
 export type InterServerEvents = Record<string, never>;
@@ -136,6 +165,11 @@ export interface SocketData {
   roomId: string;
   userId: string;
   name: string;
-  tokenRole: Role;
+  /** The member's role when it connected, from the store (never from the token). */
+  baseRole: Role;
   sessionId: string;
+  /** Where it connects from, as the limits key it. */
+  address: string;
+  /** When its token expires (ms since the epoch); a fresh one sent with `session:renew` moves it on. */
+  expiresAtMs: number;
 }

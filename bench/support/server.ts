@@ -61,6 +61,8 @@ export async function startBenchServer(opts: BenchServerOptions = {}): Promise<B
     LOG_LEVEL: 'warn',
     // Short so that a benchmark's rooms do not outlive it by much; members never leave during a run.
     ROOM_GRACE_MS: '2000',
+    // One process here stands for many fans: their connections all come from this machine.
+    MAX_CONNECTIONS_PER_ADDRESS: '1000000',
     ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
     ...opts.env,
   });
@@ -130,12 +132,16 @@ export async function openBenchRoom(url: string, forwardedFor?: string): Promise
   return { roomId: body.roomId, hostToken: body.hostToken, invite };
 }
 
-/** A member token through the room's invite flow (POST /api/rooms/:id/join). */
+let fans = 0;
+
+/** A member token through the room's invite flow (POST /api/rooms/:id/join), as a fan at an address of its own. */
 export async function joinWithInvite(url: string, room: BenchRoom, name: string): Promise<string> {
+  const n = ++fans;
+  const forwardedFor = `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
   for (let attempt = 1; ; attempt++) {
     const res = await fetch(`${url}/api/rooms/${room.roomId}/join`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': forwardedFor },
       body: JSON.stringify({ invite: room.invite, name }),
     });
     const body = (await res.json()) as { token?: string };

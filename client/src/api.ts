@@ -27,9 +27,20 @@ export interface RoomInfo {
 
 export interface OpenedRoom {
   roomId: string;
+  userId: string;
   hostToken: string;
   joinUrl: string;
   joinRole: Role;
+}
+
+/** A member's fresh token (POST /api/rooms/:roomId/members/me/token). */
+export interface RefreshedToken {
+  token: string;
+  userId: string;
+  role: Role;
+  name: string;
+  expiresInSec: number;
+  creator: boolean;
 }
 
 export interface JoinedRoom {
@@ -114,6 +125,17 @@ export const api = {
   async invite(roomId: string, hostToken: string, role: Role): Promise<{ invite: string; joinUrl: string }> {
     return (await call<{ invite: string; joinUrl: string }>('POST', `/api/rooms/${encodeURIComponent(roomId)}/tokens`, { role }, hostToken)).body;
   },
+  /** A fresh token for this member (the old one may have expired), while the room still lets them in. */
+  async refreshToken(roomId: string, token: string): Promise<RefreshedToken> {
+    return (await call<RefreshedToken>('POST', `/api/rooms/${encodeURIComponent(roomId)}/members/me/token`, undefined, token)).body;
+  },
+  /** A new join link, letting in at most `maxUses` people when given. */
+  async newLink(roomId: string, hostToken: string, role: Role, maxUses?: number): Promise<{ invite: string; joinUrl: string; maxUses: number | null }> {
+    return (await call<{ invite: string; joinUrl: string; maxUses: number | null }>('POST', `/api/rooms/${encodeURIComponent(roomId)}/tokens`, { role, ...(maxUses ? { maxUses } : {}) }, hostToken)).body;
+  },
+  async removeMember(roomId: string, hostToken: string, userId: string): Promise<void> {
+    await call('DELETE', `/api/rooms/${encodeURIComponent(roomId)}/members/${encodeURIComponent(userId)}`, undefined, hostToken);
+  },
   async setRole(roomId: string, hostToken: string, userId: string, role: Role): Promise<void> {
     await call('PUT', `/api/rooms/${encodeURIComponent(roomId)}/members/${encodeURIComponent(userId)}/role`, { role }, hostToken);
   },
@@ -125,8 +147,9 @@ export const api = {
   async commitLoop(roomId: string, token: string, seconds: number, key: string): Promise<ClipView> {
     return (await call<ClipView>('POST', `/api/rooms/${encodeURIComponent(roomId)}/loops`, { seconds }, token, key)).body;
   },
-  async clip(clipId: string): Promise<ClipView> {
-    return (await call<ClipView>('GET', `/api/clips/${encodeURIComponent(clipId)}`)).body;
+  /** A clip's status and fresh links, to members of its room (their token). */
+  async clip(clipId: string, token: string): Promise<ClipView> {
+    return (await call<ClipView>('GET', `/api/clips/${encodeURIComponent(clipId)}`, undefined, token)).body;
   },
   /** Buys the longer version of a clip; `key` is made once per attempt, so that a retry never charges twice. */
   async placeOrder(clipId: string, card: string, token: string, key: string): Promise<OrderView> {

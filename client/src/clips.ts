@@ -65,7 +65,11 @@ class RenderFollower {
   #stopped = false;
   readonly #onChange: (v: ClipView) => void;
 
-  constructor(view: ClipView, progress: ProgressSource, onChange: (v: ClipView) => void) {
+  readonly #token: () => string;
+
+  /** `token`: the member's token now (it is refreshed while the page is open). */
+  constructor(view: ClipView, progress: ProgressSource, token: () => string, onChange: (v: ClipView) => void) {
+    this.#token = token;
     this.clipId = view.clipId;
     this.#view = view;
     this.#onChange = onChange;
@@ -87,7 +91,7 @@ class RenderFollower {
 
   /** Fresh signed links (they expire after an hour). */
   async refresh(): Promise<ClipView> {
-    const v = await api.clip(this.clipId);
+    const v = await api.clip(this.clipId, this.#token());
     this.#update(v);
     return v;
   }
@@ -107,7 +111,7 @@ class RenderFollower {
   async #poll(): Promise<void> {
     if (this.#stopped) return;
     try {
-      this.#update(await api.clip(this.clipId));
+      this.#update(await api.clip(this.clipId, this.#token()));
     } catch {
       // A missed poll is caught up by the next one.
     }
@@ -197,7 +201,7 @@ class ClipCard {
       this.#error,
       this.#preview,
     );
-    this.#follower = new RenderFollower(view, ctx.progress, (v) => this.#render(v));
+    this.#follower = new RenderFollower(view, ctx.progress, () => ctx.me.token, (v) => this.#render(v));
     this.#links = downloadLinks(this.#follower, 'clip', ['video', 'audio', 'manifest']) as HTMLElement & { renderLinks(v: ClipView): void };
     this.element.append(this.#links, this.#buy);
     this.#render(this.#follower.view);
@@ -526,7 +530,7 @@ export class VisualSaves {
         const li = h('li', { class: 'loop-card', 'data-clip': view.clipId }, status, bar);
         let links: (HTMLElement & { renderLinks(v: ClipView): void }) | null = null;
         let shown = false;
-        const follower = new RenderFollower(view, this.#ctx.progress, (v) => {
+        const follower = new RenderFollower(view, this.#ctx.progress, () => this.#ctx.me.token, (v) => {
           li.dataset['status'] = v.status;
           status.textContent = progressText(v, 'loop');
           bar.value = v.progress;

@@ -80,7 +80,7 @@ function releaseCard(r: ReleaseListItem, app: { navigate(path: string): void }):
       .openRoom(r.id, hostName, joinRole.value === 'listener' ? 'listener' : 'remixer')
       .then((opened) => {
         const claims = tokenClaims(opened.hostToken);
-        saveMembership({ roomId: opened.roomId, token: opened.hostToken, userId: claims?.sub ?? 'host', name: hostName, role: 'host', joinUrl: opened.joinUrl });
+        saveMembership({ roomId: opened.roomId, token: opened.hostToken, userId: opened.userId ?? claims?.sub ?? 'host', name: hostName, role: 'host', joinUrl: opened.joinUrl, creator: true });
         app.navigate(`/r/${opened.roomId}`);
       })
       .catch((err: unknown) => {

@@ -54,11 +54,7 @@ export class LiveAudio {
       }
     };
     conn.socket.on('stream:ended', onEnded);
-    conn.socket.io.on('reconnect', onReconnect);
-    this.#offs.push(
-      () => conn.socket.off('stream:ended', onEnded),
-      () => conn.socket.io.off('reconnect', onReconnect),
-    );
+    this.#offs.push(() => conn.socket.off('stream:ended', onEnded), conn.onReconnected(onReconnect));
   }
 
   onChange(fn: () => void): () => void {

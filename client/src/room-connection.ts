@@ -2,17 +2,36 @@
 // room's socket.io channel. It owns both and closes both (close() is idempotent).
 // Refusals arrive both as y-websocket "auth" messages (type 2) and as socket.io
 // `room:refused`; both reach `onRefusal`, once per refusal.
+//
+// The member's token expires; before it does, a fresh one is fetched and handed to
+// both open connections (socket.io `session:renew`, a y-websocket auth message), so
+// that nothing reconnects. If it expired anyway (a laptop asleep), the server ends
+// both connections with "token expired": a fresh token is fetched and both connect
+// again. When the member may not come back (removed, access over), it says why.
 import * as Y from 'yjs';
 import { WebsocketProvider } from 'y-websocket';
 import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
 import { io, type Socket } from 'socket.io-client';
 import type { Refusal } from '../../shared/refusals.ts';
 import { SYNC_CLOSE } from '../../shared/refusals.ts';
-import type { ClientToServerEvents, ServerToClientEvents, StreamSignalReply } from '../../shared/socket-events.ts';
+import type { ClientToServerEvents, ConnectRefusal, ServerToClientEvents, StreamSignalReply } from '../../shared/socket-events.ts';
+import { tokenExpiryMs } from './session.ts';
 
 export type RoomSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
 export type LinkState = 'connecting' | 'connected' | 'disconnected' | 'closed';
+
+/** The member's credentials: the token now, and how to get a fresh one (null: the member may not come back, and why). */
+export interface Credentials {
+  token(): string;
+  refresh(): Promise<{ token: string } | { refused: string }>;
+}
+
+/** Refresh this long before the token expires (at 80% of its life for a token shorter than twice that). */
+const REFRESH_AHEAD_MS = 5 * 60_000;
+/** Soonest a refresh is tried again after one failed for a passing reason. */
+const REFRESH_RETRY_MS = 10_000;
 
 export interface ConnectionState {
   sync: LinkState;
@@ -34,10 +53,18 @@ export class RoomConnection {
   #closed = false;
   readonly #stateListeners = new Set<(s: ConnectionState) => void>();
   readonly #refusalListeners = new Set<(r: Refusal) => void>();
+  readonly #reconnectListeners = new Set<() => void>();
   #lastRefusal: { key: string; atMs: number } | null = null;
+  readonly #credentials: Credentials;
+  #refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  #refreshing: Promise<boolean> | null = null;
+  #comingBack: Promise<void> | null = null;
+  #retryTimer: ReturnType<typeof setTimeout> | null = null;
 
-  constructor(roomId: string, token: string) {
+  constructor(roomId: string, credentials: Credentials) {
     this.roomId = roomId;
+    this.#credentials = credentials;
+    const token = credentials.token();
     const wsOrigin = location.origin.replace(/^http/, 'ws');
     this.provider = new WebsocketProvider(`${wsOrigin}/sync`, roomId, this.doc, { params: { token }, disableBc: true, maxBackoffTime: 5000 });
     // The server's refusals: [type 2][varuint 0 = permission denied][JSON refusal].
@@ -58,7 +85,8 @@ export class RoomConnection {
     this.provider.on('connection-close', (event: CloseEvent | null) => {
       const code = event?.code ?? 0;
       if (code === SYNC_CLOSE.roomClosed) this.#set({ sync: 'closed', closedReason: 'The host ended this room.' });
-      else if (code === SYNC_CLOSE.accessRevoked) this.#set({ sync: 'closed', closedReason: 'Your access to this room ended (the link may have expired). Ask the host for a new link.' });
+      else if (code === SYNC_CLOSE.tokenExpired) void this.#comeBack();
+      else if (code === SYNC_CLOSE.accessRevoked) this.#set({ sync: 'closed', closedReason: event?.reason ? `${capital(event.reason)}.` : 'Your access to this room ended. Ask the host for a new link.' });
       else if (code >= 4400 && code < 4500) this.#set({ sync: 'closed', closedReason: `The room closed the connection (${event?.reason || code}).` });
     });
 
@@ -69,9 +97,105 @@ export class RoomConnection {
       // "io server disconnect": the server will not take us back by itself (e.g. the room ended).
       this.#set({ socket: reason === 'io server disconnect' ? 'closed' : 'connecting' });
     });
-    this.socket.on('connect_error', (err) => this.#set({ socket: this.socket.active ? 'connecting' : 'closed', socketError: err.message }));
+    this.socket.on('connect_error', (err) => {
+      const data = (err as Error & { data?: ConnectRefusal }).data;
+      // An expired token: fetch a fresh one and try again.
+      if (data?.reason === 'expired') return void this.#comeBack();
+      if (data?.reason === 'removed') return this.#set({ socket: 'closed', closedReason: 'A host removed you from this room.' });
+      this.#set({ socket: this.socket.active ? 'connecting' : 'closed', socketError: err.message });
+    });
+    this.socket.on('session:ended', (info) => {
+      if (info.reason === 'token_expired') void this.#comeBack();
+      else this.#set({ socket: 'closed', closedReason: `${capital(info.message)}.` });
+    });
+    this.socket.io.on('reconnect', () => this.#reconnected());
     this.socket.on('room:refused', (r) => this.#refused(r));
     this.socket.on('room:ended', () => this.#set({ closedReason: 'The host ended this room.' }));
+    this.#scheduleRefresh();
+  }
+
+  /** After either connection came back on its own or after a fresh token (a new socket.io session). */
+  onReconnected(fn: () => void): () => void {
+    this.#reconnectListeners.add(fn);
+    return () => this.#reconnectListeners.delete(fn);
+  }
+
+  /** Fetches a fresh token before this one expires, and hands it to both open connections. */
+  #scheduleRefresh(delayMs?: number): void {
+    if (this.#closed) return;
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    const expMs = tokenExpiryMs(this.#credentials.token());
+    if (expMs === null) return;
+    const life = expMs - Date.now();
+    const wait = delayMs ?? Math.max(1000, life > 2 * REFRESH_AHEAD_MS ? life - REFRESH_AHEAD_MS : life * 0.8);
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = null;
+      void this.#refresh().then((ok) => {
+        if (ok) this.#renew();
+        else if (!this.state.closedReason) this.#scheduleRefresh(REFRESH_RETRY_MS);
+      });
+    }, wait);
+  }
+
+  /** One refresh at a time; false when it failed (for a passing reason, or for good: then closedReason says why). */
+  #refresh(): Promise<boolean> {
+    this.#refreshing ??= this.#credentials
+      .refresh()
+      .then(
+        (r) => {
+          if ('refused' in r) {
+            this.#set({ sync: 'closed', socket: 'closed', closedReason: r.refused });
+            return false;
+          }
+          this.provider.params = { ...this.provider.params, token: r.token };
+          this.socket.auth = { roomId: this.roomId, token: r.token };
+          this.#scheduleRefresh();
+          return true;
+        },
+        () => false,
+      )
+      .finally(() => {
+        this.#refreshing = null;
+      });
+    return this.#refreshing;
+  }
+
+  /** Hands the fresh token to the open connections, so that they outlive the old one. */
+  #renew(): void {
+    const token = this.#credentials.token();
+    const ws = this.provider.ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      const enc = encoding.createEncoder();
+      encoding.writeVarUint(enc, 2);
+      encoding.writeVarString(enc, token);
+      ws.send(encoding.toUint8Array(enc));
+    }
+    if (this.socket.connected) this.socket.emit('session:renew', { token }, () => undefined);
+  }
+
+  /** The server ended a connection because the token expired: a fresh token, then both connect again (once for both). */
+  #comeBack(): Promise<void> {
+    this.#comingBack ??= this.#refresh()
+      .then((ok) => {
+        if (this.#closed) return;
+        if (!ok) {
+          if (!this.state.closedReason) this.#retryTimer = setTimeout(() => void this.#comeBack(), REFRESH_RETRY_MS);
+          return;
+        }
+        if (!this.provider.wsconnected && !this.provider.wsconnecting) this.provider.connect();
+        if (!this.socket.connected) {
+          this.socket.once('connect', () => this.#reconnected());
+          this.socket.connect();
+        }
+      })
+      .finally(() => {
+        this.#comingBack = null;
+      });
+    return this.#comingBack;
+  }
+
+  #reconnected(): void {
+    for (const fn of this.#reconnectListeners) fn();
   }
 
   onState(fn: (s: ConnectionState) => void): () => void {
@@ -100,6 +224,11 @@ export class RoomConnection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#refreshTimer = null;
+    this.#retryTimer = null;
+    this.#reconnectListeners.clear();
     this.socket.removeAllListeners();
     this.socket.disconnect();
     this.provider.destroy();
@@ -121,4 +250,8 @@ export class RoomConnection {
     this.#lastRefusal = { key, atMs: now };
     for (const fn of this.#refusalListeners) fn(r);
   }
+}
+
+function capital(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }

@@ -19,7 +19,7 @@ import { formatDuration, h, uid } from './dom.ts';
 import { LiveAudio, type AudioStats } from './live-audio.ts';
 import { Mixer } from './mixer.ts';
 import { RoomConnection, type ConnectionState } from './room-connection.ts';
-import { forgetMembership, type Membership } from './session.ts';
+import { forgetMembership, refreshMembership, type Membership } from './session.ts';
 import { VisualsView } from './visuals.ts';
 
 const ROLE_WORDS: Record<Role, string> = { host: 'host', remixer: 'remixer', listener: 'listener' };
@@ -144,7 +144,10 @@ class RoomView {
     this.#release = release;
     this.#app = app;
     document.title = `${release.title} · Remixroom`;
-    this.conn = new RoomConnection(me.roomId, me.token);
+    this.conn = new RoomConnection(me.roomId, {
+      token: () => me.token,
+      refresh: () => refreshMembership(me),
+    });
     this.conn.provider.awareness.setLocalStateField('user', { name: me.name, userId: me.userId });
     this.#mixer = new Mixer(this.conn, release, {
       mixLocked: (s) => this.#mixLockReason(s),
@@ -280,12 +283,14 @@ class RoomView {
 
     const clips = this.#clips.element;
 
-    if (isHost) this.#buildHostPanel();
+    // Built for everyone: a member a host promotes gets it at once (it shows while the role is host).
+    this.#buildHostPanel();
+    this.#hostPanel.hidden = !isHost;
     this.#main.append(
       header,
       this.#notice,
       ...(share ? [share] : []),
-      h('div', { class: 'room-grid' }, h('div', { class: 'room-main' }, stage, clips, this.#queueBox, prompts, mixer, isHost ? this.#hostPanel : null), social),
+      h('div', { class: 'room-grid' }, h('div', { class: 'room-main' }, stage, clips, this.#queueBox, prompts, mixer, this.#hostPanel), social),
     );
   }
 
@@ -340,7 +345,43 @@ class RoomView {
     for (const p of order.slice(order.indexOf(this.#release.rules.prompts.policy))) this.#policySelect.append(h('option', { value: p }, words[p]));
     this.#policySelect.addEventListener('change', () => this.#setRule('promptPolicy', this.#policySelect.value));
     this.#chatEnabled.addEventListener('change', () => this.#setRule('chatEnabled', this.#chatEnabled.checked));
-    const end = h('button', { type: 'button', class: 'danger' }, 'End the room for everyone');
+    const linkRole = h('select', { id: 'link-role' }, ...(['remixer', 'listener', ...(this.#me.creator ? ['host'] : [])] as const).map((r) => h('option', { value: r }, r)));
+    const linkUses = h('input', { id: 'link-uses', type: 'number', min: 1, max: 100000, placeholder: 'no limit', inputmode: 'numeric' });
+    const linkOut = h('div', { class: 'extra-link', role: 'status' });
+    const makeLink = h('button', { type: 'button' }, 'Make a link');
+    makeLink.addEventListener('click', () => {
+      const uses = linkUses.value.trim() === '' ? undefined : Number(linkUses.value);
+      if (uses !== undefined && !(Number.isInteger(uses) && uses >= 1 && uses <= 100_000)) {
+        linkOut.textContent = 'The number of people must be a whole number from 1 to 100000, or empty for no limit.';
+        return;
+      }
+      makeLink.disabled = true;
+      api
+        .newLink(this.#me.roomId, this.#me.token, linkRole.value as Role, uses)
+        .then(({ joinUrl: url, maxUses }) => {
+          const id = uid('made-link');
+          linkOut.replaceChildren(
+            h('label', { htmlFor: id }, `A ${linkRole.value} link${maxUses ? ` for ${maxUses} ${maxUses === 1 ? 'person' : 'people'}` : ''}`),
+            h('input', { id, type: 'text', readonly: true, value: url }),
+          );
+        })
+        .catch((err: unknown) => {
+          linkOut.textContent = `Could not make the link: ${(err as Error).message}`;
+        })
+        .finally(() => {
+          makeLink.disabled = false;
+        });
+    });
+    const links = h(
+      'fieldset',
+      { class: 'links' },
+      h('legend', {}, 'Invite more people'),
+      h('div', { class: 'field' }, h('label', { htmlFor: 'link-role' }, 'They join as'), linkRole),
+      h('div', { class: 'field' }, h('label', { htmlFor: 'link-uses' }, 'How many people the link lets in'), linkUses),
+      makeLink,
+      linkOut,
+    );
+    const end = h('button', { type: 'button', class: 'danger', hidden: !this.#me.creator }, 'End the room for everyone');
     end.addEventListener('click', () => {
       if (!confirm('End the room for everyone? Nobody can come back in.')) return;
       end.disabled = true;
@@ -355,6 +396,7 @@ class RoomView {
       h('div', { class: 'field' }, h('label', { htmlFor: 'prompt-policy' }, 'Prompts'), this.#policySelect),
       h('label', { class: 'toggle', htmlFor: 'chat-enabled' }, this.#chatEnabled, ' Chat on'),
       this.#limits.element,
+      links,
       end,
     );
   }
@@ -678,14 +720,24 @@ class RoomView {
       ...p.members.map((m) => {
         const you = m.userId === this.#me.userId;
         const li = h('li', { 'data-user': m.userId }, h('span', { class: 'name' }, m.name, you ? ' (you)' : ''), ' ', h('span', { class: 'role-badge', 'data-role': m.role }, ROLE_WORDS[m.role]));
-        if (amHost && !you) {
+        // Hosts change others' roles and remove people, but never the member who opened the room.
+        if (amHost && !you && !m.creator) {
           const id = uid('role');
           const sel = h('select', { id, 'aria-label': `Role of ${m.name}` }, ...(['remixer', 'listener', 'host'] as const).map((r) => h('option', { value: r, selected: r === m.role }, r)));
           sel.addEventListener('change', () => {
             api.setRole(this.#me.roomId, this.#me.token, m.userId, sel.value as Role).catch((err: unknown) => this.#showNotice(`The role was not changed: ${(err as Error).message}`));
           });
-          li.append(' ', sel);
-        }
+          const remove = h('button', { type: 'button', class: 'remove-member', 'aria-label': `Remove ${m.name} from the room` }, 'Remove');
+          remove.addEventListener('click', () => {
+            if (!confirm(`Remove ${m.name} from the room? They cannot come back with their link.`)) return;
+            remove.disabled = true;
+            api.removeMember(this.#me.roomId, this.#me.token, m.userId).catch((err: unknown) => {
+              remove.disabled = false;
+              this.#showNotice(`${m.name} was not removed: ${(err as Error).message}`);
+            });
+          });
+          li.append(' ', sel, ' ', remove);
+        } else if (m.creator) li.append(' ', h('span', { class: 'hint' }, 'opened the room'));
         return li;
       }),
     );
@@ -774,7 +826,7 @@ class RoomView {
     const main = this.#main;
     this.close();
     main.replaceChildren(
-      h('section', { class: 'panel narrow ended' }, h('h1', {}, 'The room is over'), h('p', { role: 'alert' }, reason), h('a', { href: '/', class: 'button', onclick: (ev: MouseEvent) => (ev.preventDefault(), this.#app.navigate('/')) }, 'Open a new room')),
+      h('section', { class: 'panel narrow ended' }, h('h1', {}, reason === 'The host ended this room.' ? 'The room is over' : 'You are out of the room'), h('p', { role: 'alert' }, reason), h('a', { href: '/', class: 'button', onclick: (ev: MouseEvent) => (ev.preventDefault(), this.#app.navigate('/')) }, 'Open a new room')),
     );
   }
 }

@@ -1,6 +1,7 @@
 // Who this tab is in a room: kept in sessionStorage, so that a reload stays in
 // the room and two tabs of one browser can be two different members.
 import type { Role } from '../../shared/roles.ts';
+import { api, ApiError } from './api.ts';
 
 export interface Membership {
   roomId: string;
@@ -11,6 +12,8 @@ export interface Membership {
   role: Role;
   /** For the host: the link to share. */
   joinUrl?: string;
+  /** Whether this member opened the room (only they can end it). */
+  creator?: boolean;
 }
 
 const key = (roomId: string) => `remixroom.member.${roomId}`;
@@ -53,5 +56,32 @@ export function tokenClaims(token: string): { sub: string; name: string; role: R
     return JSON.parse(new TextDecoder().decode(bytes)) as { sub: string; name: string; role: Role };
   } catch {
     return null;
+  }
+}
+
+/** When a token expires (ms since the epoch), read from its claims; null when unreadable. */
+export function tokenExpiryMs(token: string): number | null {
+  const exp = (tokenClaims(token) as { exp?: unknown } | null)?.exp;
+  return typeof exp === 'number' ? exp * 1000 : null;
+}
+
+/**
+ * A fresh token for the member (kept in place in `m`, and in the session), or why the member may
+ * not come back: a refusal by the server (removed, access over, room ended) is for good; a network
+ * problem or a limit is not (the caller tries again).
+ */
+export async function refreshMembership(m: Membership): Promise<{ token: string } | { refused: string }> {
+  try {
+    const r = await api.refreshToken(m.roomId, m.token);
+    m.token = r.token;
+    m.role = r.role;
+    m.creator = r.creator;
+    saveMembership(m);
+    return { token: r.token };
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403 || err.status === 404 || err.status === 410)) {
+      return { refused: `Your access to this room has ended: ${err.message}.` };
+    }
+    throw err;
   }
 }

@@ -44,6 +44,11 @@ export class TokenSigner {
     this.#now = now;
   }
 
+  /** The time the signer goes by (ms since the epoch). */
+  now(): number {
+    return this.#now();
+  }
+
   sign(claims: { kind?: 'member' | 'invite'; room: string; sub: string; name: string; role: Role; ttlSec: number }): string {
     const iat = Math.floor(this.#now() / 1000);
     const body: TokenClaims = {
@@ -59,8 +64,11 @@ export class TokenSigner {
     return `${PREFIX}.${payload}.${this.#mac(payload)}`;
   }
 
-  /** The claims of a genuine, unexpired token of `kind` for `room`; otherwise TokenError with the reason. */
-  verify(token: unknown, room: string, kind: 'member' | 'invite' = 'member'): TokenClaims {
+  /**
+   * The claims of a genuine, unexpired token of `kind` for `room`; otherwise TokenError with the reason.
+   * `allowExpired`: an expired token's claims too (what a token refresh reads; the store decides then).
+   */
+  verify(token: unknown, room: string, kind: 'member' | 'invite' = 'member', opts: { allowExpired?: boolean } = {}): TokenClaims {
     if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH) throw new TokenError('malformed', 'the token is missing or too long');
     const parts = token.split('.');
     if (parts.length !== 3 || parts[0] !== PREFIX) throw new TokenError('malformed', 'the token is not a Remixroom token');
@@ -76,7 +84,7 @@ export class TokenSigner {
     } catch {
       throw new TokenError('malformed', 'the token claims are unreadable');
     }
-    if (claims.exp * 1000 <= this.#now()) throw new TokenError('expired', 'the token has expired; ask the host for a new link');
+    if (claims.exp * 1000 <= this.#now() && !opts.allowExpired) throw new TokenError('expired', 'the token has expired; ask the host for a new link');
     if (claims.room !== room) throw new TokenError('wrong_room', 'the token is for another room');
     if (claims.kind !== kind) {
       throw new TokenError('malformed', kind === 'member' ? 'an invite must be exchanged for a member token first' : 'this is not an invite');

@@ -93,6 +93,10 @@ function errorHandler(log: Logger): ErrorRequestHandler {
       status = err.status;
       body = { error: { code: err.code, message: err.message, ...(err.limit ? { limit: err.limit } : {}), ...(err.retryAfterSec !== null ? { retryAfterSec: err.retryAfterSec } : {}) } };
       if (err.retryAfterSec !== null && !res.headersSent) res.setHeader('retry-after', String(err.retryAfterSec));
+    } else if (isClientError(err) && !isBodyParserError(err)) {
+      // Express's own refusals of a request it cannot read (e.g. a path parameter that is not valid percent-encoding).
+      status = err.status;
+      body = { error: { code: status === 404 ? 'not_found' : 'bad_request', message: `the request could not be read: ${err.message}` } };
     } else if (isBodyParserError(err)) {
       status = err.status;
       const code = err.type === 'entity.too.large' ? 'payload_too_large' : 'invalid_body';
@@ -105,6 +109,13 @@ function errorHandler(log: Logger): ErrorRequestHandler {
     if (res.headersSent) return res.end();
     res.status(status).json(body);
   };
+}
+
+/** An error express or its parts raised for the request itself: a 4xx status (http-errors, or the router's URIError). */
+function isClientError(err: unknown): err is { status: number; message: string } {
+  if (typeof err !== 'object' || err === null) return false;
+  const status = (err as { status?: unknown }).status;
+  return typeof status === 'number' && status >= 400 && status < 500 && ((err as { expose?: unknown }).expose === true || err instanceof URIError);
 }
 
 function isBodyParserError(err: unknown): err is { status: number; type: string; message: string } {

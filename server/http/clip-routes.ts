@@ -1,39 +1,58 @@
 // Clips over HTTP: commit (a member of the room, with an Idempotency-Key), status
-// and signed downloads, and the manifest signing key. Thin: parse, check, call
-// the clip service, answer.
+// and signed downloads, and the manifest signing key. Thin: parse, check who asks
+// (the store's record of the member), take the limits, call the clip service.
+//
+// Who may read what: a clip's status and fresh links go to members of its room
+// (their token); a signed link is the download itself, for whoever holds it until
+// it expires. A clip's id (in every file's manifest and watermark) gives nothing alone.
 import { Router, type Request } from 'express';
 import { z } from 'zod';
+import type { RateLimitName } from '../../shared/limits.ts';
+import type { MemberDirectory } from '../auth/members.ts';
 import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
-import { ClipError, MIN_CLIP_SEC, type ClipService } from '../clips/clip-service.ts';
+import { ClipError, MIN_CLIP_SEC, RENDER_ID, type ClipService } from '../clips/clip-service.ts';
+import { addressOf } from '../limits/address.ts';
+import type { Limits } from '../limits/limits.ts';
 import { ROOM_ID } from '../rooms/room-manager.ts';
-import { RateLimiter } from '../util/rate-limiter.ts';
 import { HttpError } from './http-error.ts';
 
 export interface ClipRoutesDeps {
   clips: ClipService;
   signer: TokenSigner;
+  members: MemberDirectory;
+  limits: Limits;
   /** The release's clip rules for a room (free length, 30 s by default; whether downloads are allowed), or null for an unknown room. */
   clipRulesOf: (roomId: string) => Promise<{ freeSeconds: number; downloads: boolean } | null>;
   manifestPublicKey: string;
 }
 
 const CommitBody = z.object({ seconds: z.number().finite().min(MIN_CLIP_SEC, `a clip lasts at least ${MIN_CLIP_SEC} s (its watermark needs that long)`).max(3600).default(30) }).strict();
+const LoopBody = z.object({ seconds: z.number().finite().min(1).max(15).default(4) }).strict();
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 const even = (d: number) => z.coerce.number().int().min(16).max(3840).refine((v) => v % 2 === 0, 'must be even').default(d);
 const StillQuery = z.object({ width: even(1280), height: even(720).pipe(z.number().max(2160)), atMs: z.coerce.number().int().positive().optional() }).strict();
 
 export function clipRoutes(deps: ClipRoutesDeps): Router {
   const router = Router();
-  // A few clips a minute per member: each costs seconds of CPU.
-  const commits = new RateLimiter({ capacity: 3, refillPerSec: 3 / 60 });
+
+  /** A member of the room as the store knows them now. */
+  async function memberOf(req: Request, roomId: string): Promise<TokenClaims> {
+    const claims = verifyMember(deps.signer, bearer(req), roomId);
+    const standing = await deps.members.standing(roomId, claims);
+    if (!standing.ok) throw new HttpError(standing.status === 404 ? 'not_found' : 'forbidden', standing.message);
+    return claims;
+  }
+
+  /** Takes the member's and its address's share of a limit (each render costs seconds of CPU), or refuses. */
+  async function within(req: Request, claims: TokenClaims, limits: readonly RateLimitName[]): Promise<void> {
+    const v = await deps.limits.take(limits, { member: claims.sub, address: addressOf(req) });
+    if (!v.ok) throw HttpError.limited(v.limit, v.retryAfterMs);
+  }
 
   router.post('/rooms/:roomId/clips', async (req, res) => {
     const roomId = roomIdOf(req);
-    const claims = member(deps.signer, req, roomId);
-    const key = req.headers['idempotency-key'];
-    if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key)) {
-      throw new HttpError('bad_request', 'a clip needs an "Idempotency-Key" header (1–128 visible characters), so that a retry never renders twice');
-    }
+    const claims = await memberOf(req, roomId);
+    const key = idempotencyKey(req, 'a clip');
     const parsed = CommitBody.safeParse(req.body ?? {});
     if (!parsed.success) throw new HttpError('invalid_body', `${parsed.error.issues[0]!.path.join('.') || 'body'}: ${parsed.error.issues[0]!.message}`);
     const rules = await deps.clipRulesOf(roomId);
@@ -43,8 +62,7 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
     if (parsed.data.seconds > freeSeconds) {
       throw new HttpError('invalid_body', `seconds: a clip is at most ${freeSeconds} s here (the longer version is bought through /api/orders)`);
     }
-    const limited = commits.take(`${roomId}:${claims.sub}`);
-    if (!limited.ok) throw new HttpError('rate_limited', `too many clips; try again in ${Math.ceil(limited.retryAfterMs / 1000)} s`);
+    await within(req, claims, ['clip.member', 'clip.address']);
     try {
       const { clip, created } = await deps.clips.commit({ roomId, member: { userId: claims.sub, name: claims.name }, seconds: parsed.data.seconds, idempotencyKey: key });
       res.status(created ? 202 : 200).json(clip);
@@ -54,19 +72,13 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
   });
 
   // A short seamless loop of the room's visuals (MP4 and GIF), rendered in the queue like a clip.
-  const LoopBody = z.object({ seconds: z.number().finite().min(1).max(15).default(4) }).strict();
-  const loops = new RateLimiter({ capacity: 3, refillPerSec: 3 / 60 });
   router.post('/rooms/:roomId/loops', async (req, res) => {
     const roomId = roomIdOf(req);
-    const claims = member(deps.signer, req, roomId);
-    const key = req.headers['idempotency-key'];
-    if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key)) {
-      throw new HttpError('bad_request', 'a loop needs an "Idempotency-Key" header (1–128 visible characters), so that a retry never renders twice');
-    }
+    const claims = await memberOf(req, roomId);
+    const key = idempotencyKey(req, 'a loop');
     const parsed = LoopBody.safeParse(req.body ?? {});
     if (!parsed.success) throw new HttpError('invalid_body', `${parsed.error.issues[0]!.path.join('.') || 'body'}: ${parsed.error.issues[0]!.message}`);
-    const limited = loops.take(`${roomId}:${claims.sub}`);
-    if (!limited.ok) throw new HttpError('rate_limited', `too many loops; try again in ${Math.ceil(limited.retryAfterMs / 1000)} s`);
+    await within(req, claims, ['loop.member', 'loop.address']);
     try {
       const { clip, created } = await deps.clips.commitLoop({ roomId, member: { userId: claims.sub, name: claims.name }, seconds: parsed.data.seconds, idempotencyKey: key });
       res.status(created ? 202 : 200).json(clip);
@@ -76,14 +88,12 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
   });
 
   // A still of the room's visuals (a PNG with its signed manifest inside), now or at a recent moment.
-  const stills = new RateLimiter({ capacity: 10, refillPerSec: 10 / 60 });
   router.get('/rooms/:roomId/visuals.png', async (req, res) => {
     const roomId = roomIdOf(req);
-    const claims = member(deps.signer, req, roomId);
+    const claims = await memberOf(req, roomId);
     const q = StillQuery.safeParse(req.query);
     if (!q.success) throw new HttpError('bad_request', `${q.error.issues[0]!.path.join('.') || 'query'}: ${q.error.issues[0]!.message}`);
-    const limited = stills.take(`${roomId}:${claims.sub}`);
-    if (!limited.ok) throw new HttpError('rate_limited', `too many stills; try again in ${Math.ceil(limited.retryAfterMs / 1000)} s`);
+    await within(req, claims, ['still.member', 'still.address']);
     try {
       const { png, renderId } = await deps.clips.still({ roomId, member: { userId: claims.sub, name: claims.name }, width: q.data.width, height: q.data.height, ...(q.data.atMs !== undefined ? { atMs: q.data.atMs } : {}) });
       res.setHeader('content-type', 'image/png');
@@ -95,9 +105,22 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
     }
   });
 
+  // Status and fresh links: to members of the clip's room only (the id alone is in every copy of the file).
   router.get('/clips/:clipId', async (req, res) => {
-    const view = await deps.clips.view(String(req.params['clipId']));
+    const token = bearer(req);
+    const clipId = String(req.params['clipId']);
+    const view = RENDER_ID.test(clipId) ? await deps.clips.view(clipId) : null;
     if (!view) throw new HttpError('not_found', 'no such clip');
+    let claims: TokenClaims;
+    try {
+      claims = deps.signer.verify(token, view.roomId, 'member');
+    } catch (err) {
+      // A member of another room learns nothing about this clip, not even that it exists.
+      if (err instanceof TokenError) throw err.reason === 'wrong_room' ? new HttpError('not_found', 'no such clip') : new HttpError('unauthorized', err.message);
+      throw err;
+    }
+    const standing = await deps.members.standing(view.roomId, claims);
+    if (!standing.ok && standing.reason !== 'ended') throw new HttpError('not_found', 'no such clip');
     res.setHeader('cache-control', 'no-store');
     res.json(view);
   });
@@ -128,10 +151,22 @@ function roomIdOf(req: Request): string {
   return id;
 }
 
-function member(signer: TokenSigner, req: Request, roomId: string): TokenClaims {
+function idempotencyKey(req: Request, what: string): string {
+  const key = req.headers['idempotency-key'];
+  if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key)) {
+    throw new HttpError('bad_request', `${what} needs an "Idempotency-Key" header (1–128 visible characters), so that a retry never renders twice`);
+  }
+  return key;
+}
+
+function bearer(req: Request): string {
   const header = req.headers.authorization;
   const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
   if (!token) throw new HttpError('unauthorized', 'this needs your member token as "Authorization: Bearer <token>"');
+  return token;
+}
+
+function verifyMember(signer: TokenSigner, token: string, roomId: string): TokenClaims {
   try {
     return signer.verify(token, roomId, 'member');
   } catch (err) {

@@ -10,6 +10,7 @@ import { WebhookError, type PaymentProvider } from '../orders/payments.ts';
 import type { Store } from '../store/store.ts';
 import { addressOf } from '../limits/address.ts';
 import type { Limits } from '../limits/limits.ts';
+import type { MemberDirectory } from '../auth/members.ts';
 import { HttpError } from './http-error.ts';
 
 export interface OrderRoutesDeps {
@@ -19,6 +20,7 @@ export interface OrderRoutesDeps {
   store: Store;
   log: Logger;
   limits: Limits;
+  members: MemberDirectory;
 }
 
 const OrderBody = z
@@ -52,6 +54,9 @@ export function orderRoutes(deps: OrderRoutesDeps): Router {
       if (err instanceof TokenError) throw new HttpError(err.reason === 'wrong_room' ? 'forbidden' : 'unauthorized', err.message);
       throw err;
     }
+    // A member the room removed buys nothing more there (what they bought before stays theirs to read).
+    const standing = await deps.members.standing(clip.roomId, claims);
+    if (!standing.ok && standing.reason !== 'ended') throw new HttpError('forbidden', standing.message);
     const v = await deps.limits.take(['order.member', 'order.address'], { member: claims.sub, address: addressOf(req) });
     if (!v.ok) throw HttpError.limited(v.limit, v.retryAfterMs);
     try {

@@ -1,26 +1,43 @@
 // Rooms over HTTP: open one, mint tokens and invites, exchange an invite for a
-// member token, see a room's public state, change a member's role, end a room.
-// Handlers are thin: parse, check the token, call one method.
+// member token, refresh a member's token, see a room's public state, change a
+// member's role, remove a member, revoke an invite, end a room. Handlers are thin:
+// parse, check who is asking (the store's record of them, never their token's
+// role), take the limits, call one method.
 import crypto from 'node:crypto';
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { ROLES, type Role } from '../../shared/roles.ts';
+import type { RateLimitName } from '../../shared/limits.ts';
+import { mayChangeRole, mayEnd, mayMint, mayRemove, type MemberDirectory, type Standing } from '../auth/members.ts';
 import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
+import { addressOf } from '../limits/address.ts';
+import type { LimitSubject, Limits } from '../limits/limits.ts';
 import { ROOM_ID, RoomEndedError, RoomNotFoundError, type RoomManager } from '../rooms/room-manager.ts';
 import type { Store } from '../store/store.ts';
-import { RateLimiter } from '../util/rate-limiter.ts';
 import { HttpError } from './http-error.ts';
 
 export interface RoomRoutesDeps {
   store: Store;
   manager: RoomManager;
+  members: MemberDirectory;
   signer: TokenSigner;
+  limits: Limits;
   publicUrl: () => string;
+  /** Longest life of a member token (it is refreshed within the member's access). */
+  memberTokenTtlSec: number;
   /** The room's live stream as this node sees it (null when the server does not stream). */
   liveStatus?: (roomId: string) => { live: boolean; listeners: number; adapter: string } | null;
 }
 
 const DAY_SEC = 24 * 3600;
+/** How long the creator and the room's own join link last. */
+const ROOM_LINK_SEC = 7 * DAY_SEC;
+/** A member's user id, as newUserId() makes them (and any earlier, plainer form). */
+export const USER_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const INVITE_ID = /^(inv|u)_[A-Za-z0-9_-]{1,60}$/;
+/** Keys that reach Object.prototype through a plain lookup: never a user id. */
+const PROTO_KEYS = new Set(['__proto__', 'constructor', 'prototype', 'hasOwnProperty', 'toString', 'valueOf']);
+
 const displayName = z
   .string()
   .transform((s) => s.normalize('NFC').replace(/[\p{Cc}\p{Cf}]/gu, '').replace(/\s+/g, ' ').trim())
@@ -32,6 +49,8 @@ const CreateRoomBody = z
     hostName: displayName.default('Host'),
     /** The role of people who join through the room's join link. */
     joinRole: z.enum(['remixer', 'listener']).default('remixer'),
+    /** How many people the room's join link lets in (none: only its rate limits bound it). */
+    joinMaxUses: z.number().int().min(1).max(100_000).optional(),
   })
   .strict();
 
@@ -40,32 +59,38 @@ const TokenBody = z
     role: z.enum(ROLES),
     /** With a name: a member's own token. Without: an invite anyone with the link can exchange. */
     name: displayName.optional(),
+    /** How long the member (or the link) may be used. */
     ttlSec: z.number().int().min(60).max(30 * DAY_SEC).default(DAY_SEC),
+    /** Invites only: how many people the link lets in. */
+    maxUses: z.number().int().min(1).max(100_000).optional(),
   })
-  .strict();
+  .strict()
+  .refine((b) => b.maxUses === undefined || b.name === undefined, { message: 'maxUses is for links (without a name)', path: ['maxUses'] });
 
 const JoinBody = z.object({ invite: z.string().min(1).max(2048), name: displayName }).strict();
 const RoleBody = z.object({ role: z.enum(ROLES) }).strict();
 
 export function roomRoutes(deps: RoomRoutesDeps): Router {
   const router = Router();
-  const creations = new RateLimiter({ capacity: 20, refillPerSec: 0.2 });
+  const { store, members, signer, limits } = deps;
 
   router.post('/', async (req, res) => {
-    const limited = creations.take(req.ip ?? 'unknown');
-    if (!limited.ok) throw new HttpError('rate_limited', `too many rooms opened from here; try again in ${Math.ceil(limited.retryAfterMs / 1000)} s`);
+    await take(limits, ['room.create.address'], { address: addressOf(req) });
     const body = parse(CreateRoomBody, req.body);
-    const release = await deps.store.getRelease(body.releaseId);
+    const release = await store.getRelease(body.releaseId);
     if (!release) throw new HttpError('not_found', `no release "${body.releaseId}"`);
-    const roomId = await deps.manager.create(release);
-    const hostToken = deps.signer.sign({ room: roomId, sub: newUserId(), name: body.hostName, role: 'host', ttlSec: 7 * DAY_SEC });
-    const invite = deps.signer.sign({ kind: 'invite', room: roomId, sub: newUserId(), name: 'invite', role: body.joinRole, ttlSec: 7 * DAY_SEC });
-    res.status(201).json({ roomId, hostToken, joinUrl: joinUrl(deps.publicUrl(), roomId, invite), joinRole: body.joinRole });
+    const userId = newUserId();
+    const now = signer.now();
+    const roomId = await deps.manager.create(release, userId);
+    await members.admit({ roomId, userId, name: body.hostName, role: 'host', inviteId: null, accessUntilMs: now + ROOM_LINK_SEC * 1000 });
+    const hostToken = signer.sign({ room: roomId, sub: userId, name: body.hostName, role: 'host', ttlSec: Math.min(ROOM_LINK_SEC, deps.memberTokenTtlSec) });
+    const invite = await mintInvite(roomId, body.joinRole, ROOM_LINK_SEC, body.joinMaxUses ?? null, userId);
+    res.status(201).json({ roomId, userId, hostToken, joinUrl: joinUrl(deps.publicUrl(), roomId, invite), joinRole: body.joinRole, joinMaxUses: body.joinMaxUses ?? null });
   });
 
   router.get('/:roomId', async (req, res) => {
     const roomId = roomIdOf(req);
-    const record = await deps.store.getRoom(roomId);
+    const record = await store.getRoomSummary(roomId);
     if (!record) throw new HttpError('not_found', `no room "${roomId}"`);
     const room = deps.manager.get(roomId);
     res.json({
@@ -81,71 +106,161 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
 
   router.post('/:roomId/tokens', async (req, res) => {
     const roomId = roomIdOf(req);
-    await requireHost(req, roomId);
+    const host = await requireHost(req, roomId);
     const body = parse(TokenBody, req.body);
+    const refused = mayMint(host.standing, body.role);
+    if (refused) throw new HttpError('forbidden', refused);
+    await take(limits, ['token.mint.member'], { member: host.claims.sub });
     if (body.name) {
-      const token = deps.signer.sign({ room: roomId, sub: newUserId(), name: body.name, role: body.role, ttlSec: body.ttlSec });
-      res.status(201).json({ token, role: body.role, expiresInSec: body.ttlSec });
+      const userId = newUserId();
+      await members.admit({ roomId, userId, name: body.name, role: body.role, inviteId: null, accessUntilMs: signer.now() + body.ttlSec * 1000 });
+      const ttlSec = Math.min(body.ttlSec, deps.memberTokenTtlSec);
+      const token = signer.sign({ room: roomId, sub: userId, name: body.name, role: body.role, ttlSec });
+      res.status(201).json({ token, userId, role: body.role, expiresInSec: ttlSec, accessSec: body.ttlSec });
     } else {
-      const invite = deps.signer.sign({ kind: 'invite', room: roomId, sub: newUserId(), name: 'invite', role: body.role, ttlSec: body.ttlSec });
-      res.status(201).json({ invite, role: body.role, expiresInSec: body.ttlSec, joinUrl: joinUrl(deps.publicUrl(), roomId, invite) });
+      const invite = await mintInvite(roomId, body.role, body.ttlSec, body.maxUses ?? null, host.claims.sub);
+      res.status(201).json({ invite, role: body.role, expiresInSec: body.ttlSec, maxUses: body.maxUses ?? null, joinUrl: joinUrl(deps.publicUrl(), roomId, invite) });
     }
   });
 
   router.post('/:roomId/join', async (req, res) => {
     const roomId = roomIdOf(req);
     const body = parse(JoinBody, req.body);
-    const invite = verify(deps.signer, body.invite, roomId, 'invite');
-    const record = await deps.store.getRoom(roomId);
-    if (!record) throw new HttpError('not_found', `no room "${roomId}"`);
-    if (record.closedAt) throw new HttpError('forbidden', 'this room has ended');
+    const invite = verify(signer, body.invite, roomId, 'invite');
+    // Per address and per link, before anything is counted: a link passed around cannot mint people without end.
+    await take(limits, ['invite.exchange.address', 'invite.exchange.invite'], { address: addressOf(req), invite: invite.sub });
+    const room = await store.getRoomSummary(roomId);
+    if (!room) throw new HttpError('not_found', `no room "${roomId}"`);
+    if (room.closedAt) throw new HttpError('forbidden', 'this room has ended');
+    let use = await store.useInvite(invite.sub);
+    if (use === 'unknown' && room.creatorId === null) {
+      // A link from before links were recorded: recorded now, with no limit on its uses.
+      await store.createInvite({ id: invite.sub, roomId, role: invite.role, maxUses: null, createdBy: null, createdAt: new Date(invite.iat * 1000).toISOString(), expiresAt: new Date(invite.exp * 1000).toISOString() });
+      use = await store.useInvite(invite.sub);
+    }
+    if (use === 'exhausted') throw new HttpError('forbidden', 'this link has been used as many times as the host allowed; ask the host for a new one');
+    if (use === 'revoked') throw new HttpError('forbidden', 'the host has withdrawn this link; ask the host for a new one');
+    if (use !== 'ok') throw new HttpError('forbidden', 'this link is not one of this room’s');
     const userId = newUserId();
-    const ttlSec = Math.max(60, invite.exp - Math.floor(Date.now() / 1000));
-    const token = deps.signer.sign({ room: roomId, sub: userId, name: body.name, role: invite.role, ttlSec });
-    res.status(201).json({ token, userId, role: invite.role, name: body.name });
+    const accessUntilMs = invite.exp * 1000;
+    try {
+      await members.admit({ roomId, userId, name: body.name, role: invite.role, inviteId: invite.sub, accessUntilMs });
+    } catch (err) {
+      await store.unuseInvite(invite.sub);
+      throw err;
+    }
+    const ttlSec = tokenTtl(accessUntilMs, signer.now(), deps.memberTokenTtlSec);
+    const token = signer.sign({ room: roomId, sub: userId, name: body.name, role: invite.role, ttlSec });
+    res.status(201).json({ token, userId, role: invite.role, name: body.name, expiresInSec: ttlSec });
+  });
+
+  /** A fresh token for the holder of one (expired or not), while the store still lets them in. */
+  router.post('/:roomId/members/me/token', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const claims = verify(signer, bearer(req, 'your member token'), roomId, 'member', true);
+    await take(limits, ['token.refresh.member'], { member: claims.sub });
+    const standing = await members.standing(roomId, claims);
+    if (!standing.ok) throw new HttpError(standing.status === 404 ? 'not_found' : 'forbidden', standing.message);
+    const now = signer.now();
+    const until = standing.accessUntilMs ?? claims.exp * 1000;
+    if (until <= now) throw new HttpError('forbidden', 'your access to this room has ended; ask the host for a new link');
+    const ttlSec = tokenTtl(until, now, deps.memberTokenTtlSec);
+    const token = signer.sign({ room: roomId, sub: claims.sub, name: standing.name, role: standing.role, ttlSec });
+    res.status(201).json({ token, userId: claims.sub, role: standing.role, name: standing.name, expiresInSec: ttlSec, creator: standing.creator });
   });
 
   router.put('/:roomId/members/:userId/role', async (req, res) => {
     const roomId = roomIdOf(req);
+    const userId = userIdOf(req);
     const host = await requireHost(req, roomId);
     const { role } = parse(RoleBody, req.body);
-    const userId = req.params.userId;
-    if (typeof userId !== 'string' || !/^[\w-]{1,64}$/.test(userId)) throw new HttpError('bad_request', 'that is not a user id');
-    if (userId === host.sub && role !== 'host') throw new HttpError('bad_request', 'a host cannot take away their own host role');
+    await take(limits, ['role.change.member'], { member: host.claims.sub });
+    const target = await members.member(roomId, userId);
+    if (!target || target.removedAt) throw new HttpError('not_found', 'there is no such member in this room');
+    const creatorId = await members.creatorOf(roomId);
+    const refused = mayChangeRole({ userId: host.claims.sub, creator: host.standing.creator }, { userId, creator: userId === creatorId }, role);
+    if (refused) throw new HttpError('forbidden', refused);
+    if (!(await store.setMemberRole(roomId, userId, role, host.claims.sub))) throw new HttpError('not_found', 'there is no such member in this room');
+    // The store holds; the rules mirror it to everyone connected, on every node serving the room.
     const room = await openRoom(deps.manager, roomId);
-    room.change((doc) => {
-      const rules = doc.getMap('rules');
-      const roles = { ...(rules.get('roles') as Record<string, Role>), [userId]: role };
-      rules.set('roles', roles);
-    });
+    room.mirrorMember(userId, { role });
     res.json({ userId, role });
+  });
+
+  router.delete('/:roomId/members/:userId', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const userId = userIdOf(req);
+    const host = await requireHost(req, roomId);
+    await take(limits, ['role.change.member'], { member: host.claims.sub });
+    const target = await members.member(roomId, userId);
+    if (!target) throw new HttpError('not_found', 'there is no such member in this room');
+    const creatorId = await members.creatorOf(roomId);
+    const refused = mayRemove({ userId: host.claims.sub }, { userId, creator: userId === creatorId });
+    if (refused) throw new HttpError('forbidden', refused);
+    await store.removeMember(roomId, userId, host.claims.sub);
+    const room = await openRoom(deps.manager, roomId);
+    room.mirrorMember(userId, { removed: true });
+    res.json({ userId, removed: true });
+  });
+
+  router.delete('/:roomId/invites/:inviteId', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const inviteId = req.params['inviteId'];
+    if (typeof inviteId !== 'string' || !INVITE_ID.test(inviteId)) throw new HttpError('not_found', 'there is no such link in this room');
+    await requireHost(req, roomId);
+    if (!(await store.revokeInvite(roomId, inviteId))) throw new HttpError('not_found', 'there is no such link in this room');
+    res.json({ inviteId, revoked: true });
   });
 
   router.delete('/:roomId', async (req, res) => {
     const roomId = roomIdOf(req);
-    await requireHost(req, roomId);
+    const host = await requireHost(req, roomId);
+    const refused = mayEnd(host.standing);
+    if (refused) throw new HttpError('forbidden', refused);
     await deps.manager.end(roomId);
     res.json({ roomId, ended: true });
   });
 
-  /** The caller's claims, when the bearer token is a host's of this room (as the room sees them now). */
-  async function requireHost(req: Request, roomId: string): Promise<TokenClaims> {
-    const header = req.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
-    if (!token) throw new HttpError('unauthorized', 'this needs the host\'s token as "Authorization: Bearer <token>"');
-    const claims = verify(deps.signer, token, roomId, 'member');
-    const room = deps.manager.get(roomId);
-    const role = room ? room.roleOf({ userId: claims.sub, tokenRole: claims.role }) : claims.role;
-    if (role !== 'host') throw new HttpError('forbidden', 'only the host can do this');
-    return claims;
+  /** The caller, when the bearer token is a member's of this room whom the store knows as a host now. */
+  async function requireHost(req: Request, roomId: string): Promise<{ claims: TokenClaims; standing: Extract<Standing, { ok: true }> }> {
+    const claims = verify(signer, bearer(req, "the host's token"), roomId, 'member');
+    const standing = await members.standing(roomId, claims);
+    if (!standing.ok) throw new HttpError(standing.status === 404 ? 'not_found' : 'forbidden', standing.message);
+    if (standing.role !== 'host') throw new HttpError('forbidden', 'only a host can do this');
+    return { claims, standing };
+  }
+
+  async function mintInvite(roomId: string, role: Role, ttlSec: number, maxUses: number | null, createdBy: string): Promise<string> {
+    const id = `inv_${crypto.randomBytes(9).toString('base64url')}`;
+    const now = signer.now();
+    await store.createInvite({ id, roomId, role, maxUses, createdBy, createdAt: new Date(now).toISOString(), expiresAt: new Date(now + ttlSec * 1000).toISOString() });
+    return signer.sign({ kind: 'invite', room: roomId, sub: id, name: 'invite', role, ttlSec });
   }
 
   return router;
 }
 
-function verify(signer: TokenSigner, token: string, roomId: string, kind: 'member' | 'invite'): TokenClaims {
+/** Takes the limits or refuses with 429, naming the limit and when to try again. */
+async function take(limits: Limits, names: RateLimitName[], subject: LimitSubject): Promise<void> {
+  const v = await limits.take(names, subject);
+  if (!v.ok) throw HttpError.limited(v.limit, v.retryAfterMs);
+}
+
+/** A member token lives until the member's access ends, but not longer than `maxSec` (it is refreshed). */
+function tokenTtl(accessUntilMs: number, nowMs: number, maxSec: number): number {
+  return Math.max(1, Math.min(maxSec, Math.floor((accessUntilMs - nowMs) / 1000)));
+}
+
+function bearer(req: Request, what: string): string {
+  const header = req.headers.authorization;
+  const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
+  if (!token) throw new HttpError('unauthorized', `this needs ${what} as "Authorization: Bearer <token>"`);
+  return token;
+}
+
+function verify(signer: TokenSigner, token: string, roomId: string, kind: 'member' | 'invite', allowExpired = false): TokenClaims {
   try {
-    return signer.verify(token, roomId, kind);
+    return signer.verify(token, roomId, kind, { allowExpired });
   } catch (err) {
     if (err instanceof TokenError) throw new HttpError(err.reason === 'wrong_room' ? 'forbidden' : 'unauthorized', err.message);
     throw err;
@@ -165,6 +280,12 @@ async function openRoom(manager: RoomManager, roomId: string) {
 function roomIdOf(req: Request): string {
   const id = req.params['roomId'];
   if (typeof id !== 'string' || !ROOM_ID.test(id)) throw new HttpError('not_found', 'no such room');
+  return id;
+}
+
+function userIdOf(req: Request): string {
+  const id = req.params['userId'];
+  if (typeof id !== 'string' || !USER_ID.test(id) || PROTO_KEYS.has(id)) throw new HttpError('not_found', 'there is no such member in this room');
   return id;
 }
 

@@ -1,21 +1,21 @@
 // What a room's socket.io channel does besides presence: chat, reactions and
-// prompts, each rate-limited per member and moderated with the release's words.
+// prompts, each limited per member and per address (shared/limits.ts, across every
+// node when the limits live in Redis) and moderated with the release's words.
 // One per loaded room; it lives and dies with the room.
 import crypto from 'node:crypto';
 import * as Y from 'yjs';
 import { compileModeration, moderateText, type CompiledModeration, type ModerationLists } from '../../shared/moderation.ts';
 import type { RoomRelease } from '../../shared/room-doc.ts';
-import { refusal, type Refusal } from '../../shared/refusals.ts';
+import { limitRefusal, refusal, type Refusal } from '../../shared/refusals.ts';
+import type { RateLimitName } from '../../shared/limits.ts';
 import { interpretPrompt } from '../../shared/prompt-interpreter.ts';
 import type { AppliedPrompt, ChatMessage, PendingPrompt, Reaction } from '../../shared/socket-events.ts';
 import { parseVisualParams } from '../../shared/visual-params.ts';
 import { REACTIONS } from '../../shared/socket-events.ts';
 import type { Member, Room } from '../rooms/room.ts';
-import { RateLimiter } from '../util/rate-limiter.ts';
+import type { Limits } from '../limits/limits.ts';
 
 export const CHAT_MAX_LENGTH = 500;
-/** Prompts waiting for the host beyond this are refused until the host catches up. */
-export const PROMPT_QUEUE_LIMIT = 50;
 
 export type Result<T> = { ok: true; value: T } | { ok: false; refusal: Refusal };
 
@@ -40,29 +40,34 @@ export function moderationListsOf(release: RoomRelease, artist?: string): Modera
 export class RoomChannel {
   readonly #room: Room;
   readonly #out: ChannelOutput;
-  readonly #chatLimiter = new RateLimiter({ capacity: 5, refillPerSec: 1 });
-  readonly #reactionLimiter = new RateLimiter({ capacity: 10, refillPerSec: 3 });
-  readonly #promptLimiter = new RateLimiter({ capacity: 3, refillPerSec: 0.2 });
+  readonly #limits: Limits;
   readonly #moderation: CompiledModeration;
   readonly #now: () => number;
+  /**
+   * The address each prompt waiting for the host came from, by prompt id (kept here, not in the
+   * document that every member reads); prompts queued through another node are not known here.
+   */
+  readonly #promptAddresses = new Map<string, string>();
 
   /**
    * `moderation`: the room's lists (moderationListsOf) already compiled, to share one compiled
    * set between the rooms of a release; compiled here otherwise.
    */
-  constructor(room: Room, out: ChannelOutput, opts: { now?: () => number; artist?: string; moderation?: CompiledModeration } = {}) {
+  constructor(room: Room, out: ChannelOutput, limits: Limits, opts: { now?: () => number; artist?: string; moderation?: CompiledModeration } = {}) {
     this.#room = room;
     this.#out = out;
+    this.#limits = limits;
     this.#now = opts.now ?? Date.now;
     this.#moderation = opts.moderation ?? compileModeration(moderationListsOf(room.release, opts.artist));
   }
 
-  chat(member: Member, raw: string): Result<ChatMessage> {
+  async chat(member: Member, raw: string): Promise<Result<ChatMessage>> {
     if (!this.#room.rules.chatEnabled && this.#room.roleOf(member) !== 'host') {
       return { ok: false, refusal: refusal('read_only', 'the host has turned chat off') };
     }
-    const limited = this.#limit(this.#chatLimiter, member, 'messages');
+    const limited = await this.#limit(['chat.member', 'chat.address'], member);
     if (limited) return limited;
+    if (this.#room.closed) return gone();
     const v = moderateText(raw, this.#moderation, CHAT_MAX_LENGTH, { noun: 'message' });
     if (!v.ok) return { ok: false, refusal: refusal(v.code, v.message) };
     const message: ChatMessage = {
@@ -77,33 +82,50 @@ export class RoomChannel {
     return { ok: true, value: message };
   }
 
-  react(member: Member, emoji: (typeof REACTIONS)[number]): Result<Reaction> {
-    const limited = this.#limit(this.#reactionLimiter, member, 'reactions');
+  async react(member: Member, emoji: (typeof REACTIONS)[number]): Promise<Result<Reaction>> {
+    const limited = await this.#limit(['reaction.member', 'reaction.address'], member);
     if (limited) return limited;
+    if (this.#room.closed) return gone();
     const reaction: Reaction = { userId: member.userId, name: member.name, emoji, atMs: this.#now() };
     this.#out.toRoom({ reaction });
     return { ok: true, value: reaction };
   }
 
   /** Applies a prompt at once (open rooms, and the host's own), queues it for the host, or refuses it. */
-  submitPrompt(member: Member, raw: string): Result<{ status: 'applied' | 'queued'; promptId: string }> {
-    const role = this.#room.roleOf(member);
+  async submitPrompt(member: Member, raw: string): Promise<Result<{ status: 'applied' | 'queued'; promptId: string }>> {
     const policy = this.#room.rules.promptPolicy;
-    if (policy === 'closed' && role !== 'host') return { ok: false, refusal: refusal('prompts_closed', 'prompts are closed in this room') };
-    const limited = this.#limit(this.#promptLimiter, member, 'prompts');
+    if (policy === 'closed' && this.#room.roleOf(member) !== 'host') return { ok: false, refusal: refusal('prompts_closed', 'prompts are closed in this room') };
+    const limited = await this.#limit(['prompt.member', 'prompt.address'], member);
     if (limited) return limited;
+    if (this.#room.closed) return gone();
+    // Read again after the wait: a host may have changed the role or the policy meanwhile.
+    const role = this.#room.roleOf(member);
+    const policyNow = this.#room.rules.promptPolicy;
+    if (policyNow === 'closed' && role !== 'host') return { ok: false, refusal: refusal('prompts_closed', 'prompts are closed in this room') };
     const v = moderateText(raw, this.#moderation, this.#room.release.rules.prompts.maxLength, { noun: 'prompt' });
     if (!v.ok) return { ok: false, refusal: refusal(v.code, v.message) };
     const prompt: PendingPrompt = { promptId: crypto.randomUUID(), text: v.text, userId: member.userId, name: member.name, atMs: this.#now() };
-    if (policy === 'open' || role === 'host') {
+    if (policyNow === 'open' || role === 'host') {
       this.#apply(prompt);
       return { ok: true, value: { status: 'applied', promptId: prompt.promptId } };
     }
-    const queue = this.#queueMap();
-    if (queue.size >= PROMPT_QUEUE_LIMIT) return { ok: false, refusal: refusal('rate_limited', 'the host has many prompts to review; try again in a while') };
-    this.#room.change(() => queue.set(prompt.promptId, prompt));
+    const full = this.#queueFull(member);
+    if (full) return { ok: false, refusal: full };
+    this.#room.change(() => this.#queueMap().set(prompt.promptId, prompt));
+    this.#promptAddresses.set(prompt.promptId, member.address);
     this.#out.toHosts(this.pendingPrompts());
     return { ok: true, value: { status: 'queued', promptId: prompt.promptId } };
+  }
+
+  /** Why the approval queue has no room for another of this member's prompts (null: it has). */
+  #queueFull(member: Member): Refusal | null {
+    const waiting = this.pendingPrompts();
+    for (const id of this.#promptAddresses.keys()) if (!waiting.some((p) => p.promptId === id)) this.#promptAddresses.delete(id);
+    if (waiting.length >= this.#limits.cap('prompt.queue.room')) return limitRefusal('prompt.queue.room', null);
+    if (waiting.filter((p) => p.userId === member.userId).length >= this.#limits.cap('prompt.queue.member')) return limitRefusal('prompt.queue.member', null);
+    const fromAddress = waiting.filter((p) => this.#promptAddresses.get(p.promptId) === member.address).length;
+    if (fromAddress >= this.#limits.cap('prompt.queue.address')) return limitRefusal('prompt.queue.address', null);
+    return null;
   }
 
   /** The host lets a queued prompt through, or drops it. */
@@ -113,6 +135,7 @@ export class RoomChannel {
     const prompt = queue.get(promptId) as PendingPrompt | undefined;
     if (!prompt) return { ok: false, refusal: refusal('not_found', 'that prompt is no longer waiting') };
     this.#room.change(() => queue.delete(promptId));
+    this.#promptAddresses.delete(promptId);
     if (approve) this.#apply(prompt);
     this.#out.toHosts(this.pendingPrompts());
     return { ok: true, value: null };
@@ -137,9 +160,12 @@ export class RoomChannel {
     return this.#room.doc.getMap('visual').get('queue') as Y.Map<unknown>;
   }
 
-  #limit(limiter: RateLimiter, member: Member, what: string): { ok: false; refusal: Refusal } | null {
-    const r = limiter.take(member.userId);
-    if (r.ok) return null;
-    return { ok: false, refusal: refusal('rate_limited', `too many ${what}; wait ${Math.ceil(r.retryAfterMs / 1000)} s`) };
+  async #limit(names: readonly RateLimitName[], member: Member): Promise<{ ok: false; refusal: Refusal } | null> {
+    const r = await this.#limits.refusalFor(names, { member: member.userId, address: member.address });
+    return r ? { ok: false, refusal: r } : null;
   }
+}
+
+function gone(): { ok: false; refusal: Refusal } {
+  return { ok: false, refusal: refusal('not_found', 'the room is not available') };
 }

@@ -12,17 +12,26 @@ import {
   PromptDecide,
   PromptSubmit,
   ReactionSend,
+  SessionRenew,
   StreamSignal,
   type Ack,
+  type ConnectRefusal,
   type ClientToServerEvents,
   type InterServerEvents,
   type PresenceMember,
   type RenderProgress,
   type ServerToClientEvents,
+  type SessionEnded,
   type SocketData,
 } from '../../shared/socket-events.ts';
 import type { Role } from '../../shared/roles.ts';
 import { TokenError, type TokenSigner } from '../auth/tokens.ts';
+import type { MemberDirectory } from '../auth/members.ts';
+import { limitMessage } from '../../shared/limits.ts';
+import { addressOf } from '../limits/address.ts';
+import type { AddressConnections } from '../limits/address-connections.ts';
+import type { Limits } from '../limits/limits.ts';
+import { Deadlines } from '../util/deadlines.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { RoomEndedError, RoomNotFoundError, type RoomManager } from '../rooms/room-manager.ts';
@@ -31,7 +40,6 @@ import type { Member, Room } from '../rooms/room.ts';
 import { SignalError } from '../../media/sfu/sfu.ts';
 import { StreamUnavailableError } from '../live/room-stream.ts';
 import type { LiveStreams } from '../live/live-streams.ts';
-import { RateLimiter } from '../util/rate-limiter.ts';
 import { RoomChannel, moderationListsOf } from './room-channel.ts';
 
 type IoServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -42,6 +50,10 @@ const PRESENCE_DEBOUNCE_MS = 100;
 export interface SocketServerDeps {
   manager: RoomManager;
   signer: TokenSigner;
+  members: MemberDirectory;
+  limits: Limits;
+  /** Shared with the sync endpoint: connections per address. */
+  connections: AddressConnections;
   log: Logger;
   /** The Redis adapter in scale-out mode; the in-memory one otherwise. */
   adapter?: ServerOptions['adapter'];
@@ -51,8 +63,6 @@ export interface SocketServerDeps {
   live?: LiveStreams;
 }
 
-/** Signaling per connection: a join takes a few messages; a burst of reloads a few more. */
-const SIGNAL_LIMIT = { capacity: 20, refillPerSec: 1 };
 
 const channelOf = (roomId: string) => `room:${roomId}`;
 const hostsOf = (roomId: string) => `hosts:${roomId}`;
@@ -70,8 +80,9 @@ export class RoomSocketServer {
    */
   readonly #moderation = new Map<string, { compiled: CompiledModeration; rooms: number }>();
   readonly #untrack: () => void;
-  readonly #signalLimiter = new RateLimiter(SIGNAL_LIMIT);
   readonly #offLive: () => void;
+  /** Each session ends when its token expires (unless renewed): one timer for all of them. */
+  readonly #expiries: Deadlines<IoSocket>;
 
   constructor(httpServer: http.Server, deps: SocketServerDeps) {
     this.#deps = deps;
@@ -85,17 +96,41 @@ export class RoomSocketServer {
       cors: { origin: false },
     });
     const releaseHandshake = handshakeReleaser(this.io);
+    this.#expiries = new Deadlines<IoSocket>((socket) => this.#expire(socket));
     this.io.use((socket, next) => {
       const auth = HandshakeAuth.safeParse(socket.handshake.auth);
-      if (!auth.success) return next(new Error('unauthorized: the handshake needs { roomId, token }'));
+      if (!auth.success) return next(connectError('the handshake needs { roomId, token }', { code: 'unauthorized' }));
+      let claims;
       try {
-        const claims = deps.signer.verify(auth.data.token, auth.data.roomId);
-        socket.data = { roomId: auth.data.roomId, userId: claims.sub, name: claims.name, tokenRole: claims.role, sessionId: flatUUID() };
-        releaseHandshake(socket);
-        next();
+        claims = deps.signer.verify(auth.data.token, auth.data.roomId);
       } catch (err) {
-        next(new Error(err instanceof TokenError ? `unauthorized: ${err.message}` : 'unauthorized'));
+        return next(connectError(err instanceof TokenError ? err.message : 'the token was refused', { code: 'unauthorized', ...(err instanceof TokenError ? { reason: err.reason } : {}) }));
       }
+      const address = addressOf({ headers: socket.handshake.headers, socket: { remoteAddress: socket.handshake.address } });
+      if (!deps.connections.acquire(address)) {
+        const retryAfterMs = 30_000;
+        return next(connectError(limitMessage('connections.address', retryAfterMs), { code: 'rate_limited', limit: 'connections.address', retryAfterMs }));
+      }
+      const roomId = auth.data.roomId;
+      // The role comes from the store, as every node sees it; never from the token.
+      deps.members.standing(roomId, claims).then(
+        (standing) => {
+          if (!standing.ok) {
+            deps.connections.release(address);
+            return next(connectError(standing.message, { code: standing.status === 403 ? 'forbidden' : 'not_found', reason: standing.reason }));
+          }
+          socket.data = { roomId, userId: claims.sub, name: claims.name, baseRole: standing.role, sessionId: flatUUID(), address, expiresAtMs: claims.exp * 1000 };
+          // Given back when the socket goes, whatever happens after this.
+          socket.once('disconnect', () => deps.connections.release(address));
+          releaseHandshake(socket);
+          next();
+        },
+        (err: unknown) => {
+          deps.connections.release(address);
+          deps.log.error({ err, roomId }, 'checking a socket.io member failed');
+          next(connectError('the room could not be joined; try again', { code: 'not_found' }));
+        },
+      );
     });
     this.io.on('connection', (socket) =>
       this.#onConnection(socket).catch((err: unknown) => {
@@ -131,6 +166,7 @@ export class RoomSocketServer {
   async close(): Promise<void> {
     this.#untrack();
     this.#offLive();
+    this.#expiries.close();
     for (const t of this.#presenceTimers.values()) clearTimeout(t);
     this.#presenceTimers.clear();
     this.io.disconnectSockets(true);
@@ -139,46 +175,51 @@ export class RoomSocketServer {
 
   async #onConnection(socket: IoSocket): Promise<void> {
     const { roomId } = socket.data;
-    const member: Member = { sessionId: socket.data.sessionId, userId: socket.data.userId, name: socket.data.name, tokenRole: socket.data.tokenRole };
+    const member: Member = { sessionId: socket.data.sessionId, userId: socket.data.userId, name: socket.data.name, baseRole: socket.data.baseRole, address: socket.data.address };
+    this.#expiries.set(socket, socket.data.expiresAtMs);
+    socket.once('disconnect', () => this.#expiries.delete(socket));
     // Handlers are attached at once, so that nothing a client sends right after connecting is lost while the room loads.
     const ready = this.#deps.manager.open(roomId).then((room) => ({ room, channel: this.#channelFor(room) }));
     ready.catch(() => {});
-    const handle = <T extends z.ZodType, R>(event: keyof ClientToServerEvents, schema: T, run: (c: RoomChannel, p: z.infer<T>) => R) =>
+    const handle = <T extends z.ZodType, R>(event: keyof ClientToServerEvents, schema: T, run: (c: RoomChannel, p: z.infer<T>) => R | Promise<R>) =>
       socket.on(event, (payload: unknown, ack: unknown) => {
         const p = parse(schema, payload, ack);
         if (!p) return;
-        ready.then(
-          ({ channel }) => {
-            const result = run(channel, p) as { ok: true; value: unknown } | { ok: false; refusal: Refusal };
-            reply(ack, result);
-          },
-          () => reply(ack, { ok: false, refusal: refusal('not_found', 'the room is not available') }),
-        );
+        ready
+          .then(async ({ channel }) => {
+            // An event that was on its way when the session ended counts for nothing.
+            if (!socket.connected) return reply(ack, { ok: false, refusal: refusal('not_found', 'your session has ended') });
+            reply(ack, (await run(channel, p)) as Outcome);
+          })
+          .catch((err: unknown) => {
+            if (!(err instanceof RoomEndedError || err instanceof RoomNotFoundError)) this.#deps.log.error({ err, roomId, event }, 'a socket.io event failed');
+            reply(ack, { ok: false, refusal: refusal('not_found', 'the room is not available') });
+          });
       });
-    handle('chat:send', ChatSend, (c, p) => mapValue(c.chat(member, p.text), (message) => ({ message })));
-    handle('reaction:send', ReactionSend, (c, p) => mapValue(c.react(member, p.emoji), () => ({})));
+    handle('chat:send', ChatSend, async (c, p) => mapValue(await c.chat(member, p.text), (message) => ({ message })));
+    handle('reaction:send', ReactionSend, async (c, p) => mapValue(await c.react(member, p.emoji), () => ({})));
     handle('prompt:submit', PromptSubmit, (c, p) => c.submitPrompt(member, p.text));
     handle('prompt:decide', PromptDecide, (c, p) => mapValue(c.decidePrompt(member, p.promptId, p.approve), () => ({})));
+    socket.on('session:renew', (payload: unknown, ack: unknown) => {
+      const p = parse(SessionRenew, payload, ack);
+      if (p) reply(ack, this.#renew(socket, p.token));
+    });
     socket.on('stream:signal', (payload: unknown, ack: unknown) => {
       const p = parse(StreamSignal, payload, ack);
       if (!p) return;
-      const limited = this.#signalLimiter.take(member.sessionId);
-      if (!limited.ok) return reply(ack, { ok: false, refusal: refusal('rate_limited', `too many signaling messages; wait ${Math.ceil(limited.retryAfterMs / 1000)} s`) });
-      ready
-        .then(({ room }) => {
-          const live = this.#deps.live;
-          if (!live) throw new StreamUnavailableError('this server does not stream');
-          if (!socket.connected) throw new StreamUnavailableError('disconnected');
-          return live.signal(room, member.sessionId, p);
-        })
-        .then(
-          (signal) => {
-            // A join answered after the socket went away would leave a transport nobody owns.
-            if (!socket.connected) this.#deps.live?.leave(roomId, member.sessionId);
-            reply(ack, { ok: true, value: { signal } });
-          },
-          (err: unknown) => reply(ack, { ok: false, refusal: signalRefusal(err, this.#deps.log, roomId) }),
-        );
+      const signal = async () => {
+        const limited = await this.#deps.limits.refusalFor(['signal.member'], { member: member.userId, address: member.address });
+        if (limited) return reply(ack, { ok: false, refusal: limited });
+        const { room } = await ready;
+        const live = this.#deps.live;
+        if (!live) throw new StreamUnavailableError('this server does not stream');
+        if (!socket.connected) throw new StreamUnavailableError('disconnected');
+        const answer = await live.signal(room, member.sessionId, p);
+        // A join answered after the socket went away would leave a transport nobody owns.
+        if (!socket.connected) live.leave(roomId, member.sessionId);
+        reply(ack, { ok: true, value: { signal: answer } });
+      };
+      signal().catch((err: unknown) => reply(ack, { ok: false, refusal: signalRefusal(err, this.#deps.log, roomId) }));
     });
 
     let room: Room;
@@ -193,11 +234,13 @@ export class RoomSocketServer {
       return;
     }
     if (!socket.connected || room.closed) return;
+    if (room.isRemoved(member.userId)) return this.#end(socket, { reason: 'removed', message: 'a host removed you from this room' });
     let role = room.roleOf(member);
     room.hold(socket);
     // Released on disconnect, which is registered at once: should anything below throw, the
     // connection is dropped (see the constructor) and must not keep the room loaded forever.
     const onRules = () => {
+      if (room.isRemoved(member.userId)) return this.#end(socket, { reason: 'removed', message: 'a host removed you from this room' });
       const now = room.roleOf(member);
       if (now === role) return;
       role = now;
@@ -225,6 +268,37 @@ export class RoomSocketServer {
     this.#schedulePresence(room);
   }
 
+  /** The session's token ran out: it is told why, then disconnected (its app refreshes the token and comes back). */
+  #expire(socket: IoSocket): void {
+    if (!socket.connected) return;
+    // A fresh token may have moved the deadline on since it was set.
+    if (socket.data.expiresAtMs > Date.now()) return this.#expiries.set(socket, socket.data.expiresAtMs);
+    this.#end(socket, { reason: 'token_expired', message: 'your token has expired; refresh it and connect again' });
+  }
+
+  #end(socket: IoSocket, info: SessionEnded): void {
+    this.#expiries.delete(socket);
+    socket.emit('session:ended', info);
+    socket.disconnect(true);
+  }
+
+  /** A fresh token of the same member moves the session's expiry on. */
+  #renew(socket: IoSocket, token: string): Outcome {
+    let claims;
+    try {
+      claims = this.#deps.signer.verify(token, socket.data.roomId, 'member');
+    } catch (err) {
+      if (err instanceof TokenError) return { ok: false, refusal: refusal('malformed', `the fresh token was refused: ${err.message}`) };
+      throw err;
+    }
+    if (claims.sub !== socket.data.userId) return { ok: false, refusal: refusal('malformed', 'the fresh token is of another member') };
+    if (claims.exp * 1000 > socket.data.expiresAtMs) {
+      socket.data.expiresAtMs = claims.exp * 1000;
+      this.#expiries.set(socket, socket.data.expiresAtMs);
+    }
+    return { ok: true, value: { expiresAtMs: socket.data.expiresAtMs } };
+  }
+
   #channelFor(room: Room): RoomChannel {
     let channel = this.#channels.get(room.id);
     if (channel) return channel;
@@ -249,6 +323,7 @@ export class RoomSocketServer {
         },
         toHosts: (queue) => this.io.to(hostsOf(roomId)).emit('prompt:queue', queue),
       },
+      this.#deps.limits,
       { moderation: shared.compiled },
     );
     this.#channels.set(roomId, channel);
@@ -286,7 +361,8 @@ export class RoomSocketServer {
     const people = new Map<string, PresenceMember>();
     for (const s of sockets) {
       const d = s.data;
-      people.set(d.userId, { userId: d.userId, name: d.name, role: room.roleOf({ userId: d.userId, tokenRole: d.tokenRole }) });
+      if (room.isRemoved(d.userId)) continue;
+      people.set(d.userId, { userId: d.userId, name: d.name, role: room.roleOf({ userId: d.userId, baseRole: d.baseRole }), ...(d.userId === room.creatorId ? { creator: true } : {}) });
     }
     const order: Record<Role, number> = { host: 0, remixer: 1, listener: 2 };
     const members = [...people.values()].sort((a, b) => order[a.role] - order[b.role] || a.name.localeCompare(b.name)).slice(0, PRESENCE_LIST_LIMIT);
@@ -313,6 +389,11 @@ export function handshakeReleaser(io: Server): (socket: Socket) => void {
     conn.request = null;
     socket.handshake.headers = {};
   };
+}
+
+/** A refused handshake: socket.io hands `data` to the client's connect_error. */
+function connectError(message: string, data: ConnectRefusal): Error {
+  return Object.assign(new Error(`${data.code}: ${message}`), { data });
 }
 
 function parse<T extends z.ZodType>(schema: T, payload: unknown, ack: unknown): z.infer<T> | null {

@@ -62,8 +62,8 @@ export class RoomManager {
     this.#timings = { ...DEFAULT_ROOM_TIMINGS, ...opts.timings };
   }
 
-  /** Makes a new room on a release; returns its id. */
-  async create(release: ReleaseRecord): Promise<string> {
+  /** Makes a new room on a release, opened by `creatorId`; returns its id. */
+  async create(release: ReleaseRecord, creatorId: string | null = null): Promise<string> {
     const id = crypto.randomBytes(9).toString('base64url');
     const now = (this.#opts.now ?? Date.now)();
     await this.#opts.store.createRoom({
@@ -71,6 +71,7 @@ export class RoomManager {
       releaseId: release.id,
       createdAt: new Date(now).toISOString(),
       doc: Room.initialDoc(toRoomRelease(release), now),
+      creatorId,
     });
     return id;
   }
@@ -146,10 +147,14 @@ export class RoomManager {
       ...(this.#opts.now ? { now: this.#opts.now } : {}),
       ...(this.#opts.shouldPersist ? { shouldPersist: () => this.#opts.shouldPersist!(roomId) } : {}),
       clientOwners: owners,
+      creatorId: record.creatorId,
     };
     const room = await Room.load(roomId, options);
     try {
       await this.#opts.onRoomOpened?.(room);
+      // The store decides roles; a document saved before a change reached it learns it here.
+      const changes = await this.#opts.store.listMemberChanges(roomId);
+      if (!room.closed) room.mirrorMembers(changes.map((m) => (m.removedAt ? { userId: m.userId, removed: true } : { userId: m.userId, role: m.role })));
     } catch (err) {
       // Never keep a room whose setup failed: it would hold its timers and never be served.
       await room.close('error');

@@ -7,6 +7,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import {
+  REMOVED_KEPT,
   ROOT_MAPS,
   VISUAL_HISTORY_LIMIT,
   normalizeRoomDoc,
@@ -31,8 +32,13 @@ export interface Member {
   sessionId: string;
   userId: string;
   name: string;
-  /** The role the member's token gives; the room's rules may override it. */
-  tokenRole: Role;
+  /**
+   * The member's role when it connected, read from the store (never from its token); a change
+   * since reaches the room's rules (rules.roles), which override it.
+   */
+  baseRole: Role;
+  /** Where the connection comes from, as the limits key it (limitAddress). */
+  address: string;
 }
 
 /** A member's connection to the room's document (a y-websocket connection). */
@@ -111,6 +117,8 @@ export interface RoomOptions {
   shouldPersist?: () => boolean;
   /** Who writes under which client id; the manager keeps it across loads of the room. */
   clientOwners?: ClientOwners;
+  /** The member who opened the room (null for a room from before this was recorded). */
+  creatorId?: string | null;
 }
 
 export class InvalidStateError extends Error {
@@ -141,6 +149,8 @@ const AWARENESS_RENEWAL_FLUSH_MS = 1000;
 export class Room extends EventEmitter<RoomEvents> {
   readonly id: string;
   readonly release: RoomRelease;
+  /** The member who opened the room: nobody can demote or remove them (null: not recorded). */
+  readonly creatorId: string | null;
   readonly doc: Y.Doc;
   readonly awareness: awarenessProtocol.Awareness;
   readonly timeline: StateTimeline;
@@ -181,8 +191,11 @@ export class Room extends EventEmitter<RoomEvents> {
 
   private constructor(id: string, doc: Y.Doc, opts: RoomOptions) {
     super();
+    // Every socket.io connection of the room listens for its rules: as many listeners as members.
+    this.setMaxListeners(0);
     this.id = id;
     this.release = opts.release;
+    this.creatorId = opts.creatorId ?? null;
     this.doc = doc;
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
@@ -255,9 +268,9 @@ export class Room extends EventEmitter<RoomEvents> {
     return this.#rules;
   }
 
-  /** The member's role now: the host's override, else the token's. */
-  roleOf(member: Pick<Member, 'userId' | 'tokenRole'>): Role {
-    return this.#rules.roles[member.userId] ?? member.tokenRole;
+  /** The member's role now: a host's change since it connected (the rules), else the role it connected with. */
+  roleOf(member: Pick<Member, 'userId' | 'baseRole'>): Role {
+    return this.#rules.roles[member.userId] ?? member.baseRole;
   }
 
   state(): RoomState {
@@ -429,6 +442,49 @@ export class Room extends EventEmitter<RoomEvents> {
     this.doc.transact(() => fn(this.doc), SERVER_ORIGIN);
   }
 
+  /**
+   * Mirrors members' roles and removals from the store (where they are decided) into the rules, for
+   * everyone connected and every node serving the room. Writes only what differs.
+   */
+  mirrorMembers(changes: readonly { userId: string; role?: Role; removed?: boolean }[]): void {
+    if (changes.length === 0) return;
+    const roles = { ...this.#rules.roles };
+    const removed = new Set(this.#rules.removed);
+    let rolesChanged = false;
+    let removedChanged = false;
+    for (const c of changes) {
+      if (c.removed) {
+        if (!removed.has(c.userId)) {
+          removed.add(c.userId);
+          removedChanged = true;
+        }
+        if (Object.hasOwn(roles, c.userId)) {
+          delete roles[c.userId];
+          rolesChanged = true;
+        }
+      } else if (c.role && roles[c.userId] !== c.role) {
+        roles[c.userId] = c.role;
+        rolesChanged = true;
+      }
+    }
+    if (!rolesChanged && !removedChanged) return;
+    this.change((doc) => {
+      const rules = doc.getMap('rules');
+      if (rolesChanged) rules.set('roles', roles);
+      if (removedChanged) rules.set('removed', [...removed].slice(-REMOVED_KEPT));
+    });
+  }
+
+  /** One member's role change or removal, mirrored (see mirrorMembers). */
+  mirrorMember(userId: string, change: { role: Role } | { removed: true }): void {
+    this.mirrorMembers([{ userId, ...change }]);
+  }
+
+  /** Whether a host removed the member (as the rules mirror it). */
+  isRemoved(userId: string): boolean {
+    return this.#rules.removed.includes(userId);
+  }
+
   /** Sets the active prompt and adds it to the history (oldest entries beyond the limit go). */
   applyPrompt(entry: HistoryEntry, params: Record<string, unknown> | null): void {
     this.change((doc) => {
@@ -580,6 +636,10 @@ export class Room extends EventEmitter<RoomEvents> {
     }
     if (rulesChanged) {
       this.#rules = readRules(this.doc.getMap('rules'), this.release);
+      if (this.#rules.removed.length > 0) {
+        const removed = new Set(this.#rules.removed);
+        for (const peer of [...this.#peers]) if (removed.has(peer.member.userId)) peer.close(SYNC_CLOSE.accessRevoked, 'a host removed you from this room');
+      }
       this.emit('rules', this.#rules);
     }
     // Kept up to date for the server's own changes too (a clamp by narrowed rules), or the next re-anchor uses a stale tempo.

@@ -7,7 +7,9 @@ import type { WebSocket } from 'ws';
 import * as decoding from 'lib0/decoding';
 import { SYNC_CLOSE, refusal, type Refusal } from '../../shared/refusals.ts';
 import type { Logger } from '../logger.ts';
-import { RateLimiter } from '../util/rate-limiter.ts';
+import { TokenError, type TokenSigner } from '../auth/tokens.ts';
+import type { AddressConnections } from '../limits/address-connections.ts';
+import type { UpdateThrottle, ThrottledPeer } from './update-throttle.ts';
 import {
   MESSAGE_AUTH,
   MESSAGE_AWARENESS,
@@ -41,8 +43,12 @@ const SWEEP_TICK_MS = 1000;
 /** Shared by all the connections of a server (one object, not one per connection). */
 export interface SyncConnectionOptions {
   log: Logger;
-  /** Shared by all connections of the process: updates per member. */
-  updateLimiter: RateLimiter;
+  /** Members' edits at the rate their limits allow, across their connections. */
+  throttle: UpdateThrottle;
+  /** Checks the fresh token a member sends to stay connected past its old one's expiry. */
+  signer: TokenSigner;
+  /** The count of connections per address, which this connection gives back when it closes. */
+  connections: AddressConnections;
   now?: () => number;
   onMessageRefused?: (reason: Refusal['code']) => void;
   /** Pings the connections and arms their expiry (one timer for all of them). */
@@ -125,13 +131,13 @@ export class SyncSweep {
   }
 }
 
-export class SyncConnection implements SyncPeer {
+export class SyncConnection implements SyncPeer, ThrottledPeer {
   readonly member: Member;
   readonly #ws: WebSocket;
   readonly #room: Room;
   readonly #opts: SyncConnectionOptions;
-  /** When the member's token expires; the connection ends then. */
-  readonly #expiresAtMs: number;
+  /** When the member's token expires; the connection ends then, unless a fresh token came meanwhile. */
+  #expiresAtMs: number;
   /** Made when first needed: most connections never log anything. */
   #logger: Logger | null = null;
   /** Armed at once or by the sweep, once the expiry is near (see SyncSweep.armWithinMs). */
@@ -187,7 +193,43 @@ export class SyncConnection implements SyncPeer {
     if (this.#expiryTimer || this.#closed) return;
     const left = this.#expiresAtMs - (this.#opts.now ?? Date.now)();
     if (left > this.#opts.sweep.armWithinMs) return;
-    this.#expiryTimer = setTimeout(() => this.close(SYNC_CLOSE.accessRevoked, 'your access to the room has expired'), Math.max(0, left));
+    this.#expiryTimer = setTimeout(() => this.#expire(), Math.max(0, left));
+  }
+
+  #expire(): void {
+    this.#expiryTimer = null;
+    // A fresh token may have moved the expiry on since the timer was set.
+    if (this.#expiresAtMs > (this.#opts.now ?? Date.now)()) return this.#armExpiry();
+    this.close(SYNC_CLOSE.tokenExpired, 'your token has expired; refresh it and connect again');
+  }
+
+  /** A fresh token of the same member (refreshed through POST /api/rooms/:roomId/members/me/token) moves the expiry on. */
+  #renew(token: string): Refusal | null {
+    let claims;
+    try {
+      claims = this.#opts.signer.verify(token, this.#room.id, 'member');
+    } catch (err) {
+      if (err instanceof TokenError) return refusal('malformed', `the fresh token was refused: ${err.message}`);
+      throw err;
+    }
+    if (claims.sub !== this.member.userId) return refusal('malformed', 'the fresh token is of another member');
+    if (claims.exp * 1000 > this.#expiresAtMs) {
+      this.#expiresAtMs = claims.exp * 1000;
+      if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
+      this.#expiryTimer = null;
+      this.#armExpiry();
+    }
+    return null;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** An edit (or several, merged) whose turn came: checked and applied by the room. */
+  applyUpdate(update: Uint8Array): void {
+    if (this.#closed || this.#room.closed) return;
+    this.#room.applyMemberUpdate(this, update);
   }
 
   send(message: Uint8Array): void {
@@ -229,6 +271,8 @@ export class SyncConnection implements SyncPeer {
     if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
     this.#expiryTimer = null;
     this.#opts.sweep.delete(this);
+    this.#opts.throttle.forget(this);
+    this.#opts.connections.release(this.member.address);
     this.#room.removePeer(this);
   }
 
@@ -256,16 +300,11 @@ export class SyncConnection implements SyncPeer {
           return null;
         }
         if (step === 1 || step === 2) {
-          const update = decoding.readVarUint8Array(dec);
-          if (step === 2) {
-            const limited = this.#opts.updateLimiter.take(this.member.sessionId);
-            if (!limited.ok) {
-              // Refusing costs as much as checking, and a stock client would keep the edit anyway;
-              // so the update is still checked, and a flood counts strikes until the connection drops.
-              return this.#room.applyMemberUpdate(this, update) ?? refusal('rate_limited', 'too many changes at once; slow down');
-            }
+          // In turn, at the rate the member's limits allow; beyond what may wait, the connection goes.
+          if (this.#opts.throttle.submit(this, decoding.readVarUint8Array(dec)) === 'overflow') {
+            this.#log.warn({ userId: this.member.userId }, 'too many edits waiting; dropping the connection');
+            this.close(SYNC_CLOSE.tooManyRefusals, 'too many changes at once; slow down');
           }
-          this.#room.applyMemberUpdate(this, update);
           return null;
         }
         return refusal('malformed', `unknown sync step ${step}`);
@@ -275,8 +314,11 @@ export class SyncConnection implements SyncPeer {
       case MESSAGE_QUERY_AWARENESS:
         this.#room.queryAwarenessFor(this);
         return null;
-      case MESSAGE_AUTH:
-        return null;
+      case MESSAGE_AUTH: {
+        // y-protocols' auth message, sent by a member: [2][varString fresh token] renews the connection.
+        if (!decoding.hasContent(dec)) return null;
+        return this.#renew(decoding.readVarString(dec));
+      }
       default:
         return refusal('malformed', `unknown message type ${type}`);
     }

@@ -7,10 +7,16 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
+import { limitMessage } from '../../shared/limits.ts';
+import { SYNC_CLOSE } from '../../shared/refusals.ts';
+import type { MemberDirectory } from '../auth/members.ts';
 import { TokenError, type TokenSigner } from '../auth/tokens.ts';
-import { RateLimiter } from '../util/rate-limiter.ts';
+import { addressOf } from '../limits/address.ts';
+import type { AddressConnections } from '../limits/address-connections.ts';
+import type { Limits } from '../limits/limits.ts';
 import { ROOM_ID, RoomEndedError, RoomNotFoundError, type RoomManager } from './room-manager.ts';
 import { SyncConnection, SyncSweep, type SyncConnectionOptions } from './sync-connection.ts';
+import { UpdateThrottle } from './update-throttle.ts';
 
 export const SYNC_PATH = '/sync/';
 /** The largest frame a member may send: a reconnecting client's whole offline state fits easily. */
@@ -19,14 +25,22 @@ export const MAX_SYNC_FRAME_BYTES = 1024 * 1024;
 export interface SyncServerDeps {
   manager: RoomManager;
   signer: TokenSigner;
+  members: MemberDirectory;
+  limits: Limits;
+  /** Shared with socket.io: connections per address. */
+  connections: AddressConnections;
   log: Logger;
   metrics: Metrics;
 }
 
+/** How long a client refused for too many connections from its address is told to wait. */
+const CONNECTIONS_RETRY_SEC = 30;
+
 export class SyncServer {
   readonly #wss: WebSocketServer;
   readonly #deps: SyncServerDeps;
-  readonly #updateLimiter = new RateLimiter({ capacity: 240, refillPerSec: 120 });
+  /** Members' edits at the rate their limits allow (shared by every connection of the process). */
+  readonly #throttle: UpdateThrottle;
   /** Pings every connection and arms its expiry, on one timer. */
   readonly #sweep = new SyncSweep();
   /** Given to every connection. */
@@ -38,9 +52,12 @@ export class SyncServer {
     this.#deps = deps;
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_SYNC_FRAME_BYTES, perMessageDeflate: false });
     this.#untrack = deps.metrics.trackConnections('sync', () => this.#wss.clients.size);
+    this.#throttle = new UpdateThrottle(deps.limits, deps.log, (outcome, n) => deps.metrics.syncEdits.inc({ outcome }, n));
     this.#connectionOptions = {
       log: deps.log,
-      updateLimiter: this.#updateLimiter,
+      throttle: this.#throttle,
+      signer: deps.signer,
+      connections: deps.connections,
       onMessageRefused: (reason) => deps.metrics.syncRefusals.inc({ reason }),
       sweep: this.#sweep,
     };
@@ -71,12 +88,13 @@ export class SyncServer {
     this.#closed = true;
     for (const ws of this.#wss.clients) ws.terminate();
     this.#sweep.stop();
+    this.#throttle.close();
     this.#wss.close();
     this.#untrack();
   }
 
   async #upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL): Promise<void> {
-    const { log, manager, signer, metrics } = this.#deps;
+    const { log, manager, signer, metrics, members, connections } = this.#deps;
     // A plain function, not a closure: it stays on the socket for the connection's life, and a
     // closure here would keep this whole call's scope (the claims, the room) alive with it.
     socket.on('error', destroySelf);
@@ -93,21 +111,62 @@ export class SyncServer {
       }
       throw err;
     }
-    let room;
-    try {
-      room = await manager.open(roomId);
-    } catch (err) {
-      if (err instanceof RoomNotFoundError) return refuse(socket, 404, err.message);
-      if (err instanceof RoomEndedError) return refuse(socket, 410, err.message);
-      log.error({ err, roomId }, 'opening a room failed');
-      return refuse(socket, 503, 'the room could not be opened; try again');
+    const address = addressOf(req);
+    if (!connections.acquire(address)) {
+      metrics.syncRefusals.inc({ reason: 'rate_limited' });
+      return refuse(socket, 429, limitMessage('connections.address', CONNECTIONS_RETRY_SEC * 1000), CONNECTIONS_RETRY_SEC);
     }
-    if (socket.destroyed) return;
-    this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      if (room.closed) return ws.close(4503, 'the room is closing');
-      const member = { sessionId: flatUUID(), userId: claims.sub, name: claims.name, tokenRole: claims.role };
-      new SyncConnection(ws, room, member, claims.exp * 1000, this.#connectionOptions);
-    });
+    // Given back below unless a connection takes it over.
+    let held = true;
+    const giveBack = () => {
+      if (held) connections.release(address);
+      held = false;
+    };
+    try {
+      // The role comes from the store (every node's), never from the token.
+      const standing = await members.standing(roomId, claims);
+      if (!standing.ok) {
+        metrics.syncRefusals.inc({ reason: standing.reason });
+        return refuse(socket, standing.status, standing.message);
+      }
+      let room;
+      try {
+        room = await manager.open(roomId);
+      } catch (err) {
+        if (err instanceof RoomNotFoundError) return refuse(socket, 404, err.message);
+        if (err instanceof RoomEndedError) return refuse(socket, 410, err.message);
+        log.error({ err, roomId }, 'opening a room failed');
+        return refuse(socket, 503, 'the room could not be opened; try again');
+      }
+      if (socket.destroyed) return;
+      const member = { sessionId: flatUUID(), userId: claims.sub, name: claims.name, baseRole: standing.role, address };
+      const expiresAtMs = claims.exp * 1000;
+      let adopted = false;
+      this.#wss.handleUpgrade(req, socket, head, (ws) => {
+        adopted = true;
+        held = false;
+        if (room.closed) {
+          connections.release(address);
+          return ws.close(4503, 'the room is closing');
+        }
+        // Removed between the check above and now: the rules already say so.
+        if (room.isRemoved(member.userId)) {
+          connections.release(address);
+          return ws.close(SYNC_CLOSE.accessRevoked, 'a host removed you from this room');
+        }
+        // The connection gives the address's count back when it closes.
+        new SyncConnection(ws, room, member, expiresAtMs, this.#connectionOptions);
+      });
+      // ws refused the upgrade itself (a malformed handshake), or has not finished it yet.
+      if (!adopted && !socket.destroyed) {
+        held = false;
+        socket.once('close', () => {
+          if (!adopted) connections.release(address);
+        });
+      }
+    } finally {
+      giveBack();
+    }
   }
 }
 
@@ -124,8 +183,10 @@ function destroySelf(this: Duplex): void {
   this.destroy();
 }
 
-function refuse(socket: Duplex, status: number, message: string): void {
-  const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 410: 'Gone', 503: 'Service Unavailable' }[status] ?? 'Error';
-  const body = JSON.stringify({ error: { code: status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : status === 503 ? 'not_ready' : 'not_found', message } });
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+function refuse(socket: Duplex, status: number, message: string, retryAfterSec?: number): void {
+  const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 410: 'Gone', 429: 'Too Many Requests', 503: 'Service Unavailable' }[status] ?? 'Error';
+  const code = status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : status === 429 ? 'rate_limited' : status === 503 ? 'not_ready' : 'not_found';
+  const body = JSON.stringify({ error: { code, message, ...(status === 429 ? { limit: 'connections.address' } : {}), ...(retryAfterSec ? { retryAfterSec } : {}) } });
+  const retry = retryAfterSec ? `Retry-After: ${retryAfterSec}\r\n` : '';
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`);
 }

@@ -7,7 +7,11 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Broadcast, type Room } from '../../server/rooms/room.ts';
 import { SyncConnection, SyncSweep } from '../../server/rooms/sync-connection.ts';
-import { RateLimiter } from '../../server/util/rate-limiter.ts';
+import { UpdateThrottle } from '../../server/rooms/update-throttle.ts';
+import { Limits } from '../../server/limits/limits.ts';
+import { LocalBucketStore } from '../../server/limits/bucket-store.ts';
+import { AddressConnections } from '../../server/limits/address-connections.ts';
+import { TokenSigner } from '../../server/auth/tokens.ts';
 
 // ws's own framing, to compare against: its Sender is not exported, so it is loaded by its file.
 const require = createRequire(import.meta.url);
@@ -61,9 +65,11 @@ describe('Broadcast: one frame for every peer of a room', () => {
       await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject));
       const serverSide = await accepted;
       const room = { id: 'room-1', addPeer() {}, removePeer() {} } as unknown as Room;
-      const conn = new SyncConnection(serverSide, room, { sessionId: 's', userId: 'u', name: 'U', tokenRole: 'remixer' }, Date.now() + 3_600_000, {
+      const conn = new SyncConnection(serverSide, room, { sessionId: 's', userId: 'u', name: 'U', baseRole: 'remixer', address: '127.0.0.1' }, Date.now() + 3_600_000, {
         log: pino({ level: 'silent' }),
-        updateLimiter: new RateLimiter({ capacity: 10, refillPerSec: 10 }),
+        throttle: new UpdateThrottle(new Limits(new LocalBucketStore()), pino({ level: 'silent' })),
+        signer: new TokenSigner('x'.repeat(32)),
+        connections: new AddressConnections(10),
         sweep,
       });
       return { conn, client, serverSide, received };

@@ -134,7 +134,7 @@ describe('a clip sounds like what the room heard (the live stream against the re
     const deadline = Date.now() + 120_000;
     let view: ClipView;
     for (;;) {
-      view = (await api<ClipView>(t.url, 'GET', `/api/clips/${committed.clipId}`)).body;
+      view = (await api<ClipView>(t.url, 'GET', `/api/clips/${committed.clipId}`, undefined, token)).body;
       if (view.status === 'done' || view.status === 'failed') break;
       if (Date.now() > deadline) throw new Error(`the clip did not finish: ${JSON.stringify(view)}`);
       await new Promise((r) => setTimeout(r, 250));

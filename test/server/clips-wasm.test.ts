@@ -80,7 +80,7 @@ describe('clips without native ffmpeg: the WebAssembly encoder (a server process
     const deadline = Date.now() + 200_000;
     let view: ClipView;
     for (;;) {
-      view = (await api<ClipView>(url, 'GET', `/api/clips/${committed.clipId}`)).body;
+      view = (await api<ClipView>(url, 'GET', `/api/clips/${committed.clipId}`, undefined, token)).body;
       if (view.status === 'done' || view.status === 'failed') break;
       if (Date.now() > deadline) throw new Error(`the clip did not finish: ${JSON.stringify(view)}`);
       await new Promise((r) => setTimeout(r, 500));

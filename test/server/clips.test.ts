@@ -104,7 +104,7 @@ describe('clips (real server, native ffmpeg)', function () {
     const deadline = Date.now() + 90_000;
     let view: ClipView;
     for (;;) {
-      view = (await api<ClipView>(t.url, 'GET', `/api/clips/${clip.clipId}`)).body;
+      view = (await api<ClipView>(t.url, 'GET', `/api/clips/${clip.clipId}`, undefined, remixerToken)).body;
       if (view.status === 'done' || view.status === 'failed') break;
       if (Date.now() > deadline) throw new Error(`the clip did not finish: ${JSON.stringify(view)}`);
       await new Promise((r) => setTimeout(r, 250));
@@ -175,8 +175,14 @@ describe('clips (real server, native ffmpeg)', function () {
     const expired = await fetch(`${t.url}/api/clips/${clip.clipId}/files/clip.mp4?expires=${expires}&sig=${expiredSig}`);
     expect(expired.status).to.equal(404);
     expect(((await expired.json()) as { error: { message: string } }).error.message).to.match(/expired/);
-    expect((await fetch(`${t.url}/api/clips/ffffffffffffffff`)).status).to.equal(404);
-    expect((await fetch(`${t.url}/api/clips/not-a-clip`)).status).to.equal(404);
+    const member = { headers: { authorization: `Bearer ${remixerToken}` } };
+    expect((await fetch(`${t.url}/api/clips/ffffffffffffffff`, member)).status).to.equal(404);
+    expect((await fetch(`${t.url}/api/clips/not-a-clip`, member)).status).to.equal(404);
+    // A clip's id is in every copy of its file: alone, or with a token of another room, it gives nothing.
+    expect((await fetch(`${t.url}/api/clips/${clip.clipId}`)).status).to.equal(401);
+    const stranger = await openRoom(t.url);
+    expect((await fetch(`${t.url}/api/clips/${clip.clipId}`, { headers: { authorization: `Bearer ${stranger.hostToken}` } })).status).to.equal(404);
+    expect((await fetch(`${t.url}/api/clips/${clip.clipId}`, member)).status).to.equal(200);
   });
 
   it('a still of the visuals: a PNG of the moment with a signed manifest inside; bad sizes and moments refused', async () => {
@@ -211,7 +217,7 @@ describe('clips (real server, native ffmpeg)', function () {
     const deadline = Date.now() + 90_000;
     let view: ClipView;
     for (;;) {
-      view = (await api<ClipView>(t.url, 'GET', `/api/clips/${clipId}`)).body;
+      view = (await api<ClipView>(t.url, 'GET', `/api/clips/${clipId}`, undefined, remixerToken)).body;
       if (view.status === 'done' || view.status === 'failed') break;
       if (Date.now() > deadline) throw new Error('the loop did not finish');
       await new Promise((r) => setTimeout(r, 250));
@@ -236,7 +242,7 @@ describe('clips (real server, native ffmpeg)', function () {
       const res = await fetch(`${t.url}/api/verify`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(body) });
       return { status: res.status, body: (await res.json()) as { found?: boolean; renderId?: string; manifestGenuine?: boolean; fileMatchesManifest?: boolean; render?: { roomId: string; releaseId: string }; error?: { code: string } } };
     };
-    const view = (await api<ClipView>(t.url, 'GET', `/api/clips/${clip.clipId}`)).body;
+    const view = (await api<ClipView>(t.url, 'GET', `/api/clips/${clip.clipId}`, undefined, remixerToken)).body;
     const video = Buffer.from(await (await fetch(t.url + view.downloads!.video!)).arrayBuffer());
     const direct = await verify(video);
     expect(direct.status).to.equal(200);

@@ -317,7 +317,7 @@ describe('render queue: a server and renderer processes through a real redis-ser
   async function finished(clipId: string, timeoutMs = 120_000): Promise<ClipView> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const view = (await api<ClipView>(url, 'GET', `/api/clips/${clipId}`)).body;
+      const view = (await api<ClipView>(url, 'GET', `/api/clips/${clipId}`, undefined, token)).body;
       if (view.status === 'done' || view.status === 'failed') return view;
       if (Date.now() > deadline) throw new Error(`the render did not finish: ${JSON.stringify(view)}`);
       await sleep(200);
@@ -354,7 +354,7 @@ describe('render queue: a server and renderer processes through a real redis-ser
     expect(await jobs.pending()).to.deep.equal([clip.clipId]);
     // Nothing takes it (the server renders nothing itself): still queued a moment later, on the API too.
     await sleep(1500);
-    const waiting = (await api<ClipView>(url, 'GET', `/api/clips/${clip.clipId}`)).body;
+    const waiting = (await api<ClipView>(url, 'GET', `/api/clips/${clip.clipId}`, undefined, token)).body;
     expect(waiting).to.include({ status: 'queued', progress: 0 });
     expect(server.output()).to.not.match(/"msg":"render done"/);
     const r1 = await startRenderer();
@@ -443,7 +443,7 @@ describe('render queue: a server and renderer processes through a real redis-ser
     expect(await store.getRender(firstClip.clipId)).to.deep.equal(before);
     expect(await jobs.pending()).to.deep.equal([]);
     expect(await jobs.active()).to.deep.equal({});
-    expect((await api<ClipView>(url, 'GET', `/api/clips/${firstClip.clipId}`)).body.status).to.equal('done');
+    expect((await api<ClipView>(url, 'GET', `/api/clips/${firstClip.clipId}`, undefined, token)).body.status).to.equal('done');
     expect(server.output()).to.match(/a message that is not one; ignored/);
   });
 

@@ -13,7 +13,10 @@ import { requireComponent } from '../support/components.ts';
 import { demoDataDir } from '../support/demo-data.ts';
 import { redisAvailable, startRedis, stopChild, type TestRedis } from '../support/redis.ts';
 import { listenToRoom } from '../support/werift-listener.ts';
-import { api, connectMember, joinAs, openRoom, stemMap, waitFor, type Member, type OpenedRoom } from '../support/room-clients.ts';
+import { api, connectMember, from, joinAs, openRoom, stemMap, strangerAddress, waitFor, type Member, type OpenedRoom } from '../support/room-clients.ts';
+import WebSocket from 'ws';
+import { LIMITS } from '../../shared/limits.ts';
+import { SYNC_CLOSE } from '../../shared/refusals.ts';
 import { spawnServer, type ServerProcess } from '../support/server-process.ts';
 
 interface Node {
@@ -147,6 +150,72 @@ describe('scale-out: two server processes and a real redis-server', function () 
       const ack = await onB.emitWithAck('chat:send', { text: 'hello from node B' });
       expect(ack.ok).to.equal(true);
       expect(await got).to.include({ text: 'hello from node B', name: 'Bo' });
+    } finally {
+      onA.disconnect();
+      onB.disconnect();
+    }
+  });
+
+  it("a demotion on node A holds on node B at once: for B's open sockets, and where B has never loaded the room", async () => {
+    const room = await openRoom(a.url) as OpenedRoom & { userId: string };
+    const quiet = await openRoom(a.url) as OpenedRoom & { userId: string };
+    const mint = (r: OpenedRoom, node: Node) => api<{ token: string; userId: string }>(node.url, 'POST', `/api/rooms/${r.roomId}/tokens`, { role: 'host', name: 'Co' }, r.hostToken);
+    const co = (await mint(room, a)).body;
+    const coQuiet = (await mint(quiet, a)).body;
+    // The co-host is connected to B; the quiet room is loaded on A only.
+    const onB = io(b.url, { auth: { roomId: room.roomId, token: co.token }, transports: ['websocket'], reconnection: false });
+    const connected = new Promise<void>((r) => onB.once('connect', () => r()));
+    const sync = await connectMember(b.url, room.roomId, co.token);
+    members.push(sync);
+    try {
+      await connected;
+      const notice = new Promise<{ code: string; message: string }>((r) => onB.on('room:notice', (n: { code: string; message: string }) => n.code === 'role_changed' && r(n)));
+      expect((await api(a.url, 'PUT', `/api/rooms/${room.roomId}/members/${co.userId}/role`, { role: 'listener' }, room.hostToken)).status).to.equal(200);
+      expect((await api(a.url, 'PUT', `/api/rooms/${quiet.roomId}/members/${coQuiet.userId}/role`, { role: 'remixer' }, quiet.hostToken)).status).to.equal(200);
+      expect((await notice).message).to.match(/listener/);
+      // Its sync connection on B is a listener's now.
+      stemMap(sync.doc, 'drums').set('gainDb', -3);
+      await waitFor(() => sync.refusals.some((r) => r.code === 'read_only'), 5000, 'the edit on B to be refused');
+      // Through B, with the old host token: nothing a host does.
+      for (const [r, c] of [[room, co], [quiet, coQuiet]] as const) {
+        expect((await api(b.url, 'POST', `/api/rooms/${r.roomId}/tokens`, { role: 'listener' }, c.token)).status, r.roomId).to.equal(403);
+        expect((await api(b.url, 'PUT', `/api/rooms/${r.roomId}/members/${c.userId}/role`, { role: 'host' }, c.token)).status).to.equal(403);
+        expect((await api(b.url, 'PUT', `/api/rooms/${r.roomId}/members/${r.userId}/role`, { role: 'listener' }, c.token)).status).to.equal(403);
+        expect((await api(b.url, 'DELETE', `/api/rooms/${r.roomId}`, undefined, c.token)).status).to.equal(403);
+      }
+    } finally {
+      onB.disconnect();
+    }
+  });
+
+  it("removing a member on node A ends its connections on node B; a member's and an address's limits hold across both nodes", async () => {
+    const room = await openRoom(a.url);
+    const guest = await joinAs(a.url, room, 'remixer', 'Guest');
+    const onB = io(b.url, { auth: { roomId: room.roomId, token: guest.token }, transports: ['websocket'], reconnection: false });
+    const onA = io(a.url, { auth: { roomId: room.roomId, token: guest.token }, transports: ['websocket'], reconnection: false });
+    try {
+      await Promise.all([onA, onB].map((s) => new Promise<void>((r) => s.once('connect', () => r()))));
+      // Chat: one allowance for the member, whichever node the message goes through.
+      const oks: boolean[] = [];
+      for (let i = 0; i < 4; i++) oks.push((await onA.emitWithAck('chat:send', { text: `a${i}` })).ok, (await onB.emitWithAck('chat:send', { text: `b${i}` })).ok);
+      expect(oks.filter(Boolean)).to.have.length(LIMITS['chat.member'].capacity);
+      // Joining through a link: one allowance for the address across nodes.
+      const link = await api<{ invite: string }>(a.url, 'POST', `/api/rooms/${room.roomId}/tokens`, { role: 'listener' }, room.hostToken);
+      const address = strangerAddress();
+      const joins = [];
+      for (let i = 0; i < 8; i++) {
+        for (const node of [a, b]) joins.push((await api(node.url, 'POST', `/api/rooms/${room.roomId}/join`, { invite: link.body.invite, name: `n${i}` }, undefined, from(address))).status);
+      }
+      expect(joins.filter((s) => s === 201)).to.have.length(LIMITS['invite.exchange.address'].capacity);
+      // Removed through A: the session on B ends with the reason, and so does its sync connection there.
+      const sync = new WebSocket(`${b.url.replace(/^http/, 'ws')}/sync/${room.roomId}?token=${guest.token}`);
+      await new Promise((r) => sync.once('open', r));
+      const closed = new Promise<number>((r) => sync.once('close', (code) => r(code)));
+      const ended = new Promise<{ reason: string }>((r) => onB.once('session:ended', r));
+      expect((await api(a.url, 'DELETE', `/api/rooms/${room.roomId}/members/${guest.userId}`, undefined, room.hostToken)).status).to.equal(200);
+      expect((await ended).reason).to.equal('removed');
+      expect(await closed).to.equal(SYNC_CLOSE.accessRevoked);
+      expect((await api(b.url, 'POST', `/api/rooms/${room.roomId}/members/me/token`, undefined, guest.token)).status).to.equal(403);
     } finally {
       onA.disconnect();
       onB.disconnect();

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { SYNC_CLOSE } from '../../shared/refusals.ts';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
 import { TokenSigner } from '../../server/auth/tokens.ts';
@@ -222,8 +223,9 @@ describe('the sync endpoint with stock y-websocket clients', function () {
     expect(await upgradeStatus(`${t.url.replace(/^http/, 'ws')}/elsewhere`)).to.equal(404);
   });
 
-  it('ends a connection with "access revoked" when its token expires while connected', async () => {
-    // A token that expires in about two seconds: its expiry is near enough for a timer of its own at once.
+  it('ends a connection with "token expired" (4401, refresh and come back) when its token expires while connected', async () => {
+    // A member the store knows, with a token that expires in about two seconds: near enough for a timer of its own at once.
+    await t.server.members.admit({ roomId: room.roomId, userId: 'u_short', name: 'Short', role: 'remixer', inviteId: null, accessUntilMs: Date.now() + 60_000 });
     const short = new TokenSigner(t.server.secrets.tokenSecret).sign({ room: room.roomId, sub: 'u_short', name: 'Short', role: 'remixer', ttlSec: 2 });
     const ws = new WebSocket(`${sync()}${room.roomId}?token=${encodeURIComponent(short)}`);
     const opened = Date.now();
@@ -231,7 +233,7 @@ describe('the sync endpoint with stock y-websocket clients', function () {
       ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
       ws.on('error', reject);
     });
-    expect(closed.code).to.equal(4403);
+    expect(closed.code).to.equal(SYNC_CLOSE.tokenExpired);
     expect(closed.reason).to.match(/expired/);
     expect(Date.now() - opened).to.be.below(5000);
   });

@@ -8,7 +8,9 @@ import { MASTER_CONTROLS, STEM_CONTROLS, type ControlRange } from '../../shared/
 import { PROMPT_POLICIES } from '../../shared/release-manifest.ts';
 import { ROOM_DOC_VERSION, ROOT_MAPS, VISUAL_HISTORY_LIMIT, effectiveRange, type RangeRule, type RoomRelease } from '../../shared/room-doc.ts';
 import { ROLES } from '../../shared/roles.ts';
-import { PROMPT_QUEUE_LIMIT } from '../../server/realtime/room-channel.ts';
+import { LIMITS } from '../../shared/limits.ts';
+
+const PROMPT_QUEUE_LIMIT = LIMITS['prompt.queue.room'].max;
 
 // ---------------------------------------------------------------- PRNG
 
@@ -366,7 +368,7 @@ export function roomDocProblems(doc: Y.Doc, release: RoomRelease): string[] {
 
   // rules, first: the values are checked against them
   const rules = roots.rules;
-  exactKeys('rules', rules, ['editableStems', 'stemRanges', 'masterRanges', 'promptPolicy', 'chatEnabled', 'roles'], out);
+  exactKeys('rules', rules, ['editableStems', 'stemRanges', 'masterRanges', 'promptPolicy', 'chatEnabled', 'roles', 'removed'], out);
   const releaseEditable = release.rules.editableStems ?? release.stems.map((s) => s.id);
   const editable = rules.get('editableStems');
   if (!Array.isArray(editable) || editable.length > 64 || !editable.every((s) => typeof s === 'string')) out.push(`rules.editableStems: ${show(editable)}`);
@@ -383,6 +385,8 @@ export function roomDocProblems(doc: Y.Doc, release: RoomRelease): string[] {
   const roles = rules.get('roles');
   if (!isPlainObject(roles)) out.push(`rules.roles: ${show(roles)}`);
   else for (const [user, role] of Object.entries(roles)) if (!user || user.length > 64 || !(ROLES as readonly unknown[]).includes(role)) out.push(`rules.roles.${user}: ${show(role)}`);
+  const removed = rules.get('removed');
+  if (!Array.isArray(removed) || !removed.every((u) => typeof u === 'string' && u.length > 0 && u.length <= 64)) out.push(`rules.removed: ${show(removed)}`);
 
   // mix
   exactKeys('mix', roots.mix, ['stems', 'master'], out);

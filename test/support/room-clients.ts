@@ -12,13 +12,35 @@ export interface OpenedRoom {
   joinUrl: string;
 }
 
-export async function api<T>(base: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: T }> {
+export async function api<T>(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  token?: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: T; headers: Headers }> {
   const res = await fetch(`${base}${path}`, {
     method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  return { status: res.status, body: (await res.json()) as T };
+  return { status: res.status, body: (await res.json()) as T, headers: res.headers };
+}
+
+let strangers = 0;
+/**
+ * A new address for a stranger: the server trusts loopback proxies, so a request from a test that
+ * sends it as X-Forwarded-For counts as coming from there (every person has an address of their own).
+ */
+export function strangerAddress(): string {
+  const n = ++strangers;
+  return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+}
+
+/** Headers that make a request come from `address` (see strangerAddress). */
+export function from(address: string): Record<string, string> {
+  return { 'x-forwarded-for': address };
 }
 
 export async function openRoom(base: string, body: Record<string, unknown> = {}): Promise<OpenedRoom> {
@@ -27,13 +49,19 @@ export async function openRoom(base: string, body: Record<string, unknown> = {})
   return r.body;
 }
 
-/** A member token through the room's own invite flow. */
-export async function joinAs(base: string, room: OpenedRoom, role: 'host' | 'remixer' | 'listener', name: string): Promise<{ token: string; userId: string }> {
+/** A member token through the room's own invite flow, joined from an address of the member's own. */
+export async function joinAs(
+  base: string,
+  room: OpenedRoom,
+  role: 'host' | 'remixer' | 'listener',
+  name: string,
+  address = strangerAddress(),
+): Promise<{ token: string; userId: string; address: string }> {
   const minted = await api<{ invite: string }>(base, 'POST', `/api/rooms/${room.roomId}/tokens`, { role }, room.hostToken);
   if (minted.status !== 201) throw new Error(`minting failed: ${JSON.stringify(minted.body)}`);
-  const joined = await api<{ token: string; userId: string }>(base, 'POST', `/api/rooms/${room.roomId}/join`, { invite: minted.body.invite, name });
+  const joined = await api<{ token: string; userId: string }>(base, 'POST', `/api/rooms/${room.roomId}/join`, { invite: minted.body.invite, name }, undefined, from(address));
   if (joined.status !== 201) throw new Error(`joining failed: ${JSON.stringify(joined.body)}`);
-  return joined.body;
+  return { ...joined.body, address };
 }
 
 export interface Member {
@@ -43,13 +71,26 @@ export interface Member {
   destroy(): void;
 }
 
-/** A stock WebsocketProvider, as API.md documents it; refusals (auth messages) are collected instead of logged. */
-export async function connectMember(base: string, roomId: string, token: string, opts: { awareness?: Record<string, unknown> } = {}): Promise<Member> {
+/** A WebSocket class that connects as coming from `address` (X-Forwarded-For through a loopback proxy). */
+export function webSocketFrom(address: string): typeof WebSocket {
+  return class extends WebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super(url, protocols, { headers: from(address) });
+    }
+  } as unknown as typeof WebSocket;
+}
+
+/**
+ * A stock WebsocketProvider, as API.md documents it; refusals (auth messages) are collected instead
+ * of logged. `address`: where the member connects from (default: this machine, as the test runs).
+ */
+export async function connectMember(base: string, roomId: string, token: string, opts: { awareness?: Record<string, unknown>; address?: string } = {}): Promise<Member> {
   const doc = new Y.Doc();
   const provider = new WebsocketProvider(base.replace(/^http/, 'ws') + '/sync', roomId, doc, {
     params: { token },
     disableBc: true,
     maxBackoffTime: 500,
+    ...(opts.address ? { WebSocketPolyfill: webSocketFrom(opts.address) as never } : {}),
   });
   const refusals: Refusal[] = [];
   provider.messageHandlers[2] = (_enc, dec) => {

@@ -4,14 +4,13 @@
 // Addresses are given as X-Forwarded-For from loopback (the server trusts
 // loopback proxies), so that one test process can be many strangers.
 import { expect } from 'chai';
-import { io, type Socket } from 'socket.io-client';
+import { io } from 'socket.io-client';
 import WebSocket from 'ws';
-import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/socket-events.ts';
 import { LIMITS } from '../../shared/limits.ts';
-import { api, connectMember, from, joinAs, openRoom, stemMap, strangerAddress, waitFor, webSocketFrom, type Member, type OpenedRoom } from '../support/room-clients.ts';
+import { api, connectMember, connectSocket, from, joinAs, openRoom, stemMap, strangerAddress, waitFor, webSocketFrom, type Member, type OpenedRoom, type RoomSocket } from '../support/room-clients.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 
-type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
+type Client = RoomSocket;
 
 describe('limits on guests: per person and per address', function () {
   this.timeout(60_000);
@@ -35,12 +34,8 @@ describe('limits on guests: per person and per address', function () {
   });
 
   async function socketFrom(token: string, address: string): Promise<Client> {
-    const s: Client = io(t.url, { auth: { roomId: room.roomId, token }, transports: ['websocket'], reconnection: false, extraHeaders: from(address) });
+    const s = await connectSocket(t.url, room.roomId, token, { address });
     sockets.push(s);
-    await new Promise<void>((resolve, reject) => {
-      s.once('connect', () => resolve());
-      s.once('connect_error', reject);
-    });
     return s;
   }
 

@@ -5,15 +5,15 @@
 // member may stay, and open sessions end when their token does.
 import { expect } from 'chai';
 import WebSocket from 'ws';
-import { io, type Socket } from 'socket.io-client';
+import { io } from 'socket.io-client';
 import * as encoding from 'lib0/encoding';
 import { TokenSigner } from '../../server/auth/tokens.ts';
 import { SYNC_CLOSE } from '../../shared/refusals.ts';
-import type { ClientToServerEvents, Notice, ServerToClientEvents, SessionEnded } from '../../shared/socket-events.ts';
-import { api, connectMember, from, joinAs, openRoom, stemMap, strangerAddress, upgradeStatus, waitFor, type Member, type OpenedRoom } from '../support/room-clients.ts';
+import type { Notice, SessionEnded } from '../../shared/socket-events.ts';
+import { api, connectMember, connectSocket, from, nextEvent, joinAs, openRoom, stemMap, strangerAddress, upgradeStatus, waitFor, type Member, type OpenedRoom, type RoomSocket } from '../support/room-clients.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 
-type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
+type Client = RoomSocket;
 
 describe('members: roles from the room, removal, token refresh and expiry', function () {
   this.timeout(60_000);
@@ -45,26 +45,12 @@ describe('members: roles from the room, removal, token refresh and expiry', func
     return api<{ token: string; userId: string; error?: { code: string; message: string } }>(t.url, 'POST', `${rooms()}/tokens`, { role, name, ...body }, by);
   }
 
-  async function connect(token: string, opts: { reconnection?: boolean } = {}): Promise<Client> {
-    const s: Client = io(t.url, { auth: { roomId: room.roomId, token }, transports: ['websocket'], reconnection: opts.reconnection ?? false });
+  async function connect(token: string): Promise<Client> {
+    const s = await connectSocket(t.url, room.roomId, token);
     sockets.push(s);
-    await new Promise<void>((resolve, reject) => {
-      s.once('connect', () => resolve());
-      s.once('connect_error', reject);
-    });
     return s;
   }
 
-  function next<E extends keyof ServerToClientEvents>(s: Client, event: E, match: (...args: Parameters<ServerToClientEvents[E]>) => boolean = () => true) {
-    return new Promise<Parameters<ServerToClientEvents[E]>>((resolve) => {
-      const handler = (...args: Parameters<ServerToClientEvents[E]>) => {
-        if (!match(...args)) return;
-        s.off(event, handler as never);
-        resolve(args);
-      };
-      s.on(event, handler as never);
-    });
-  }
 
   async function unloaded(): Promise<void> {
     await waitFor(() => t.server.rooms.get(room.roomId) === undefined, 5000, 'the room to unload');
@@ -117,14 +103,14 @@ describe('members: roles from the room, removal, token refresh and expiry', func
     const s = await connect(co.body.token);
     const m = await connectMember(t.url, room.roomId, co.body.token);
     members.push(m);
-    const notice = next(s, 'room:notice', (n: Notice) => n.code === 'role_changed');
+    const notice = nextEvent(s, 'room:notice', (n: Notice) => n.code === 'role_changed');
     expect((await api(t.url, 'PUT', `${rooms()}/members/${co.body.userId}/role`, { role: 'listener' }, room.hostToken)).status).to.equal(200);
     expect((await notice)[0].message).to.match(/listener/);
     // The document says so for everyone, and the member's next edit is refused as a listener's.
     await waitFor(() => (m.doc.getMap('rules').get('roles') as Record<string, string> | undefined)?.[co.body.userId] === 'listener', 5000, 'the role in the rules');
     stemMap(m.doc, 'drums').set('gainDb', -4);
     await waitFor(() => m.refusals.some((r) => r.code === 'read_only'), 5000, 'the listener edit to be refused');
-    const queue = next(s, 'prompt:queue');
+    const queue = nextEvent(s, 'prompt:queue');
     expect((await api(t.url, 'PUT', `${rooms()}/members/${co.body.userId}/role`, { role: 'host' }, room.hostToken)).status).to.equal(200);
     expect((await queue)[0]).to.be.an('array');
   });
@@ -144,7 +130,7 @@ describe('members: roles from the room, removal, token refresh and expiry', func
   it("a removed member's connections end, and no token of theirs works again", async () => {
     const guest = await joinAs(t.url, room, 'remixer', 'Guest');
     const s = await connect(guest.token);
-    const ended = next(s, 'session:ended');
+    const ended = nextEvent(s, 'session:ended');
     const ws = new WebSocket(`${t.url.replace(/^http/, 'ws')}/sync/${room.roomId}?token=${guest.token}`);
     raw.push(ws);
     await new Promise((r) => ws.once('open', r));
@@ -188,7 +174,7 @@ describe('members: roles from the room, removal, token refresh and expiry', func
     }
     const short = await connect(signer.sign({ room: room.roomId, sub: 'u_short', name: 'Short', role: 'remixer', ttlSec: 2 }));
     const renewed = await connect(signer.sign({ room: room.roomId, sub: 'u_renewed', name: 'Renewed', role: 'remixer', ttlSec: 2 }));
-    const ended = next(short, 'session:ended');
+    const ended = nextEvent(short, 'session:ended');
     const disconnected = new Promise<string>((r) => short.once('disconnect', (reason) => r(reason)));
     // The renewal: a fresh token of the same member; another member's token is refused.
     const wrong = await renewed.emitWithAck('session:renew', { token: signer.sign({ room: room.roomId, sub: 'u_short', name: 'x', role: 'remixer', ttlSec: 60 }) });

@@ -1,10 +1,10 @@
 import { expect } from 'chai';
-import { io, type Socket } from 'socket.io-client';
-import type { ClientToServerEvents, Notice, Presence, ServerToClientEvents, ChatMessage, PendingPrompt } from '../../shared/socket-events.ts';
+import { io } from 'socket.io-client';
+import type { Notice, Presence, ChatMessage, PendingPrompt } from '../../shared/socket-events.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { api, connectMember, joinAs, openRoom, stemMap, waitFor, type Member, type OpenedRoom } from '../support/room-clients.ts';
+import { api, connectMember, connectSocket, nextEvent, joinAs, openRoom, stemMap, waitFor, type Member, type OpenedRoom, type RoomSocket } from '../support/room-clients.ts';
 
-type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
+type Client = RoomSocket;
 
 describe('the room channel over socket.io', function () {
   this.timeout(30_000);
@@ -28,12 +28,8 @@ describe('the room channel over socket.io', function () {
   });
 
   async function connect(token: string, roomId = room.roomId): Promise<Client> {
-    const s: Client = io(t.url, { auth: { roomId, token }, transports: ['websocket'], reconnection: false });
+    const s = await connectSocket(t.url, roomId, token);
     sockets.push(s);
-    await new Promise<void>((resolve, reject) => {
-      s.once('connect', () => resolve());
-      s.once('connect_error', reject);
-    });
     return s;
   }
 
@@ -42,16 +38,6 @@ describe('the room channel over socket.io', function () {
     return { socket: await connect(token), token, userId };
   }
 
-  function next<E extends keyof ServerToClientEvents>(s: Client, event: E, match: (...args: Parameters<ServerToClientEvents[E]>) => boolean = () => true) {
-    return new Promise<Parameters<ServerToClientEvents[E]>>((resolve) => {
-      const handler = (...args: Parameters<ServerToClientEvents[E]>) => {
-        if (!match(...args)) return;
-        s.off(event, handler as never);
-        resolve(args);
-      };
-      s.on(event, handler as never);
-    });
-  }
 
   it('refuses a connection without a genuine token for the room', async () => {
     const s: Client = io(t.url, { auth: { roomId: room.roomId, token: 'rr1.bad.token' }, transports: ['websocket'], reconnection: false });
@@ -62,7 +48,7 @@ describe('the room channel over socket.io', function () {
 
   it('shows who is here, with their roles, to everyone', async () => {
     const host = await as('host', 'Host');
-    const presence = next(host.socket, 'presence', (p) => p.count === 3);
+    const presence = nextEvent(host.socket, 'presence', (p) => p.count === 3);
     await as('remixer', 'Ana');
     await as('listener', 'Lee');
     const [p] = (await presence) as [Presence];
@@ -76,7 +62,7 @@ describe('the room channel over socket.io', function () {
   it('delivers chat to the room, moderated, length- and rate-limited', async () => {
     const a = await as('remixer', 'Ana');
     const b = await as('listener', 'Lee');
-    const got = next(a.socket, 'chat:message');
+    const got = nextEvent(a.socket, 'chat:message');
     const sent = await b.socket.emitWithAck('chat:send', { text: '  hello   everyone \u200b ' });
     expect(sent.ok).to.equal(true);
     const [m] = (await got) as [ChatMessage];
@@ -95,7 +81,7 @@ describe('the room channel over socket.io', function () {
 
   it('passes reactions from the allowed set only', async () => {
     const a = await as('remixer', 'Ana');
-    const got = next(a.socket, 'reaction');
+    const got = nextEvent(a.socket, 'reaction');
     expect((await a.socket.emitWithAck('reaction:send', { emoji: '🔥' })).ok).to.equal(true);
     expect((await got)[0]).to.include({ emoji: '🔥', name: 'Ana' });
     const odd = await a.socket.emitWithAck('reaction:send', { emoji: '💩' as never });
@@ -106,7 +92,7 @@ describe('the room channel over socket.io', function () {
     const a = await as('remixer', 'Ana');
     const doc = await connectMember(t.url, room.roomId, a.token);
     members.push(doc);
-    const applied = next(a.socket, 'prompt:applied');
+    const applied = nextEvent(a.socket, 'prompt:applied');
     const r = await a.socket.emitWithAck('prompt:submit', { text: 'stormy night, slower' });
     expect(r).to.include({ ok: true, status: 'applied' });
     const [shown] = await applied;
@@ -126,14 +112,14 @@ describe('the room channel over socket.io', function () {
     hostDoc.doc.getMap('rules').set('promptPolicy', 'queued');
     await waitFor(() => t.server.rooms.get(room.roomId)!.rules.promptPolicy === 'queued');
     const fan = await as('listener', 'Fan');
-    const queued = next(host.socket, 'prompt:queue', (q) => q.length === 1);
+    const queued = nextEvent(host.socket, 'prompt:queue', (q) => q.length === 1);
     const r = await fan.socket.emitWithAck('prompt:submit', { text: 'neon ocean' });
     expect(r).to.include({ ok: true, status: 'queued' });
     const [queue] = (await queued) as [PendingPrompt[]];
     expect(queue[0]).to.include({ text: 'neon ocean', name: 'Fan' });
     const notHost = await fan.socket.emitWithAck('prompt:decide', { promptId: queue[0]!.promptId, approve: true });
     expect(notHost.ok === false && notHost.refusal.code).to.equal('host_only');
-    const applied = next(fan.socket, 'prompt:applied');
+    const applied = nextEvent(fan.socket, 'prompt:applied');
     expect((await host.socket.emitWithAck('prompt:decide', { promptId: queue[0]!.promptId, approve: true })).ok).to.equal(true);
     expect((await applied)[0].text).to.equal('neon ocean');
     const again = await host.socket.emitWithAck('prompt:decide', { promptId: queue[0]!.promptId, approve: true });
@@ -156,17 +142,17 @@ describe('the room channel over socket.io', function () {
     const fan = await as('remixer', 'Fan');
     const doc = await connectMember(t.url, room.roomId, fan.token);
     members.push(doc);
-    const notice = next(fan.socket, 'room:notice', (n) => n.code === 'role_changed');
+    const notice = nextEvent(fan.socket, 'room:notice', (n) => n.code === 'role_changed');
     await api(t.url, 'PUT', `/api/rooms/${room.roomId}/members/${fan.userId}/role`, { role: 'listener' }, room.hostToken);
     expect(((await notice)[0] as Notice).message).to.equal('the host made you a listener: you can listen, chat and react');
-    const refused = next(fan.socket, 'room:refused');
+    const refused = nextEvent(fan.socket, 'room:refused');
     stemMap(doc.doc, 'drums').set('gainDb', -3);
     expect((await refused)[0].code).to.equal('read_only');
   });
 
   it('tells everyone when the host ends the room', async () => {
     const fan = await as('remixer', 'Fan');
-    const ended = next(fan.socket, 'room:ended');
+    const ended = nextEvent(fan.socket, 'room:ended');
     await api(t.url, 'DELETE', `/api/rooms/${room.roomId}`, undefined, room.hostToken);
     await ended;
   });

@@ -3,7 +3,9 @@ import * as Y from 'yjs';
 import { WebsocketProvider } from 'y-websocket';
 import WebSocket from 'ws';
 import * as decoding from 'lib0/decoding';
+import { io, type Socket } from 'socket.io-client';
 import type { Refusal } from '../../shared/refusals.ts';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/socket-events.ts';
 import { DEMO_RELEASE_ID } from '../../server/catalog/demo-release.ts';
 
 export interface OpenedRoom {
@@ -141,4 +143,31 @@ export function stemMap(doc: Y.Doc, stemId: string): Y.Map<unknown> {
 
 export function masterMap(doc: Y.Doc): Y.Map<unknown> {
   return doc.getMap('mix').get('master') as Y.Map<unknown>;
+}
+
+export type RoomSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/** A socket.io client of a room, connected (rejects with the connect_error); `address`: where it connects from. */
+export async function connectSocket(base: string, roomId: string, token: string, opts: { address?: string } = {}): Promise<RoomSocket> {
+  const s: RoomSocket = io(base, { auth: { roomId, token }, transports: ['websocket'], reconnection: false, ...(opts.address ? { extraHeaders: from(opts.address) } : {}) });
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', () => resolve());
+    s.once('connect_error', (err) => {
+      s.disconnect();
+      reject(err);
+    });
+  });
+  return s;
+}
+
+/** The next `event` on the socket that `match` accepts. */
+export function nextEvent<E extends keyof ServerToClientEvents>(s: RoomSocket, event: E, match: (...args: Parameters<ServerToClientEvents[E]>) => boolean = () => true) {
+  return new Promise<Parameters<ServerToClientEvents[E]>>((resolve) => {
+    const handler = (...args: Parameters<ServerToClientEvents[E]>) => {
+      if (!match(...args)) return;
+      s.off(event, handler as never);
+      resolve(args);
+    };
+    s.on(event, handler as never);
+  });
 }

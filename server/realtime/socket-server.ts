@@ -119,9 +119,14 @@ export class RoomSocketServer {
             deps.connections.release(address);
             return next(connectError(standing.message, { code: standing.status === 403 ? 'forbidden' : 'not_found', reason: standing.reason }));
           }
+          // Given back when the connection closes, whatever happens after this: even when it closed
+          // during the check above (socket.io then drops the socket without a 'disconnect').
+          if (socket.conn.readyState !== 'open') {
+            deps.connections.release(address);
+            return next(connectError('the connection closed', { code: 'not_found' }));
+          }
+          socket.conn.once('close', () => deps.connections.release(address));
           socket.data = { roomId, userId: claims.sub, name: claims.name, baseRole: standing.role, sessionId: flatUUID(), address, expiresAtMs: claims.exp * 1000 };
-          // Given back when the socket goes, whatever happens after this.
-          socket.once('disconnect', () => deps.connections.release(address));
           releaseHandshake(socket);
           next();
         },

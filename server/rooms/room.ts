@@ -186,6 +186,8 @@ export class Room extends EventEmitter<RoomEvents> {
   #closed = false;
   #closing: Promise<void> | null = null;
   #rules: RoomRules;
+  /** The rules' removed members, for lookups on every connection and presence list. */
+  #removed: ReadonlySet<string>;
   /** The master tempo after the last transaction, to re-anchor the transport when it changes. */
   #tempo: number;
 
@@ -208,6 +210,7 @@ export class Room extends EventEmitter<RoomEvents> {
     this.timeline = new StateTimeline({ retentionMs: opts.timelineRetentionMs });
     this.timeline.reset(this.#now(), this.#snapshot());
     this.#rules = readRules(doc.getMap('rules'), this.release);
+    this.#removed = new Set(this.#rules.removed);
     this.#tempo = this.state().mix.master.tempo;
 
     const onUpdate = (update: Uint8Array, origin: unknown) => this.#onUpdate(update, origin);
@@ -482,7 +485,7 @@ export class Room extends EventEmitter<RoomEvents> {
 
   /** Whether a host removed the member (as the rules mirror it). */
   isRemoved(userId: string): boolean {
-    return this.#rules.removed.includes(userId);
+    return this.#removed.has(userId);
   }
 
   /** Sets the active prompt and adds it to the history (oldest entries beyond the limit go). */
@@ -636,9 +639,9 @@ export class Room extends EventEmitter<RoomEvents> {
     }
     if (rulesChanged) {
       this.#rules = readRules(this.doc.getMap('rules'), this.release);
-      if (this.#rules.removed.length > 0) {
-        const removed = new Set(this.#rules.removed);
-        for (const peer of [...this.#peers]) if (removed.has(peer.member.userId)) peer.close(SYNC_CLOSE.accessRevoked, 'a host removed you from this room');
+      this.#removed = new Set(this.#rules.removed);
+      if (this.#removed.size > 0) {
+        for (const peer of [...this.#peers]) if (this.#removed.has(peer.member.userId)) peer.close(SYNC_CLOSE.accessRevoked, 'a host removed you from this room');
       }
       this.emit('rules', this.#rules);
     }

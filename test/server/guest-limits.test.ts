@@ -208,7 +208,11 @@ describe('connections per address', function () {
     const again = sync(a.address);
     held.push(again);
     expect(await opened(again)).to.equal(101);
+    // So is a socket.io connection's, once it disconnects.
     s.disconnect();
+    await new Promise((r) => setTimeout(r, 200));
+    const s2 = await connectSocket(t.url, room.roomId, a.token, { address: a.address });
+    s2.disconnect();
     for (const ws of held) ws.terminate();
   });
 });

@@ -2,6 +2,7 @@
 // against a real redis-server), the Limits object's refusals, and the address a
 // limit is keyed by.
 import { expect } from 'chai';
+import fs from 'node:fs';
 import { createClient, type RedisClientType } from 'redis';
 import { LIMITS, describeLimit, limitMessage } from '../../shared/limits.ts';
 import { LocalBucketStore, RedisBucketStore, type BucketStore } from '../../server/limits/bucket-store.ts';
@@ -140,6 +141,14 @@ describe('Limits', () => {
     for (const name of Object.keys(LIMITS) as (keyof typeof LIMITS)[]) expect(describeLimit(name)).to.match(/\d/);
   });
 
+  it('SECURITY.md lists every limit with its number, as shared/limits.ts has it', () => {
+    const doc = fs.readFileSync(new URL('../../SECURITY.md', import.meta.url), 'utf8');
+    for (const name of Object.keys(LIMITS) as (keyof typeof LIMITS)[]) {
+      const row = doc.split('\n').find((l) => l.startsWith(`| \`${name}\` |`));
+      expect(row, name).to.be.a('string');
+      expect(row, name).to.include(describeLimit(name));
+    }
+  });
 });
 
 describe('the address a limit is keyed by', () => {

@@ -229,7 +229,13 @@ export class SyncConnection implements SyncPeer, ThrottledPeer {
   /** An edit (or several, merged) whose turn came: checked and applied by the room. */
   applyUpdate(update: Uint8Array): void {
     if (this.#closed || this.#room.closed) return;
-    this.#room.applyMemberUpdate(this, update);
+    try {
+      this.#room.applyMemberUpdate(this, update);
+    } catch (err) {
+      // Called when the member's turn comes, outside the message handler's own catch.
+      this.#log.debug({ err: (err as Error).message }, 'malformed sync update');
+      this.#strike(refusal('malformed', 'the message could not be read'));
+    }
   }
 
   send(message: Uint8Array): void {

@@ -122,6 +122,16 @@ export class UpdateThrottle {
   }
 
   async #drain(peer: ThrottledPeer): Promise<void> {
+    try {
+      await this.#drainQueue(peer);
+    } catch (err) {
+      // Nothing of a member's may end the process: its waiting edits go, its client sends them again.
+      this.#log.error({ err, userId: peer.member.userId }, 'applying waiting edits failed; they are dropped');
+      this.forget(peer);
+    }
+  }
+
+  async #drainQueue(peer: ThrottledPeer): Promise<void> {
     const queue = this.#queues.get(peer);
     if (!queue || queue.draining) return;
     queue.draining = true;
@@ -154,7 +164,11 @@ export class UpdateThrottle {
         const n = Math.min(a.tokens, queue.updates.length);
         a.tokens -= n;
         const batch = queue.updates.splice(0, n);
-        peer.applyUpdate(batch.length === 1 ? batch[0]! : Y.mergeUpdates(batch));
+        const merged = batch.length === 1 ? batch[0]! : mergeOrNull(batch);
+        // An edit that cannot be read (an attacker's bytes) cannot be merged: each goes alone then,
+        // and the room refuses what it cannot read.
+        if (merged) peer.applyUpdate(merged);
+        else for (const u of batch) if (!peer.closed) peer.applyUpdate(u);
         this.#count('applied', n);
       }
       if (queue.updates.length === 0) {
@@ -165,5 +179,13 @@ export class UpdateThrottle {
     } finally {
       queue.draining = false;
     }
+  }
+}
+
+function mergeOrNull(updates: Uint8Array[]): Uint8Array | null {
+  try {
+    return Y.mergeUpdates(updates);
+  } catch {
+    return null;
   }
 }

@@ -139,6 +139,8 @@ export function soundEdit(doc: Y.Doc, rng: Rng, ed: Editor, role: Role): string 
           r.set('chatEnabled', rng.chance(0.8));
           break;
         default: {
+          // Refused now (server_managed: roles change over HTTP, in the store first); kept so that the
+          // seeds' traffic stays as it was, and a host's old way of writing roles is still tried.
           const others = ed.others().filter((u) => u !== ed.userId && u !== ed.protectedUserId);
           if (others.length === 0) return 'none';
           r.set('roles', { ...rules.roles, [rng.pick(others)]: rng.weighted([[1, 'host'], [4, 'remixer'], [3, 'listener']] as const) });

@@ -59,6 +59,8 @@ export class RoomConnection {
   #refreshTimer: ReturnType<typeof setTimeout> | null = null;
   #refreshing: Promise<boolean> | null = null;
   #comingBack: Promise<void> | null = null;
+  /** The server said the room is restarting: the disconnect that follows is not the end. */
+  #restarting = false;
   #retryTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(roomId: string, credentials: Credentials) {
@@ -94,8 +96,21 @@ export class RoomConnection {
     this.socket.on('connect', () => this.#set({ socket: 'connected', socketError: null }));
     this.socket.on('disconnect', (reason) => {
       if (this.#closed) return;
+      // The room restarts on the server (it was closing as we came): it takes us back when we ask.
+      if (reason === 'io server disconnect' && this.#restarting) {
+        this.#restarting = false;
+        this.#set({ socket: 'connecting' });
+        this.#retryTimer = setTimeout(() => {
+          this.socket.once('connect', () => this.#reconnected());
+          this.socket.connect();
+        }, 500);
+        return;
+      }
       // "io server disconnect": the server will not take us back by itself (e.g. the room ended).
       this.#set({ socket: reason === 'io server disconnect' ? 'closed' : 'connecting' });
+    });
+    this.socket.on('room:notice', (n) => {
+      if (n.code === 'room_closing') this.#restarting = true;
     });
     this.socket.on('connect_error', (err) => {
       const data = (err as Error & { data?: ConnectRefusal }).data;

@@ -238,7 +238,13 @@ export class RoomSocketServer {
       socket.disconnect(true);
       return;
     }
-    if (!socket.connected || room.closed) return;
+    if (!socket.connected) return;
+    if (room.closing) {
+      // Closing since it was opened for this socket: the member comes back and it loads again.
+      socket.emit('room:notice', { level: 'info', code: 'room_closing', message: 'the room is restarting; reconnecting' });
+      socket.disconnect(true);
+      return;
+    }
     if (room.isRemoved(member.userId)) return this.#end(socket, { reason: 'removed', message: 'a host removed you from this room' });
     let role = room.roleOf(member);
     room.hold(socket);

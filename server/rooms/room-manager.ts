@@ -76,14 +76,18 @@ export class RoomManager {
     return id;
   }
 
-  /** The loaded room, loading it if needed. Rejects for an unknown or ended room. */
+  /**
+   * The loaded room, loading it if needed. Rejects for an unknown or ended room. A room that is
+   * closing (saving on its way out, after its grace period) is not handed out: it is loaded again
+   * once it has closed, from what it saved.
+   */
   open(roomId: string): Promise<Room> {
     if (this.#closed) return Promise.reject(new Error('the server is shutting down'));
     const loaded = this.#rooms.get(roomId);
-    if (loaded && !loaded.closed) return Promise.resolve(loaded);
+    if (loaded && !loaded.closing) return Promise.resolve(loaded);
     let opening = this.#opening.get(roomId);
     if (!opening) {
-      opening = this.#load(roomId).finally(() => this.#opening.delete(roomId));
+      opening = (loaded ? loaded.whenClosed().then(() => this.#load(roomId)) : this.#load(roomId)).finally(() => this.#opening.delete(roomId));
       this.#opening.set(roomId, opening);
     }
     return opening;

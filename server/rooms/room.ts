@@ -267,6 +267,16 @@ export class Room extends EventEmitter<RoomEvents> {
     return this.#closed;
   }
 
+  /** Whether it is closing or closed: it takes no one new (it may still be saving). */
+  get closing(): boolean {
+    return this.#closing !== null || this.#closed;
+  }
+
+  /** Resolves when the room has closed (at once when it is not closing). */
+  whenClosed(): Promise<void> {
+    return this.#closing ?? Promise.resolve();
+  }
+
   get rules(): RoomRules {
     return this.#rules;
   }

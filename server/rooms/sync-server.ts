@@ -145,9 +145,10 @@ export class SyncServer {
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         adopted = true;
         held = false;
-        if (room.closed) {
+        // Closing since it was opened for this member (saving on its way out): come back, it loads again.
+        if (room.closing) {
           connections.release(address);
-          return ws.close(4503, 'the room is closing');
+          return ws.close(SYNC_CLOSE.shuttingDown, 'the room is closing; reconnect');
         }
         // Removed between the check above and now: the rules already say so.
         if (room.isRemoved(member.userId)) {

@@ -86,4 +86,38 @@ describe('RoomManager and the room lifecycle', () => {
     expect(() => room.change(() => {})).to.throw(/closed/).with.property('name', 'InvalidStateError');
     await room.close();
   });
+
+  it('does not hand out a room that is closing: a member arriving while it saves on its way out gets it loaded again, with what it saved', async () => {
+    // A store that takes its time to save (as one over the network does).
+    let release: () => void = () => {};
+    const saveSlowly: SqliteStore['saveRoomDoc'] = async (id, doc, timeline) => {
+      await new Promise<void>((r) => (release = r));
+      return store.saveRoomDoc(id, doc, timeline);
+    };
+    const slow = new Proxy(store, {
+      get: (target, key) => (key === 'saveRoomDoc' ? saveSlowly : ((v) => (typeof v === 'function' ? v.bind(target) : v))(Reflect.get(target, key))),
+    });
+    const manager = new RoomManager({ store: slow, log, timings: { graceMs: 10, saveDebounceMs: 10_000, saveMaxWaitMs: 20_000 } });
+    const id = await manager.create((await store.getRelease('rel'))!);
+    const first = await manager.open(id);
+    first.change((doc) => (doc.getMap('mix').get('master') as import('yjs').Map<unknown>).set('reverbMix', 0.4));
+    const holder = {};
+    first.hold(holder);
+    first.unhold(holder);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(first.closing, 'closing, its save under way').to.equal(true);
+    expect(first.closed).to.equal(false);
+    const arriving = manager.open(id);
+    await new Promise((r) => setTimeout(r, 20));
+    release();
+    const second = await arriving;
+    expect(second).to.not.equal(first);
+    expect(first.closed).to.equal(true);
+    expect(second.closing).to.equal(false);
+    expect((second.state().mix.master as { reverbMix: number }).reverbMix).to.equal(0.4);
+    expect(manager.get(id)).to.equal(second);
+    const closing = manager.closeAll();
+    release();
+    await closing;
+  });
 });

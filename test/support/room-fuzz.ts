@@ -24,7 +24,8 @@
 // quiet period and again after a fresh sync, holds the server's document; no honest member saw an
 // invalid document for long while connected (short ones are counted as transient); no honest
 // member was refused as malformed or dropped; each one's awareness is its own; and once everyone
-// has left, the room unloads and holds nothing.
+// has left, the room unloads and holds nothing, and no connection comes back (one that does is
+// named: the server's count and the fuzzer's own connections still open).
 //
 // A seed fixes every choice each actor makes (each actor draws from its own stream),
 // not how the actors interleave in time; a failing seed reproduces the same traffic,
@@ -143,6 +144,8 @@ class FuzzContext {
   readonly pool = new FramePool();
   readonly stats = new Stats();
   readonly problems: string[] = [];
+  /** Every connection the fuzzer opens, by who opened it: named when the room will not unload. */
+  readonly connections = new Set<{ who: string; open: () => boolean }>();
   readonly notes: string[] = [];
   readonly honest: HonestMember[] = [];
   /** Awareness client ids seen in the room, with the last clock seen. */
@@ -170,6 +173,10 @@ class FuzzContext {
     return this.t.server.rooms.get(this.room.roomId);
   }
 
+  track(who: string, open: () => boolean): void {
+    this.connections.add({ who, open });
+  }
+
   problem(line: string): void {
     if (!this.problems.includes(line)) this.problems.push(line);
   }
@@ -195,7 +202,10 @@ class HonestMember {
   #invalidWhat = '';
   #liveInvalidMs = 0;
   #sampler: NodeJS.Timeout | null = null;
-  /** Set by destroy(): a reconnect planned before it (after the server ended the socket) must not run. */
+  /**
+   * Set by destroy(): nothing planned before it may connect again, such as an offline spell
+   * (#offlineFor) that ends after the run and calls reconcile(), which reopens the socket.
+   */
   #destroyed = false;
   #pendingHttp = new Set<Promise<unknown>>();
   transient = new Map<string, number>();
@@ -225,6 +235,7 @@ class HonestMember {
   async start(withSocket: boolean): Promise<void> {
     const ctx = this.#ctx;
     this.member = await connectMember(ctx.t.url, ctx.room.roomId, this.token, { awareness: { name: this.label } });
+    ctx.track(`${this.label}'s sync provider`, () => this.member.provider.ws !== null);
     const { provider, doc } = this.member;
     provider.on('connection-close', (e) => {
       const code = e?.code ?? 0;
@@ -264,6 +275,7 @@ class HonestMember {
       if (reason === 'io server disconnect' && !ctx.stopping) setTimeout(() => !ctx.stopping && !ctx.gate.closed && !this.#destroyed && s.connect(), 100);
     });
     this.socket = s;
+    ctx.track(`${this.label}'s socket.io`, () => s.connected || s.active);
   }
 
   /** Validates the member's document after every transaction, to see what a person would have seen. */
@@ -509,6 +521,7 @@ class SyncAttacker {
   async #connect(): Promise<WebSocket | null> {
     if (this.#connects++ > 60) return null;
     const ws = new WebSocket(this.#ctx.syncUrl(this.#token));
+    this.#ctx.track(`sync attacker ${this.label}`, () => ws.readyState <= WebSocket.OPEN);
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary) this.#receive(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
@@ -833,6 +846,7 @@ class IoAttacker {
       [1, { roomId: this.#ctx.room.roomId, token: this.#ctx.tokens.otherRoom }],
     ] as const);
     const s: IoClient = io(this.#ctx.t.url, { auth, transports: ['websocket'], reconnection: false, forceNew: true, timeout: 3000 });
+    this.#ctx.track(`socket.io attacker ${this.label}`, () => s.connected || s.active);
     const ok = await new Promise<boolean>((resolve) => {
       s.once('connect', () => resolve(true));
       s.once('connect_error', () => resolve(false));
@@ -911,6 +925,7 @@ class RawIoAttacker {
   async #connect(): Promise<WebSocket | null> {
     if (this.#connects++ > 40) return null;
     const ws = new WebSocket(`${this.#ctx.wsBase}/socket.io/?EIO=4&transport=websocket`);
+    this.#ctx.track(`raw socket.io attacker ${this.label}`, () => ws.readyState <= WebSocket.OPEN);
     ws.on('error', () => this.#ctx.stats.add('attacker.rawio.error'));
     ws.on('close', (code) => this.#ctx.stats.add(`attacker.rawio.close.${code}`));
     ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -1029,6 +1044,7 @@ async function churn(ctx: FuzzContext, rng: Rng, n: number): Promise<void> {
             timeout: 3000,
           });
           socketToClose = { terminate: () => s.disconnect() };
+          ctx.track('a churn socket.io connection', () => s.connected || s.active);
           s.on('connect', () => setTimeout(finish, Math.max(0, dropAfter)));
           s.on('connect_error', finish);
           if (dropAfter < 0) setTimeout(finish, 0);
@@ -1040,6 +1056,7 @@ async function churn(ctx: FuzzContext, rng: Rng, n: number): Promise<void> {
             : rng.pick([null, 'garbage', ctx.tokens.otherRoom, 'rr1.' + 'a'.repeat(3000), ctx.tokens.host.slice(0, -2) + 'xx']);
         const ws = new WebSocket(ctx.syncUrl(token));
         socketToClose = ws;
+        ctx.track('a churn sync connection', () => ws.readyState <= WebSocket.OPEN);
         ws.on('error', () => {});
         ws.on('unexpected-response', (_req, res) => {
           ctx.stats.add(`churn.upgrade.${res.statusCode}`);
@@ -1215,13 +1232,30 @@ export async function runRoomFuzz(options: RoomFuzzOptions): Promise<RoomFuzzRep
     const transient = [...honest.flatMap((h) => [...h.transient.values()])].reduce((s, n) => s + n, 0);
     if (transient) c.notes.push(`${transient} transient invalid states seen by honest members (own refused edits before their correction, rules before their clamp)`);
 
-    // ---- leaving: the room unloads, holding nothing
+    // ---- leaving: the room unloads, holding nothing, and nothing the fuzzer planned brings it back
     const roomBefore = c.serverRoom();
     for (const h of honest) await h.destroy();
+    const leftAt = performance.now();
+    let unloaded = true;
     if (roomBefore) {
-      await waitFor(() => roomBefore.closed, 10_000, 'the room to unload after everyone left').catch((err: unknown) => c.problem(`${(err as Error).message}`));
+      await waitFor(() => roomBefore.closed, 10_000, 'the room to unload after everyone left').catch(async (err: unknown) => {
+        unloaded = false;
+        c.problem(`${(err as Error).message}; ${await whatIsOpen(c)}`);
+      });
       const left = roomBefore.resources();
       if (left.timers || left.peers || left.holders || left.disposers) c.problem(`the room still holds ${JSON.stringify(left)} after it unloaded`);
+    }
+    if (unloaded) {
+      // A second after leaving, the fuzzer's own timers are over (an offline spell lasts under a second):
+      // a connection opened since would hold the room, or load it again after the check above.
+      await sleep(Math.max(0, leftAt + 1000 - performance.now()));
+      const until = performance.now() + 3000;
+      let open = await serverConnections(c.t);
+      while ((open.socket || open.sync) && performance.now() < until) {
+        await sleep(50);
+        open = await serverConnections(c.t);
+      }
+      if (open.socket || open.sync || c.serverRoom()) c.problem(`after everyone left, ${c.serverRoom() ? 'the room was loaded again and ' : ''}${await whatIsOpen(c)}`);
     }
   } catch (err) {
     (ctx?.problems ?? processErrors).push(`the run itself failed: ${(err as Error).stack ?? String(err)}`);
@@ -1239,6 +1273,21 @@ export async function runRoomFuzz(options: RoomFuzzOptions): Promise<RoomFuzzRep
   timings.totalMs = performance.now() - started;
   const problems = [...(ctx?.problems ?? []), ...processErrors.map((e) => `the process raised: ${e}`)];
   return { seed, problems, notes: ctx?.notes ?? [], stats: ctx?.stats.toObject() ?? {}, timings };
+}
+
+/** The socket.io and sync connections the server holds now (its connection gauges). */
+async function serverConnections(t: TestServer): Promise<{ socket: number; sync: number }> {
+  const read = async (name: string) => (await t.server.metrics.registry.getSingleMetric(name)?.get())?.values[0]?.value ?? 0;
+  return { socket: await read('remixroom_socket_connections'), sync: await read('remixroom_sync_connections') };
+}
+
+/** What is still connected: the server's count, and which of the fuzzer's own connections are open. */
+async function whatIsOpen(ctx: FuzzContext): Promise<string> {
+  const { socket, sync } = await serverConnections(ctx.t);
+  const mine = new Map<string, number>();
+  for (const c of ctx.connections) if (c.open()) mine.set(c.who, (mine.get(c.who) ?? 0) + 1);
+  const list = [...mine].map(([who, n]) => (n > 1 ? `${who} (${n})` : who)).join(', ');
+  return `the server holds ${socket} socket.io and ${sync} sync connections; open on the fuzzer's side: ${list || 'none'}`;
 }
 
 /** Everyone drops at once (the room may unload and load again), then comes back. */

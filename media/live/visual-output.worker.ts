@@ -60,6 +60,15 @@ interface Encoder {
   closed: boolean;
 }
 
+/** How long 'stop' waits for the killed encoders to be reaped (the main thread waits 2 s for 'stopped'). */
+const STOP_WAIT_MS = 1500;
+
+/**
+ * Every encoder process not yet reaped (those killed by a restart too): the thread must not end
+ * before they are, for a child whose thread is gone is never waited for and stays a zombie.
+ */
+const unreaped = new Set<Promise<void>>();
+
 let encoder: Encoder | null = null;
 /**
  * A second ffmpeg, started and waiting for its first frame: a keyframe request
@@ -120,6 +129,12 @@ function startEncoder(): Encoder {
     '-flush_packets', '1', '-f', 'ivf', 'pipe:1',
   ];
   const proc = spawn(data.ffmpeg, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const ended = new Promise<void>((resolve) => {
+    proc.once('exit', () => resolve());
+    proc.once('error', () => resolve());
+  });
+  unreaped.add(ended);
+  void ended.then(() => unreaped.delete(ended));
   const enc: Encoder = { proc, times: new Map(), nextFrame: 0, reader: new IvfReader(), framesOut: 0, closed: false };
   let stderr = '';
   proc.stderr.on('data', (chunk: Buffer) => {
@@ -355,7 +370,12 @@ port.on('message', (message: ToVisualWorker) => {
       if (restartTimer) clearTimeout(restartTimer);
       if (encoder) stopEncoder(encoder);
       if (standby) stopEncoder(standby);
-      void sink.close().finally(() => post({ type: 'stopped' }));
+      // 'stopped' once the killed encoders are reaped (the main thread ends this thread then;
+      // it stops waiting after 2 s, and so does this, so as to answer before it).
+      void Promise.race([
+        Promise.all([sink.close(), ...unreaped]),
+        new Promise((r) => setTimeout(r, STOP_WAIT_MS)),
+      ]).finally(() => post({ type: 'stopped' }));
       break;
   }
 });

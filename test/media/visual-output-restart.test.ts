@@ -5,6 +5,7 @@
 // 'close') and starts no more processes; an encoder that ran fine for
 // healthyMs before it died starts the count again. Short waits through the
 // `restart` option; assertions on counts and order, and lower bounds on time.
+import { readFileSync } from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
@@ -16,6 +17,12 @@ import { normalizeRoomDoc, readRoomState } from '../../shared/room-doc.ts';
 import { testRoomRelease } from '../support/room-release.ts';
 import { tempDir } from '../support/temp.ts';
 import { testArtworks } from '../support/visual-fixtures.ts';
+
+/** The state letter of a process (R, S, Z…); throws when it is gone. */
+function stateOf(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
+}
 
 type Seen = { kind: 'error'; message: string } | { kind: 'close' };
 
@@ -163,5 +170,27 @@ describe('visual output: encoder restarts with backoff and a cap', function () {
     expect(stats.encoderFailures).to.be.at.least(3);
     // The third failure's restart may still be waiting out its backoff.
     expect(stats.encoderRestarts).to.be.at.least(2);
+  });
+  it('a closed output leaves no encoder behind: each is killed and reaped, not left a zombie of this process', async () => {
+    // Both the encoder and its standby run (exec: the process is the one spawned) until killed.
+    const pids = path.join(dir.path, 'running.pids');
+    const fake = await fakeFfmpeg('running', `echo $$ >> '${pids}'\nexec sleep 60`);
+    const { output } = await start(fake.bin, { initialMs: 1000, maxMs: 1000, maxFailures: 5, healthyMs: 60_000 });
+    const started = async () => (await fsp.readFile(pids, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+    const deadline = Date.now() + 10_000;
+    while ((await started()).length < 2 && Date.now() < deadline) await sleep(20);
+    const spawned = await started();
+    expect(spawned, 'the encoder and its standby').to.have.length(2);
+    await output.close();
+    // A process that was killed but never waited for stays in /proc as Z until this process exits.
+    const left = spawned.flatMap((pid) => {
+      try {
+        const stat = stateOf(pid);
+        return [`${pid} (${stat})`];
+      } catch {
+        return [];
+      }
+    });
+    expect(left, 'encoder processes still in the process table after close').to.deep.equal([]);
   });
 });

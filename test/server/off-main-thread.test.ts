@@ -27,6 +27,16 @@ function threadsNamed(name: string): number {
   }).length;
 }
 
+/** A process's state letter (R running, S sleeping, Z ended but not reaped). */
+function stateOf(pid: number): string {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
+  } catch {
+    return 'gone';
+  }
+}
+
 /** Child processes of this process running `comm` (ffmpeg started by a render thread is ours). */
 function childrenNamed(comm: string): number[] {
   const pids: number[] = [];
@@ -138,6 +148,9 @@ describe('off the main thread: stills and renders', function () {
     it('a shutdown stops a running render: its thread and its ffmpeg end, and it stays queued for the next start', async function () {
       const native = await findNativeFfmpeg();
       requireComponent('ffmpeg', native !== null, this);
+      // Only the ffmpeg this test starts: others may linger from earlier suites in this process.
+      const before = new Set(childrenNamed('ffmpeg'));
+      const ours = () => childrenNamed('ffmpeg').filter((pid) => !before.has(pid));
       const data = await demoDataDir();
       try {
         const t = await startTestServer({}, { dataDir: data.path });
@@ -157,14 +170,18 @@ describe('off the main thread: stills and renders', function () {
           expect(res.status).to.equal(202);
           clipId = ((await res.json()) as { clipId: string }).clipId;
           // Caught while ffmpeg encodes: started by the render thread, a child of this process.
-          await waitFor(() => childrenNamed('ffmpeg').length > 0 && threadsNamed('render') === 1, 60_000, 'the render to reach ffmpeg');
+          await waitFor(() => ours().length > 0 && threadsNamed('render') === 1, 60_000, 'the render to reach ffmpeg');
           member.destroy();
         } finally {
           await t.close();
         }
         expect(threadsNamed('render'), 'the render thread ended').to.equal(0);
         // Killed by its thread's abort, or (a thread terminated after the grace) ending at its input's end: either way, soon.
-        await waitFor(() => childrenNamed('ffmpeg').length === 0, 20_000, 'ffmpeg to end');
+        await waitFor(() => ours().length === 0, 20_000, 'ffmpeg to end').catch((err: Error) => {
+          // Say whether it still runs (R/S) or ended unreaped (Z).
+          const states = ours().map((pid) => `${pid}: ${stateOf(pid)}`);
+          throw new Error(`${err.message} (left: ${states.join(', ')})`);
+        });
         const store = await SqliteStore.open(new DataLayout(data.path).database);
         try {
           expect((await store.getRender(clipId))?.status).to.equal('queued');

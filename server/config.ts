@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { LIMITS } from '../shared/limits.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_FORMATS = ['json', 'pretty'] as const;
 
 const port = z.coerce
   .number({ message: 'must be a whole number from 0 to 65535' })
@@ -31,6 +32,7 @@ const EnvSchema = z.object({
     z.string().url('must be an absolute URL like https://remix.example.com').optional(),
   ),
   LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  LOG_FORMAT: z.preprocess(emptyToUndefined, z.enum(LOG_FORMATS, { message: 'must be json (one JSON object a line, for a log collector) or pretty (one readable line an event)' }).optional()),
   TOKEN_SECRET: z.preprocess(emptyToUndefined, secret.optional()),
   FFMPEG_PATH: z.preprocess(emptyToUndefined, z.string().optional()),
   MEDIASOUP_WORKER_BIN: z.preprocess(emptyToUndefined, z.string().optional()),
@@ -79,6 +81,8 @@ export interface Config {
   /** Base URL used in join links; derived from host and port when unset. */
   readonly publicUrl: string | null;
   readonly logLevel: (typeof LOG_LEVELS)[number];
+  /** `json`: pino's lines, for a log collector; `pretty`: one readable line an event, for a person at a terminal. */
+  readonly logFormat: (typeof LOG_FORMATS)[number];
   /** Null means: generate one and keep it under DATA_DIR (embedded mode). */
   readonly tokenSecret: string | null;
   readonly ffmpegPath: string | null;
@@ -125,8 +129,11 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-/** Reads and validates the environment once; throws ConfigError naming the variable and what would be right. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): Config {
+/**
+ * Reads and validates the environment once; throws ConfigError naming the variable and what would be right.
+ * `stdoutIsTTY` picks LOG_FORMAT's default: pretty for a person at a terminal, json when the output goes elsewhere.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd(), stdoutIsTTY: boolean = process.stdout.isTTY === true): Config {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -143,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     redisUrl: e.REDIS_URL ?? null,
     publicUrl: e.PUBLIC_URL ? e.PUBLIC_URL.replace(/\/+$/, '') : null,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT ?? (stdoutIsTTY ? 'pretty' : 'json'),
     tokenSecret: e.TOKEN_SECRET ?? null,
     ffmpegPath: e.FFMPEG_PATH ?? null,
     mediasoupWorkerBin: e.MEDIASOUP_WORKER_BIN ?? null,
@@ -166,5 +174,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
 
 /** A config for tests and tools: the defaults, with overrides. */
 export function configFor(overrides: Partial<Config> & { dataDir: string }): Config {
-  return Object.freeze({ ...loadConfig({}), ...overrides });
+  return Object.freeze({ ...loadConfig({}, process.cwd(), false), ...overrides });
 }

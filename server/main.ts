@@ -1,9 +1,8 @@
 // The process entry point: config, logger, server, signals. The only place that
 // prints to the console directly (for a failed start, before a logger exists).
 import { ConfigError, loadConfig } from './config.ts';
-import { createLogger } from './logger.ts';
+import { createLogger, PrettyConsole } from './logger.ts';
 import { RemixroomServer, StartupError } from './server.ts';
-import { DEMO_RELEASE_ID } from './catalog/demo-release.ts';
 
 async function main(): Promise<void> {
   let config;
@@ -13,7 +12,10 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) fail(`bad configuration: ${err.message}`);
     throw err;
   }
-  const log = createLogger(config);
+  // At a terminal, where to open the app is the first line; the start-up details follow it.
+  const prettyConsole = config.logFormat === 'pretty' ? new PrettyConsole({ holdStartup: true }) : null;
+  const log = createLogger(config, prettyConsole ?? undefined);
+  process.once('exit', () => prettyConsole?.release());
   // One failed promise must not take down every room: log it loudly and keep serving.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   let server: RemixroomServer | null = null;
@@ -44,6 +46,7 @@ async function main(): Promise<void> {
   try {
     server = await RemixroomServer.start(config, log, starting.signal);
   } catch (err) {
+    prettyConsole?.release();
     if (starting.signal.aborted) {
       log.info('start cancelled; nothing was left half-made');
       process.exit(0);
@@ -52,10 +55,19 @@ async function main(): Promise<void> {
     log.fatal({ err }, 'failed to start');
     fail((err as Error).message);
   }
-  log.info(
-    { url: server.url, dataDir: config.dataDir, mode: config.redisUrl ? 'scale-out (Redis)' : 'embedded' },
-    `Remixroom is listening on ${server.url}; the demo release: ${server.url}/api/releases/${DEMO_RELEASE_ID}`,
-  );
+  const running = server;
+  const announce = () =>
+    log.info(
+      {
+        url: running.url,
+        ...(running.publicUrl !== running.url ? { publicUrl: running.publicUrl } : {}),
+        dataDir: config.dataDir,
+        mode: config.redisUrl ? 'scale-out (Redis)' : 'embedded',
+      },
+      `Remixroom is running: open ${running.url}/ in your browser and start a room with the demo release`,
+    );
+  if (prettyConsole) prettyConsole.ready(announce);
+  else announce();
 }
 
 function fail(message: string): never {

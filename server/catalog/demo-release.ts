@@ -7,7 +7,7 @@ import { writeWavFloat32 } from '../../media/audio/wav.ts';
 import { paintDemoArtwork } from '../../media/demo/artwork.ts';
 import { composeDemoMusic } from '../../media/demo/music.ts';
 import { MANIFEST_FILE_NAME, MANIFEST_SCHEMA_VERSION, type ReleaseManifest } from '../../shared/release-manifest.ts';
-import type { Logger } from '../logger.ts';
+import { WAIT_STEP, type Logger } from '../logger.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { Store } from '../store/store.ts';
 import { IngestError, ingestRelease } from './ingest.ts';
@@ -68,7 +68,7 @@ export async function ensureDemoRelease(opts: {
 }): Promise<void> {
   if (await opts.store.getRelease(DEMO_RELEASE_ID)) return;
   const started = performance.now();
-  opts.log.info('making the demo release (first start only)');
+  opts.log.info(WAIT_STEP, 'making the demo release (first start only)');
   await fsp.mkdir(opts.layout.tmpDir, { recursive: true });
   const folder = await fsp.mkdtemp(path.join(opts.layout.tmpDir, 'demo-source-'));
   try {

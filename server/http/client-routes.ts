@@ -1,8 +1,9 @@
 // The fan's web app: the files that `npm run build:client` wrote into client/dist.
 // Hashed assets under /assets are cached for good; the page itself (/ and the join
 // path /r/:roomId, which join links point at) is never cached, so that a new build
-// is picked up at once. Nothing outside client/dist is ever served: assets are
-// looked up by a plain file name, never by a path.
+// is picked up at once. Nothing else outside client/dist is served but the two
+// icon files of client/icons (/favicon.ico, /favicon.svg): assets are looked up by
+// a plain file name, never by a path.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,12 @@ import { Router, type Response } from 'express';
 import { ROOM_ID } from '../rooms/room-manager.ts';
 
 export const CLIENT_DIST_DIR = fileURLToPath(new URL('../../client/dist', import.meta.url));
+/** The site's icon, kept in the repository (no build needed): an SVG for <link rel="icon">, an ICO for /favicon.ico. */
+export const CLIENT_ICONS_DIR = fileURLToPath(new URL('../../client/icons', import.meta.url));
+const ICONS: Record<string, { file: string; type: string }> = {
+  '/favicon.ico': { file: 'favicon.ico', type: 'image/x-icon' },
+  '/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
+};
 
 const ASSET_NAME = /^[\w-]+(\.[\w-]+)*\.(js|css|map|txt|png|svg|ico|woff2)$/;
 const CONTENT_TYPES: Record<string, string> = {
@@ -68,6 +75,16 @@ export function clientRoutes(opts: { distDir?: string } = {}): Router {
     });
     res.send(body);
   });
+
+  for (const [route, icon] of Object.entries(ICONS)) {
+    router.get(route, async (_req, res, next) => {
+      const body = await readIfThere(path.join(CLIENT_ICONS_DIR, icon.file));
+      if (!body) return next();
+      // Not content-hashed, so cached for a day rather than for good; express adds an ETag for revalidation.
+      res.set({ 'content-type': icon.type, 'cache-control': 'public, max-age=86400', 'x-content-type-options': 'nosniff' });
+      res.send(body);
+    });
+  }
 
   router.get('/', (_req, res) => sendPage(res, dist));
   router.get('/r/:roomId', (req, res, next) => {

@@ -18,6 +18,7 @@ import { serveTasks } from './worker-tasks.ts';
 export interface RenderWorkerData {
   dataDir: string;
   logLevel: Config['logLevel'];
+  logFormat: Config['logFormat'];
   ffmpeg: string | null;
   video: { width: number; height: number; fps: number } | null;
   /** The keys are derived from it here; it is never logged or sent back. */
@@ -48,7 +49,7 @@ const runner = new RenderRunner({
     // The main thread holds them for the task and lets go when it ends.
     release: () => {},
   },
-  log: createLogger({ logLevel: data.logLevel }).child({ component: 'render-worker' }),
+  log: createLogger({ logLevel: data.logLevel, logFormat: data.logFormat }).child({ component: 'render-worker' }),
   ffmpeg: data.ffmpeg,
   signer: new ManifestSigner(data.tokenSecret),
   ...(data.video ? { video: data.video } : {}),

@@ -5,7 +5,7 @@
 // without a copy, held until the render ends); the thread mixes, marks, draws and
 // drives ffmpeg. An abort (the queue closing) asks the thread to stop, which kills
 // its ffmpeg; a thread that does not stop within the grace is terminated.
-import type { Logger } from '../logger.ts';
+import { logFormatOf, type Logger } from '../logger.ts';
 import type { ClipRequest, ClipResult, FullRequest, LoopRequest } from '../clips/clip-service.ts';
 import type { Renderer, RenderHooks } from '../clips/render-runner.ts';
 import type { StemCache } from '../live/stem-cache.ts';
@@ -41,6 +41,7 @@ export class ThreadedRenderRunner implements Renderer {
     const workerData: RenderWorkerData = {
       dataDir: deps.layout.root,
       logLevel: deps.log.level as RenderWorkerData['logLevel'],
+      logFormat: logFormatOf(deps.log),
       ffmpeg: deps.ffmpeg,
       video: deps.video ?? null,
       tokenSecret: deps.tokenSecret,

@@ -51,7 +51,7 @@ describe('clips without native ffmpeg: the WebAssembly encoder (a server process
     expect(wasmCoreDir(), '@ffmpeg/core is a dependency').to.be.a('string');
     data = await demoDataDir();
     server = spawnServer({ PORT: '0', DATA_DIR: data.path, RENDER_VIDEO: '640x360@30', TOKEN_SECRET, PATH: path.dirname(process.execPath) });
-    const listening = await server.waitFor(/Remixroom is listening on http:\/\/[\d.:]+/, 60_000);
+    const listening = await server.waitFor(/Remixroom is running: open http:\/\/[\d.:]+/, 60_000);
     url = listening.slice(listening.indexOf('http'));
     expect(server.output()).to.match(/no native ffmpeg/);
   });

@@ -33,6 +33,14 @@ describe('config', () => {
     expect(c.shutdownTimeoutMs).to.equal(2000);
   });
 
+  it('reads LOG_FORMAT, defaulting to pretty at a terminal and json otherwise', () => {
+    expect(loadConfig({}, '/', true).logFormat).to.equal('pretty');
+    expect(loadConfig({}, '/', false).logFormat).to.equal('json');
+    expect(loadConfig({ LOG_FORMAT: 'json' }, '/', true).logFormat).to.equal('json');
+    expect(loadConfig({ LOG_FORMAT: 'pretty' }, '/', false).logFormat).to.equal('pretty');
+    expect(loadConfig({ LOG_FORMAT: ' ' }, '/', false).logFormat).to.equal('json');
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ REDIS_URL: '', TOKEN_SECRET: '  ' }).redisUrl).to.equal(null);
   });
@@ -45,6 +53,8 @@ describe('config', () => {
     [{ REDIS_URL: 'http://127.0.0.1' }, /^REDIS_URL=.* must start with redis:\/\//],
     [{ REDIS_URL: 'not a url' }, /^REDIS_URL=.* must be a URL like redis:\/\//],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL="loud" must be one of fatal, error/],
+    [{ LOG_FORMAT: 'yaml' }, /^LOG_FORMAT="yaml" must be json \(.*\) or pretty \(.*\)$/],
+    [{ LOG_FORMAT: 'JSON' }, /^LOG_FORMAT="JSON" must be json/],
     [{ TOKEN_SECRET: 'short' }, /^TOKEN_SECRET=.* at least 32 characters/],
     [{ PUBLIC_URL: 'example.com' }, /^PUBLIC_URL=.* absolute URL/],
     [{ SHUTDOWN_TIMEOUT_MS: '5' }, /^SHUTDOWN_TIMEOUT_MS=/],

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import http from 'node:http';
 import { DEMO_RELEASE_ID } from '../../server/catalog/demo-release.ts';
 import type { ReleaseListItem, ReleaseView } from '../../shared/api-types.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
@@ -96,6 +97,27 @@ describe('HTTP API of a running server', () => {
     });
     expect(big.status).to.equal(413);
     expect(((await big.json()) as { error: { code: string } }).error.code).to.equal('payload_too_large');
+  });
+
+  it('serves the site icon as /favicon.ico and /favicon.svg, cacheable, without a built web app', async () => {
+    const ico = await fetch(`${t.url}/favicon.ico`);
+    expect(ico.status).to.equal(200);
+    expect(ico.headers.get('content-type')).to.equal('image/x-icon');
+    expect(ico.headers.get('cache-control')).to.match(/^public, max-age=[1-9]\d*$/);
+    const bytes = new Uint8Array(await ico.arrayBuffer());
+    // An ICO header (reserved 0, type 1) holding PNG images.
+    expect([...bytes.slice(0, 4)]).to.deep.equal([0, 0, 1, 0]);
+    expect(Buffer.from(bytes).includes(Buffer.from('\x89PNG', 'latin1'))).to.equal(true);
+    const svg = await fetch(`${t.url}/favicon.svg`);
+    expect(svg.status).to.equal(200);
+    expect(svg.headers.get('content-type')).to.equal('image/svg+xml');
+    expect(svg.headers.get('cache-control')).to.match(/^public, max-age=[1-9]\d*$/);
+    expect(await svg.text()).to.match(/^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    // Revalidation (node:http: fetch turns a conditional request into a no-cache one).
+    const again = await new Promise<number | undefined>((resolve, reject) =>
+      http.get(`${t.url}/favicon.ico`, { headers: { 'if-none-match': ico.headers.get('etag')! } }, (res) => resolve(res.resume().statusCode)).on('error', reject),
+    );
+    expect(again).to.equal(304);
   });
 
   it('gives every request an id, keeping a sane one the caller sent', async () => {

@@ -416,7 +416,7 @@ describe('orders survive a crash between the charge and the entitlement', functi
     let second: ReturnType<typeof spawnServer> | null = null;
     let setup: Awaited<ReturnType<typeof roomWithClip>> | null = null;
     try {
-      await first.waitFor(/"listening"|listening on/, 60_000);
+      await first.waitFor(/Remixroom is running/, 60_000);
       setup = await roomWithClip(base);
       const placed = await post<OrderView>(`${base}/api/orders`, { clipId: setup.clipId, card: GOOD_CARD }, { authorization: `Bearer ${setup.token}`, 'idempotency-key': 'crash-1' });
       expect(placed.status).to.equal(201);
@@ -426,7 +426,7 @@ describe('orders survive a crash between the charge and the entitlement', functi
       await first.exited;
       setup.remixer.destroy();
       second = spawnServer(env);
-      await second.waitFor(/"listening"|listening on/, 60_000);
+      await second.waitFor(/Remixroom is running/, 60_000);
       const entitled = await poll('the entitlement after the restart', 60_000, async () => {
         const o = await getOrder(base, placed.body.orderId, setup!.token);
         return o.entitlement ? o : null;

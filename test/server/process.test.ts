@@ -25,7 +25,7 @@ describe('the server process', function () {
       const port = await freePort();
       const p = spawnServer({ PORT: String(port), DATA_DIR: await dataDir() });
       cleanups.push(async () => p.child.kill('SIGKILL'));
-      await p.waitFor(/Remixroom is listening/);
+      await p.waitFor(/Remixroom is running/);
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).to.equal(200);
       p.child.kill(signal);
       const { code } = await p.exited;
@@ -34,6 +34,27 @@ describe('the server process', function () {
       await expectRefused(port);
     });
   }
+
+  it('with LOG_FORMAT=pretty, says where to open the app on its first line, then writes readable lines, not JSON', async () => {
+    const port = await freePort();
+    const p = spawnServer({ PORT: String(port), DATA_DIR: await dataDir(), LOG_FORMAT: 'pretty' });
+    cleanups.push(async () => p.child.kill('SIGKILL'));
+    await p.waitFor(/Remixroom is running/);
+    expect((await fetch(`http://127.0.0.1:${port}/api/releases`)).status).to.equal(200);
+    await p.waitFor(/GET \/api\/releases 200 \d+ms/);
+    p.child.kill('SIGTERM');
+    expect((await p.exited).code, p.output()).to.equal(0);
+    expect(p.stderr()).to.equal('');
+    const lines = p.output().split('\n').filter(Boolean);
+    expect(lines[0]).to.match(new RegExp(`^\\d\\d:\\d\\d:\\d\\d INFO  Remixroom is running: open http://127\\.0\\.0\\.1:${port}/ `));
+    // The start-up details follow it.
+    expect(lines.slice(1).some((l) => / INFO  live streams use the /.test(l)), p.output()).to.equal(true);
+    for (const line of lines) {
+      expect(line, line).to.match(/^\d\d:\d\d:\d\d (TRACE|DEBUG|INFO |WARN |ERROR|FATAL) \S/);
+      expect(() => JSON.parse(line), line).to.throw();
+    }
+    expect(lines.at(-1)).to.match(/ INFO  shut down$/);
+  });
 
   it('refuses to start on a port that is taken, in one line, with a non-zero exit', async () => {
     const blocker = net.createServer().listen(0, '127.0.0.1');
@@ -72,7 +93,7 @@ describe('the server process', function () {
     const port = await freePort();
     const p = spawnServer({ PORT: String(port), DATA_DIR: dir.path });
     cleanups.push(async () => p.child.kill('SIGKILL'));
-    await p.waitFor(/Remixroom is listening/, 90_000);
+    await p.waitFor(/Remixroom is running/, 90_000);
     expect(p.output()).to.match(/making the demo release/);
     const { releases } = (await (await fetch(`http://127.0.0.1:${port}/api/releases`)).json()) as { releases: { id: string }[] };
     expect(releases.map((r) => r.id)).to.deep.equal(['remixroom-demo']);

@@ -252,7 +252,7 @@ describe('render queue: a server and renderer processes through a real redis-ser
     jobs = new RedisJobQueue(client, DEFAULT_PREFIX);
     data = await demoDataDir();
     server = spawnServer({ PORT: '0', DATA_DIR: data.path, REDIS_URL: redis.url, TOKEN_SECRET: tokenSecret, RENDER_VIDEO: `${VIDEO.width}x${VIDEO.height}@${VIDEO.fps}` });
-    const listening = await server.waitFor(/Remixroom is listening on http:\/\/[\d.:]+/);
+    const listening = await server.waitFor(/Remixroom is running: open http:\/\/[\d.:]+/);
     url = listening.slice(listening.indexOf('http'));
     expect(server.output()).to.match(/render queue: Redis/);
     store = await SqliteStore.open(new DataLayout(data.path).database);

@@ -76,7 +76,7 @@ describe('scale-out: two server processes and a real redis-server', function () 
     });
     const node: Node = { name, url: '', nodeId: '', process: p };
     nodes.push(node);
-    const listening = await p.waitFor(/Remixroom is listening on http:\/\/[\d.:]+/);
+    const listening = await p.waitFor(/Remixroom is running: open http:\/\/[\d.:]+/);
     node.url = listening.slice(listening.indexOf('http'));
     const bridge = await p.waitFor(/"nodeId":"[^"]+"[^\n]*scale-out bridge connected/);
     node.nodeId = /"nodeId":"([^"]+)"/.exec(bridge)![1]!;

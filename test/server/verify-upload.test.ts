@@ -317,7 +317,7 @@ describe('verify: a server shutting down with uploads in flight', function () {
     const url = `http://127.0.0.1:${port}`;
     const uploads: OpenUpload[] = [];
     try {
-      await p.waitFor(/Remixroom is listening/, 90_000);
+      await p.waitFor(/Remixroom is running/, 90_000);
       const running = openUpload(url, '198.51.100.30');
       const waiting = openUpload(url, '198.51.100.31');
       uploads.push(running, waiting);

@@ -143,7 +143,8 @@ export class RoomConnection {
       // An expired token: fetch a fresh one and try again.
       if (data?.reason === 'expired') return void this.#comeBack();
       if (data?.reason === 'removed') return this.#set({ socket: 'closed', closedReason: 'A host removed you from this room.' });
-      this.#set({ socket: this.socket.active ? 'connecting' : 'closed', socketError: err.message });
+      // While it retries, a server that is not there yet ("websocket error") is no news for the fan: the state says reconnecting.
+      this.#set({ socket: this.socket.active ? 'connecting' : 'closed', socketError: data || !this.socket.active ? err.message : null });
     });
     this.socket.on('session:ended', (info) => {
       if (info.reason === 'token_expired') void this.#comeBack();

@@ -186,11 +186,14 @@ for (const sfu of SFUS) {
       // Well past the single retry the old client made.
       await new Promise((r) => setTimeout(r, 3000));
       await startServer();
+      const backAtMs = Date.now();
       for (const [label, p] of Object.entries(pages)) {
         await connected(p, 60_000);
         await hears(p, label, 60_000);
         expect(await audioText(p), label).to.match(/Playing/);
       }
+      // A figure for the reader, not a limit (speed belongs to bench/).
+      console.log(`        ↳ after ${signal}: all three pages connected and hearing the mix ${Date.now() - backAtMs} ms after the server listened again`);
       // The document syncs again: the host's fader arrives on the others.
       await host.locator('#stem-bass-gainDb').focus();
       await host.keyboard.press(gain === -60 ? 'Home' : 'End');

@@ -322,6 +322,8 @@ export class RemixroomServer {
 
   async #close(): Promise<void> {
     this.log.info('shutting down');
+    // Members hear it first, so that the disconnects that follow are not taken as the end.
+    this.#sockets.goingAway();
     this.#abort.abort(new Error('the server is shutting down'));
     const stopped = new Promise<void>((resolve) => this.#http.close(() => resolve()));
     this.#http.closeIdleConnections();

@@ -26,7 +26,10 @@ export const StreamSignal = z.object({ type: z.string().min(1).max(32) }).passth
 export type StreamSignalReply = { type: string } & Record<string, unknown>;
 
 export interface StreamEnded {
-  /** 'idle', 'failed', 'sfu-lost', 'shutdown', 'room-closed'. */
+  /**
+   * 'idle', 'failed', 'sfu-lost', 'room-closed' (the room ended), 'shutdown' (the room or the
+   * server stops here and comes back: join again once the socket has reconnected).
+   */
   reason: string;
   /** Whether joining again makes sense now. */
   rejoin: boolean;
@@ -82,9 +85,18 @@ export interface AppliedPrompt {
   effects: string[];
 }
 
+/**
+ * What a notice is about. Two of them say that the disconnect that follows is not the end,
+ * and the client connects again by itself (with backoff, for as long as it takes):
+ * `room_closing`: the room closes on this server (saving on its way out) and loads again when asked;
+ * `server_restarting`: the server process is going away (a restart, a deploy, a move to another node).
+ * A real end never comes as a notice: `room:ended` or `session:ended` says it.
+ */
+export type NoticeCode = 'role_changed' | 'video_stopped' | 'room_unavailable' | 'room_closing' | 'server_restarting';
+
 export interface Notice {
   level: 'info' | 'warn';
-  code: string;
+  code: NoticeCode;
   message: string;
 }
 

@@ -3,10 +3,21 @@
 // <audio> element (browsers need the user's click for that) and measures its
 // level for the visuals. It joins again by itself when the stream ends under it
 // or the socket comes back after a drop.
+//
+// Its state follows the member's connection: while the socket is down (a drop, a
+// server restarting) the stream is gone with the session, so it says 'rejoining'
+// and waits; it joins again once the socket is back, and says 'playing' only when
+// the stream is joined and playing. The page remembers, per room, that the sound
+// was on (this tab's sessionStorage), so that a reload brings it back; when the
+// browser refuses to play without a gesture, it is 'blocked' until the next tap
+// or key press anywhere on the page.
 import { listenEmbedded, type MixListener } from '../../media/sfu/browser/embedded-listener.ts';
-import type { RoomConnection } from './room-connection.ts';
+import type { ConnectionState, RoomConnection } from './room-connection.ts';
 
-export type AudioState = 'off' | 'joining' | 'playing' | 'rejoining' | 'failed';
+export type AudioState = 'off' | 'joining' | 'playing' | 'rejoining' | 'blocked' | 'failed';
+
+/** Where this tab remembers that a room's sound was on. */
+const rememberKey = (roomId: string) => `remixroom.audio.${roomId}`;
 
 export interface AudioStats {
   packetsReceived: number;
@@ -27,6 +38,11 @@ export class LiveAudio {
   #video = false;
   #attempt = 0;
   #retryTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Bumped whenever a join in flight must not finish (the socket went down, stopped, joined anew). */
+  #generation = 0;
+  /** Waiting for the socket to come back before joining. */
+  #waitingForSocket = false;
+  #offTap: (() => void) | null = null;
   state: AudioState = 'off';
   error: string | null = null;
   /** The server's video of the visuals, when asked for (setVideo) and published. */
@@ -41,20 +57,64 @@ export class LiveAudio {
     this.#audio = audio;
     this.#adapter = adapter;
     const onEnded = (info: { reason: string; rejoin: boolean }) => {
-      if (!this.#wanted) return;
+      if (!this.#wanted || this.state === 'blocked') return;
+      this.#generation++;
       void this.#drop();
-      if (info.rejoin) this.#scheduleRejoin(`the stream stopped (${info.reason}); joining again…`);
-      else this.#setState('failed', info.reason === 'room-closed' ? 'the room closed' : 'the server stopped the stream');
-    };
-    const onReconnect = () => {
-      // A new socket means a new session on the server: the old stream is gone.
-      if (this.#wanted && this.state !== 'joining') {
-        void this.#drop();
-        this.#scheduleRejoin('reconnected; joining the stream again…', 200);
+      // 'shutdown': the room or the server stops here and comes back; the socket drops next, and the join waits for it.
+      if (info.rejoin || info.reason === 'shutdown') this.#scheduleRejoin(info.reason === 'shutdown' ? 'the server is restarting; the sound comes back by itself' : `the stream stopped (${info.reason}); joining again…`);
+      else {
+        this.#forget();
+        this.#setState('failed', info.reason === 'room-closed' ? 'the room closed' : 'the server stopped the stream');
       }
     };
+    const onConnection = (s: ConnectionState) => {
+      if (!this.#wanted || this.state === 'blocked' || this.state === 'failed') return;
+      if (s.socket === 'connected') {
+        if (this.#waitingForSocket) this.#socketBack();
+        return;
+      }
+      if (this.#waitingForSocket) return;
+      if (s.socket === 'closed' && s.closedReason) {
+        // Closed for good (the page says why); nothing to join again.
+        this.#generation++;
+        void this.#drop();
+        return this.#setState('failed', s.closedReason);
+      }
+      this.#waitForSocket();
+    };
+    const onReconnect = () => {
+      // A new socket means a new session on the server: the old stream is gone (unless a join is on its way already).
+      if (!this.#wanted || this.state === 'blocked' || this.state === 'failed') return;
+      if (this.state === 'rejoining' && this.#retryTimer) return;
+      this.#socketBack();
+    };
     conn.socket.on('stream:ended', onEnded);
-    this.#offs.push(() => conn.socket.off('stream:ended', onEnded), conn.onReconnected(onReconnect));
+    this.#offs.push(() => conn.socket.off('stream:ended', onEnded), conn.onReconnected(onReconnect), conn.onState(onConnection));
+  }
+
+  /** Whether this tab had the room's sound on (before a reload). */
+  get remembered(): boolean {
+    try {
+      return sessionStorage.getItem(rememberKey(this.#conn.roomId)) === 'on';
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * After a reload: starts the sound again if it was on. Where the browser wants a gesture
+   * first, the state is 'blocked' and the next tap or key press anywhere starts it.
+   */
+  resumeIfRemembered(): void {
+    if (!this.remembered || this.state !== 'off') return;
+    if (this.#conn.socket.connected) return void this.start();
+    let off: (() => void) | null = null;
+    off = this.#conn.onState((s) => {
+      if (s.socket !== 'connected') return;
+      queueMicrotask(() => off?.());
+      if (this.state === 'off') void this.start();
+    });
+    this.#offs.push(() => off?.());
   }
 
   onChange(fn: () => void): () => void {
@@ -62,11 +122,15 @@ export class LiveAudio {
     return () => this.#listeners.delete(fn);
   }
 
-  /** Call from the user's click: starting the AudioContext and play() need it. */
+  /** Call from the user's click: starting the AudioContext and play() need it (or see resumeIfRemembered). */
   async start(): Promise<void> {
     this.#wanted = true;
+    this.#offTap?.();
+    this.#remember();
     this.#context ??= new AudioContext();
-    await this.#context.resume().catch(() => undefined);
+    // Not awaited: without a gesture it stays pending until one comes (the analyser is silent till then).
+    this.#context.resume().catch(() => undefined);
+    if (this.state === 'blocked') this.state = 'off';
     await this.#join();
   }
 
@@ -96,6 +160,10 @@ export class LiveAudio {
 
   async stop(): Promise<void> {
     this.#wanted = false;
+    this.#generation++;
+    this.#waitingForSocket = false;
+    this.#offTap?.();
+    this.#forget();
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
     await this.#drop();
@@ -136,6 +204,8 @@ export class LiveAudio {
 
   close(): void {
     this.#wanted = false;
+    this.#generation++;
+    this.#offTap?.();
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     for (const off of this.#offs.splice(0)) off();
     void this.#drop();
@@ -146,6 +216,8 @@ export class LiveAudio {
 
   async #join(): Promise<void> {
     if (this.state === 'joining') return;
+    if (!this.#conn.socket.connected) return this.#waitForSocket();
+    const generation = ++this.#generation;
     this.#setState('joining', null);
     try {
       const adapter = await this.#adapter();
@@ -154,7 +226,7 @@ export class LiveAudio {
         adapter === 'mediasoup'
           ? await (await import('../../media/sfu/browser/mediasoup-listener.ts')).listenMediasoup(signal, { video: this.#video })
           : await listenEmbedded(signal, {}, { video: this.#video });
-      if (!this.#wanted) {
+      if (!this.#wanted || generation !== this.#generation) {
         await listener.close();
         return;
       }
@@ -163,6 +235,8 @@ export class LiveAudio {
       this.videoRefused = listener.videoRefused;
       this.#audio.srcObject = listener.stream;
       await this.#audio.play();
+      // Superseded while play() waited (the socket went down…): #drop has closed this listener.
+      if (generation !== this.#generation) return;
       if (this.#context) {
         const source = this.#context.createMediaStreamSource(listener.stream);
         this.#analyser = this.#context.createAnalyser();
@@ -173,10 +247,70 @@ export class LiveAudio {
       this.#attempt = 0;
       this.#setState('playing', null);
     } catch (err) {
+      if (generation !== this.#generation) return;
       await this.#drop();
+      if (!this.#wanted) return;
+      if ((err as Error).name === 'NotAllowedError') return this.#blocked();
+      // The socket went down under the join: wait for it, without counting a try.
+      if (!this.#conn.socket.connected) return this.#waitForSocket();
       const message = (err as Error).message || String(err);
-      if (this.#wanted && this.#attempt < 5) this.#scheduleRejoin(`could not join the stream (${message}); trying again…`);
+      if (this.#attempt < 5) this.#scheduleRejoin(`could not join the stream (${message}); trying again…`);
       else this.#setState('failed', message);
+    }
+  }
+
+  /** The socket is down: the stream went with the session. Join again when it is back (onReconnected). */
+  #waitForSocket(): void {
+    this.#waitingForSocket = true;
+    this.#generation++;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    void this.#drop();
+    this.#setState('rejoining', 'the connection to the room is down; the sound comes back when it reconnects');
+  }
+
+  /** The socket is back (a new session): join the stream again, afresh. */
+  #socketBack(): void {
+    this.#waitingForSocket = false;
+    this.#attempt = 0;
+    this.#generation++;
+    void this.#drop();
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    this.#scheduleRejoin('reconnected; joining the stream again…', 200);
+  }
+
+  /** The browser wants a gesture before it plays: the next tap or key press anywhere starts the sound. */
+  #blocked(): void {
+    this.#setState('blocked', 'the browser needs a tap before it plays sound');
+    this.#offTap?.();
+    const onTap = () => {
+      this.#offTap?.();
+      if (this.#wanted && this.state === 'blocked') void this.start();
+    };
+    // Bubbling: a tap on the page's own "Start audio" button has started it already.
+    document.addEventListener('click', onTap);
+    document.addEventListener('keydown', onTap);
+    this.#offTap = () => {
+      document.removeEventListener('click', onTap);
+      document.removeEventListener('keydown', onTap);
+      this.#offTap = null;
+    };
+  }
+
+  #remember(): void {
+    try {
+      sessionStorage.setItem(rememberKey(this.#conn.roomId), 'on');
+    } catch {
+      // Storage refused (private mode, quota): the sound is just not resumed after a reload.
+    }
+  }
+
+  #forget(): void {
+    try {
+      sessionStorage.removeItem(rememberKey(this.#conn.roomId));
+    } catch {
+      // As above.
     }
   }
 

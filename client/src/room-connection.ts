@@ -8,6 +8,12 @@
 // that nothing reconnects. If it expired anyway (a laptop asleep), the server ends
 // both connections with "token expired": a fresh token is fetched and both connect
 // again. When the member may not come back (removed, access over), it says why.
+//
+// A server that restarts (a deploy, a move to another node) says so first (room notice
+// `server_restarting`, or `room_closing` for one room) and then disconnects: both
+// connections come back by themselves, with backoff, for as long as it takes. A server
+// killed without a word drops the transport, which socket.io and y-websocket retry by
+// themselves. Only a real end (the room ended, the member removed) is final.
 import * as Y from 'yjs';
 import { WebsocketProvider } from 'y-websocket';
 import * as decoding from 'lib0/decoding';
@@ -32,6 +38,13 @@ export interface Credentials {
 const REFRESH_AHEAD_MS = 5 * 60_000;
 /** Soonest a refresh is tried again after one failed for a passing reason. */
 const REFRESH_RETRY_MS = 10_000;
+/**
+ * First try to connect again after the server said it is restarting (then socket.io's own
+ * backoff, up to 5 s between tries, until it is back), spread so that a room's members do
+ * not all arrive in the same instant.
+ */
+const RESTART_RETRY_MS = 500;
+const RESTART_JITTER_MS = 1000;
 
 export interface ConnectionState {
   sync: LinkState;
@@ -59,8 +72,10 @@ export class RoomConnection {
   #refreshTimer: ReturnType<typeof setTimeout> | null = null;
   #refreshing: Promise<boolean> | null = null;
   #comingBack: Promise<void> | null = null;
-  /** The server said the room is restarting: the disconnect that follows is not the end. */
+  /** The server said the room or the server is restarting: the disconnect that follows is not the end. */
   #restarting = false;
+  /** Every socket.io connect after the first is a reconnection (a new session on the server). */
+  #connectedBefore = false;
   #retryTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(roomId: string, credentials: Credentials) {
@@ -93,43 +108,54 @@ export class RoomConnection {
     });
 
     this.socket = io(location.origin, { auth: { roomId, token }, transports: ['websocket'], reconnectionDelayMax: 5000 });
-    this.socket.on('connect', () => this.#set({ socket: 'connected', socketError: null }));
+    this.socket.on('connect', () => {
+      this.#restarting = false;
+      this.#set({ socket: 'connected', socketError: null });
+      if (this.#connectedBefore) this.#reconnected();
+      this.#connectedBefore = true;
+    });
     this.socket.on('disconnect', (reason) => {
       if (this.#closed) return;
-      // The room restarts on the server (it was closing as we came): it takes us back when we ask.
+      // The room or the server restarts: ask again until it takes us back (socket.io's backoff
+      // goes on by itself after a first try that finds no server).
       if (reason === 'io server disconnect' && this.#restarting) {
-        this.#restarting = false;
         this.#set({ socket: 'connecting' });
-        this.#retryTimer = setTimeout(() => {
-          this.socket.once('connect', () => this.#reconnected());
-          this.socket.connect();
-        }, 500);
+        if (this.#retryTimer) clearTimeout(this.#retryTimer);
+        this.#retryTimer = setTimeout(
+          () => {
+            this.#retryTimer = null;
+            if (!this.#closed && !this.socket.active) this.socket.connect();
+          },
+          RESTART_RETRY_MS + Math.random() * RESTART_JITTER_MS,
+        );
         return;
       }
+      // Ended because the token expired: #comeBack connects again with a fresh one.
+      if (reason === 'io server disconnect' && this.#comingBack) return this.#set({ socket: 'connecting' });
       // "io server disconnect": the server will not take us back by itself (e.g. the room ended).
       this.#set({ socket: reason === 'io server disconnect' ? 'closed' : 'connecting' });
     });
     this.socket.on('room:notice', (n) => {
-      if (n.code === 'room_closing') this.#restarting = true;
+      if (n.code === 'room_closing' || n.code === 'server_restarting') this.#restarting = true;
     });
     this.socket.on('connect_error', (err) => {
       const data = (err as Error & { data?: ConnectRefusal }).data;
       // An expired token: fetch a fresh one and try again.
       if (data?.reason === 'expired') return void this.#comeBack();
       if (data?.reason === 'removed') return this.#set({ socket: 'closed', closedReason: 'A host removed you from this room.' });
-      this.#set({ socket: this.socket.active ? 'connecting' : 'closed', socketError: err.message });
+      // While it retries, a server that is not there yet ("websocket error") is no news for the fan: the state says reconnecting.
+      this.#set({ socket: this.socket.active ? 'connecting' : 'closed', socketError: data || !this.socket.active ? err.message : null });
     });
     this.socket.on('session:ended', (info) => {
       if (info.reason === 'token_expired') void this.#comeBack();
       else this.#set({ socket: 'closed', closedReason: `${capital(info.message)}.` });
     });
-    this.socket.io.on('reconnect', () => this.#reconnected());
     this.socket.on('room:refused', (r) => this.#refused(r));
     this.socket.on('room:ended', () => this.#set({ closedReason: 'The host ended this room.' }));
     this.#scheduleRefresh();
   }
 
-  /** After either connection came back on its own or after a fresh token (a new socket.io session). */
+  /** After the socket.io channel connected again, however it came back (a new session on the server). */
   onReconnected(fn: () => void): () => void {
     this.#reconnectListeners.add(fn);
     return () => this.#reconnectListeners.delete(fn);
@@ -198,10 +224,7 @@ export class RoomConnection {
           return;
         }
         if (!this.provider.wsconnected && !this.provider.wsconnecting) this.provider.connect();
-        if (!this.socket.connected) {
-          this.socket.once('connect', () => this.#reconnected());
-          this.socket.connect();
-        }
+        if (!this.socket.connected) this.socket.connect();
       })
       .finally(() => {
         this.#comingBack = null;
@@ -231,6 +254,8 @@ export class RoomConnection {
 
   /** One signaling round trip of the live stream, over this member's socket. */
   async signal(message: unknown): Promise<StreamSignalReply> {
+    // Never buffered for later: sent after a reconnect, it would reach the next session (a stale 'leave' ending its new stream).
+    if (!this.socket.connected) throw new Error('the live channel is not connected');
     const r = await this.socket.timeout(10_000).emitWithAck('stream:signal', message as { type: string });
     if (!r.ok) throw new Error(r.refusal.message);
     return r.signal;

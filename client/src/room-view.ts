@@ -167,6 +167,8 @@ class RoomView {
     this.#visualSaves = new VisualSaves(me, release, progress);
     this.#build();
     this.#wire();
+    // A reload of a page that was playing: the sound comes back (or asks for a tap).
+    this.#audio.resumeIfRemembered();
     window.remixroom = {
       role: () => this.#role(this.#state),
       state: () => this.#state,
@@ -434,7 +436,7 @@ class RoomView {
     s.on('room:ended', () => this.#ended());
 
     this.#audioButton.addEventListener('click', () => {
-      if (this.#audio.state === 'off' || this.#audio.state === 'failed') void this.#audio.start();
+      if (this.#audio.state === 'off' || this.#audio.state === 'failed' || this.#audio.state === 'blocked') void this.#audio.start();
       else void this.#audio.stop();
     });
     this.#offs.push(this.#audio.onChange(() => this.#renderAudio()));
@@ -769,10 +771,11 @@ class RoomView {
       joining: 'Joining the live mix…',
       playing: 'Playing the room’s live mix.',
       rejoining: `Reconnecting the audio: ${a.error ?? ''}`,
+      blocked: 'Tap anywhere to bring the sound back.',
       failed: `The audio could not start: ${a.error ?? 'unknown error'}. Press “Start audio” to try again.`,
     };
     this.#audioStatus.textContent = words[a.state] ?? a.state;
-    this.#audioButton.textContent = a.state === 'off' || a.state === 'failed' ? '▶ Start audio' : '■ Stop audio';
+    this.#audioButton.textContent = a.state === 'off' || a.state === 'failed' || a.state === 'blocked' ? '▶ Start audio' : '■ Stop audio';
     this.#audioButton.dataset['state'] = a.state;
     // The server's video, when asked for and sent: shown instead of the drawing, which then pauses.
     const track = this.#serverVideoToggle.checked ? a.videoTrack : null;

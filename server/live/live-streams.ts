@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { selectSfu, type SelectSfuOptions } from '../../media/sfu/select-sfu.ts';
 import type { ServerSignal, Sfu, SfuKind } from '../../media/sfu/sfu.ts';
 import type { Logger } from '../logger.ts';
-import type { Room } from '../rooms/room.ts';
+import type { Room, RoomCloseReason } from '../rooms/room.ts';
 import type { DataLayout } from '../store/paths.ts';
 import path from 'node:path';
 import { DEFAULT_VISUAL_OUTPUT, ffmpegHasLibvpx, type EncoderRestartPolicy, type VisualOutputSettings } from '../../media/live/visual-output.ts';
@@ -139,9 +139,11 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
     stream.on('ended', (reason) => this.emit('ended', room.id, reason));
     stream.on('listeners', (count) => this.emit('listeners', room.id, count));
     stream.on('videoStopped', (viewers, reason) => this.emit('videoStopped', room.id, viewers, reason));
-    const onClose = () => {
+    const onClose = (reason: RoomCloseReason) => {
       if (this.#streams.get(room.id) === stream) this.#streams.delete(room.id);
-      void stream.close('room-closed');
+      // Only an ended room is over for its listeners; any other close (a restart, a shutdown,
+      // an emptied room) comes back, and they join again once they have reconnected.
+      void stream.close(reason === 'ended' ? 'room-closed' : 'shutdown');
     };
     room.once('close', onClose);
     return stream;

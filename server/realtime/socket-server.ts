@@ -18,6 +18,7 @@ import {
   type ConnectRefusal,
   type ClientToServerEvents,
   type InterServerEvents,
+  type Notice,
   type PresenceMember,
   type RenderProgress,
   type ServerToClientEvents,
@@ -46,6 +47,9 @@ type IoServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEv
 type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
 const PRESENCE_DEBOUNCE_MS = 100;
+
+const ROOM_CLOSING: Notice = { level: 'info', code: 'room_closing', message: 'the room is restarting; reconnecting' };
+const SERVER_RESTARTING: Notice = { level: 'info', code: 'server_restarting', message: 'the server is restarting; reconnecting' };
 
 export interface SocketServerDeps {
   manager: RoomManager;
@@ -83,6 +87,8 @@ export class RoomSocketServer {
   readonly #offLive: () => void;
   /** Each session ends when its token expires (unless renewed): one timer for all of them. */
   readonly #expiries: Deadlines<IoSocket>;
+  /** This process is shutting down: whatever is disconnected from now on is told to come back. */
+  #goingAway = false;
 
   constructor(httpServer: http.Server, deps: SocketServerDeps) {
     this.#deps = deps;
@@ -144,8 +150,9 @@ export class RoomSocketServer {
       }),
     );
     this.#untrack = deps.metrics?.trackConnections('socket', () => this.io.of('/').sockets.size) ?? (() => {});
+    // Streams are per node: their listeners are this node's sockets.
     const onStreamEnded = (roomId: string, reason: string) => {
-      this.io.to(channelOf(roomId)).emit('stream:ended', { reason, rejoin: reason !== 'room-closed' && reason !== 'shutdown' });
+      this.io.local.to(channelOf(roomId)).emit('stream:ended', { reason, rejoin: reason !== 'room-closed' && reason !== 'shutdown' });
     };
     // The viewers of a room's video that stopped (streams are per node: its viewers are this node's sockets).
     const onVideoStopped = (roomId: string, viewers: string[], reason: string) => {
@@ -168,13 +175,25 @@ export class RoomSocketServer {
     (opts.localOnly ? this.io.local : this.io).to(channelOf(roomId)).emit('render:progress', progress);
   }
 
+  /**
+   * The process is going away (a restart, a deploy): tells this node's members so before their
+   * rooms close, so that they connect again by themselves, with backoff, until a server is back.
+   */
+  goingAway(): void {
+    if (this.#goingAway) return;
+    this.#goingAway = true;
+    this.io.local.emit('room:notice', SERVER_RESTARTING);
+  }
+
   async close(): Promise<void> {
+    this.goingAway();
     this.#untrack();
     this.#offLive();
     this.#expiries.close();
     for (const t of this.#presenceTimers.values()) clearTimeout(t);
     this.#presenceTimers.clear();
-    this.io.disconnectSockets(true);
+    // This node's sockets only: with the Redis adapter, io.disconnectSockets reaches every node's.
+    this.io.local.disconnectSockets(true);
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
   }
 
@@ -234,14 +253,14 @@ export class RoomSocketServer {
     } catch (err) {
       const message = err instanceof RoomEndedError ? 'this room has ended' : err instanceof RoomNotFoundError ? 'no such room' : 'the room could not be opened; try again';
       if (!(err instanceof RoomEndedError || err instanceof RoomNotFoundError)) this.#deps.log.error({ err, roomId }, 'opening a room for socket.io failed');
-      socket.emit('room:notice', { level: 'warn', code: 'room_unavailable', message });
+      socket.emit('room:notice', this.#goingAway ? SERVER_RESTARTING : { level: 'warn', code: 'room_unavailable', message });
       socket.disconnect(true);
       return;
     }
     if (!socket.connected) return;
     if (room.closing) {
       // Closing since it was opened for this socket: the member comes back and it loads again.
-      socket.emit('room:notice', { level: 'info', code: 'room_closing', message: 'the room is restarting; reconnecting' });
+      socket.emit('room:notice', this.#goingAway ? SERVER_RESTARTING : ROOM_CLOSING);
       socket.disconnect(true);
       return;
     }
@@ -346,9 +365,11 @@ export class RoomSocketServer {
       const timer = this.#presenceTimers.get(roomId);
       if (timer) clearTimeout(timer);
       this.#presenceTimers.delete(roomId);
-      const sockets = this.io.in(channelOf(roomId));
+      // A shutdown closes this node's rooms: its members only (another node may serve the same room).
+      const shutdown = reason === 'shutdown' || this.#goingAway;
+      const sockets = shutdown ? this.io.local.in(channelOf(roomId)) : this.io.in(channelOf(roomId));
       if (reason === 'ended') sockets.emit('room:ended');
-      else sockets.emit('room:notice', { level: 'info', code: 'room_closing', message: 'the room is restarting; reconnecting' });
+      else sockets.emit('room:notice', shutdown ? SERVER_RESTARTING : ROOM_CLOSING);
       sockets.disconnectSockets(true);
     });
     return channel;

@@ -136,6 +136,8 @@ class RoomView {
   readonly #chatButton = h('button', { type: 'submit' }, 'Send');
   readonly #chatHint = h('p', { id: 'chat-hint', class: 'hint' });
   readonly #reactionFeed = h('ul', { class: 'reaction-feed', 'aria-label': 'Recent reactions' });
+  readonly #mixResult = h('p', { class: 'mix-result', role: 'status' });
+  #mixResultTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #chatResult = h('p', { class: 'chat-result error', role: 'alert' });
   readonly #reactionResult = h('p', { class: 'reaction-result error', role: 'alert' });
   readonly #hostPanel = foldPanel('host', h('h2', { id: 'host-title' }, 'Host: the room’s rules'), { class: 'host-panel' });
@@ -190,6 +192,7 @@ class RoomView {
     this.#closed = true;
     cancelAnimationFrame(this.#frame);
     if (this.#noticeTimer) clearTimeout(this.#noticeTimer);
+    if (this.#mixResultTimer) clearTimeout(this.#mixResultTimer);
     for (const off of this.#offs.splice(0)) off();
     this.#mixer.close();
     this.#clips.close();
@@ -266,6 +269,7 @@ class RoomView {
       'section',
       { class: 'panel mixer-panel', 'aria-labelledby': 'mixer-title' },
       h('h2', { id: 'mixer-title' }, 'The mix'),
+      this.#mixResult,
       this.#mixer.element,
       h('p', { class: 'hint' }, 'Everyone here moves the same controls and hears the result. Arrow keys nudge a fader, Shift+arrow moves it further; double-click resets it.'),
     );
@@ -820,7 +824,12 @@ class RoomView {
   }
 
   #refused(r: Refusal): void {
-    this.#showNotice(`Your change was undone. ${refusalWords(r, 'change')}`);
+    const text = `Your change was undone. ${refusalWords(r, 'change')}`;
+    this.#showNotice(text);
+    // Said again by the mixer, where the change was most likely made: the notice at the top may be out of view.
+    this.#mixResult.textContent = text;
+    if (this.#mixResultTimer) clearTimeout(this.#mixResultTimer);
+    this.#mixResultTimer = setTimeout(() => (this.#mixResult.textContent = ''), 8000);
   }
 
   #showNotice(message: string, level: 'warn' | 'info' = 'warn'): void {

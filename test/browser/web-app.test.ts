@@ -302,6 +302,8 @@ describe('web app in Chromium: landing, join link, shared mixer, listener locks,
     const notice = listener.locator('.notice');
     await notice.waitFor({ state: 'visible', timeout: 5000 });
     expect(await notice.textContent()).to.equal('Your change was undone. You are listening: you can hear the mix, chat and react, but not change the mix.');
+    // Said by the mixer too, where the fan is looking (the notice is at the top of the page, not over it).
+    expect(await listener.locator('.mixer-panel .mix-result').textContent()).to.equal('Your change was undone. You are listening: you can hear the mix, chat and react, but not change the mix.');
     await controlShows(listener, '#stem-bass-gainDb', '0');
     expect(await gainOf(host, 'bass')).to.equal(0);
     await listener.setViewportSize({ width: 390, height: 844 });

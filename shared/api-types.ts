@@ -1,5 +1,6 @@
 // Shapes of the HTTP API's answers, shared with the client.
 import type { ReleaseRules } from './release-manifest.ts';
+import type { Role } from './roles.ts';
 
 export interface ReleaseListItem {
   id: string;
@@ -28,3 +29,10 @@ export interface ReleaseView {
   artwork: { id: string; title: string; kind: 'cover' | 'graphic'; tags: string[]; width: number; height: number; url: string }[];
   rules: ReleaseRules;
 }
+
+/** Why a join link would not let someone in (POST /api/rooms/:roomId/invites/check). */
+export const INVITE_PROBLEMS = ['room_ended', 'expired', 'wrong_room', 'not_a_link', 'revoked', 'used_up'] as const;
+export type InviteProblem = (typeof INVITE_PROBLEMS)[number];
+
+/** The answer of POST /api/rooms/:roomId/invites/check. */
+export type InviteCheck = { ok: true; role: Role; expiresAt: string } | { ok: false; reason: InviteProblem };

@@ -44,6 +44,8 @@ import {
 
 export interface PromptArtwork {
   id: string;
+  /** The artwork's name as the release calls it ("Tide"): what summaries show; the id when absent. */
+  title?: string;
   tags: string[];
   palette: string[];
 }
@@ -335,7 +337,7 @@ export function interpretPrompt(text: string, context: PromptContext): Interpret
   const segments = segmentCount(words);
   if (segments !== null) setValue(params, 'segments', segments);
   const shownBefore = { ...base, artworks: previous ? previous.artworks : [] };
-  const effects = describe(shownBefore, params);
+  const effects = describe(shownBefore, params, context.artwork);
   const shown = effects.length > 0 ? effects : ['no visible change'];
   return { params, effects: shown, summary: `${quote(text)} → ${shown.join(', ')}`, matched: true };
 }
@@ -463,15 +465,16 @@ const MOTION_NAMES: [VisualRangeKey, string][] = [
   ['glitch', 'glitch'],
 ];
 
-/** What changed from `a` to `b`, in a fixed order. */
-export function describe(a: VisualParams, b: VisualParams): string[] {
+/** What changed from `a` to `b`, in a fixed order; artworks are named by their titles in `artwork`. */
+export function describe(a: VisualParams, b: VisualParams, artwork: readonly PromptArtwork[] = []): string[] {
   const out: string[] = [];
   const d = (k: VisualRangeKey) => getValue(b, k) - getValue(a, k);
   const big = (k: VisualRangeKey, eps = 0.02) => Math.abs(d(k)) > eps * (VISUAL_RANGES[k].max - VISUAL_RANGES[k].min);
 
   const artIds = (p: VisualParams) => p.artworks.map((x) => `${x.id}:${x.weight}`).join(',');
   if (artIds(a) !== artIds(b) && b.artworks.length > 0) {
-    out.push(b.artworks.length === 1 ? `artwork "${b.artworks[0]!.id}"` : `blend of ${b.artworks.map((x) => `"${x.id}"`).join(' and ')}`);
+    const name = (id: string) => `“${artwork.find((x) => x.id === id)?.title ?? id}”`;
+    out.push(b.artworks.length === 1 ? `artwork ${name(b.artworks[0]!.id)}` : `blend of ${b.artworks.map((x) => name(x.id)).join(' and ')}`);
   }
 
   if (big('brightness')) out.push(d('brightness') < 0 ? 'darker palette' : 'brighter palette');

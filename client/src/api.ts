@@ -1,6 +1,6 @@
 // The HTTP API as the web app calls it. Errors come back as ApiError with the
 // server's own words ({ error: { code, message } }).
-import type { ReleaseListItem, ReleaseView } from '../../shared/api-types.ts';
+import type { InviteCheck, ReleaseListItem, ReleaseView } from '../../shared/api-types.ts';
 import type { Role } from '../../shared/roles.ts';
 
 export class ApiError extends Error {
@@ -113,6 +113,10 @@ export const api = {
   },
   async join(roomId: string, invite: string, name: string): Promise<JoinedRoom> {
     return (await call<JoinedRoom>('POST', `/api/rooms/${encodeURIComponent(roomId)}/join`, { invite, name })).body;
+  },
+  /** Whether a join link would let someone in, checked before they type a name (nothing is used). */
+  async checkInvite(roomId: string, invite: string): Promise<InviteCheck> {
+    return (await call<InviteCheck>('POST', `/api/rooms/${encodeURIComponent(roomId)}/invites/check`, { invite })).body;
   },
   /** The room's public state, and the server's clock as its Date header gives it (ms, to the second). */
   async room(roomId: string): Promise<{ info: RoomInfo; serverDateMs: number | null; sentMs: number; receivedMs: number }> {

@@ -9,6 +9,7 @@ import type { RenderProgress } from '../../shared/socket-events.ts';
 import { api, ApiError, type ClipView, type OrderView } from './api.ts';
 import { formatDuration, h, uid } from './dom.ts';
 import type { Membership } from './session.ts';
+import { apiErrorWords } from './words.ts';
 
 const POLL_MS = 2000;
 const ORDER_POLL_MS = 1000;
@@ -35,9 +36,9 @@ const DECLINES: Record<string, string> = {
   not_charged: 'the payment did not go through and nothing was charged',
 };
 
-function words(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+/** A card number as the sandbox takes it: 12 to 19 digits, spaces and dashes aside. */
+const CARD_DIGITS = /^\d{12,19}$/;
+const CARD_WORDS = 'That is not a card number: type the 12 to 19 digits on the card (in the sandbox: 4242 4242 4242 4242).';
 
 /** What a file of a render is, in words, and the name of its download button. */
 const FILES: Record<string, { label: string; kind: string }> = {
@@ -300,6 +301,11 @@ class PurchaseForm {
       this.#card.focus();
       return;
     }
+    if (!CARD_DIGITS.test(card.replace(/[\s-]/g, ''))) {
+      this.#error.textContent = CARD_WORDS;
+      this.#card.focus();
+      return;
+    }
     this.#key ??= idempotencyKey();
     const key = this.#key;
     this.#busy(true);
@@ -316,7 +322,7 @@ class PurchaseForm {
         if (!(err instanceof ApiError && err.status === 0)) this.#key = null;
         this.#busy(false);
         this.#status.textContent = '';
-        this.#error.textContent = `The order was not placed: ${words(err)}.`;
+        this.#error.textContent = `The order was not placed. ${apiErrorWords(err, CARD_WORDS)}`;
       });
   }
 
@@ -420,8 +426,8 @@ export class ClipsPanel {
     }
     this.element = h(
       'section',
-      { class: 'panel clips', 'aria-labelledby': 'clips-title' },
-      h('h2', { id: 'clips-title' }, 'Clips'),
+      { class: 'clips', 'aria-labelledby': 'clips-title' },
+      h('h3', { id: 'clips-title' }, 'Clips'),
       h(
         'form',
         { class: 'clip-form', onsubmit: (ev: SubmitEvent) => this.#commit(ev) },
@@ -454,7 +460,7 @@ export class ClipsPanel {
         card.element.scrollIntoView({ block: 'nearest' });
       })
       .catch((err: unknown) => {
-        this.#result.textContent = `The clip was not saved: ${words(err)}.`;
+        this.#result.textContent = `The clip was not saved. ${apiErrorWords(err, `A clip can be at most ${this.#ctx.release.rules.clips.freeSeconds} seconds long here.`)}`;
       })
       .finally(() => {
         this.#save.disabled = !this.#ctx.release.rules.clips.downloads;
@@ -512,7 +518,7 @@ export class VisualSaves {
       })
       .catch((err: unknown) => {
         this.#status.textContent = '';
-        this.#error.textContent = `The picture was not saved: ${words(err)}.`;
+        this.#error.textContent = `The picture was not saved. ${apiErrorWords(err)}`;
       })
       .finally(() => (button.disabled = false));
   }
@@ -553,7 +559,7 @@ export class VisualSaves {
       })
       .catch((err: unknown) => {
         this.#status.textContent = '';
-        this.#error.textContent = `The loop was not saved: ${words(err)}.`;
+        this.#error.textContent = `The loop was not saved. ${apiErrorWords(err)}`;
       })
       .finally(() => (button.disabled = false));
   }

@@ -1,11 +1,25 @@
 // The room's address (/r/:roomId): a member of this tab goes straight in; someone
-// with a join link ("#invite=…") gives a display name and joins; anyone else is
-// told that they need a link.
+// with a join link ("#invite=…") has the link checked first, then gives a display
+// name and joins; anyone else is told that they need a link. A room that does not
+// exist, has ended, or a link that would not let them in is said at once, before
+// anyone types a name.
+import type { InviteProblem } from '../../shared/api-types.ts';
 import { api, ApiError } from './api.ts';
 import { h } from './dom.ts';
 import { rememberName, rememberedName } from './landing.ts';
 import { showRoom } from './room-view.ts';
 import { loadMembership, saveMembership } from './session.ts';
+import { apiErrorWords } from './words.ts';
+
+/** Why a link does not let someone in, and what to do. */
+const INVITE_WORDS: Record<InviteProblem, { title: string; text: string }> = {
+  room_ended: { title: 'This room has ended', text: 'The host has ended this room. Nobody can join it any more; you can open a room of your own.' },
+  expired: { title: 'This join link has expired', text: 'Join links last a limited time. Ask the host to send you a new one.' },
+  revoked: { title: 'This join link was withdrawn', text: 'The host has withdrawn this link. Ask the host for a new one.' },
+  used_up: { title: 'This join link is used up', text: 'The link has let in as many people as the host allowed. Ask the host for a new one.' },
+  wrong_room: { title: 'This join link is for another room', text: 'The link does not belong to this room. Open the whole link the host sent you, exactly as it came.' },
+  not_a_link: { title: 'This join link does not work', text: 'The link may be cut short or mistyped. Open the whole link the host sent you, exactly as it came, or ask for a new one.' },
+};
 
 export function showRoomEntry(main: HTMLElement, roomId: string, app: { navigate(path: string): void }): () => void {
   let leave: (() => void) | null = null;
@@ -19,19 +33,21 @@ export function showRoomEntry(main: HTMLElement, roomId: string, app: { navigate
   if (loadMembership(roomId)) {
     if (invite) history.replaceState(null, '', location.pathname);
     enter();
-  } else if (invite) {
-    showJoinForm(main, roomId, invite, enter);
   } else {
     document.title = 'Join a room · Remixroom';
-    main.append(
-      h(
-        'section',
-        { class: 'panel narrow' },
-        h('h1', {}, 'You need a join link'),
-        h('p', {}, 'To join this room, open the link the host shared with you (it ends in “#invite=…”). Or open a room of your own.'),
-        h('a', { href: '/', class: 'button' }, 'Open a room of your own'),
-      ),
-    );
+    const checking = h('section', { class: 'panel narrow' }, h('p', { class: 'loading', role: 'status' }, invite ? 'Checking your join link…' : 'Looking for the room…'));
+    main.append(checking);
+    checkEntry(roomId, invite)
+      .then((outcome) => {
+        if (left) return;
+        checking.remove();
+        if (outcome.kind === 'form') showJoinForm(main, roomId, invite!, outcome, enter);
+        else main.append(explain(outcome.title, outcome.text));
+      })
+      .catch((err: unknown) => {
+        if (left) return;
+        checking.replaceWith(explain('The room could not be checked', apiErrorWords(err)));
+      });
   }
   return () => {
     left = true;
@@ -39,10 +55,33 @@ export function showRoomEntry(main: HTMLElement, roomId: string, app: { navigate
   };
 }
 
-function showJoinForm(main: HTMLElement, roomId: string, invite: string, enter: () => void): void {
-  document.title = 'Join a room · Remixroom';
-  const heading = h('h1', {}, 'Join the room');
-  const about = h('p', { class: 'about' }, 'Checking the room…');
+type Outcome = { kind: 'explain'; title: string; text: string } | { kind: 'form'; title: string; about: string };
+
+async function checkEntry(roomId: string, invite: string | null): Promise<Outcome> {
+  const [room, check] = await Promise.all([
+    api.room(roomId).catch((err: unknown) => {
+      if (err instanceof ApiError && err.status === 404) return null;
+      throw err;
+    }),
+    invite ? api.checkInvite(roomId, invite).catch((err: unknown) => (err instanceof ApiError && err.status === 404 ? null : Promise.reject(err))) : Promise.resolve(null),
+  ]);
+  if (!room) return { kind: 'explain', title: 'This room does not exist', text: 'There is no room at this address. The link may be mistyped or cut short; check it with the person who sent it, or open a room of your own.' };
+  if (room.info.ended) return { kind: 'explain', ...INVITE_WORDS.room_ended };
+  if (!invite) return { kind: 'explain', title: 'You need a join link', text: 'To join this room, open the link the host shared with you. Or open a room of your own.' };
+  if (check && !check.ok) return { kind: 'explain', ...INVITE_WORDS[check.reason] };
+  const release = await api.release(room.info.releaseId);
+  const n = room.info.memberCount;
+  const listen = check?.ok && check.role === 'listener' ? ' This link lets you listen, chat and react.' : ' Everyone moves the same faders and hears the same mix.';
+  return { kind: 'form', title: `Join the room: ${release.title}`, about: `${release.artist} · ${n} ${n === 1 ? 'person' : 'people'} here now.${listen}` };
+}
+
+function explain(title: string, text: string): HTMLElement {
+  return h('section', { class: 'panel narrow entry-problem' }, h('h1', {}, title), h('p', { role: 'alert' }, text), h('a', { href: '/', class: 'button' }, 'Open a room of your own'));
+}
+
+function showJoinForm(main: HTMLElement, roomId: string, invite: string, outcome: { title: string; about: string }, enter: () => void): void {
+  const heading = h('h1', { id: 'join-title' }, outcome.title);
+  const about = h('p', { class: 'about' }, outcome.about);
   const status = h('p', { class: 'form-status', role: 'status' });
   const name = h('input', { id: 'join-name', name: 'name', type: 'text', required: true, maxlength: 48, autocomplete: 'nickname', placeholder: 'e.g. Alex', value: rememberedName() });
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Join');
@@ -54,25 +93,8 @@ function showJoinForm(main: HTMLElement, roomId: string, invite: string, enter: 
     submit,
     status,
   );
-  heading.id = 'join-title';
   main.append(h('section', { class: 'panel narrow' }, heading, about, form));
   name.focus();
-
-  api
-    .room(roomId)
-    .then(async ({ info }) => {
-      if (info.ended) {
-        about.textContent = 'This room has ended. Ask the host to open a new one.';
-        submit.disabled = true;
-        return;
-      }
-      const release = await api.release(info.releaseId);
-      heading.textContent = `Join the room: ${release.title}`;
-      about.textContent = `${release.artist} · ${info.memberCount} ${info.memberCount === 1 ? 'person' : 'people'} here now. Everyone moves the same faders and hears the same mix.`;
-    })
-    .catch((err: unknown) => {
-      about.textContent = err instanceof ApiError && err.status === 404 ? 'This room does not exist (the link may be mistyped).' : `The room could not be checked: ${(err as Error).message}`;
-    });
 
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -96,7 +118,8 @@ function showJoinForm(main: HTMLElement, roomId: string, invite: string, enter: 
       })
       .catch((err: unknown) => {
         submit.disabled = false;
-        status.textContent = `Could not join: ${(err as Error).message}`;
+        const linkGone = err instanceof ApiError && err.code === 'unauthorized';
+        status.textContent = `Could not join. ${linkGone ? 'This join link no longer works; ask the host for a new one.' : apiErrorWords(err, 'Your display name must be 1 to 48 characters.')}`;
       });
   });
 }

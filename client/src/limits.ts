@@ -9,7 +9,7 @@ import { h } from './dom.ts';
 type Section = 'masterRanges' | 'stemRanges';
 
 const CHOICES: { value: string; section: Section; key: string; control: ControlRange; label: string }[] = [
-  ...Object.entries(MASTER_CONTROLS).map(([key, control]) => ({ value: `masterRanges.${key}`, section: 'masterRanges' as const, key, control, label: `${control.label} (master)` })),
+  ...Object.entries(MASTER_CONTROLS).map(([key, control]) => ({ value: `masterRanges.${key}`, section: 'masterRanges' as const, key, control, label: key === 'gainDb' ? 'Master level' : `${control.label} (master)` })),
   ...Object.entries(STEM_CONTROLS).map(([key, control]) => ({ value: `stemRanges.${key}`, section: 'stemRanges' as const, key, control, label: `${control.label} (every stem)` })),
 ];
 
@@ -75,7 +75,7 @@ export class LimitsEditor {
     // No min/max attributes: the browser's own bubble would block the form without saying it in the page.
     this.#min.setAttribute('aria-describedby', 'limit-range');
     this.#max.setAttribute('aria-describedby', 'limit-range');
-    this.#range.textContent = `${c.control.label} can go from ${fmt(c.control.min)} to ${fmt(c.control.max)}${c.control.unit ? ` ${c.control.unit}` : ''}.`;
+    this.#range.textContent = `${c.section === 'masterRanges' && c.key === 'gainDb' ? 'The master level' : c.control.label} can go from ${fmt(c.control.min)} to ${fmt(c.control.max)}${c.control.unit ? ` ${c.control.unit}` : ''}.`;
     this.#error.textContent = '';
   }
 
@@ -88,7 +88,9 @@ export class LimitsEditor {
       return;
     }
     if (min < c.control.min || max > c.control.max) {
-      this.#error.textContent = `${c.control.label} can go from ${fmt(c.control.min)} to ${fmt(c.control.max)} at most.`;
+      // The range itself is said just above (#range): this says only which end is too far.
+      const unit = c.control.unit ? ` ${c.control.unit}` : '';
+      this.#error.textContent = min < c.control.min ? `The lowest can be no less than ${fmt(c.control.min)}${unit}.` : `The highest can be at most ${fmt(c.control.max)}${unit}.`;
       return;
     }
     this.#error.textContent = '';

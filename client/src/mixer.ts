@@ -46,7 +46,32 @@ export interface Permissions {
   stemLocked(state: RoomState, stemId: string): string | null;
 }
 
-const SLIDER_STEPS = 1000;
+/**
+ * How far a fader moves: one arrow key (and the grain of a drag), and Shift+arrow.
+ * In the units a musician counts in: tempo by 0.01× (0.05× with Shift), levels
+ * and EQ by 0.5 dB (3 dB, about twice or half as loud), pitch by a semitone (an
+ * octave), the delay by a sixteenth note (a quarter note), amounts in percent
+ * (1%, 10%), filter cutoffs by a semitone of frequency (an octave).
+ */
+export const FADER_STEPS: Record<StemControl | MasterControl, { fine: number; coarse: number }> = {
+  gainDb: { fine: 0.5, coarse: 3 },
+  pan: { fine: 0.05, coarse: 0.25 },
+  eqLowDb: { fine: 0.5, coarse: 3 },
+  eqMidDb: { fine: 0.5, coarse: 3 },
+  eqHighDb: { fine: 0.5, coarse: 3 },
+  filterQ: { fine: 0.05, coarse: 0.5 },
+  tempo: { fine: 0.01, coarse: 0.05 },
+  pitchSemitones: { fine: 1, coarse: 12 },
+  reverbMix: { fine: 0.01, coarse: 0.1 },
+  reverbSize: { fine: 0.01, coarse: 0.1 },
+  delayMix: { fine: 0.01, coarse: 0.1 },
+  delayFeedback: { fine: 0.01, coarse: 0.1 },
+  delayBeats: { fine: 0.25, coarse: 1 },
+  filterSweep: { fine: 0.01, coarse: 0.1 },
+  // Log faders count positions in semitones of frequency.
+  lowpassHz: { fine: 1, coarse: 12 },
+  highpassHz: { fine: 1, coarse: 12 },
+};
 const LOG_CONTROLS = new Set(['lowpassHz', 'highpassHz']);
 const MAIN_STEM_CONTROLS: StemControl[] = ['gainDb', 'pan'];
 const EQ_STEM_CONTROLS: StemControl[] = ['eqLowDb', 'eqMidDb', 'eqHighDb', 'highpassHz', 'lowpassHz', 'filterQ'];
@@ -113,7 +138,10 @@ export class Mixer {
         t.kind === 'stem'
           ? effectiveRange(s.control, this.#release.rules.stemRanges[t.key], state.rules.stemRanges[t.key])
           : effectiveRange(s.control, this.#release.rules.masterRanges[t.key], state.rules.masterRanges[t.key]);
-      s.range = range;
+      if (range.min !== s.range.min || range.max !== s.range.max) {
+        s.range = range;
+        this.#applyRange(s);
+      }
       const value = t.kind === 'stem' ? state.mix.stems[t.stemId]?.[t.key] : state.mix.master[t.key];
       if (typeof value !== 'number') continue;
       if (!s.held) this.#showValue(s, value);
@@ -150,20 +178,19 @@ export class Mixer {
   #slider(target: Target, control: ControlRange, describedBy: string, stemTitle?: string): HTMLElement {
     const id = target.kind === 'stem' ? `stem-${target.stemId}-${target.key}` : `master-${target.key}`;
     const log = LOG_CONTROLS.has(target.key);
+    const steps = FADER_STEPS[target.key];
     const input = h('input', {
       type: 'range',
       id,
-      min: 0,
-      max: SLIDER_STEPS,
-      step: 1,
+      step: steps.fine,
       'data-control': target.kind === 'stem' ? `${target.stemId}.${target.key}` : `master.${target.key}`,
       'aria-describedby': describedBy,
     });
     const output = h('output', { htmlFor: id, class: 'value' });
     const heldBy = h('span', { class: 'held-by', 'aria-live': 'polite' });
-    const label = stemTitle ? `${stemTitle} ${control.label.toLowerCase()}` : `Master ${control.label.toLowerCase()}`;
     const s: Slider = { id, target, control, log, input, output, heldBy, range: { min: control.min, max: control.max }, held: false, pending: null, lastWriteMs: 0, timer: null };
     this.#sliders.set(id, s);
+    this.#applyRange(s);
     const release = () => {
       if (!s.held) return;
       s.held = false;
@@ -193,6 +220,18 @@ export class Mixer {
         if (typeof v === 'number') this.#showValue(s, v);
       }
     });
+    // Shift+arrow: the coarse step (a browser's range input has only the one step).
+    input.addEventListener('keydown', (ev) => {
+      const dir = { ArrowRight: 1, ArrowUp: 1, ArrowLeft: -1, ArrowDown: -1 }[ev.key];
+      if (!ev.shiftKey || dir === undefined || input.disabled) return;
+      ev.preventDefault();
+      const at = Number(input.value);
+      const next = Math.min(Number(input.max), Math.max(Number(input.min), at + dir * steps.coarse));
+      if (next === at) return;
+      input.value = String(next);
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+      input.dispatchEvent(new Event('change', { bubbles: true }));
+    });
     input.addEventListener('dblclick', () => {
       if (input.disabled) return;
       this.#queueWrite(s, Math.min(s.range.max, Math.max(s.range.min, control.neutral)));
@@ -201,24 +240,31 @@ export class Mixer {
     return h(
       'div',
       { class: 'control' },
-      h('label', { htmlFor: id }, h('span', { class: 'visually-hidden' }, stemTitle ? `${stemTitle} ` : 'Master '), control.label),
+      h('label', { htmlFor: id }, h('span', { class: 'visually-hidden' }, stemTitle ? `${stemTitle} ` : 'Master '), target.kind === 'master' && target.key === 'gainDb' ? 'Level' : control.label),
       input,
       output,
       heldBy,
     );
   }
 
+  /** A linear fader's input holds the value itself; a log fader's counts semitones of frequency above the bottom. */
+  #applyRange(s: Slider): void {
+    const { min, max } = s.range;
+    s.input.min = '0';
+    s.input.max = String(s.log ? Math.max(0, Math.round(12 * Math.log2(max / min))) : max);
+    s.input.min = s.log ? '0' : String(min);
+  }
+
   #toSlider(s: Slider, value: number): number {
     const { min, max } = s.range;
+    if (!s.log) return Math.min(max, Math.max(min, value));
     if (max <= min) return 0;
-    const f = s.log ? Math.log(value / min) / Math.log(max / min) : (value - min) / (max - min);
-    return Math.round(Math.min(1, Math.max(0, f)) * SLIDER_STEPS);
+    return Math.round(12 * Math.log2(Math.min(max, Math.max(min, value)) / min));
   }
 
   #fromSlider(s: Slider, pos: number): number {
     const { min, max } = s.range;
-    const f = pos / SLIDER_STEPS;
-    const raw = s.log ? min * Math.pow(max / min, f) : min + f * (max - min);
+    const raw = s.log ? min * Math.pow(2, pos / 12) : pos;
     return Math.min(max, Math.max(min, roundFor(s.target.key, raw)));
   }
 

@@ -13,7 +13,7 @@ import { canRemix } from '../../shared/roles.ts';
 import { REACTIONS, type AppliedPrompt, type ChatMessage, type PendingPrompt, type Presence, type Reaction } from '../../shared/socket-events.ts';
 import { playRegion, transportPosition } from '../../shared/transport.ts';
 import * as Y from 'yjs';
-import { api } from './api.ts';
+import { api, ApiError } from './api.ts';
 import { ClipsPanel, VisualSaves, type ProgressSource } from './clips.ts';
 import { formatDuration, h, uid } from './dom.ts';
 import { LiveAudio, type AudioStats } from './live-audio.ts';
@@ -21,6 +21,7 @@ import { Mixer } from './mixer.ts';
 import { RoomConnection, type ConnectionState } from './room-connection.ts';
 import { forgetMembership, refreshMembership, type Membership } from './session.ts';
 import { VisualsView } from './visuals.ts';
+import { apiErrorWords, refusalWords } from './words.ts';
 
 const ROLE_WORDS: Record<Role, string> = { host: 'host', remixer: 'remixer', listener: 'listener' };
 const CHAT_KEEP = 200;
@@ -51,7 +52,7 @@ export function showRoom(main: HTMLElement, me: Membership, app: { navigate(path
   api
     .room(me.roomId)
     .then(async (room) => {
-      if (room.info.ended) throw new Error('This room has ended.');
+      if (room.info.ended) throw new RoomGone('This room has ended.');
       const release = await api.release(room.info.releaseId);
       if (left) return;
       loading.remove();
@@ -64,17 +65,21 @@ export function showRoom(main: HTMLElement, me: Membership, app: { navigate(path
     })
     .catch((err: unknown) => {
       if (left) return;
-      const msg = (err as Error).message;
+      const gone = err instanceof RoomGone || (err instanceof ApiError && err.status === 404);
+      const msg = err instanceof RoomGone ? err.message : gone ? 'This room does not exist any more.' : apiErrorWords(err);
       loading.replaceWith(
         h('section', { class: 'panel narrow' }, h('h1', {}, 'The room could not be opened'), h('p', { role: 'alert' }, msg), h('a', { href: '/', class: 'button' }, 'Go to the start page')),
       );
-      if (/ended|no room/.test(msg)) forgetMembership(me.roomId);
+      if (gone) forgetMembership(me.roomId);
     });
   return () => {
     left = true;
     view?.close();
   };
 }
+
+/** The room has ended or is not there: this tab's membership is forgotten. */
+class RoomGone extends Error {}
 
 class RoomView {
   readonly conn: RoomConnection;
@@ -131,7 +136,11 @@ class RoomView {
   readonly #chatButton = h('button', { type: 'submit' }, 'Send');
   readonly #chatHint = h('p', { id: 'chat-hint', class: 'hint' });
   readonly #reactionFeed = h('ul', { class: 'reaction-feed', 'aria-label': 'Recent reactions' });
-  readonly #hostPanel = h('section', { class: 'panel host-panel', 'aria-labelledby': 'host-title' });
+  readonly #mixResult = h('p', { class: 'mix-result', role: 'status' });
+  #mixResultTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #chatResult = h('p', { class: 'chat-result error', role: 'alert' });
+  readonly #reactionResult = h('p', { class: 'reaction-result error', role: 'alert' });
+  readonly #hostPanel = foldPanel('host', h('h2', { id: 'host-title' }, 'Host: the room’s rules'), { class: 'host-panel' });
   readonly #stemOpen = new Map<string, HTMLInputElement>();
   readonly #limits = new LimitsEditor((section, ranges) => this.#setRule(section, ranges));
   readonly #policySelect = h('select', { id: 'prompt-policy' });
@@ -185,6 +194,7 @@ class RoomView {
     this.#closed = true;
     cancelAnimationFrame(this.#frame);
     if (this.#noticeTimer) clearTimeout(this.#noticeTimer);
+    if (this.#mixResultTimer) clearTimeout(this.#mixResultTimer);
     for (const off of this.#offs.splice(0)) off();
     this.#mixer.close();
     this.#clips.close();
@@ -210,7 +220,7 @@ class RoomView {
 
     const share = isHost && this.#me.joinUrl ? this.#sharePanel(this.#me.joinUrl) : null;
 
-    // Stage: visuals, audio, transport.
+    // Stage: visuals, audio, transport. Kept compact: the mixer follows it at once.
     const excerptLabel = h('label', { htmlFor: 'excerpt' }, 'Excerpt');
     for (const e of r.excerpts) this.#excerpt.append(h('option', { value: e.id }, `${e.title} (${formatDuration(e.endSec - e.startSec)})`));
     const stage = h(
@@ -222,15 +232,8 @@ class RoomView {
         { class: 'visuals' },
         this.#visuals.canvas,
         this.#serverVideo,
-        h(
-          'figcaption',
-          {},
-          this.#visualStatus,
-          this.#visualProblem,
-          h('label', { class: 'server-video-label', htmlFor: 'server-video' }, this.#serverVideoToggle, ' Show the server’s video (for a weak device; starts the audio)'),
-        ),
+        h('figcaption', {}, this.#visualStatus, this.#visualProblem),
       ),
-      this.#visualSaves.element,
       h('div', { class: 'audio-row' }, this.#audioButton, this.#audioStatus, this.#audioElement),
       h(
         'div',
@@ -239,8 +242,7 @@ class RoomView {
         h('label', { htmlFor: 'seek', class: 'visually-hidden' }, 'Position in the excerpt'),
         this.#seek,
         this.#position,
-        excerptLabel,
-        this.#excerpt,
+        h('span', { class: 'excerpt-pick' }, excerptLabel, this.#excerpt),
       ),
       h('div', { class: 'loop', role: 'group', 'aria-label': 'Loop region' }, this.#loopStart, this.#loopEnd, this.#loopClear, this.#loopText),
       this.#transportLock,
@@ -248,10 +250,10 @@ class RoomView {
     this.#visuals.canvas.setAttribute('role', 'img');
     this.#visuals.canvas.setAttribute('aria-label', 'The room’s visuals, made from the album’s artwork; prompts change them');
 
-    const prompts = h(
-      'section',
-      { class: 'panel prompts', 'aria-labelledby': 'prompts-title' },
-      h('h2', { id: 'prompts-title' }, 'Prompt the visuals'),
+    const prompts = foldPanel(
+      'prompts',
+      'Prompt the visuals',
+      { class: 'prompts' },
       h(
         'form',
         { class: 'prompt-form', onsubmit: (ev: SubmitEvent) => this.#sendPrompt(ev) },
@@ -262,28 +264,44 @@ class RoomView {
       this.#promptResult,
       h('h3', {}, 'Prompt history'),
       this.#history,
+      h('label', { class: 'server-video-label toggle', htmlFor: 'server-video' }, this.#serverVideoToggle, ' Show the server’s video of the visuals instead of drawing them here (for a weak device; starts the audio)'),
     );
 
-    const mixer = h('section', { class: 'panel mixer-panel', 'aria-labelledby': 'mixer-title' }, h('h2', { id: 'mixer-title' }, 'The mix'), h('p', { class: 'hint' }, 'Everyone in the room moves these same controls and hears the result. Double-click a fader to reset it.'), this.#mixer.element);
+    const mixer = h(
+      'section',
+      { class: 'panel mixer-panel', 'aria-labelledby': 'mixer-title' },
+      h('h2', { id: 'mixer-title' }, 'The mix'),
+      this.#mixResult,
+      this.#mixer.element,
+      h('p', { class: 'hint' }, 'Everyone here moves the same controls and hears the result. Arrow keys nudge a fader, Shift+arrow moves it further; double-click resets it.'),
+    );
 
     const reactions = h('div', { class: 'reactions', role: 'group', 'aria-label': 'Reactions' });
     for (const emoji of REACTIONS) reactions.append(h('button', { type: 'button', class: 'reaction', 'aria-label': `React with ${emoji}`, onclick: () => this.#react(emoji) }, emoji));
     const social = h(
       'aside',
       { class: 'social' },
-      h('section', { class: 'panel', 'aria-labelledby': 'people-title' }, this.#peopleTitle, this.#people),
-      h(
-        'section',
-        { class: 'panel chat', 'aria-labelledby': 'chat-title' },
-        h('h2', { id: 'chat-title' }, 'Chat'),
+      foldPanel('people', this.#peopleTitle, { class: 'people-panel' }, this.#people),
+      foldPanel(
+        'chat',
+        'Chat',
+        { class: 'chat' },
         this.#chatLog,
-        h('form', { class: 'chat-form', onsubmit: (ev: SubmitEvent) => this.#sendChat(ev) }, h('label', { htmlFor: 'chat-text' }, 'Message'), h('div', { class: 'inline' }, this.#chatInput, this.#chatButton), this.#chatHint),
+        h(
+          'form',
+          { class: 'chat-form', onsubmit: (ev: SubmitEvent) => this.#sendChat(ev) },
+          h('label', { htmlFor: 'chat-text' }, 'Message'),
+          h('div', { class: 'inline' }, this.#chatInput, this.#chatButton),
+          this.#chatHint,
+          this.#chatResult,
+        ),
         reactions,
+        this.#reactionResult,
         this.#reactionFeed,
       ),
     );
 
-    const clips = this.#clips.element;
+    const clips = foldPanel('clips', 'Save clips and pictures', { class: 'saves' }, this.#visualSaves.element, this.#clips.element);
 
     // Built for everyone: a member a host promotes gets it at once (it shows while the role is host).
     this.#buildHostPanel();
@@ -291,8 +309,7 @@ class RoomView {
     this.#main.append(
       header,
       this.#notice,
-      ...(share ? [share] : []),
-      h('div', { class: 'room-grid' }, h('div', { class: 'room-main' }, stage, clips, this.#queueBox, prompts, mixer, this.#hostPanel), social),
+      h('div', { class: 'room-grid' }, h('div', { class: 'room-main' }, stage, mixer, this.#queueBox, prompts, ...(share ? [share] : []), clips, this.#hostPanel), social),
     );
   }
 
@@ -317,13 +334,13 @@ class RoomView {
         })
         .catch((err: unknown) => {
           makeListener.disabled = false;
-          listenerLink.textContent = `Could not make the link: ${(err as Error).message}`;
+          listenerLink.textContent = `Could not make the link. ${apiErrorWords(err)}`;
         });
     });
-    return h(
-      'section',
-      { class: 'panel share', 'aria-labelledby': 'share-title' },
+    return foldPanel(
+      'invite',
       h('h2', { id: 'share-title' }, 'Invite people'),
+      { class: 'share' },
       h('label', { htmlFor: 'share-link' }, 'Share this link: whoever opens it can join with a name'),
       h('div', { class: 'inline' }, link, copy, copied),
       h('p', { id: 'share-hint', class: 'hint' }, 'Anyone with the link can join for 7 days.'),
@@ -368,7 +385,7 @@ class RoomView {
           );
         })
         .catch((err: unknown) => {
-          linkOut.textContent = `Could not make the link: ${(err as Error).message}`;
+          linkOut.textContent = `Could not make the link. ${apiErrorWords(err)}`;
         })
         .finally(() => {
           makeLink.disabled = false;
@@ -389,11 +406,10 @@ class RoomView {
       end.disabled = true;
       api.endRoom(this.#me.roomId, this.#me.token).catch((err: unknown) => {
         end.disabled = false;
-        this.#showNotice(`The room could not be ended: ${(err as Error).message}`);
+        this.#showNotice(`The room could not be ended. ${apiErrorWords(err)}`);
       });
     });
     this.#hostPanel.append(
-      h('h2', { id: 'host-title' }, 'Host: the room’s rules'),
       stems,
       h('div', { class: 'field' }, h('label', { htmlFor: 'prompt-policy' }, 'Prompts'), this.#policySelect),
       h('label', { class: 'toggle', htmlFor: 'chat-enabled' }, this.#chatEnabled, ' Chat on'),
@@ -532,10 +548,11 @@ class RoomView {
       .then((r) => {
         if (r.ok) {
           this.#chatInput.value = '';
+          this.#chatResult.textContent = '';
           this.#addChat(r.message);
-        } else this.#showNotice(`Your message was not sent: ${r.refusal.message}`);
+        } else this.#chatResult.textContent = `Not sent. ${refusalWords(r.refusal, 'message')}`;
       })
-      .catch(() => this.#showNotice('Your message was not sent: no answer from the server (are you connected?)'))
+      .catch(() => (this.#chatResult.textContent = 'Not sent: the server did not answer. Check your connection and send it again.'))
       .finally(() => {
         this.#chatButton.disabled = false;
         this.#chatInput.focus();
@@ -547,9 +564,9 @@ class RoomView {
       .timeout(5000)
       .emitWithAck('reaction:send', { emoji })
       .then((r) => {
-        if (!r.ok) this.#showNotice(`Reaction not sent: ${r.refusal.message}`);
+        this.#reactionResult.textContent = r.ok ? '' : `Reaction not sent. ${refusalWords(r.refusal, 'reaction')}`;
       })
-      .catch(() => this.#showNotice('Reaction not sent: no answer from the server'));
+      .catch(() => (this.#reactionResult.textContent = 'Reaction not sent: the server did not answer.'));
   }
 
   #sendPrompt(ev: SubmitEvent): void {
@@ -563,14 +580,14 @@ class RoomView {
       .emitWithAck('prompt:submit', { text })
       .then((r) => {
         if (!r.ok) {
-          this.#promptResult.textContent = `Not applied: ${r.refusal.message}`;
+          this.#promptResult.textContent = `Not applied. ${refusalWords(r.refusal, 'prompt')}`;
           return;
         }
         this.#promptInput.value = '';
         if (r.status === 'queued') this.#promptResult.textContent = `“${text}” is waiting for the host’s approval.`;
         else if (this.#promptResult.textContent === 'Sending…') this.#promptResult.textContent = `“${text}” applied.`;
       })
-      .catch(() => (this.#promptResult.textContent = 'Not sent: no answer from the server (are you connected?)'))
+      .catch(() => (this.#promptResult.textContent = 'Not sent: the server did not answer. Check your connection and send it again.'))
       .finally(() => {
         this.#promptButton.disabled = false;
       });
@@ -581,9 +598,9 @@ class RoomView {
       .timeout(10_000)
       .emitWithAck('prompt:decide', { promptId, approve })
       .then((r) => {
-        if (!r.ok) this.#showNotice(r.refusal.message);
+        if (!r.ok) this.#showNotice(refusalWords(r.refusal, 'prompt'));
       })
-      .catch(() => this.#showNotice('No answer from the server'));
+      .catch(() => this.#showNotice('The server did not answer. Check your connection and try again.'));
   }
 
   // ---------------------------------------------------------------- reading
@@ -727,7 +744,7 @@ class RoomView {
           const id = uid('role');
           const sel = h('select', { id, 'aria-label': `Role of ${m.name}` }, ...(['remixer', 'listener', 'host'] as const).map((r) => h('option', { value: r, selected: r === m.role }, r)));
           sel.addEventListener('change', () => {
-            api.setRole(this.#me.roomId, this.#me.token, m.userId, sel.value as Role).catch((err: unknown) => this.#showNotice(`The role was not changed: ${(err as Error).message}`));
+            api.setRole(this.#me.roomId, this.#me.token, m.userId, sel.value as Role).catch((err: unknown) => this.#showNotice(`The role was not changed. ${apiErrorWords(err)}`));
           });
           const remove = h('button', { type: 'button', class: 'remove-member', 'aria-label': `Remove ${m.name} from the room` }, 'Remove');
           remove.addEventListener('click', () => {
@@ -735,7 +752,7 @@ class RoomView {
             remove.disabled = true;
             api.removeMember(this.#me.roomId, this.#me.token, m.userId).catch((err: unknown) => {
               remove.disabled = false;
-              this.#showNotice(`${m.name} was not removed: ${(err as Error).message}`);
+              this.#showNotice(`${m.name} was not removed. ${apiErrorWords(err)}`);
             });
           });
           li.append(' ', sel, ' ', remove);
@@ -810,7 +827,12 @@ class RoomView {
   }
 
   #refused(r: Refusal): void {
-    this.#showNotice(`Not changed: ${r.message}`);
+    const text = `Your change was undone. ${refusalWords(r, 'change')}`;
+    this.#showNotice(text);
+    // Said again by the mixer, where the change was most likely made: the notice at the top may be out of view.
+    this.#mixResult.textContent = text;
+    if (this.#mixResultTimer) clearTimeout(this.#mixResultTimer);
+    this.#mixResultTimer = setTimeout(() => (this.#mixResult.textContent = ''), 8000);
   }
 
   #showNotice(message: string, level: 'warn' | 'info' = 'warn'): void {
@@ -831,5 +853,33 @@ class RoomView {
     main.replaceChildren(
       h('section', { class: 'panel narrow ended' }, h('h1', {}, reason === 'The host ended this room.' ? 'The room is over' : 'You are out of the room'), h('p', { role: 'alert' }, reason), h('a', { href: '/', class: 'button', onclick: (ev: MouseEvent) => (ev.preventDefault(), this.#app.navigate('/')) }, 'Open a new room')),
     );
+  }
+}
+
+const PANEL_KEY = 'remixroom.panel.';
+
+/**
+ * A panel that opens and closes (native <details>): its heading is the summary.
+ * Open at first; each browser remembers whether a person closed it.
+ */
+function foldPanel(key: string, title: string | HTMLElement, props: { class: string }, ...children: HTMLElement[]): HTMLDetailsElement {
+  const heading = typeof title === 'string' ? h('h2', {}, title) : title;
+  const details = h('details', { class: `panel fold ${props.class}`, 'data-panel': key }, h('summary', {}, heading), ...children);
+  details.open = panelOpen(key);
+  details.addEventListener('toggle', () => {
+    try {
+      localStorage.setItem(PANEL_KEY + key, details.open ? 'open' : 'closed');
+    } catch {
+      // Not remembered; no harm.
+    }
+  });
+  return details;
+}
+
+function panelOpen(key: string): boolean {
+  try {
+    return localStorage.getItem(PANEL_KEY + key) !== 'closed';
+  } catch {
+    return true;
   }
 }

@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import { Router, type Request } from 'express';
 import { z } from 'zod';
+import type { InviteProblem } from '../../shared/api-types.ts';
 import { ROLES, type Role } from '../../shared/roles.ts';
 import type { RateLimitName } from '../../shared/limits.ts';
 import { mayChangeRole, mayEnd, mayMint, mayRemove, type MemberDirectory, type Standing } from '../auth/members.ts';
@@ -69,6 +70,7 @@ const TokenBody = z
 
 const JoinBody = z.object({ invite: z.string().min(1).max(2048), name: displayName }).strict();
 const RoleBody = z.object({ role: z.enum(ROLES) }).strict();
+const InviteCheckBody = z.object({ invite: z.string().min(1).max(2048) }).strict();
 
 export function roomRoutes(deps: RoomRoutesDeps): Router {
   const router = Router();
@@ -152,6 +154,34 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
     const ttlSec = tokenTtl(accessUntilMs, signer.now(), deps.memberTokenTtlSec);
     const token = signer.sign({ room: roomId, sub: userId, name: body.name, role: invite.role, ttlSec });
     res.status(201).json({ token, userId, role: invite.role, name: body.name, expiresInSec: ttlSec });
+  });
+
+  /**
+   * Whether a join link would let someone in, before they type a name: the same
+   * checks as joining, without using the link. A link that would not is answered
+   * 200 with the reason (a code the web app words for a fan); an unknown room 404.
+   */
+  router.post('/:roomId/invites/check', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const body = parse(InviteCheckBody, req.body);
+    const room = await store.getRoomSummary(roomId);
+    if (!room) throw new HttpError('not_found', `no room "${roomId}"`);
+    const no = (reason: InviteProblem) => void res.json({ ok: false, reason });
+    if (room.closedAt) return no('room_ended');
+    let claims: TokenClaims;
+    try {
+      claims = signer.verify(body.invite, roomId, 'invite');
+    } catch (err) {
+      if (!(err instanceof TokenError)) throw err;
+      return no(err.reason === 'expired' ? 'expired' : err.reason === 'wrong_room' ? 'wrong_room' : 'not_a_link');
+    }
+    const record = await store.getInvite(claims.sub);
+    if (record && record.roomId !== roomId) return no('wrong_room');
+    if (record?.revokedAt) return no('revoked');
+    if (record && record.maxUses !== null && record.uses >= record.maxUses) return no('used_up');
+    // A link from before links were recorded is let in by joining (room without a creator); any other unknown one is not.
+    if (!record && room.creatorId !== null) return no('not_a_link');
+    res.json({ ok: true, role: claims.role, expiresAt: new Date(claims.exp * 1000).toISOString() });
   });
 
   /** A fresh token for the holder of one (expired or not), while the store still lets them in. */

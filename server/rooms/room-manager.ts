@@ -189,7 +189,7 @@ export function toRoomRelease(r: ReleaseRecord): RoomRelease {
     bpm: r.manifest.bpm ?? null,
     stems: r.stems.map((s) => ({ id: s.id, title: s.title })),
     excerpts: r.manifest.excerpts.map((e) => ({ ...e })),
-    artwork: r.artwork.filter((a) => a.consent).map((a) => ({ id: a.id, tags: a.tags, palette: a.palette ?? [] })),
+    artwork: r.artwork.filter((a) => a.consent).map((a) => ({ id: a.id, title: a.title, tags: a.tags, palette: a.palette ?? [] })),
     rules: r.manifest.rules,
   };
 }

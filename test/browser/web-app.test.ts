@@ -248,7 +248,8 @@ describe('web app in Chromium: landing, join link, shared mixer, listener locks,
     await host.keyboard.press('Home');
     await controlShows(host, fader, '-60');
     await controlShows(remixer, fader, '-60', [host]);
-    expect(await remixer.locator(fader).inputValue()).to.equal('0');
+    // The fader's input holds the level itself (its bottom).
+    expect(await remixer.locator(fader).inputValue()).to.equal('-60');
     expect(await remixer.locator(`output[for="stem-drums-gainDb"]`).textContent()).to.equal('-60.0 dB');
     expect(await gainOf(remixer, 'drums')).to.equal(-60);
     // And the other way: B moves the master tempo to its top, A sees it.
@@ -300,7 +301,9 @@ describe('web app in Chromium: landing, join link, shared mixer, listener locks,
     });
     const notice = listener.locator('.notice');
     await notice.waitFor({ state: 'visible', timeout: 5000 });
-    expect(await notice.textContent()).to.match(/^Not changed: listeners can listen and chat, but not change the mix/);
+    expect(await notice.textContent()).to.equal('Your change was undone. You are listening: you can hear the mix, chat and react, but not change the mix.');
+    // Said by the mixer too, where the fan is looking (the notice is at the top of the page, not over it).
+    expect(await listener.locator('.mixer-panel .mix-result').textContent()).to.equal('Your change was undone. You are listening: you can hear the mix, chat and react, but not change the mix.');
     await controlShows(listener, '#stem-bass-gainDb', '0');
     expect(await gainOf(host, 'bass')).to.equal(0);
     await listener.setViewportSize({ width: 390, height: 844 });
@@ -634,7 +637,7 @@ describe('web app in Chromium: landing, join link, shared mixer, listener locks,
     await panel.getByRole('button', { name: /^Save the last/ }).click();
     const error = listener.locator('.clips > .error');
     await error.filter({ hasText: 'not saved' }).waitFor({ timeout: 10_000 });
-    expect(await error.textContent()).to.equal('The clip was not saved: seconds: a clip is at most 30 s here (the longer version is bought through /api/orders).');
+    expect(await error.textContent()).to.equal('The clip was not saved. A clip can be at most 30 seconds long here.');
     expect(await panel.locator('.clip-card').count()).to.equal(0);
     expect(await panel.getByRole('button', { name: /^Save the last/ }).isEnabled(), 'the member can try again').to.equal(true);
   });

@@ -223,4 +223,39 @@ describe('members: roles from the room, removal, token refresh and expiry', func
     const guest = await joinAs(t.url, room, 'remixer', 'G');
     expect((await api(t.url, 'DELETE', `${rooms()}/invites/${inviteId}`, undefined, guest.token)).status).to.equal(403);
   });
+
+  it('checks a join link before anyone types a name, without using it: fine, used up, withdrawn, expired, forged, another room’s, room ended, no such room', async () => {
+    const check = (invite: string, roomId = room.roomId) => api<{ ok: boolean; reason?: string; role?: string; error?: { code: string } }>(t.url, 'POST', `/api/rooms/${roomId}/invites/check`, { invite });
+    const link = await api<{ invite: string }>(t.url, 'POST', `${rooms()}/tokens`, { role: 'listener', maxUses: 1 }, room.hostToken);
+    const fine = await check(link.body.invite);
+    expect(fine.status).to.equal(200);
+    expect(fine.body).to.include({ ok: true, role: 'listener' });
+    // Checking twice uses nothing: the one-person link still lets its person in.
+    expect((await check(link.body.invite)).body.ok).to.equal(true);
+    const join = (invite: string, name: string) => api(t.url, 'POST', `${rooms()}/join`, { invite, name }, undefined, from(strangerAddress()));
+    expect((await join(link.body.invite, 'one')).status).to.equal(201);
+    expect((await check(link.body.invite)).body).to.deep.equal({ ok: false, reason: 'used_up' });
+
+    const open = await api<{ invite: string }>(t.url, 'POST', `${rooms()}/tokens`, { role: 'remixer' }, room.hostToken);
+    const inviteId = JSON.parse(Buffer.from(open.body.invite.split('.')[1]!, 'base64url').toString()).sub as string;
+    await api(t.url, 'DELETE', `${rooms()}/invites/${inviteId}`, undefined, room.hostToken);
+    expect((await check(open.body.invite)).body).to.deep.equal({ ok: false, reason: 'revoked' });
+
+    const signer = new TokenSigner(t.server.secrets.tokenSecret);
+    const expired = signer.sign({ kind: 'invite', room: room.roomId, sub: 'inv_old', name: 'invite', role: 'remixer', ttlSec: -10 });
+    expect((await check(expired)).body).to.deep.equal({ ok: false, reason: 'expired' });
+    expect((await check('not-a-link')).body).to.deep.equal({ ok: false, reason: 'not_a_link' });
+    // Well signed but never minted: not one of this room's links.
+    expect((await check(signer.sign({ kind: 'invite', room: room.roomId, sub: 'inv_never', name: 'invite', role: 'host', ttlSec: 600 }))).body).to.deep.equal({ ok: false, reason: 'not_a_link' });
+    const other = await openRoom(t.url, { hostName: 'Other' });
+    const otherLink = new URL(other.joinUrl).hash.slice('#invite='.length);
+    expect((await check(otherLink)).body).to.deep.equal({ ok: false, reason: 'wrong_room' });
+
+    expect((await check('x'.repeat(3000))).status, 'too long: a clear error').to.equal(400);
+    const missing = await check(otherLink, 'nosuchroom123');
+    expect(missing.status).to.equal(404);
+    expect(missing.body.error!.code).to.equal('not_found');
+    await api(t.url, 'DELETE', `/api/rooms/${other.roomId}`, undefined, other.hostToken);
+    expect((await check(otherLink, other.roomId)).body).to.deep.equal({ ok: false, reason: 'room_ended' });
+  });
 });

@@ -4,12 +4,12 @@ import { VisualParamsSchema, neutralVisualParams, type VisualParams } from '../.
 
 // The demo release's artwork tags (media/demo/artwork-*.ts), without painting them.
 const ARTWORK: PromptArtwork[] = [
-  { id: 'afterimage', tags: ['cover', 'sun', 'circle', 'retro', 'print', 'poster', 'warm', 'orange', 'red', 'violet', 'yellow', 'cream', 'stripes', 'halftone', 'dots', 'minimal', 'bold'], palette: ['#efe6d6', '#ff4a1c', '#6b2cf5', '#16141a', '#ffb000'] },
-  { id: 'nocturne', tags: ['night', 'moon', 'stars', 'blue', 'violet', 'indigo', 'calm', 'dreamy', 'flow', 'currents', 'drift', 'sky', 'dark', 'cosmic'], palette: ['#0b0d2e', '#23307a', '#5a3fb0', '#a58bff', '#eef0ff'] },
-  { id: 'ember', tags: ['sunset', 'sun', 'fire', 'ember', 'warm', 'orange', 'red', 'gold', 'glow', 'heat', 'rays', 'sparks', 'concentric', 'circles', 'horizon', 'intense'], palette: ['#2a0806', '#8f1a10', '#e2461c', '#ff9a3c', '#ffe0a3'] },
-  { id: 'tide', tags: ['ocean', 'sea', 'waves', 'tide', 'water', 'teal', 'aqua', 'green', 'cool', 'calm', 'flowing', 'lines', 'sun', 'horizon', 'serene'], palette: ['#0b5d63', '#04262c', '#18a39a', '#7fe0cf', '#e6fff8'] },
-  { id: 'bloom', tags: ['flower', 'bloom', 'petals', 'garden', 'spring', 'pink', 'green', 'organic', 'soft', 'circles', 'bubbles', 'nature', 'growth', 'gentle', 'lush'], palette: ['#12302a', '#ff6fa8', '#4fcf94', '#ffc1d8', '#d9f7c9'] },
-  { id: 'grid', tags: ['neon', 'grid', 'glitch', 'digital', 'cyber', 'electric', 'magenta', 'cyan', 'lime', 'black', 'geometric', 'squares', 'pixels', 'ring', 'energetic', 'futuristic'], palette: ['#07060b', '#ff2bd6', '#19f0ff', '#7a3cff', '#b6ff3b'] },
+  { id: 'afterimage', title: 'Afterimage', tags: ['cover', 'sun', 'circle', 'retro', 'print', 'poster', 'warm', 'orange', 'red', 'violet', 'yellow', 'cream', 'stripes', 'halftone', 'dots', 'minimal', 'bold'], palette: ['#efe6d6', '#ff4a1c', '#6b2cf5', '#16141a', '#ffb000'] },
+  { id: 'nocturne', title: 'Nocturne', tags: ['night', 'moon', 'stars', 'blue', 'violet', 'indigo', 'calm', 'dreamy', 'flow', 'currents', 'drift', 'sky', 'dark', 'cosmic'], palette: ['#0b0d2e', '#23307a', '#5a3fb0', '#a58bff', '#eef0ff'] },
+  { id: 'ember', title: 'Ember', tags: ['sunset', 'sun', 'fire', 'ember', 'warm', 'orange', 'red', 'gold', 'glow', 'heat', 'rays', 'sparks', 'concentric', 'circles', 'horizon', 'intense'], palette: ['#2a0806', '#8f1a10', '#e2461c', '#ff9a3c', '#ffe0a3'] },
+  { id: 'tide', title: 'Tide', tags: ['ocean', 'sea', 'waves', 'tide', 'water', 'teal', 'aqua', 'green', 'cool', 'calm', 'flowing', 'lines', 'sun', 'horizon', 'serene'], palette: ['#0b5d63', '#04262c', '#18a39a', '#7fe0cf', '#e6fff8'] },
+  { id: 'bloom', title: 'Bloom', tags: ['flower', 'bloom', 'petals', 'garden', 'spring', 'pink', 'green', 'organic', 'soft', 'circles', 'bubbles', 'nature', 'growth', 'gentle', 'lush'], palette: ['#12302a', '#ff6fa8', '#4fcf94', '#ffc1d8', '#d9f7c9'] },
+  { id: 'grid', title: 'Grid', tags: ['neon', 'grid', 'glitch', 'digital', 'cyber', 'electric', 'magenta', 'cyan', 'lime', 'black', 'geometric', 'squares', 'pixels', 'ring', 'energetic', 'futuristic'], palette: ['#07060b', '#ff2bd6', '#19f0ff', '#7a3cff', '#b6ff3b'] },
 ];
 
 const fresh: PromptContext = { artwork: ARTWORK, previous: null };
@@ -196,10 +196,18 @@ describe('prompt interpreter', () => {
       expect(params('ÉMBER').artworks[0]!.id).to.equal('ember');
     });
 
-    it('an artwork id selects it, and the effects name it', () => {
+    it('an artwork id selects it, and the effects name it by its title', () => {
       const r = interpretPrompt('grid', fresh);
       expect(r.params.artworks).to.deep.equal([{ id: 'grid', weight: 1 }]);
-      expect(r.effects[0]).to.equal('artwork "grid"');
+      expect(r.effects[0]).to.equal('artwork “Grid”');
+      // Without titles (an older caller), the id stands in.
+      expect(interpretPrompt('grid', { artwork: ARTWORK.map(({ title: _title, ...a }) => a), previous: null }).effects[0]).to.equal('artwork “grid”');
+    });
+
+    it('a blend is named by the artworks’ titles, never their ids', () => {
+      const r = interpretPrompt('ocean moon waves', { artwork: ARTWORK.map((a) => ({ ...a, title: `The ${a.title}` })), previous: null });
+      expect(r.effects[0]).to.equal('blend of “The Tide” and “The Nocturne”');
+      expect(r.summary).to.include('blend of “The Tide” and “The Nocturne”');
     });
   });
 

@@ -38,6 +38,8 @@ export const LIMITS = {
   // Rooms and joining.
   'room.create.address': { kind: 'rate', scope: 'address', capacity: 20, refillPerSec: 0.2, what: 'rooms opened' },
   'invite.exchange.address': { kind: 'rate', scope: 'address', capacity: 10, refillPerSec: perMin(10), what: 'joins through a link' },
+  /** Asking whether a link would let one in (before the name is typed): cheap, but a stranger's probe all the same. */
+  'invite.check.address': { kind: 'rate', scope: 'address', capacity: 30, refillPerSec: perMin(30), what: 'join links checked' },
   /** A livestream's link lets a crowd in (a thousand at once, then 50 a second); its use limit is the host's to set. */
   'invite.exchange.invite': { kind: 'rate', scope: 'invite', capacity: 1000, refillPerSec: 50, what: 'joins through this link' },
   'token.mint.member': { kind: 'rate', scope: 'member', capacity: 60, refillPerSec: 1, what: 'tokens and links made' },

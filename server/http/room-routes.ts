@@ -164,6 +164,7 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
   router.post('/:roomId/invites/check', async (req, res) => {
     const roomId = roomIdOf(req);
     const body = parse(InviteCheckBody, req.body);
+    await take(limits, ['invite.check.address'], { address: addressOf(req) });
     const room = await store.getRoomSummary(roomId);
     if (!room) throw new HttpError('not_found', `no room "${roomId}"`);
     const no = (reason: InviteProblem) => void res.json({ ok: false, reason });

@@ -92,7 +92,7 @@ for (const sfu of SFUS) {
 
     async function startServer(): Promise<void> {
       server = spawnServer(env);
-      await server.waitFor(/Remixroom is listening/, 60_000);
+      await server.waitFor(/Remixroom is running/, 60_000);
     }
 
     async function stopServer(signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {

@@ -4,6 +4,7 @@
 // connections end and its tokens stop working; tokens are refreshed while the
 // member may stay, and open sessions end when their token does.
 import { expect } from 'chai';
+import { LIMITS } from '../../shared/limits.ts';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
 import * as encoding from 'lib0/encoding';
@@ -257,5 +258,19 @@ describe('members: roles from the room, removal, token refresh and expiry', func
     expect(missing.body.error!.code).to.equal('not_found');
     await api(t.url, 'DELETE', `/api/rooms/${other.roomId}`, undefined, other.hostToken);
     expect((await check(otherLink, other.roomId)).body).to.deep.equal({ ok: false, reason: 'room_ended' });
+  });
+
+  it('checking links is limited per address: a prober gets 429 with Retry-After, someone else still checks', async () => {
+    const link = await api<{ invite: string }>(t.url, 'POST', `${rooms()}/tokens`, { role: 'listener' }, room.hostToken);
+    const prober = from(strangerAddress());
+    const check = (headers?: Record<string, string>) => api<{ ok?: boolean; error?: { code: string; limit?: string } }>(t.url, 'POST', `${rooms()}/invites/check`, { invite: link.body.invite }, undefined, headers);
+    const answers = [];
+    for (let i = 0; i < 40; i++) answers.push(await check(prober));
+    const ok = answers.filter((a) => a.status === 200).length;
+    expect(ok, 'checks answered before the limit').to.equal(LIMITS['invite.check.address'].capacity);
+    const refused = answers.at(-1)!;
+    expect(refused.status).to.equal(429);
+    expect(refused.body.error).to.include({ code: 'rate_limited', limit: 'invite.check.address' });
+    expect((await check(from(strangerAddress()))).body.ok).to.equal(true);
   });
 });

@@ -252,7 +252,8 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     );
     if (!created) return this.#repeated(render, input.roomId, input.seconds);
     await this.#enqueue(render.id);
-    return { clip: await this.#view(render), created };
+    // Read again: a render that started at once is `running` already, and the answer says so.
+    return { clip: await this.#view((await this.#deps.store.getRender(render.id)) ?? render), created };
   }
 
   /** The answer to a repeated commit (clip or loop): the first one's render, unless the key came with another request. */
@@ -358,7 +359,8 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     );
     if (!created) return this.#repeated(render, input.roomId, input.seconds);
     await this.#enqueue(render.id);
-    return { clip: await this.#view(render), created };
+    // Read again: a render that started at once is `running` already, and the answer says so.
+    return { clip: await this.#view((await this.#deps.store.getRender(render.id)) ?? render), created };
   }
 
   /**

@@ -26,6 +26,7 @@ import { applyEvent, type TimelineWindow } from '../rooms/timeline.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
 import { planClip } from './clip-plan.ts';
+import { downloadName, type DownloadWhat } from './download-name.ts';
 import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
 import { LocalRenderQueue, type RenderJobCounts, type RenderQueue } from './render-queue.ts';
 import type { StillTask, StillWorkerData } from '../work/still-worker.ts';
@@ -329,7 +330,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     // A refunded purchase's full version is handed out no more, even by a link given before.
     if (render.kind === 'full' && (await this.#refunded((render.request as FullRequest).orderId))) throw new ClipError('not_found', 'no such download');
     const file = path.join(this.#renderDir(clipId), name);
-    return { path: file, contentType: FILE_NAMES.get(name)!, downloadName: `remixroom-${clipId}${path.extname(name)}` };
+    return { path: file, contentType: FILE_NAMES.get(name)!, downloadName: await this.#downloadName(render, name) };
   }
 
   /** Queues a loop of the room's visuals as they are now (1–15 s, rounded to whole beats so that the pulse loops too). */
@@ -369,7 +370,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
    * so that its id can be traced. Drawn in the still threads; ClipError('busy') when
    * their queue is full.
    */
-  async still(input: { roomId: string; member: { userId: string; name: string }; atMs?: number; width: number; height: number }): Promise<{ png: Buffer; renderId: string }> {
+  async still(input: { roomId: string; member: { userId: string; name: string }; atMs?: number; width: number; height: number }): Promise<{ png: Buffer; renderId: string; downloadName: string }> {
     if (this.#closed) throw new ClipError('unavailable', 'the server is shutting down');
     // A burst refused before any work here: no plan, no signature for a still that will not be drawn.
     this.#stillRoom();
@@ -411,7 +412,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     const png = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     await this.#deps.store.createRender({ id: renderId, roomId: room.id, kind: 'still', status: 'done', request: { atMs, requestedBy: input.member }, createdAt: manifest.createdAt }, null);
     await this.#deps.store.updateRender(renderId, { status: 'done', result: { manifest: signed } satisfies ClipResult });
-    return { png, renderId };
+    return { png, renderId, downloadName: downloadName(manifest.release, { kind: 'still' }, '.png') };
   }
 
   #stillRoom(): void {
@@ -469,6 +470,20 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     }
     if (render.status === 'failed') view.error = result?.error ?? 'the render failed';
     return view;
+  }
+
+  /** "<artist> - <title> (Remixroom clip 0m42s-1m12s).mp4": the clip's times from the room's opening. */
+  async #downloadName(render: RenderRecord, name: string): Promise<string> {
+    const request = render.request as ClipRequest | FullRequest | LoopRequest;
+    const release = (render.result as ClipResult | null)?.manifest?.manifest.release ?? (await this.#deps.store.getRelease(request.releaseId)) ?? { title: '', artist: '' };
+    const what: DownloadWhat =
+      request.kind === 'clip'
+        ? { kind: 'clip', fromSec: (request.window.fromMs - request.roomCreatedAtMs) / 1000, toSec: (request.window.toMs - request.roomCreatedAtMs) / 1000 }
+        : request.kind === 'loop'
+          ? { kind: 'loop', seconds: request.seconds }
+          : { kind: 'full' };
+    // The manifest beside a clip keeps the clip's name with its own ending.
+    return downloadName(release, what, name === 'manifest.json' ? '.manifest.json' : path.extname(name));
   }
 
   async #refunded(orderId: string): Promise<boolean> {

@@ -11,6 +11,7 @@ import type { RateLimitName } from '../../shared/limits.ts';
 import type { MemberDirectory } from '../auth/members.ts';
 import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
 import { ClipError, MIN_CLIP_SEC, RENDER_ID, type ClipService } from '../clips/clip-service.ts';
+import { contentDisposition } from '../clips/download-name.ts';
 import { addressOf } from '../limits/address.ts';
 import type { Limits } from '../limits/limits.ts';
 import { ROOM_ID } from '../rooms/room-manager.ts';
@@ -95,10 +96,10 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
     if (!q.success) throw new HttpError('bad_request', `${q.error.issues[0]!.path.join('.') || 'query'}: ${q.error.issues[0]!.message}`);
     await within(req, claims, ['still.member', 'still.address']);
     try {
-      const { png, renderId } = await deps.clips.still({ roomId, member: { userId: claims.sub, name: claims.name }, width: q.data.width, height: q.data.height, ...(q.data.atMs !== undefined ? { atMs: q.data.atMs } : {}) });
+      const { png, downloadName } = await deps.clips.still({ roomId, member: { userId: claims.sub, name: claims.name }, width: q.data.width, height: q.data.height, ...(q.data.atMs !== undefined ? { atMs: q.data.atMs } : {}) });
       res.setHeader('content-type', 'image/png');
       res.setHeader('cache-control', 'no-store');
-      res.attachment(`remixroom-${renderId}.png`);
+      res.setHeader('content-disposition', contentDisposition(downloadName));
       res.end(png);
     } catch (err) {
       throw httpErrorOf(err);
@@ -134,7 +135,7 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
     }
     res.setHeader('content-type', file.contentType);
     res.setHeader('cache-control', 'private, max-age=300');
-    res.attachment(file.downloadName);
+    res.setHeader('content-disposition', contentDisposition(file.downloadName));
     await new Promise<void>((resolve, reject) => res.sendFile(file.path, (err) => (err ? reject(err) : resolve())));
   });
 

@@ -129,6 +129,16 @@ describe('clips (real server, native ffmpeg)', function () {
     const video = await get(clip.downloads!.video!);
     const audio = await get(clip.downloads!.audio!);
     const signed = JSON.parse((await get(clip.downloads!.manifest!)).toString('utf8')) as SignedManifest;
+    // Saved under the release's name and the clip's time in the room, not an id.
+    const { artist, title } = signed.manifest.release;
+    const disposition = (await fetch(t.url + clip.downloads!.video!)).headers.get('content-disposition') ?? '';
+    const named = /^attachment; filename="(.+) \(Remixroom clip (\d+)m(\d\d)s-(\d+)m(\d\d)s\)\.mp4"; filename\*=UTF-8''(\S+)$/.exec(disposition);
+    expect(named, disposition).to.not.equal(null);
+    expect(named![1]).to.equal(`${artist} - ${title}`);
+    expect(decodeURIComponent(named![6]!)).to.equal(`${artist} - ${title} (Remixroom clip ${named![2]}m${named![3]}s-${named![4]}m${named![5]}s).mp4`);
+    const [fromSec, toSec] = [Number(named![2]) * 60 + Number(named![3]), Number(named![4]) * 60 + Number(named![5])];
+    expect(toSec - fromSec).to.be.within(7, 9);
+    expect((await fetch(t.url + clip.downloads!.audio!)).headers.get('content-disposition')).to.include(`filename="${artist} - ${title} (Remixroom clip `).and.match(/\.m4a"; /);
     fs.writeFileSync(path.join(dir, 'v.mp4'), video);
     const probe = await runCapture(native!.ffprobe!, ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', path.join(dir, 'v.mp4')]);
     const info = JSON.parse(probe.stdout) as { streams: { codec_name: string; width?: number; height?: number }[]; format: { duration: string; tags?: Record<string, string> } };

@@ -11,7 +11,7 @@
 // same), as the clip renderer hands them over.
 import path from 'node:path';
 import type { FrameInput, VisualEngine } from '../../shared/visual-engine.ts';
-import { FRAME_PIXEL_FORMAT, NATIVE_PRESET, RenderError, WASM_PRESET, startEncoder } from './clip-render.ts';
+import { FRAME_PIXEL_FORMAT, NATIVE_PRESET, RenderError, WASM_PRESET, startEncoder, x264Args } from './clip-render.ts';
 import { EncoderError, frameBytes, pickEncoder, type FrameEncoder } from './encoder.ts';
 
 export interface LoopRenderOptions {
@@ -59,7 +59,7 @@ export async function renderLoop(opts: LoopRenderOptions): Promise<{ frames: num
     frames: n,
     args: [
       '-filter_complex', `[0:v]split[a][b];[b]fps=15,scale=${gifWidth}:-2:flags=lanczos,split[g1][g2];[g1]palettegen=stats_mode=diff[p];[g2][p]paletteuse=dither=bayer:bayer_scale=3[gif]`,
-      '-map', '[a]', '-c:v', 'libx264', '-preset', preset, '-crf', '20', '-pix_fmt', 'yuv420p', '-movflags', '+faststart+use_metadata_tags', ...meta, '-f', 'mp4', '{out0}',
+      '-map', '[a]', ...x264Args(preset, fps), '-movflags', '+faststart+use_metadata_tags', ...meta, '-f', 'mp4', '{out0}',
       '-map', '[gif]', '-loop', '0', '-f', 'gif', '{out1}',
     ],
     outputs: [opts.outputs.mp4, opts.outputs.gif],

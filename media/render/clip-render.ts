@@ -12,6 +12,7 @@
 // engine (renderFrameYuv420): ffmpeg skips its RGBA conversion and reads 1.4 MB a
 // frame instead of 3.7 MB. Outputs are written under temporary names and renamed
 // into place when ffmpeg has finished: a file that exists is whole.
+import type { CreditOverlay } from './credit.ts';
 import { EncoderError, pickEncoder, type EncodeJob, type EncodeSession, type FrameEncoder } from './encoder.ts';
 import { renderOffline, type ScheduledState } from '../mixer/render-offline.ts';
 import type { MixerStem } from '../mixer/mixer.ts';
@@ -64,6 +65,8 @@ export interface ClipRenderOptions {
     fps: number;
     /** What to draw at `tSec` into the clip, given the mix's energy there (0..1). */
     frameAt(tSec: number, energy: number): FrameInput;
+    /** The credit line drawn over every frame (laid out for this width and height). */
+    credit?: CreditOverlay;
   };
   /** Marks the audio (the watermark) before anything is encoded; returns the marked PCM. */
   markAudio?: (pcm: Float32Array) => Float32Array | Promise<Float32Array>;
@@ -195,6 +198,7 @@ export async function renderClip(opts: ClipRenderOptions, toEnergy: (rms: number
       opts.signal?.throwIfAborted();
       const t0 = performance.now();
       opts.video.engine.renderFrameYuv420(frame, width, height, opts.video.frameAt(f / fps, energies[f]!));
+      opts.video.credit?.drawYuv420(frame);
       drawSec += (performance.now() - t0) / 1000;
       session.commitFrame();
       if (f % fps === 0) opts.onProgress?.(0.05 + 0.9 * (f / videoFrames), 'video');

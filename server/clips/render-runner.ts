@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { renderClip } from '../../media/render/clip-render.ts';
+import { CreditOverlay, creditLine } from '../../media/render/credit.ts';
 import { wasmCoreDir } from '../../media/render/encoder.ts';
 import { renderLoop } from '../../media/render/loop-render.ts';
 import { embedWatermark } from '../../media/watermark/watermark.ts';
@@ -118,6 +119,7 @@ export class RenderRunner implements Renderer {
       // The copy inside the files carries no file hashes (a file cannot hash itself).
       const embedded = this.#deps.signer.sign(manifest);
       let lastReport = 0;
+      const video = this.#deps.video ?? VIDEO;
       const out = await renderClip(
         {
           ffmpeg: this.#deps.ffmpeg,
@@ -127,7 +129,8 @@ export class RenderRunner implements Renderer {
           durationSec: plan.durationSec,
           video: {
             engine,
-            ...(this.#deps.video ?? VIDEO),
+            ...video,
+            credit: new CreditOverlay(creditLine(record), video.width, video.height),
             frameAt: (tSec, energy) =>
               plan.visuals.frameAt(fromMs + tSec * 1000, request.kind === 'clip' ? request.roomCreatedAtMs : 0, { energy, beatPhase: plan.beatAt(tSec) }),
           },
@@ -189,6 +192,7 @@ export class RenderRunner implements Renderer {
       height: video.height,
       fps: video.fps,
       seconds: request.seconds,
+      credit: new CreditOverlay(creditLine(record), video.width, video.height),
       // The music does not drive a loop (it has none): a steady pulse on the release's beat.
       frameAt: (tSec) => visuals.frameAt(request.startMs + tSec * 1000, request.roomCreatedAtMs, { energy: 0.5, beatPhase: beatPhaseAt(tSec, bpm) }),
       metadata: { comment: JSON.stringify(this.#deps.signer.sign(manifest)), title: `${record.title} — Remixroom visuals ${render.id}` },

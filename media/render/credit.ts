@@ -1,4 +1,4 @@
-// The credit line drawn into every clip and loop: "<title> · <artist> · made in Remixroom"
+// The credit line drawn into every clip and loop: "<title> | <artist> | made in Remixroom"
 // in a small, legible corner box, on the yuv420p frames the renderers hand to ffmpeg (the
 // live visuals do not carry it). A file that travels on its own says what it is.
 //
@@ -57,9 +57,12 @@ export function creditText(text: string): string {
     .trim();
 }
 
+const SEPARATOR = ' | ';
+const MADE_IN = `${SEPARATOR}made in Remixroom`;
+
 /** The credit of a release: "<title> | <artist> | made in Remixroom", whichever parts it has. */
 export function creditLine(release: { title: string; artist: string }): string {
-  return [creditText(release.title), creditText(release.artist), 'made in Remixroom'].filter((p) => p.length > 0).join('  |  ');
+  return [creditText(release.title), creditText(release.artist), 'made in Remixroom'].filter((p) => p.length > 0).join(SEPARATOR);
 }
 
 /** Where the credit sits in a frame (pixels; the box is aligned to 2x2 blocks for the chroma planes). */
@@ -95,7 +98,12 @@ export class CreditOverlay {
     const margin = even(Math.round(Math.min(frameWidth, frameHeight) * 0.03));
     const maxChars = Math.max(0, Math.floor((frameWidth - 2 * margin - 2 * pad + scale) / advance));
     let text = creditText(line);
-    if (text.length > maxChars) text = maxChars > 3 ? `${text.slice(0, maxChars - 3).trimEnd()}...` : '';
+    if (text.length > maxChars) {
+      // The title and artist give way first: "made in Remixroom" stays whole while there is room for it.
+      const keep = text.endsWith(MADE_IN) && maxChars >= MADE_IN.length + 8 ? MADE_IN : '';
+      const head = text.slice(0, text.length - keep.length);
+      text = maxChars > 3 ? `${head.slice(0, maxChars - keep.length - 3).replace(/[\s|]+$/, '')}...${keep ? ` ${keep.trimStart()}` : ''}` : '';
+    }
     this.text = text;
     const width = even(text.length * advance - scale + 2 * pad);
     const height = even(GLYPH_H * scale + 2 * pad);

@@ -51,8 +51,8 @@ describe('the credit line in clips and loops', function () {
   this.timeout(120_000);
 
   it('says title, artist and "made in Remixroom" in the font it has: accents dropped, emoji and control characters left out', () => {
-    expect(creditLine({ title: 'Night Bus Glow', artist: 'Remixroom House Band' })).to.equal('Night Bus Glow  |  Remixroom House Band  |  made in Remixroom');
-    expect(creditLine({ title: 'Café 🔥', artist: 'Beyoncé\n\u0000' })).to.equal('Cafe  |  Beyonce  |  made in Remixroom');
+    expect(creditLine({ title: 'Night Bus Glow', artist: 'Remixroom House Band' })).to.equal('Night Bus Glow | Remixroom House Band | made in Remixroom');
+    expect(creditLine({ title: 'Café 🔥', artist: 'Beyoncé\n\u0000' })).to.equal('Cafe | Beyonce | made in Remixroom');
     expect(creditLine({ title: '🔥🔥', artist: '' })).to.equal('made in Remixroom');
     expect(creditText('“Quoted” — it’s')).to.equal('"Quoted" - it\'s');
   });
@@ -69,6 +69,10 @@ describe('the credit line in clips and loops', function () {
       expect(long.box.y, `${w}x${h}`).to.be.at.least(0);
       if (long.text) expect(long.text.endsWith('...')).to.equal(true);
     }
+    // On a phone-shaped frame the title gives way, "made in Remixroom" stays.
+    const tall = new CreditOverlay(creditLine({ title: 'A rather long title of a piece', artist: 'An artist with a long name' }), 1080, 1920);
+    expect(tall.text).to.match(/^A rather long title.*\.\.\. \| made in Remixroom$/);
+    expect(tall.box.x + tall.box.width).to.be.at.most(1080);
     // A mid-grey, colourful frame: the credit changes the box and nothing else, white text on a dark ground.
     const frame = new Uint8Array(frameBytes('yuv420p', W, H));
     frame.fill(120, 0, W * H);

@@ -11,7 +11,7 @@ const MAX_STEM_BYTES = 150;
 
 /** What a download is, in the words of its name. */
 export type DownloadWhat =
-  | { kind: 'clip'; fromSec: number; toSec: number }
+  | { kind: 'clip'; fromSec: number; toSec: number; vertical?: boolean }
   | { kind: 'loop'; seconds: number }
   | { kind: 'full' }
   | { kind: 'still' };
@@ -61,7 +61,7 @@ export function downloadName(release: { artist: string; title: string }, what: D
   const stem = truncateUtf8(artist && title ? `${artist} - ${title}` : artist || title, MAX_STEM_BYTES);
   const label =
     what.kind === 'clip'
-      ? `Remixroom clip ${minSec(what.fromSec)}-${minSec(what.toSec)}`
+      ? `Remixroom ${what.vertical ? 'vertical clip' : 'clip'} ${minSec(what.fromSec)}-${minSec(what.toSec)}`
       : what.kind === 'loop'
         ? `Remixroom visuals loop ${Math.round(what.seconds * 10) / 10}s`
         : what.kind === 'full'

@@ -31,6 +31,8 @@ import { planClip, type ClipPlan } from './clip-plan.ts';
 import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner } from './manifest.ts';
 
 export const VIDEO = { width: 1280, height: 720, fps: 30 } as const;
+/** A clip's vertical version, for phones' short-video apps (at the clip video's frame rate). */
+export const VERTICAL_VIDEO = { width: 1080, height: 1920 } as const;
 const PROGRESS_EVERY_MS = 500;
 const RENDER_ID = /^[0-9a-f]{16}$/;
 
@@ -119,7 +121,8 @@ export class RenderRunner implements Renderer {
       // The copy inside the files carries no file hashes (a file cannot hash itself).
       const embedded = this.#deps.signer.sign(manifest);
       let lastReport = 0;
-      const video = this.#deps.video ?? VIDEO;
+      const landscape = this.#deps.video ?? VIDEO;
+      const video = request.kind === 'clip' && request.shape === 'vertical' ? { ...VERTICAL_VIDEO, fps: landscape.fps } : landscape;
       const out = await renderClip(
         {
           ffmpeg: this.#deps.ffmpeg,
@@ -135,7 +138,7 @@ export class RenderRunner implements Renderer {
               plan.visuals.frameAt(fromMs + tSec * 1000, request.kind === 'clip' ? request.roomCreatedAtMs : 0, { energy, beatPhase: plan.beatAt(tSec) }),
           },
           ...(this.#deps.watermark ? { markAudio: (pcm: Float32Array) => this.#deps.watermark!(pcm, render.id) } : {}),
-          metadata: { comment: JSON.stringify(embedded), title: `${record.title} — Remixroom ${request.kind === 'clip' ? 'clip' : 'remix'} ${render.id}` },
+          metadata: { comment: JSON.stringify(embedded), title: `${record.title} — Remixroom ${request.kind === 'clip' ? (request.shape === 'vertical' ? 'vertical clip' : 'clip') : 'remix'} ${render.id}` },
           outputs: { mp4: path.join(dir, 'clip.mp4'), audio: path.join(dir, 'clip.m4a') },
           workDir: this.#deps.layout.tmpDir,
           signal,

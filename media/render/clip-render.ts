@@ -12,6 +12,7 @@
 // engine (renderFrameYuv420): ffmpeg skips its RGBA conversion and reads 1.4 MB a
 // frame instead of 3.7 MB. Outputs are written under temporary names and renamed
 // into place when ffmpeg has finished: a file that exists is whole.
+import type { CreditOverlay } from './credit.ts';
 import { EncoderError, pickEncoder, type EncodeJob, type EncodeSession, type FrameEncoder } from './encoder.ts';
 import { renderOffline, type ScheduledState } from '../mixer/render-offline.ts';
 import type { MixerStem } from '../mixer/mixer.ts';
@@ -20,13 +21,31 @@ import type { FrameInput, VisualEngine } from '../../shared/visual-engine.ts';
 export const SAMPLE_RATE = 48_000;
 
 /**
- * x264 presets, chosen with the render bench (bench/README.md): at CRF 21, ultrafast matches veryfast's
- * SSIM/PSNR against the drawn frames (0.9635/41.5 dB vs 0.9607/39.9 dB) for a third of the CPU, in files
- * about 1.7x larger. The WebAssembly build is single-threaded and needs the cheapest preset even more.
+ * x264 settings for sharing (bench/README.md, "Choosing the bitrate"): a 30 s 720p clip under 10 MB, so
+ * that it goes through messengers and short-video apps as it is. CRF 23 with the video capped at
+ * VIDEO_MAXRATE_KBPS (a VBV buffer of one second's worth) plus AUDIO_KBPS of AAC: at most about 9.1 MB for
+ * 30 s. Film grain (random every frame) is what the cap smooths most: visibly softer in a still crop. superfast, because ultrafast under the same cap breaks the busy frames of the visuals into
+ * blocks (SSIM 0.88 against 0.91 on the bench's worst frames, and plainly visible), for about 3 more
+ * CPU-seconds per 30 s. The WebAssembly build is single-threaded, about seven times slower: it keeps
+ * ultrafast, uncapped at ULTRAFAST_CRF (larger files, as before; capping ultrafast blocks up).
  */
-export const NATIVE_PRESET = 'ultrafast';
+export const NATIVE_PRESET = 'superfast';
 export const WASM_PRESET = 'ultrafast';
-export const CRF = 21;
+export const CRF = 23;
+export const ULTRAFAST_CRF = 21;
+export const VIDEO_MAXRATE_KBPS = 2200;
+export const AUDIO_KBPS = 160;
+
+/** The H.264 arguments for `preset` (see above: ultrafast goes uncapped). */
+export function x264Args(preset: string, fps: number): string[] {
+  const capped = preset !== 'ultrafast';
+  return [
+    '-c:v', 'libx264', '-preset', preset, '-crf', String(capped ? CRF : ULTRAFAST_CRF),
+    ...(capped ? ['-maxrate', `${VIDEO_MAXRATE_KBPS}k`, '-bufsize', `${VIDEO_MAXRATE_KBPS}k`] : []),
+    '-pix_fmt', 'yuv420p', '-r', String(fps),
+  ];
+}
+
 /** The raw frames the clip and loop renderers hand to the encoder (the engine draws them so). */
 export const FRAME_PIXEL_FORMAT = 'yuv420p';
 
@@ -46,6 +65,8 @@ export interface ClipRenderOptions {
     fps: number;
     /** What to draw at `tSec` into the clip, given the mix's energy there (0..1). */
     frameAt(tSec: number, energy: number): FrameInput;
+    /** The credit line drawn over every frame (laid out for this width and height). */
+    credit?: CreditOverlay;
   };
   /** Marks the audio (the watermark) before anything is encoded; returns the marked PCM. */
   markAudio?: (pcm: Float32Array) => Float32Array | Promise<Float32Array>;
@@ -78,8 +99,8 @@ export interface ClipRenderResult {
  */
 export function clipEncodeArgs(o: { preset: string; fps: number; durationSec: number; meta?: string[]; tee?: boolean }): string[] {
   const meta = o.meta ?? [];
-  const video = ['-c:v', 'libx264', '-preset', o.preset, '-crf', String(CRF), '-pix_fmt', 'yuv420p', '-r', String(o.fps)];
-  const aac = ['-c:a', 'aac', '-b:a', '192k', '-ar', String(SAMPLE_RATE)];
+  const video = x264Args(o.preset, o.fps);
+  const aac = ['-c:a', 'aac', '-b:a', `${AUDIO_KBPS}k`, '-ar', String(SAMPLE_RATE)];
   const t = ['-t', String(o.durationSec)];
   if (o.tee) {
     return [
@@ -177,6 +198,7 @@ export async function renderClip(opts: ClipRenderOptions, toEnergy: (rms: number
       opts.signal?.throwIfAborted();
       const t0 = performance.now();
       opts.video.engine.renderFrameYuv420(frame, width, height, opts.video.frameAt(f / fps, energies[f]!));
+      opts.video.credit?.drawYuv420(frame);
       drawSec += (performance.now() - t0) / 1000;
       session.commitFrame();
       if (f % fps === 0) opts.onProgress?.(0.05 + 0.9 * (f / videoFrames), 'video');

@@ -11,7 +11,8 @@
 // same), as the clip renderer hands them over.
 import path from 'node:path';
 import type { FrameInput, VisualEngine } from '../../shared/visual-engine.ts';
-import { FRAME_PIXEL_FORMAT, NATIVE_PRESET, RenderError, WASM_PRESET, startEncoder } from './clip-render.ts';
+import { FRAME_PIXEL_FORMAT, NATIVE_PRESET, RenderError, WASM_PRESET, startEncoder, x264Args } from './clip-render.ts';
+import type { CreditOverlay } from './credit.ts';
 import { EncoderError, frameBytes, pickEncoder, type FrameEncoder } from './encoder.ts';
 
 export interface LoopRenderOptions {
@@ -26,6 +27,8 @@ export interface LoopRenderOptions {
   /** Length of the cross-fade that closes the loop (default 0.5 s, at most half the loop). */
   fadeSec?: number;
   frameAt(tSec: number): FrameInput;
+  /** The credit line drawn over every frame (after the cross-fade, so that it stands still). */
+  credit?: CreditOverlay;
   /** GIF width (height follows); default 480. */
   gifWidth?: number;
   metadata?: Record<string, string>;
@@ -59,7 +62,7 @@ export async function renderLoop(opts: LoopRenderOptions): Promise<{ frames: num
     frames: n,
     args: [
       '-filter_complex', `[0:v]split[a][b];[b]fps=15,scale=${gifWidth}:-2:flags=lanczos,split[g1][g2];[g1]palettegen=stats_mode=diff[p];[g2][p]paletteuse=dither=bayer:bayer_scale=3[gif]`,
-      '-map', '[a]', '-c:v', 'libx264', '-preset', preset, '-crf', '20', '-pix_fmt', 'yuv420p', '-movflags', '+faststart+use_metadata_tags', ...meta, '-f', 'mp4', '{out0}',
+      '-map', '[a]', ...x264Args(preset, fps), '-movflags', '+faststart+use_metadata_tags', ...meta, '-f', 'mp4', '{out0}',
       '-map', '[gif]', '-loop', '0', '-f', 'gif', '{out1}',
     ],
     outputs: [opts.outputs.mp4, opts.outputs.gif],
@@ -77,6 +80,7 @@ export async function renderLoop(opts: LoopRenderOptions): Promise<{ frames: num
         const src = tail[k]!;
         for (let i = 0; i < frame.length; i++) frame[i] = src[i]! * a + frame[i]! * (1 - a);
       }
+      opts.credit?.drawYuv420(frame);
       session.commitFrame();
       opts.onProgress?.(k / n);
     }

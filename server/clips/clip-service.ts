@@ -26,6 +26,7 @@ import { applyEvent, type TimelineWindow } from '../rooms/timeline.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
 import { planClip } from './clip-plan.ts';
+import { downloadName, type DownloadWhat } from './download-name.ts';
 import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
 import { LocalRenderQueue, type RenderJobCounts, type RenderQueue } from './render-queue.ts';
 import type { StillTask, StillWorkerData } from '../work/still-worker.ts';
@@ -47,6 +48,9 @@ export interface ClipRequest {
   requestedBy: { userId: string; name: string };
   window: TimelineWindow;
   prompts: { text: string; by: string; name: string; atMs: number }[];
+  /** A version for phones' short-video apps (VERTICAL_VIDEO), made from the clip `sourceClipId`. */
+  shape?: 'vertical';
+  sourceClipId?: string;
 }
 
 /** The longer version of a remix, bought: the room's mix at the clip's end, over the whole piece (or the release's set length). */
@@ -92,6 +96,9 @@ export interface ClipView {
   progress: number;
   seconds: number;
   createdAt: string;
+  /** A vertical version (1080x1920) of the clip `sourceClipId`. */
+  shape?: 'vertical';
+  sourceClipId?: string;
   /** When done: signed links that expire (`expiresAt`). */
   downloads?: Record<string, string> & { expiresAt: string };
   manifest?: SignedManifest;
@@ -252,7 +259,8 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     );
     if (!created) return this.#repeated(render, input.roomId, input.seconds);
     await this.#enqueue(render.id);
-    return { clip: await this.#view(render), created };
+    // Read again: a render that started at once is `running` already, and the answer says so.
+    return { clip: await this.#view((await this.#deps.store.getRender(render.id)) ?? render), created };
   }
 
   /** The answer to a repeated commit (clip or loop): the first one's render, unless the key came with another request. */
@@ -313,6 +321,34 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     return render;
   }
 
+  /**
+   * Queues a vertical version (VERTICAL_VIDEO) of a clip: the same moment, mix and visuals, the
+   * visuals drawn for the tall frame (the engine recomposes, nothing is letterboxed). The same key
+   * (per member) answers the first request; the same key for another clip is refused.
+   */
+  async commitVertical(input: { clipId: string; member: { userId: string; name: string }; idempotencyKey: string }): Promise<{ clip: ClipView; created: boolean }> {
+    if (this.#closed) throw new ClipError('unavailable', 'the server is shutting down');
+    if (!this.available) throw new ClipError('unavailable', 'this server can render neither with native ffmpeg nor with @ffmpeg/core, so it cannot render clips');
+    const source = RENDER_ID.test(input.clipId) ? await this.#deps.store.getRender(input.clipId) : null;
+    if (!source || source.kind !== 'clip') throw new ClipError('not_found', 'no such clip');
+    const sourceRequest = source.request as ClipRequest;
+    if (sourceRequest.shape === 'vertical') throw new ClipError('bad_request', 'this clip is the vertical version already');
+    const key = `${input.member.userId}:vertical:${input.idempotencyKey}`;
+    const earlier = await this.#deps.store.findRenderByKey(key);
+    if (earlier) {
+      if ((earlier.request as ClipRequest).sourceClipId !== input.clipId) throw new ClipError('conflict', 'this Idempotency-Key was used for a different request; use a new key');
+      if (earlier.status === 'queued') await this.#enqueue(earlier.id);
+      return { clip: await this.#view(earlier), created: false };
+    }
+    const request: ClipRequest = { ...sourceRequest, requestedBy: input.member, shape: 'vertical', sourceClipId: source.id };
+    const { render, created } = await this.#deps.store.createRender(
+      { id: newRenderId(), roomId: source.roomId, kind: 'clip', status: 'queued', request, createdAt: new Date((this.#deps.now ?? Date.now)()).toISOString() },
+      key,
+    );
+    if (created || render.status === 'queued') await this.#enqueue(render.id);
+    return { clip: await this.#view((await this.#deps.store.getRender(render.id)) ?? render), created };
+  }
+
   /** The file behind a signed link; throws ClipError('not_found') for a bad, tampered or expired link. */
   async file(clipId: string, name: string, expires: string, sig: string): Promise<{ path: string; contentType: string; downloadName: string }> {
     const nowSec = Math.floor((this.#deps.now ?? Date.now)() / 1000);
@@ -328,7 +364,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     // A refunded purchase's full version is handed out no more, even by a link given before.
     if (render.kind === 'full' && (await this.#refunded((render.request as FullRequest).orderId))) throw new ClipError('not_found', 'no such download');
     const file = path.join(this.#renderDir(clipId), name);
-    return { path: file, contentType: FILE_NAMES.get(name)!, downloadName: `remixroom-${clipId}${path.extname(name)}` };
+    return { path: file, contentType: FILE_NAMES.get(name)!, downloadName: await this.#downloadName(render, name) };
   }
 
   /** Queues a loop of the room's visuals as they are now (1–15 s, rounded to whole beats so that the pulse loops too). */
@@ -358,7 +394,8 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     );
     if (!created) return this.#repeated(render, input.roomId, input.seconds);
     await this.#enqueue(render.id);
-    return { clip: await this.#view(render), created };
+    // Read again: a render that started at once is `running` already, and the answer says so.
+    return { clip: await this.#view((await this.#deps.store.getRender(render.id)) ?? render), created };
   }
 
   /**
@@ -367,7 +404,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
    * so that its id can be traced. Drawn in the still threads; ClipError('busy') when
    * their queue is full.
    */
-  async still(input: { roomId: string; member: { userId: string; name: string }; atMs?: number; width: number; height: number }): Promise<{ png: Buffer; renderId: string }> {
+  async still(input: { roomId: string; member: { userId: string; name: string }; atMs?: number; width: number; height: number }): Promise<{ png: Buffer; renderId: string; downloadName: string }> {
     if (this.#closed) throw new ClipError('unavailable', 'the server is shutting down');
     // A burst refused before any work here: no plan, no signature for a still that will not be drawn.
     this.#stillRoom();
@@ -409,7 +446,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     const png = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     await this.#deps.store.createRender({ id: renderId, roomId: room.id, kind: 'still', status: 'done', request: { atMs, requestedBy: input.member }, createdAt: manifest.createdAt }, null);
     await this.#deps.store.updateRender(renderId, { status: 'done', result: { manifest: signed } satisfies ClipResult });
-    return { png, renderId };
+    return { png, renderId, downloadName: downloadName(manifest.release, { kind: 'still' }, '.png') };
   }
 
   #stillRoom(): void {
@@ -456,6 +493,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
       progress: render.status === 'done' ? 1 : render.status === 'running' ? ((await this.#queue.progressOf(render.id).catch(() => undefined)) ?? 0) : 0,
       seconds: request.seconds,
       createdAt: render.createdAt,
+      ...(request.kind === 'clip' && request.shape === 'vertical' ? { shape: 'vertical' as const, sourceClipId: request.sourceClipId! } : {}),
     };
     if (render.status === 'done' && result?.files) {
       const expires = Math.floor((this.#deps.now ?? Date.now)() / 1000) + LINK_TTL_SEC;
@@ -467,6 +505,20 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     }
     if (render.status === 'failed') view.error = result?.error ?? 'the render failed';
     return view;
+  }
+
+  /** "<artist> - <title> (Remixroom clip 0m42s-1m12s).mp4": the clip's times from the room's opening. */
+  async #downloadName(render: RenderRecord, name: string): Promise<string> {
+    const request = render.request as ClipRequest | FullRequest | LoopRequest;
+    const release = (render.result as ClipResult | null)?.manifest?.manifest.release ?? (await this.#deps.store.getRelease(request.releaseId)) ?? { title: '', artist: '' };
+    const what: DownloadWhat =
+      request.kind === 'clip'
+        ? { kind: 'clip', fromSec: (request.window.fromMs - request.roomCreatedAtMs) / 1000, toSec: (request.window.toMs - request.roomCreatedAtMs) / 1000, vertical: request.shape === 'vertical' }
+        : request.kind === 'loop'
+          ? { kind: 'loop', seconds: request.seconds }
+          : { kind: 'full' };
+    // The manifest beside a clip keeps the clip's name with its own ending.
+    return downloadName(release, what, name === 'manifest.json' ? '.manifest.json' : path.extname(name));
   }
 
   async #refunded(orderId: string): Promise<boolean> {

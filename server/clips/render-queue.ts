@@ -33,7 +33,11 @@ export interface RenderQueue extends EventEmitter<RenderQueueEvents> {
    * tells only its own sockets; otherwise the one node that hears tells the room everywhere.
    */
   readonly everyNodeHears: boolean;
-  /** Queues a render row that is `queued`; queuing one that is already waiting or running changes nothing. */
+  /**
+   * Queues a render row that is `queued`; queuing one that is already waiting or running changes nothing.
+   * A queue that starts it at once (a free slot in this process) has marked it `running` when this resolves,
+   * so that the answer to a commit says so rather than "waiting its turn".
+   */
   enqueue(id: string): Promise<void>;
   /** How far a render is (0..1), when the queue knows. */
   progressOf(id: string): Promise<number | undefined>;
@@ -61,6 +65,8 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
   readonly #concurrency: number;
   readonly #queue: string[] = [];
   readonly #running = new Map<string, AbortController>();
+  /** Per running render: settles once it has been marked `running` (or found to need no run). */
+  readonly #started = new Map<string, Promise<void>>();
   readonly #progress = new Map<string, number>();
   readonly #maxAttempts: number;
   readonly #retryBaseMs: number;
@@ -86,6 +92,8 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
     this.#queue.push(id);
     this.#progress.set(id, 0);
     this.#pump();
+    // Started at once (nothing ahead of it): answer once the row says `running`.
+    await this.#started.get(id);
   }
 
   async progressOf(id: string): Promise<number | undefined> {
@@ -118,9 +126,13 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
       const id = this.#queue.shift()!;
       const controller = new AbortController();
       this.#running.set(id, controller);
-      const job = this.#run(id, controller.signal)
+      let started!: () => void;
+      this.#started.set(id, new Promise<void>((resolve) => (started = resolve)));
+      const job = this.#run(id, controller.signal, started)
         .catch((err: unknown) => this.#log.error({ err, renderId: id }, 'clip job failed unexpectedly'))
         .finally(() => {
+          started();
+          this.#started.delete(id);
           this.#running.delete(id);
           this.#pump();
         });
@@ -129,7 +141,7 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
     }
   }
 
-  async #run(id: string, signal: AbortSignal): Promise<void> {
+  async #run(id: string, signal: AbortSignal, started: () => void): Promise<void> {
     const store = this.#store;
     const log = this.#log;
     const render = await store.getRender(id);
@@ -138,8 +150,9 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
     const attempt = (this.#attempts.get(id) ?? 0) + 1;
     this.#attempts.set(id, attempt);
     await store.updateRender(id, { status: 'running' });
+    started();
     this.emit('progress', render.roomId, reportOf(render, 'running', 0));
-    const started = performance.now();
+    const startedAt = performance.now();
     try {
       const result = await this.#runner.render(render, signal, {
         onProgress: (fraction) => this.#progress.set(id, fraction),
@@ -150,7 +163,7 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
       this.#progress.set(id, 1);
       this.emit('progress', render.roomId, reportOf(render, 'done', 1));
       this.emit('done', render);
-      log.info({ renderId: id, kind: render.kind, roomId: render.roomId, seconds: request.seconds, ms: Math.round(performance.now() - started) }, 'render done');
+      log.info({ renderId: id, kind: render.kind, roomId: render.roomId, seconds: request.seconds, ms: Math.round(performance.now() - startedAt) }, 'render done');
     } catch (err) {
       if (signal.aborted) {
         // Shutting down: left queued for the next process (resume()).

@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { renderClip } from '../../media/render/clip-render.ts';
+import { CreditOverlay, creditLine } from '../../media/render/credit.ts';
 import { wasmCoreDir } from '../../media/render/encoder.ts';
 import { renderLoop } from '../../media/render/loop-render.ts';
 import { embedWatermark } from '../../media/watermark/watermark.ts';
@@ -30,6 +31,8 @@ import { planClip, type ClipPlan } from './clip-plan.ts';
 import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner } from './manifest.ts';
 
 export const VIDEO = { width: 1280, height: 720, fps: 30 } as const;
+/** A clip's vertical version, for phones' short-video apps (at the clip video's frame rate). */
+export const VERTICAL_VIDEO = { width: 1080, height: 1920 } as const;
 const PROGRESS_EVERY_MS = 500;
 const RENDER_ID = /^[0-9a-f]{16}$/;
 
@@ -118,6 +121,8 @@ export class RenderRunner implements Renderer {
       // The copy inside the files carries no file hashes (a file cannot hash itself).
       const embedded = this.#deps.signer.sign(manifest);
       let lastReport = 0;
+      const landscape = this.#deps.video ?? VIDEO;
+      const video = request.kind === 'clip' && request.shape === 'vertical' ? { ...VERTICAL_VIDEO, fps: landscape.fps } : landscape;
       const out = await renderClip(
         {
           ffmpeg: this.#deps.ffmpeg,
@@ -127,12 +132,13 @@ export class RenderRunner implements Renderer {
           durationSec: plan.durationSec,
           video: {
             engine,
-            ...(this.#deps.video ?? VIDEO),
+            ...video,
+            credit: new CreditOverlay(creditLine(record), video.width, video.height),
             frameAt: (tSec, energy) =>
               plan.visuals.frameAt(fromMs + tSec * 1000, request.kind === 'clip' ? request.roomCreatedAtMs : 0, { energy, beatPhase: plan.beatAt(tSec) }),
           },
           ...(this.#deps.watermark ? { markAudio: (pcm: Float32Array) => this.#deps.watermark!(pcm, render.id) } : {}),
-          metadata: { comment: JSON.stringify(embedded), title: `${record.title} — Remixroom ${request.kind === 'clip' ? 'clip' : 'remix'} ${render.id}` },
+          metadata: { comment: JSON.stringify(embedded), title: `${record.title} — Remixroom ${request.kind === 'clip' ? (request.shape === 'vertical' ? 'vertical clip' : 'clip') : 'remix'} ${render.id}` },
           outputs: { mp4: path.join(dir, 'clip.mp4'), audio: path.join(dir, 'clip.m4a') },
           workDir: this.#deps.layout.tmpDir,
           signal,
@@ -189,6 +195,7 @@ export class RenderRunner implements Renderer {
       height: video.height,
       fps: video.fps,
       seconds: request.seconds,
+      credit: new CreditOverlay(creditLine(record), video.width, video.height),
       // The music does not drive a loop (it has none): a steady pulse on the release's beat.
       frameAt: (tSec) => visuals.frameAt(request.startMs + tSec * 1000, request.roomCreatedAtMs, { energy: 0.5, beatPhase: beatPhaseAt(tSec, bpm) }),
       metadata: { comment: JSON.stringify(this.#deps.signer.sign(manifest)), title: `${record.title} — Remixroom visuals ${render.id}` },

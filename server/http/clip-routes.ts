@@ -11,6 +11,7 @@ import type { RateLimitName } from '../../shared/limits.ts';
 import type { MemberDirectory } from '../auth/members.ts';
 import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
 import { ClipError, MIN_CLIP_SEC, RENDER_ID, type ClipService } from '../clips/clip-service.ts';
+import { contentDisposition } from '../clips/download-name.ts';
 import { addressOf } from '../limits/address.ts';
 import type { Limits } from '../limits/limits.ts';
 import { ROOM_ID } from '../rooms/room-manager.ts';
@@ -71,6 +72,34 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
     }
   });
 
+  // A vertical version of a clip (1080x1920, for phones' short-video apps), followed like a clip.
+  router.post('/clips/:clipId/vertical', async (req, res) => {
+    const token = bearer(req);
+    const clipId = String(req.params['clipId']);
+    const view = RENDER_ID.test(clipId) ? await deps.clips.view(clipId) : null;
+    if (!view) throw new HttpError('not_found', 'no such clip');
+    let claims: TokenClaims;
+    try {
+      claims = deps.signer.verify(token, view.roomId, 'member');
+    } catch (err) {
+      // As GET /api/clips/:id: a member of another room learns nothing about this clip.
+      if (err instanceof TokenError) throw err.reason === 'wrong_room' ? new HttpError('not_found', 'no such clip') : new HttpError('unauthorized', err.message);
+      throw err;
+    }
+    const standing = await deps.members.standing(view.roomId, claims);
+    if (!standing.ok && standing.reason !== 'ended') throw new HttpError('not_found', 'no such clip');
+    const key = idempotencyKey(req, 'a vertical version');
+    const rules = await deps.clipRulesOf(view.roomId);
+    if (rules !== null && !rules.downloads) throw new HttpError('forbidden', 'the artist does not allow clips of this release to be downloaded');
+    await within(req, claims, ['clip.member', 'clip.address']);
+    try {
+      const { clip, created } = await deps.clips.commitVertical({ clipId, member: { userId: claims.sub, name: claims.name }, idempotencyKey: key });
+      res.status(created ? 202 : 200).json(clip);
+    } catch (err) {
+      throw httpErrorOf(err);
+    }
+  });
+
   // A short seamless loop of the room's visuals (MP4 and GIF), rendered in the queue like a clip.
   router.post('/rooms/:roomId/loops', async (req, res) => {
     const roomId = roomIdOf(req);
@@ -95,10 +124,10 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
     if (!q.success) throw new HttpError('bad_request', `${q.error.issues[0]!.path.join('.') || 'query'}: ${q.error.issues[0]!.message}`);
     await within(req, claims, ['still.member', 'still.address']);
     try {
-      const { png, renderId } = await deps.clips.still({ roomId, member: { userId: claims.sub, name: claims.name }, width: q.data.width, height: q.data.height, ...(q.data.atMs !== undefined ? { atMs: q.data.atMs } : {}) });
+      const { png, downloadName } = await deps.clips.still({ roomId, member: { userId: claims.sub, name: claims.name }, width: q.data.width, height: q.data.height, ...(q.data.atMs !== undefined ? { atMs: q.data.atMs } : {}) });
       res.setHeader('content-type', 'image/png');
       res.setHeader('cache-control', 'no-store');
-      res.attachment(`remixroom-${renderId}.png`);
+      res.setHeader('content-disposition', contentDisposition(downloadName));
       res.end(png);
     } catch (err) {
       throw httpErrorOf(err);
@@ -134,7 +163,7 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
     }
     res.setHeader('content-type', file.contentType);
     res.setHeader('cache-control', 'private, max-age=300');
-    res.attachment(file.downloadName);
+    res.setHeader('content-disposition', contentDisposition(file.downloadName));
     await new Promise<void>((resolve, reject) => res.sendFile(file.path, (err) => (err ? reject(err) : resolve())));
   });
 

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { findNativeFfmpeg, runCapture, type NativeFfmpeg } from '../../media/audio/ffmpeg.ts';
 import { readWavFloat32 } from '../../media/audio/wav.ts';
 import { neutralMixerState } from '../../media/mixer/mixer-state.ts';
-import { RenderError, frameEnergies, renderClip } from '../../media/render/clip-render.ts';
+import { AUDIO_KBPS, RenderError, VIDEO_MAXRATE_KBPS, frameEnergies, renderClip } from '../../media/render/clip-render.ts';
 import { engineArtwork, readVisualPack } from '../../media/visuals/visual-pack.ts';
 import { DEMO_RELEASE_ID } from '../../server/catalog/demo-release.ts';
 import { DataLayout } from '../../server/store/paths.ts';
@@ -156,6 +156,39 @@ describe('clip renderer (mixer + visual engine + native ffmpeg or @ffmpeg/core)'
       expect(fs.existsSync(outputs.mp4) || fs.existsSync(outputs.audio)).to.equal(false);
     });
   }
+
+  it('native: a busy 720p clip fits the sharing budget (the video capped, whatever the visuals do)', async () => {
+    // Visuals that cost the most bits: ripple, glitch, grain and a prompt change, on a pulse.
+    const seconds = 8;
+    const sequence = new VisualSequence(neutralVisualParams(), 0);
+    const busy = neutralVisualParams();
+    busy.motion.ripple = 1;
+    busy.motion.glitch = 1;
+    busy.texture.grain = 1;
+    busy.speed = 3;
+    busy.intensity = 1;
+    sequence.push(2000, busy);
+    const outputs = { mp4: path.join(work.path, 'budget.mp4'), audio: path.join(work.path, 'budget.m4a') };
+    await renderClip(
+      {
+        ffmpeg: native!.ffmpeg,
+        stems,
+        bpm: 120,
+        schedule: [{ block: 0, state: neutralMixerState(stems.map((s) => s.id), { startSec: 8, endSec: 40 }, true) }],
+        durationSec: seconds,
+        video: { engine, width: 1280, height: 720, fps: 30, frameAt: (t, energy) => sequence.frameAt(t * 1000, 0, { energy, beatPhase: (t * 2) % 1 }) },
+        outputs,
+        workDir: work.path,
+      },
+      energyFromRms,
+    );
+    // What the cap allows at most: the rate over the clip plus one full buffer (one second's worth), and the audio.
+    const bound = ((VIDEO_MAXRATE_KBPS * (seconds + 1) + AUDIO_KBPS * seconds) * 1000) / 8;
+    const bytes = (await fsp.stat(outputs.mp4)).size;
+    expect(bytes, `${bytes} bytes for ${seconds} s`).to.be.at.most(bound * 1.03);
+    // So a 30 s clip stays under 10 MB.
+    expect(((VIDEO_MAXRATE_KBPS * 31 + AUDIO_KBPS * 30) * 1000) / 8).to.be.below(9.5e6);
+  });
 
   it('native: outputs whose paths the tee muxer cannot take are encoded separately, with the same result', async () => {
     const dir = path.join(work.path, "odd [dir] it's");

@@ -1,6 +1,7 @@
 // Clips through a real server and Debian's ffmpeg: commit with an idempotency
 // key, progress over socket.io and HTTP, signed downloads that ffprobe accepts,
 // a manifest whose signature and file hashes check out, and refusals.
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,7 @@ import { readTextChunks } from '../../media/visuals/still.ts';
 import type { ClipView } from '../../server/clips/clip-service.ts';
 import type { ClientToServerEvents, RenderProgress, ServerToClientEvents } from '../../shared/socket-events.ts';
 import { requireComponent } from '../support/components.ts';
-import { api, connectMember, joinAs, masterMap, openRoom, stemMap, type Member, type OpenedRoom } from '../support/room-clients.ts';
+import { api, connectMember, from, joinAs, masterMap, openRoom, stemMap, type Member, type OpenedRoom } from '../support/room-clients.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 
 type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -129,6 +130,16 @@ describe('clips (real server, native ffmpeg)', function () {
     const video = await get(clip.downloads!.video!);
     const audio = await get(clip.downloads!.audio!);
     const signed = JSON.parse((await get(clip.downloads!.manifest!)).toString('utf8')) as SignedManifest;
+    // Saved under the release's name and the clip's time in the room, not an id.
+    const { artist, title } = signed.manifest.release;
+    const disposition = (await fetch(t.url + clip.downloads!.video!)).headers.get('content-disposition') ?? '';
+    const named = /^attachment; filename="(.+) \(Remixroom clip (\d+)m(\d\d)s-(\d+)m(\d\d)s\)\.mp4"; filename\*=UTF-8''(\S+)$/.exec(disposition);
+    expect(named, disposition).to.not.equal(null);
+    expect(named![1]).to.equal(`${artist} - ${title}`);
+    expect(decodeURIComponent(named![6]!)).to.equal(`${artist} - ${title} (Remixroom clip ${named![2]}m${named![3]}s-${named![4]}m${named![5]}s).mp4`);
+    const [fromSec, toSec] = [Number(named![2]) * 60 + Number(named![3]), Number(named![4]) * 60 + Number(named![5])];
+    expect(toSec - fromSec).to.be.within(7, 9);
+    expect((await fetch(t.url + clip.downloads!.audio!)).headers.get('content-disposition')).to.include(`filename="${artist} - ${title} (Remixroom clip `).and.match(/\.m4a"; /);
     fs.writeFileSync(path.join(dir, 'v.mp4'), video);
     const probe = await runCapture(native!.ffprobe!, ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', path.join(dir, 'v.mp4')]);
     const info = JSON.parse(probe.stdout) as { streams: { codec_name: string; width?: number; height?: number }[]; format: { duration: string; tags?: Record<string, string> } };
@@ -153,6 +164,57 @@ describe('clips (real server, native ffmpeg)', function () {
     const embedded = JSON.parse(info.format.tags?.['comment'] ?? 'null') as SignedManifest;
     expect(verifyManifest(embedded, key)).to.equal(true);
     expect(embedded.manifest.renderId).to.equal(clip.clipId);
+  });
+
+  it('a vertical version of the clip: 1080x1920, the same length, visuals recomposed (not letterboxed), named as such; the same key answers it again', async () => {
+    // Another member of the room, from an address of their own (the clips so far used up Remi's share of the clip limit).
+    const vera = await joinAs(t.url, room, 'remixer', 'Vera');
+    const post = (clipId: string, token: string | null, key: string | null) =>
+      fetch(`${t.url}/api/clips/${clipId}/vertical`, { method: 'POST', headers: { ...from(vera.address), ...(token ? { authorization: `Bearer ${token}` } : {}), ...(key ? { 'idempotency-key': key } : {}) } });
+    expect((await post(clip.clipId, null, 'v1')).status).to.equal(401);
+    expect((await post(clip.clipId, vera.token, null)).status).to.equal(400);
+    expect((await post('0123456789abcdef', vera.token, 'v1')).status).to.equal(404);
+    const other = await openRoom(t.url);
+    expect((await post(clip.clipId, other.hostToken, 'v1')).status).to.equal(404);
+    const first = await post(clip.clipId, vera.token, 'v1');
+    const made = (await first.json()) as ClipView;
+    expect(first.status, JSON.stringify(made)).to.equal(202);
+    expect(made).to.include({ shape: 'vertical', sourceClipId: clip.clipId, seconds: clip.seconds });
+    expect(made.clipId).to.not.equal(clip.clipId);
+    const again = await post(clip.clipId, vera.token, 'v1');
+    expect(again.status).to.equal(200);
+    expect(((await again.json()) as ClipView).clipId).to.equal(made.clipId);
+    // The vertical version of a vertical version is refused.
+    expect((await post(made.clipId, vera.token, 'v2')).status).to.equal(400);
+    const deadline = Date.now() + 110_000;
+    let view: ClipView;
+    for (;;) {
+      view = (await api<ClipView>(t.url, 'GET', `/api/clips/${made.clipId}`, undefined, vera.token)).body;
+      if (view.status === 'done' || view.status === 'failed') break;
+      if (Date.now() > deadline) throw new Error(`the vertical version did not finish: ${JSON.stringify(view)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(view.status, JSON.stringify(view)).to.equal('done');
+    const res = await fetch(t.url + view.downloads!.video!);
+    expect(res.headers.get('content-disposition')).to.match(/filename="[^"]+ \(Remixroom vertical clip \d+m\d\ds-\d+m\d\ds\)\.mp4"/);
+    const dir = fs.mkdtempSync(path.join(t.dataDir, 'dl-'));
+    const file = path.join(dir, 'vertical.mp4');
+    fs.writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+    const probe = await runCapture(native!.ffprobe!, ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', file]);
+    const info = JSON.parse(probe.stdout) as { streams: { codec_name: string; width?: number; height?: number }[]; format: { duration: string } };
+    expect(info.streams.find((x) => x.codec_name === 'h264')).to.include({ width: 1080, height: 1920 });
+    expect(Number(info.format.duration)).to.be.closeTo(clip.seconds, 1 / 30 + 0.03);
+    // Not letterboxed: the picture reaches above and below where a 16:9 picture would sit (a letterbox's bands
+    // decode to flat black; the room's "stormy neon night" visuals are dark, so what counts is that something is drawn there).
+    const frame = spawnSync(native!.ffmpeg, ['-v', 'error', '-ss', '2', '-i', file, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'gray', '-'], { maxBuffer: 64 << 20 });
+    expect(frame.status, String(frame.stderr)).to.equal(0);
+    const drawn = (fromRow: number, toRow: number) => {
+      let n = 0;
+      for (let i = fromRow * 1080; i < toRow * 1080; i++) if (frame.stdout[i]! > 4) n++;
+      return n / ((toRow - fromRow) * 1080);
+    };
+    expect(drawn(0, 600), 'above a 16:9 band').to.be.greaterThan(0.005);
+    expect(drawn(1300, 1750), 'below a 16:9 band (above the credit)').to.be.greaterThan(0.005);
   });
 
   it('refuses tampered and expired download links', async () => {

@@ -99,4 +99,25 @@ describe('the in-process render queue: retries', function () {
     expect(starts.get('c')).to.have.length(1);
     expect(await q.counts()).to.deep.equal({ queued: 0, running: 0, retrying: 0 });
   });
+
+  it('a render with nothing ahead of it is already running when enqueue answers; one behind another still waits its turn', async () => {
+    const { store, rows } = fakeStore(['d', 'e']);
+    let finish!: () => void;
+    const runner = { render: () => new Promise((resolve) => (finish = () => resolve({ files: {} }))) } as unknown as RenderRunner;
+    const q = new LocalRenderQueue({ store, log, runner, concurrency: 1 });
+    const heard: RenderProgress[] = [];
+    q.on('progress', (_room, p) => heard.push(p));
+    await q.enqueue('d');
+    // What a commit answers right after this: `running`, never "waiting its turn" with nothing queued.
+    expect(rows.get('d')!.status).to.equal('running');
+    expect(heard.map((p) => p.status)).to.deep.equal(['running']);
+    await q.enqueue('e');
+    expect(rows.get('e')!.status).to.equal('queued');
+    expect(await q.counts()).to.deep.equal({ queued: 1, running: 1, retrying: 0 });
+    finish();
+    await waitFor(() => rows.get('e')!.status === 'running', 5000, 'the second render to start');
+    finish();
+    await waitFor(() => rows.get('e')!.status === 'done', 5000, 'the second render to finish');
+    await q.close();
+  });
 });

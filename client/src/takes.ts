@@ -24,7 +24,8 @@ export class TakesPanel {
   readonly #remixersMay = h('input', { type: 'checkbox', id: 'takes-by-remixers' });
   readonly #hostOnly: HTMLElement;
   #takes: TakeView[] = [];
-  #seenSavedAt: unknown = undefined;
+  /** The last meta.takesSavedAtMs the list was read for (a symbol at first: read it once anyway). */
+  #seenSavedAt: unknown = Symbol('unread');
   #mayUse = false;
   #busy = false;
   #closed = false;

@@ -564,10 +564,12 @@ export class Room extends EventEmitter<RoomEvents> {
       put(arrangement, ['arrangement'], 'loopEndSec', a.loopEndSec, 'The loop end');
       // The visuals are the server's to write (members change them through prompts): the take's come back as they were.
       const visual = doc.getMap('visual');
-      const v = content.visual ?? {};
-      for (const key of ['prompt', 'params', 'summary', 'promptBy', 'promptAtMs'] as const) {
-        const value = v[key] ?? null;
-        if (JSON.stringify(visual.get(key) ?? null) !== JSON.stringify(value)) visual.set(key, value);
+      const v = content.visual;
+      if (v && typeof v === 'object') {
+        for (const key of ['prompt', 'params', 'summary', 'promptBy', 'promptAtMs'] as const) {
+          const value = v[key] ?? null;
+          if (JSON.stringify(visual.get(key) ?? null) !== JSON.stringify(value)) visual.set(key, value);
+        }
       }
     });
     return adjusted;

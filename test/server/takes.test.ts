@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import * as Y from 'yjs';
 import { LIMITS } from '../../shared/limits.ts';
 import type { TakeReturn, TakeView } from '../../shared/takes.ts';
-import { api, connectMember, joinAs, openRoom, stemMap, waitFor, type Member, type OpenedRoom } from '../support/room-clients.ts';
+import { api, connectMember, connectSocket, joinAs, openRoom, stemMap, waitFor, type Member, type OpenedRoom } from '../support/room-clients.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 
 type Err = { error: { code: string; message: string; limit?: string } };
@@ -50,6 +50,13 @@ describe('takes: save, list, return', function () {
     stemMap(host.doc, drums).set('gainDb', -10);
     stemMap(host.doc, bass).set('pan', 0.5);
     await waitFor(() => gain(other.doc, drums) === -10 && stemMap(other.doc, bass).get('pan') === 0.5, 5000, 'the host’s moves to arrive');
+    const socket = await connectSocket(t.url, room.roomId, room.hostToken);
+    const prompt = async (text: string) => {
+      const r = await socket.emitWithAck('prompt:submit', { text });
+      expect(r.ok, JSON.stringify(r)).to.equal(true);
+      await waitFor(() => other.doc.getMap('visual').get('prompt') === text, 5000, 'the prompt to arrive');
+    };
+    await prompt('stormy night');
 
     const saved = await save('  Verse  idea ');
     expect(saved.status).to.equal(201);
@@ -59,6 +66,8 @@ describe('takes: save, list, return', function () {
     // Everyone moves on.
     stemMap(other.doc, drums).set('gainDb', -3);
     stemMap(other.doc, bass).set('pan', -0.25);
+    await prompt('sunny beach');
+    socket.disconnect();
     await waitFor(() => gain(host.doc, drums) === -3 && stemMap(host.doc, bass).get('pan') === -0.25, 5000, 'the fan’s moves to arrive');
 
     const before = Date.now();
@@ -68,7 +77,8 @@ describe('takes: save, list, return', function () {
     expect(r.status, JSON.stringify(r.body)).to.equal(200);
     expect(r.body).to.deep.equal({ takeId: saved.body.takeId, name: 'Verse idea', adjusted: [] });
     for (const m of [host, other]) await waitFor(() => gain(m.doc, drums) === -10 && stemMap(m.doc, bass).get('pan') === 0.5, 5000, 'the take to arrive');
-    // Both values came in the one update.
+    // The visuals came back too, and everything came in the one update.
+    expect(other.doc.getMap('visual').get('prompt')).to.equal('stormy night');
     expect(updates).to.equal(1);
 
     // A clip replays it: the timeline holds the return like any edit.

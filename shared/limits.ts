@@ -48,6 +48,11 @@ export const LIMITS = {
   /** Held sync and socket.io connections from one address, on one node (MAX_CONNECTIONS_PER_ADDRESS overrides it). */
   'connections.address': { kind: 'cap', scope: 'address', max: 256, what: 'connections' },
 
+  /** Saving a take of the mix, or returning the room to one. */
+  'take.member': { kind: 'rate', scope: 'member', capacity: 10, refillPerSec: perMin(10), what: 'takes saved or returned to' },
+  /** Takes kept with one room (delete none: a room's takes are kept as long as the room). */
+  'take.room': { kind: 'cap', scope: 'room', max: 50, what: 'takes kept' },
+
   // The room document: a member's edits beyond the rate wait and go in together (nothing is lost).
   'sync.update.member': { kind: 'rate', scope: 'member', capacity: 120, refillPerSec: 60, what: 'changes to the room' },
   'sync.update.address': { kind: 'rate', scope: 'address', capacity: 480, refillPerSec: 200, what: 'changes to the room' },

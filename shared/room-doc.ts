@@ -1,12 +1,12 @@
 // The room document: the one truth of a room, a stock Yjs document.
 //
 // Layout (top-level Y.Maps, fixed by the public API):
-//   meta         schemaVersion, releaseId, createdAtMs                       (server)
+//   meta         schemaVersion, releaseId, createdAtMs, takesSavedAtMs (once a take is saved)   (server)
 //   mix          stems: Y.Map<stemId, Y.Map<StemControl, value>>, master: Y.Map<MasterControl, value>
 //   arrangement  excerptId, loopStartSec, loopEndSec, transport: Y.Map { playing, positionSec, anchorMs }
 //   visual       prompt, params, summary, promptBy, promptAtMs, history: Y.Map<seq, HistoryEntry>,
 //                queue: Y.Map<promptId, PendingPrompt> (prompts waiting for the host)               (server)
-//   rules        editableStems, stemRanges, masterRanges, promptPolicy, chatEnabled   (host)
+//   rules        editableStems, stemRanges, masterRanges, promptPolicy, chatEnabled, takesByRemixers   (host)
 //                roles, removed: a mirror of the store's members, written by the server only
 //
 // Every container is a Y.Map and every leaf a JSON value, so that any change is a
@@ -69,6 +69,8 @@ export interface RoomRules {
   masterRanges: Partial<Record<MasterControl, RangeRule>>;
   promptPolicy: PromptPolicy;
   chatEnabled: boolean;
+  /** Whether remixers may save takes and return the room to one (hosts always may). */
+  takesByRemixers: boolean;
   /**
    * Roles a host changed, by user id: a mirror of the store (every node's source of truth), kept
    * here so that every member and every node serving the room sees the change at once. Server-managed.
@@ -116,6 +118,7 @@ export function initialRules(release: RoomRelease): RoomRules {
     masterRanges: { ...r.masterRanges } as RoomRules['masterRanges'],
     promptPolicy: r.prompts.policy,
     chatEnabled: true,
+    takesByRemixers: false,
     roles: {},
     removed: [],
   };
@@ -256,6 +259,7 @@ const RoomRulesSchema = z
     masterRanges: z.partialRecord(z.enum(Object.keys(MASTER_CONTROLS) as [MasterControl, ...MasterControl[]]), rangeRule),
     promptPolicy: z.enum(PROMPT_POLICIES),
     chatEnabled: z.boolean(),
+    takesByRemixers: z.boolean(),
     roles: z.record(z.string().min(1).max(64), z.enum(ROLES)),
     removed: z.array(z.string().min(1).max(64)).max(REMOVED_KEPT),
   })
@@ -415,6 +419,8 @@ function checkRule(key: string, value: unknown, ctx: WriteContext): Refusal | nu
     }
     case 'chatEnabled':
       return typeof value === 'boolean' ? null : refusal('invalid_value', 'chatEnabled must be true or false');
+    case 'takesByRemixers':
+      return typeof value === 'boolean' ? null : refusal('invalid_value', 'takesByRemixers must be true or false');
     case 'roles':
     case 'removed':
       // Written by the server only, after the store: a role written here would hold on no other node.

@@ -2,6 +2,7 @@
 // server's own words ({ error: { code, message } }).
 import type { InviteCheck, ReleaseListItem, ReleaseView } from '../../shared/api-types.ts';
 import type { Role } from '../../shared/roles.ts';
+import type { TakeReturn, TakeView } from '../../shared/takes.ts';
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -176,6 +177,17 @@ export const api = {
       throw new ApiError(response.status, err?.code ?? 'http_error', err?.message ?? `the server answered ${response.status}`);
     }
     return response.blob();
+  },
+  /** The room's takes, oldest first, and how many a room keeps. */
+  async takes(roomId: string, token: string): Promise<{ takes: TakeView[]; max: number }> {
+    return (await call<{ takes: TakeView[]; max: number }>('GET', `/api/rooms/${encodeURIComponent(roomId)}/takes`, undefined, token)).body;
+  },
+  async saveTake(roomId: string, name: string, token: string): Promise<TakeView> {
+    return (await call<TakeView>('POST', `/api/rooms/${encodeURIComponent(roomId)}/takes`, { name }, token)).body;
+  },
+  /** Returns the room to a take, for everyone; says what the room's rules of now changed in it. */
+  async returnToTake(roomId: string, takeId: string, token: string): Promise<TakeReturn> {
+    return (await call<TakeReturn>('POST', `/api/rooms/${encodeURIComponent(roomId)}/takes/${encodeURIComponent(takeId)}/return`, undefined, token)).body;
   },
   async endRoom(roomId: string, hostToken: string): Promise<void> {
     await call('DELETE', `/api/rooms/${encodeURIComponent(roomId)}`, undefined, hostToken);

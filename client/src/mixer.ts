@@ -10,6 +10,7 @@ import type { ReleaseView } from '../../shared/api-types.ts';
 import { MASTER_CONTROLS, STEM_CONTROLS, type ControlRange, type MasterControl, type StemControl } from '../../shared/controls.ts';
 import { effectiveRange, type RoomState } from '../../shared/room-doc.ts';
 import { h, uid } from './dom.ts';
+import { LOCAL_EDIT } from './history.ts';
 import type { RoomConnection } from './room-connection.ts';
 
 const WRITE_INTERVAL_MS = 50;
@@ -91,8 +92,12 @@ export class Mixer {
   #holdTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #offs: (() => void)[] = [];
 
-  constructor(conn: RoomConnection, release: ReleaseView, perm: Permissions) {
+  /** Called when a gesture ends (a drag released, a key's move, a toggle): one undo step each. */
+  readonly #stepDone: () => void;
+
+  constructor(conn: RoomConnection, release: ReleaseView, perm: Permissions, stepDone: () => void = () => {}) {
     this.#conn = conn;
+    this.#stepDone = stepDone;
     this.#release = release;
     this.#perm = perm;
     const strips = h('div', { class: 'strips' });
@@ -195,6 +200,7 @@ export class Mixer {
       if (!s.held) return;
       s.held = false;
       this.#flush(s);
+      this.#stepDone();
       // Back to the document's value (a refused move shows as the old value).
       const state = this.#valueInDoc(s.target);
       if (typeof state === 'number') this.#showValue(s, state);
@@ -216,6 +222,7 @@ export class Mixer {
       this.#flush(s);
       // Show what the room holds: the value as written (rounded), or what the server set back.
       if (!s.held) {
+        this.#stepDone();
         const v = this.#valueInDoc(s.target);
         if (typeof v === 'number') this.#showValue(s, v);
       }
@@ -236,6 +243,7 @@ export class Mixer {
       if (input.disabled) return;
       this.#queueWrite(s, Math.min(s.range.max, Math.max(s.range.min, control.neutral)));
       this.#flush(s);
+      this.#stepDone();
     });
     return h(
       'div',
@@ -302,6 +310,7 @@ export class Mixer {
   #writeToggle(stemId: string, key: 'mute' | 'solo', value: boolean): void {
     this.#announceHold(`stem-${stemId}-${key}`);
     this.#set(['stems', stemId], key, value);
+    this.#stepDone();
   }
 
   /** Writes one key of a map under `mix`, looked up fresh (the server may replace nested maps). */
@@ -311,7 +320,8 @@ export class Mixer {
     if (!(map instanceof Y.Map)) return;
     if (map.get(key) === value) return;
     const target = map;
-    this.#conn.doc.transact(() => target.set(key, value));
+    // Tagged as this page's own edit: the only kind undo takes back.
+    this.#conn.doc.transact(() => target.set(key, value), LOCAL_EDIT);
   }
 
   #announceHold(controlId: string): void {

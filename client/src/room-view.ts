@@ -18,6 +18,8 @@ import { ClipsPanel, VisualSaves, type ProgressSource } from './clips.ts';
 import { formatDuration, h, uid } from './dom.ts';
 import { LiveAudio, type AudioStats } from './live-audio.ts';
 import { Mixer } from './mixer.ts';
+import { EditHistory } from './history.ts';
+import { TakesPanel } from './takes.ts';
 import { RoomConnection, type ConnectionState } from './room-connection.ts';
 import { forgetMembership, refreshMembership, type Membership } from './session.ts';
 import { VisualsView } from './visuals.ts';
@@ -88,6 +90,8 @@ class RoomView {
   readonly #main: HTMLElement;
   readonly #app: { navigate(path: string): void };
   readonly #mixer: Mixer;
+  readonly #undo: EditHistory;
+  readonly #takes: TakesPanel;
   readonly #audio: LiveAudio;
   readonly #visuals: VisualsView;
   readonly #clips: ClipsPanel;
@@ -158,10 +162,17 @@ class RoomView {
       refresh: () => refreshMembership(me),
     });
     this.conn.provider.awareness.setLocalStateField('user', { name: me.name, userId: me.userId });
-    this.#mixer = new Mixer(this.conn, release, {
-      mixLocked: (s) => this.#mixLockReason(s),
-      stemLocked: (s, stemId) => this.#stemLockReason(s, stemId),
-    });
+    this.#undo = new EditHistory(this.conn);
+    this.#takes = new TakesPanel(me, this.conn);
+    this.#mixer = new Mixer(
+      this.conn,
+      release,
+      {
+        mixLocked: (s) => this.#mixLockReason(s),
+        stemLocked: (s, stemId) => this.#stemLockReason(s, stemId),
+      },
+      () => this.#undo.endStep(),
+    );
     this.#audio = new LiveAudio(this.conn, this.#audioElement, async () => (await api.room(me.roomId)).info.streamAdapter);
     this.#visuals = new VisualsView(release, { state: () => this.#state, serverNow: () => this.conn.serverNow(), energy: () => this.#audio.energy() }, (s) => {
       this.#visualProblem.textContent = s === 'drawing' ? '' : `Visuals: ${s}`;
@@ -197,6 +208,8 @@ class RoomView {
     if (this.#mixResultTimer) clearTimeout(this.#mixResultTimer);
     for (const off of this.#offs.splice(0)) off();
     this.#mixer.close();
+    this.#undo.close();
+    this.#takes.close();
     this.#clips.close();
     this.#visualSaves.close();
     this.#visuals.close();
@@ -270,10 +283,11 @@ class RoomView {
     const mixer = h(
       'section',
       { class: 'panel mixer-panel', 'aria-labelledby': 'mixer-title' },
-      h('h2', { id: 'mixer-title' }, 'The mix'),
+      h('div', { class: 'mixer-head' }, h('h2', { id: 'mixer-title' }, 'The mix'), this.#undo.element),
       this.#mixResult,
       this.#mixer.element,
-      h('p', { class: 'hint' }, 'Everyone here moves the same controls and hears the result. Arrow keys nudge a fader, Shift+arrow moves it further; double-click resets it.'),
+      h('p', { class: 'hint' }, 'Everyone here moves the same controls and hears the result. Arrow keys nudge a fader, Shift+arrow moves it further; double-click resets it. Ctrl+Z undoes your own last move (Ctrl+Shift+Z or Ctrl+Y redoes it).'),
+      this.#takes.element,
     );
 
     const reactions = h('div', { class: 'reactions', role: 'group', 'aria-label': 'Reactions' });
@@ -638,6 +652,8 @@ class RoomView {
     this.#roleBadge.textContent = ROLE_WORDS[role];
     this.#roleBadge.dataset['role'] = role;
     this.#mixer.update(state);
+    this.#undo.setEnabled(!this.#mixLockReason(state));
+    this.#takes.update(state, role);
 
     // Transport.
     const mixLock = this.#mixLockReason(state);

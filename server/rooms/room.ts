@@ -9,6 +9,8 @@ import * as encoding from 'lib0/encoding';
 import {
   REMOVED_KEPT,
   ROOT_MAPS,
+  checkChange,
+  effectiveRange,
   VISUAL_HISTORY_LIMIT,
   normalizeRoomDoc,
   pathOf,
@@ -22,6 +24,8 @@ import {
 import { SYNC_CLOSE, type Refusal } from '../../shared/refusals.ts';
 import type { Role } from '../../shared/roles.ts';
 import { transportPosition } from '../../shared/transport.ts';
+import { MASTER_CONTROLS, MASTER_CONTROL_NAMES, STEM_CONTROLS, STEM_CONTROL_NAMES, clampToRange, type ControlRange } from '../../shared/controls.ts';
+import type { TakeContent } from '../../shared/takes.ts';
 import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
 import { ClientOwners } from './client-owners.ts';
@@ -496,6 +500,84 @@ export class Room extends EventEmitter<RoomEvents> {
   /** Whether a host removed the member (as the rules mirror it). */
   isRemoved(userId: string): boolean {
     return this.#removed.has(userId);
+  }
+
+  /**
+   * Brings the room back to a take: its mix, arrangement and visuals, in one change of the
+   * server's (everyone hears it at once, and the timeline records it like any edit). Every value
+   * goes through the same check as a member's edit with `role`, against the rules as they are
+   * now: a number outside a range set since is brought inside it, anything else refused is left
+   * as it is. Returns what was adjusted or left, in words (empty: the take came back whole).
+   */
+  returnToTake(content: TakeContent, role: Role, userId: string): string[] {
+    this.#assertOpen();
+    const adjusted: string[] = [];
+    const ctx = { role, userId, release: this.release, rules: this.#rules };
+    const nice = (n: number, unit: string) => `${Math.round(n * 1000) / 1000}${unit ? ` ${unit}` : ''}`;
+    this.change((doc) => {
+      const put = (map: Y.Map<unknown>, path: string[], key: string, value: unknown, label: string, control?: ControlRange, range?: { min: number; max: number }) => {
+        if (value === undefined) return;
+        let v = value;
+        if (control && range && typeof v === 'number' && Number.isFinite(v)) {
+          const inside = clampToRange(v, range);
+          if (inside !== v) adjusted.push(`${label} was ${nice(v, control.unit)} in the take; the room now allows ${nice(range.min, control.unit)} to ${nice(range.max, control.unit)}, so it is ${nice(inside, control.unit)}`);
+          v = inside;
+        }
+        const why = checkChange({ path, key, value: v, isType: false }, ctx);
+        if (why) {
+          adjusted.push(`${label} stayed as it is: ${why.message}`);
+          return;
+        }
+        if (map.get(key) !== v) map.set(key, v);
+      };
+      const stems = doc.getMap('mix').get('stems');
+      const takeStems = content.mix?.stems ?? {};
+      if (stems instanceof Y.Map) {
+        for (const stem of this.release.stems) {
+          const saved = Object.hasOwn(takeStems, stem.id) ? takeStems[stem.id] : undefined;
+          const strip = stems.get(stem.id);
+          if (!saved || !(strip instanceof Y.Map)) continue;
+          if (role !== 'host' && !this.#rules.editableStems.includes(stem.id)) {
+            adjusted.push(`the ${stem.title.toLowerCase()} stayed as it is: the host has locked it`);
+            continue;
+          }
+          for (const key of STEM_CONTROL_NAMES) {
+            const control = STEM_CONTROLS[key];
+            const range = effectiveRange(control, this.release.rules.stemRanges[key], this.#rules.stemRanges[key]);
+            put(strip, ['mix', 'stems', stem.id], key, saved[key], `${stem.title} ${control.label.toLowerCase()}`, control, range);
+          }
+          for (const key of ['mute', 'solo'] as const) put(strip, ['mix', 'stems', stem.id], key, saved[key], `${stem.title} ${key}`);
+        }
+      }
+      const master = doc.getMap('mix').get('master');
+      if (master instanceof Y.Map) {
+        for (const key of MASTER_CONTROL_NAMES) {
+          const control = MASTER_CONTROLS[key];
+          const range = effectiveRange(control, this.release.rules.masterRanges[key], this.#rules.masterRanges[key]);
+          put(master, ['mix', 'master'], key, content.mix?.master?.[key], control.label, control, range);
+        }
+      }
+      const arrangement = doc.getMap('arrangement');
+      const a = content.arrangement ?? {};
+      put(arrangement, ['arrangement'], 'excerptId', a.excerptId, 'The excerpt');
+      put(arrangement, ['arrangement'], 'loopStartSec', a.loopStartSec, 'The loop start');
+      put(arrangement, ['arrangement'], 'loopEndSec', a.loopEndSec, 'The loop end');
+      // The visuals are the server's to write (members change them through prompts): the take's come back as they were.
+      const visual = doc.getMap('visual');
+      const v = content.visual;
+      if (v && typeof v === 'object') {
+        for (const key of ['prompt', 'params', 'summary', 'promptBy', 'promptAtMs'] as const) {
+          const value = v[key] ?? null;
+          if (JSON.stringify(visual.get(key) ?? null) !== JSON.stringify(value)) visual.set(key, value);
+        }
+      }
+    });
+    return adjusted;
+  }
+
+  /** Tells every member (on every node serving the room) that its list of takes changed: they read it again. */
+  takesChanged(): void {
+    this.change((doc) => doc.getMap('meta').set('takesSavedAtMs', this.#now()));
   }
 
   /** Sets the active prompt and adds it to the history (oldest entries beyond the limit go). */

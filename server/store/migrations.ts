@@ -111,4 +111,20 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE entitlements ADD COLUMN revoked_at TEXT;   -- set when the payment was refunded
     `,
   },
+  {
+    version: 5,
+    name: "rooms' takes",
+    sql: `
+      CREATE TABLE room_takes (
+        id          TEXT PRIMARY KEY,
+        room_id     TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        content     TEXT NOT NULL,                         -- the TakeContent as JSON: mix, arrangement, visuals
+        created_by  TEXT NOT NULL,                         -- the member's user id
+        saved_by    TEXT NOT NULL,                         -- their display name then
+        created_at  TEXT NOT NULL
+      );
+      CREATE INDEX room_takes_room ON room_takes(room_id, created_at);
+    `,
+  },
 ];

@@ -15,6 +15,7 @@ import {
   type RenderStatus,
   type RoomRecord,
   type RoomSummary,
+  type TakeRecord,
   StoreClosedError,
   type FilePlacement,
   type ReleaseRecord,
@@ -179,6 +180,34 @@ export class SqliteStore implements Store {
       .prepare(`SELECT ${MEMBER_COLUMNS} FROM room_members WHERE room_id = ? AND (role_set_by IS NOT NULL OR removed_at IS NOT NULL) ORDER BY updated_at, user_id`)
       .all(roomId) as unknown as MemberRow[];
     return rows.map(memberOf);
+  }
+
+  async createTake(t: TakeRecord, maxPerRoom: number): Promise<boolean> {
+    const db = this.#open();
+    return transaction(db, () => {
+      const row = db.prepare('SELECT COUNT(*) AS n FROM room_takes WHERE room_id = ?').get(t.roomId) as { n: number };
+      if (row.n >= maxPerRoom) return false;
+      db.prepare('INSERT INTO room_takes (id, room_id, name, content, created_by, saved_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+        t.id,
+        t.roomId,
+        t.name,
+        JSON.stringify(t.content),
+        t.createdBy,
+        t.savedBy,
+        t.createdAt,
+      );
+      return true;
+    });
+  }
+
+  async listTakes(roomId: string): Promise<TakeRecord[]> {
+    const rows = this.#open().prepare(`SELECT ${TAKE_COLUMNS} FROM room_takes WHERE room_id = ? ORDER BY created_at, id`).all(roomId) as unknown as TakeRow[];
+    return rows.map(takeOf);
+  }
+
+  async getTake(roomId: string, id: string): Promise<TakeRecord | null> {
+    const row = this.#open().prepare(`SELECT ${TAKE_COLUMNS} FROM room_takes WHERE room_id = ? AND id = ?`).get(roomId, id) as TakeRow | undefined;
+    return row ? takeOf(row) : null;
   }
 
   async createInvite(i: Omit<InviteRecord, 'uses' | 'revokedAt'>): Promise<void> {
@@ -398,6 +427,22 @@ function migrate(db: DatabaseSync, migrations: readonly Migration[]): void {
       );
     });
   }
+}
+
+const TAKE_COLUMNS = 'id, room_id, name, content, created_by, saved_by, created_at';
+
+interface TakeRow {
+  id: string;
+  room_id: string;
+  name: string;
+  content: string;
+  created_by: string;
+  saved_by: string;
+  created_at: string;
+}
+
+function takeOf(row: TakeRow): TakeRecord {
+  return { id: row.id, roomId: row.room_id, name: row.name, content: JSON.parse(row.content) as unknown, createdBy: row.created_by, savedBy: row.saved_by, createdAt: row.created_at };
 }
 
 const MEMBER_COLUMNS = 'room_id, user_id, name, role, role_set_by, invite_id, access_until, removed_at, created_at, updated_at';

@@ -86,6 +86,19 @@ export interface MemberRecord {
   updatedAt: string;
 }
 
+/** A named snapshot of a room's mix, arrangement and visuals (shared/takes.ts). */
+export interface TakeRecord {
+  id: string;
+  roomId: string;
+  name: string;
+  /** The TakeContent, as saved. */
+  content: unknown;
+  createdBy: string;
+  /** The member's display name when they saved it. */
+  savedBy: string;
+  createdAt: string;
+}
+
 export interface InviteRecord {
   id: string;
   roomId: string;
@@ -182,6 +195,11 @@ export interface Store {
   removeMember(roomId: string, userId: string, removedBy: string): Promise<boolean>;
   /** Members whose role a host changed or who were removed (what a loading room mirrors into its rules). */
   listMemberChanges(roomId: string): Promise<MemberRecord[]>;
+  /** Records a take unless the room holds `maxPerRoom` already (then answers false and writes nothing), atomically. */
+  createTake(take: TakeRecord, maxPerRoom: number): Promise<boolean>;
+  /** A room's takes, oldest first. */
+  listTakes(roomId: string): Promise<TakeRecord[]>;
+  getTake(roomId: string, id: string): Promise<TakeRecord | null>;
   createInvite(invite: Omit<InviteRecord, 'uses' | 'revokedAt'>): Promise<void>;
   getInvite(id: string): Promise<InviteRecord | null>;
   /** Counts one use of an invite, atomically, unless it is used up or revoked. */

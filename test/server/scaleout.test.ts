@@ -222,6 +222,23 @@ describe('scale-out: two server processes and a real redis-server', function () 
     }
   });
 
+  it('a take saved through node A is listed and returned to through node B, and members on both nodes receive it', async () => {
+    const room = await openRoom(a.url);
+    const onA = await member(a, room, 'remixer', 'OnA');
+    const onB = await member(b, room, 'remixer', 'OnB');
+    stemMap(onA.doc, 'drums').set('gainDb', -12);
+    await waitFor(() => stemMap(onB.doc, 'drums').get('gainDb') === -12, 5000, 'the move to reach node B');
+    const takes = `/api/rooms/${room.roomId}/takes`;
+    const saved = await api<{ takeId: string }>(a.url, 'POST', takes, { name: 'Across' }, room.hostToken);
+    expect(saved.status).to.equal(201);
+    const listed = await api<{ takes: { name: string }[] }>(b.url, 'GET', takes, undefined, room.hostToken);
+    expect(listed.body.takes.map((x) => x.name)).to.deep.equal(['Across']);
+    stemMap(onB.doc, 'drums').set('gainDb', 0);
+    await waitFor(() => stemMap(onA.doc, 'drums').get('gainDb') === 0, 5000, 'the move to reach node A');
+    expect((await api(b.url, 'POST', `${takes}/${saved.body.takeId}/return`, undefined, room.hostToken)).status).to.equal(200);
+    for (const m of [onA, onB]) await waitFor(() => stemMap(m.doc, 'drums').get('gainDb') === -12, 5000, 'the take on both nodes');
+  });
+
   it('keeps a refused update on node A away from members on node B', async () => {
     const room = await openRoom(a.url);
     const bo = await member(b, room, 'remixer', 'Bo');

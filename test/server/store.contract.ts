@@ -166,6 +166,21 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await store.removeMember('roomM', 'u_nobody', 'u_host')).to.equal(false);
     });
 
+    it("keeps a room's takes, oldest first, up to the room's cap, and reads one back whole", async () => {
+      const take = (n: number) => ({ id: `tk_take${n}00`, roomId: 'roomT', name: `Take ${n}`, content: { mix: { n } }, createdBy: 'u_host', savedBy: 'Host', createdAt: `2026-01-01T00:00:0${n}.000Z` });
+      expect(await store.listTakes('roomT')).to.deep.equal([]);
+      expect(await store.createTake(take(1), 2)).to.equal(true);
+      expect(await store.createTake(take(2), 2)).to.equal(true);
+      // Full: nothing is written.
+      expect(await store.createTake(take(3), 2)).to.equal(false);
+      expect((await store.listTakes('roomT')).map((t) => t.name)).to.deep.equal(['Take 1', 'Take 2']);
+      expect(await store.getTake('roomT', 'tk_take200')).to.deep.equal(take(2));
+      // Another room's takes are neither listed nor found here, and count apart.
+      expect(await store.getTake('roomU', 'tk_take200')).to.equal(null);
+      expect(await store.createTake({ ...take(4), roomId: 'roomU' }, 2)).to.equal(true);
+      expect(await store.listTakes('roomU')).to.have.length(1);
+    });
+
     it('counts the uses of an invite atomically, up to its limit, and refuses a revoked one', async () => {
       const base = { roomId: 'roomI', role: 'remixer' as const, createdBy: 'u_host', createdAt: '2026-01-01T00:00:00.000Z', expiresAt: '2026-01-08T00:00:00.000Z' };
       await store.createInvite({ ...base, id: 'inv-limited', maxUses: 2 });

@@ -368,7 +368,7 @@ export function roomDocProblems(doc: Y.Doc, release: RoomRelease): string[] {
 
   // rules, first: the values are checked against them
   const rules = roots.rules;
-  exactKeys('rules', rules, ['editableStems', 'stemRanges', 'masterRanges', 'promptPolicy', 'chatEnabled', 'roles', 'removed'], out);
+  exactKeys('rules', rules, ['editableStems', 'stemRanges', 'masterRanges', 'promptPolicy', 'chatEnabled', 'takesByRemixers', 'roles', 'removed'], out);
   const releaseEditable = release.rules.editableStems ?? release.stems.map((s) => s.id);
   const editable = rules.get('editableStems');
   if (!Array.isArray(editable) || editable.length > 64 || !editable.every((s) => typeof s === 'string')) out.push(`rules.editableStems: ${show(editable)}`);
@@ -382,6 +382,7 @@ export function roomDocProblems(doc: Y.Doc, release: RoomRelease): string[] {
   if (!(PROMPT_POLICIES as readonly unknown[]).includes(policy)) out.push(`rules.promptPolicy: ${show(policy)}`);
   else if (order.indexOf(policy as string) < order.indexOf(release.rules.prompts.policy)) out.push(`rules.promptPolicy: "${policy as string}" is more open than the release's`);
   if (typeof rules.get('chatEnabled') !== 'boolean') out.push(`rules.chatEnabled: ${show(rules.get('chatEnabled'))}`);
+  if (typeof rules.get('takesByRemixers') !== 'boolean') out.push(`rules.takesByRemixers: ${show(rules.get('takesByRemixers'))}`);
   const roles = rules.get('roles');
   if (!isPlainObject(roles)) out.push(`rules.roles: ${show(roles)}`);
   else for (const [user, role] of Object.entries(roles)) if (!user || user.length > 64 || !(ROLES as readonly unknown[]).includes(role)) out.push(`rules.roles.${user}: ${show(role)}`);

@@ -1,0 +1,145 @@
+// Takes over HTTP: save the room's mix, arrangement and visuals under a name, list a
+// room's takes, return the room to one. Who may: a host, and remixers when the host's
+// rule takesByRemixers allows it; the role is the store's record of the member (the
+// member directory), never the token's. Listing is for every member.
+import crypto from 'node:crypto';
+import { Router, type Request } from 'express';
+import type { z } from 'zod';
+import { LIMITS, type RateLimitName } from '../../shared/limits.ts';
+import type { Role } from '../../shared/roles.ts';
+import { SaveTakeBody, TAKE_ID, takeContentOf, type TakeContent, type TakeReturn, type TakeView } from '../../shared/takes.ts';
+import type { MemberDirectory } from '../auth/members.ts';
+import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
+import type { LimitSubject, Limits } from '../limits/limits.ts';
+import { ROOM_ID, RoomEndedError, RoomNotFoundError, type RoomManager } from '../rooms/room-manager.ts';
+import type { Room } from '../rooms/room.ts';
+import type { Store, TakeRecord } from '../store/store.ts';
+import { HttpError } from './http-error.ts';
+
+export interface TakeRoutesDeps {
+  store: Store;
+  manager: RoomManager;
+  members: MemberDirectory;
+  signer: TokenSigner;
+  limits: Limits;
+}
+
+export function takeRoutes(deps: TakeRoutesDeps): Router {
+  const router = Router();
+  const { store, limits } = deps;
+
+  router.get('/:roomId/takes', async (req, res) => {
+    const roomId = roomIdOf(req);
+    await caller(req, roomId);
+    const takes = await store.listTakes(roomId);
+    res.json({ takes: takes.map(viewOf), max: LIMITS['take.room'].max });
+  });
+
+  router.post('/:roomId/takes', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const me = await caller(req, roomId);
+    const { name } = parse(SaveTakeBody, req.body);
+    const room = await openRoom(deps.manager, roomId);
+    mayUseTakes(room, me.role);
+    await take(limits, ['take.member'], { member: me.claims.sub });
+    const record: TakeRecord = {
+      id: `tk_${crypto.randomBytes(9).toString('base64url')}`,
+      roomId,
+      name,
+      content: takeContentOf(room.state()),
+      createdBy: me.claims.sub,
+      savedBy: me.name,
+      createdAt: new Date(deps.signer.now()).toISOString(),
+    };
+    if (!(await store.createTake(record, LIMITS['take.room'].max))) {
+      throw new HttpError('conflict', `this room keeps at most ${LIMITS['take.room'].max} takes, and it has that many already (limit take.room)`, { limit: 'take.room' });
+    }
+    room.log.info({ takeId: record.id, userId: me.claims.sub }, 'take saved');
+    if (!room.closing) room.takesChanged();
+    res.status(201).json(viewOf(record));
+  });
+
+  router.post('/:roomId/takes/:takeId/return', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const takeId = req.params['takeId'];
+    const me = await caller(req, roomId);
+    if (typeof takeId !== 'string' || !TAKE_ID.test(takeId)) throw new HttpError('not_found', 'there is no such take in this room');
+    const room = await openRoom(deps.manager, roomId);
+    mayUseTakes(room, me.role);
+    await take(limits, ['take.member'], { member: me.claims.sub });
+    const record = await store.getTake(roomId, takeId);
+    if (!record) throw new HttpError('not_found', 'there is no such take in this room');
+    if (room.closing) throw new HttpError('not_ready', 'the room is closing; try again in a moment', { status: 503 });
+    const adjusted = room.returnToTake(record.content as TakeContent, me.role, me.claims.sub);
+    room.log.info({ takeId, userId: me.claims.sub, adjusted: adjusted.length }, 'returned to a take');
+    const answer: TakeReturn = { takeId, name: record.name, adjusted };
+    res.json(answer);
+  });
+
+  /** The member asking, as the store knows them now. */
+  async function caller(req: Request, roomId: string): Promise<{ claims: TokenClaims; role: Role; name: string }> {
+    const claims = verify(deps.signer, bearer(req), roomId);
+    const standing = await deps.members.standing(roomId, claims);
+    if (!standing.ok) throw new HttpError(standing.status === 404 ? 'not_found' : 'forbidden', standing.message);
+    return { claims, role: standing.role, name: standing.name };
+  }
+
+  return router;
+}
+
+/** Hosts always; remixers when the room's rule lets them; listeners never. */
+function mayUseTakes(room: Room, role: Role): void {
+  if (role === 'host') return;
+  if (role === 'remixer' && room.rules.takesByRemixers) return;
+  throw new HttpError('forbidden', role === 'remixer' ? 'only the host can save takes and return to them in this room' : 'listeners cannot save takes or return the room to one');
+}
+
+function viewOf(t: TakeRecord): TakeView {
+  return { takeId: t.id, name: t.name, savedBy: t.savedBy, createdAt: t.createdAt };
+}
+
+async function take(limits: Limits, names: RateLimitName[], subject: LimitSubject): Promise<void> {
+  const v = await limits.take(names, subject);
+  if (!v.ok) throw HttpError.limited(v.limit, v.retryAfterMs);
+}
+
+function bearer(req: Request): string {
+  const header = req.headers.authorization;
+  const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
+  if (!token) throw new HttpError('unauthorized', 'this needs your member token as "Authorization: Bearer <token>"');
+  return token;
+}
+
+function verify(signer: TokenSigner, token: string, roomId: string): TokenClaims {
+  try {
+    return signer.verify(token, roomId, 'member');
+  } catch (err) {
+    if (err instanceof TokenError) throw new HttpError(err.reason === 'wrong_room' ? 'forbidden' : 'unauthorized', err.message);
+    throw err;
+  }
+}
+
+async function openRoom(manager: RoomManager, roomId: string): Promise<Room> {
+  try {
+    return await manager.open(roomId);
+  } catch (err) {
+    if (err instanceof RoomNotFoundError) throw new HttpError('not_found', err.message);
+    if (err instanceof RoomEndedError) throw new HttpError('forbidden', err.message);
+    throw err;
+  }
+}
+
+function roomIdOf(req: Request): string {
+  const id = req.params['roomId'];
+  if (typeof id !== 'string' || !ROOM_ID.test(id)) throw new HttpError('not_found', 'no such room');
+  return id;
+}
+
+function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const r = schema.safeParse(body ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new HttpError('invalid_body', `${issue.path.join('.') || 'body'}: ${issue.message}`);
+  }
+  return r.data;
+}

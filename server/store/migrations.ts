@@ -111,4 +111,11 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE entitlements ADD COLUMN revoked_at TEXT;   -- set when the payment was refunded
     `,
   },
+  {
+    version: 5,
+    name: 'rooms locked to new joins',
+    sql: `
+      ALTER TABLE rooms ADD COLUMN locked_at TEXT;           -- set while a host keeps new people out (no link lets anyone in)
+    `,
+  },
 ];

@@ -31,7 +31,7 @@ export interface ReleaseView {
 }
 
 /** Why a join link would not let someone in (POST /api/rooms/:roomId/invites/check). */
-export const INVITE_PROBLEMS = ['room_ended', 'expired', 'wrong_room', 'not_a_link', 'revoked', 'used_up'] as const;
+export const INVITE_PROBLEMS = ['room_ended', 'expired', 'wrong_room', 'not_a_link', 'revoked', 'used_up', 'locked'] as const;
 export type InviteProblem = (typeof INVITE_PROBLEMS)[number];
 
 /** The answer of POST /api/rooms/:roomId/invites/check. */

@@ -45,6 +45,8 @@ export const LIMITS = {
   'token.mint.member': { kind: 'rate', scope: 'member', capacity: 60, refillPerSec: 1, what: 'tokens and links made' },
   'token.refresh.member': { kind: 'rate', scope: 'member', capacity: 10, refillPerSec: perMin(10), what: 'token refreshes' },
   'role.change.member': { kind: 'rate', scope: 'member', capacity: 30, refillPerSec: 1, what: 'role changes' },
+  /** A host's moderation: locking and unlocking the room, clearing prompts from the history. */
+  'room.moderate.member': { kind: 'rate', scope: 'member', capacity: 30, refillPerSec: 1, what: 'moderation actions' },
   /** Held sync and socket.io connections from one address, on one node (MAX_CONNECTIONS_PER_ADDRESS overrides it). */
   'connections.address': { kind: 'cap', scope: 'address', max: 256, what: 'connections' },
 

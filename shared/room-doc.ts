@@ -8,6 +8,7 @@
 //                queue: Y.Map<promptId, PendingPrompt> (prompts waiting for the host)               (server)
 //   rules        editableStems, stemRanges, masterRanges, promptPolicy, chatEnabled, takesByRemixers   (host)
 //                roles, removed: a mirror of the store's members, written by the server only
+//                locked: a mirror of the store's lock on new joins, written by the server only
 //
 // Every container is a Y.Map and every leaf a JSON value, so that any change is a
 // (path, key, value) and the server can check and, if need be, undo it key by key.
@@ -78,6 +79,11 @@ export interface RoomRules {
   roles: Record<string, Role>;
   /** Members a host removed (user ids): their connections end. Server-managed, like `roles`. */
   removed: string[];
+  /**
+   * A host has locked the room to new people: no link lets anyone join (members already in stay).
+   * A mirror of the store, which the join route reads. Server-managed, like `roles`.
+   */
+  locked: boolean;
 }
 
 export interface RoomState {
@@ -121,6 +127,7 @@ export function initialRules(release: RoomRelease): RoomRules {
     takesByRemixers: false,
     roles: {},
     removed: [],
+    locked: false,
   };
 }
 
@@ -262,6 +269,7 @@ const RoomRulesSchema = z
     takesByRemixers: z.boolean(),
     roles: z.record(z.string().min(1).max(64), z.enum(ROLES)),
     removed: z.array(z.string().min(1).max(64)).max(REMOVED_KEPT),
+    locked: z.boolean(),
   })
   .strict();
 
@@ -425,6 +433,9 @@ function checkRule(key: string, value: unknown, ctx: WriteContext): Refusal | nu
     case 'removed':
       // Written by the server only, after the store: a role written here would hold on no other node.
       return refusal('server_managed', `${key === 'roles' ? 'roles' : 'removals'} change through the room's member list (PUT /api/rooms/:roomId/members/:userId/role), not in the document`);
+    case 'locked':
+      // The join route reads the store, on whatever node the joiner reaches: the lock is set there.
+      return refusal('server_managed', "the room is locked and unlocked through PUT /api/rooms/:roomId/lock, not in the document");
     default:
       return refusal('unknown_field', `there is no rule "${key}"`);
   }

@@ -138,8 +138,17 @@ export const api = {
   async newLink(roomId: string, hostToken: string, role: Role, maxUses?: number): Promise<{ invite: string; joinUrl: string; maxUses: number | null }> {
     return (await call<{ invite: string; joinUrl: string; maxUses: number | null }>('POST', `/api/rooms/${encodeURIComponent(roomId)}/tokens`, { role, ...(maxUses ? { maxUses } : {}) }, hostToken)).body;
   },
-  async removeMember(roomId: string, hostToken: string, userId: string): Promise<void> {
-    await call('DELETE', `/api/rooms/${encodeURIComponent(roomId)}/members/${encodeURIComponent(userId)}`, undefined, hostToken);
+  /** `withdrawLink`: also withdraw the link they joined with (nobody can join through it any more). */
+  async removeMember(roomId: string, hostToken: string, userId: string, withdrawLink = false): Promise<{ linkWithdrawn: boolean }> {
+    return (await call<{ linkWithdrawn: boolean }>('DELETE', `/api/rooms/${encodeURIComponent(roomId)}/members/${encodeURIComponent(userId)}`, { withdrawLink }, hostToken)).body;
+  },
+  /** Locks the room to new people (members already in stay), or unlocks it. */
+  async setLocked(roomId: string, hostToken: string, locked: boolean): Promise<void> {
+    await call('PUT', `/api/rooms/${encodeURIComponent(roomId)}/lock`, { locked }, hostToken);
+  },
+  /** Takes one prompt out of the room's history, for everyone. */
+  async clearPrompt(roomId: string, hostToken: string, entryId: string): Promise<{ visualsReset: boolean }> {
+    return (await call<{ visualsReset: boolean }>('DELETE', `/api/rooms/${encodeURIComponent(roomId)}/prompts/${encodeURIComponent(entryId)}`, undefined, hostToken)).body;
   },
   async setRole(roomId: string, hostToken: string, userId: string, role: Role): Promise<void> {
     await call('PUT', `/api/rooms/${encodeURIComponent(roomId)}/members/${encodeURIComponent(userId)}/role`, { role }, hostToken);

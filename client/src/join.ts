@@ -18,6 +18,7 @@ const INVITE_WORDS: Record<InviteProblem, { title: string; text: string }> = {
   revoked: { title: 'This join link was withdrawn', text: 'The host has withdrawn this link. Ask the host for a new one.' },
   used_up: { title: 'This join link is used up', text: 'The link has let in as many people as the host allowed. Ask the host for a new one.' },
   wrong_room: { title: 'This join link is for another room', text: 'The link does not belong to this room. Open the whole link the host sent you, exactly as it came.' },
+  locked: { title: 'The host has locked this room to new people', text: 'Nobody new can join while it is locked; the people already in stay. Ask the host to unlock it, then open your link again.' },
   not_a_link: { title: 'This join link does not work', text: 'The link may be cut short or mistyped. Open the whole link the host sent you, exactly as it came, or ask for a new one.' },
 };
 

@@ -149,6 +149,11 @@ class RoomView {
   readonly #limits = new LimitsEditor((section, ranges) => this.#setRule(section, ranges));
   readonly #policySelect = h('select', { id: 'prompt-policy' });
   readonly #chatEnabled = h('input', { type: 'checkbox', id: 'chat-enabled' });
+  /** Moderation, in the host panel: the lock on new joins, removal with the link, clearing prompts. */
+  readonly #roomLocked = h('input', { type: 'checkbox', id: 'room-locked' });
+  readonly #lockHint = h('p', { id: 'room-locked-hint', class: 'hint', role: 'status' });
+  readonly #removeWithdraws = h('input', { type: 'checkbox', id: 'remove-withdraws' });
+  readonly #clearList = h('ul', { class: 'clear-prompts' });
   readonly #chatIds = new Set<string>();
 
   constructor(main: HTMLElement, me: Membership, release: ReleaseView, app: { navigate(path: string): void }) {
@@ -378,6 +383,28 @@ class RoomView {
     for (const p of order.slice(order.indexOf(this.#release.rules.prompts.policy))) this.#policySelect.append(h('option', { value: p }, words[p]));
     this.#policySelect.addEventListener('change', () => this.#setRule('promptPolicy', this.#policySelect.value));
     this.#chatEnabled.addEventListener('change', () => this.#setRule('chatEnabled', this.#chatEnabled.checked));
+    this.#roomLocked.addEventListener('change', () => {
+      const locked = this.#roomLocked.checked;
+      this.#roomLocked.disabled = true;
+      api
+        .setLocked(this.#me.roomId, this.#me.token, locked)
+        .catch((err: unknown) => {
+          this.#roomLocked.checked = !locked;
+          this.#showNotice(`The room was not ${locked ? 'locked' : 'unlocked'}. ${apiErrorWords(err)}`);
+        })
+        .finally(() => (this.#roomLocked.disabled = false));
+    });
+    const moderation = h(
+      'fieldset',
+      { class: 'moderation' },
+      h('legend', {}, 'Keep the room in hand'),
+      h('label', { class: 'toggle', htmlFor: 'room-locked' }, this.#roomLocked, ' Lock the room to new people'),
+      this.#lockHint,
+      h('label', { class: 'toggle', htmlFor: 'remove-withdraws' }, this.#removeWithdraws, ' When I remove someone, also withdraw the link they joined with'),
+      h('p', { class: 'hint' }, 'Everyone else who has that link will need a new one.'),
+      h('h3', {}, 'Clear a prompt for everyone'),
+      this.#clearList,
+    );
     const linkRole = h('select', { id: 'link-role' }, ...(['remixer', 'listener', ...(this.#me.creator ? ['host'] : [])] as const).map((r) => h('option', { value: r }, r)));
     const linkUses = h('input', { id: 'link-uses', type: 'number', min: 1, max: 100000, placeholder: 'no limit', inputmode: 'numeric' });
     const linkOut = h('div', { class: 'extra-link', role: 'status' });
@@ -427,6 +454,7 @@ class RoomView {
       stems,
       h('div', { class: 'field' }, h('label', { htmlFor: 'prompt-policy' }, 'Prompts'), this.#policySelect),
       h('label', { class: 'toggle', htmlFor: 'chat-enabled' }, this.#chatEnabled, ' Chat on'),
+      moderation,
       this.#limits.element,
       links,
       end,
@@ -702,6 +730,10 @@ class RoomView {
       for (const [stemId, box] of this.#stemOpen) box.checked = state.rules.editableStems.includes(stemId);
       this.#policySelect.value = policy;
       this.#chatEnabled.checked = state.rules.chatEnabled;
+      const locked = state.rules.locked === true;
+      if (!this.#roomLocked.disabled) this.#roomLocked.checked = locked;
+      this.#lockHint.textContent = locked ? 'Locked: no link lets anyone new in. Everyone here stays.' : 'Open: anyone with a link can join.';
+      this.#renderClearList(state);
       this.#limits.update(state);
     }
     this.#hostPanel.hidden = role !== 'host';
@@ -718,9 +750,10 @@ class RoomView {
   }
 
   #renderHistory(state: RoomState): void {
+    // Keys sort as strings ("<time>-<n>"); as numbers they are NaN.
     const entries = Object.entries(state.visual.history ?? {})
-      .map(([seq, e]) => ({ seq: Number(seq), ...e }))
-      .sort((a, b) => b.seq - a.seq);
+      .map(([seq, e]) => ({ seq, ...e }))
+      .sort((a, b) => (a.seq < b.seq ? 1 : a.seq > b.seq ? -1 : 0));
     const key = entries.map((e) => e.seq).join(',');
     if (this.#history.dataset['key'] === key) return;
     this.#history.dataset['key'] = key;
@@ -728,6 +761,37 @@ class RoomView {
       ...(entries.length === 0
         ? [h('li', { class: 'empty' }, 'No prompts yet.')]
         : entries.map((e) => h('li', {}, h('b', {}, e.name), ': ', h('span', { class: 'summary' }, e.summary || `“${e.text}”`)))),
+    );
+  }
+
+  /** The host's list of the prompt history, each with a button that clears it for everyone. */
+  #renderClearList(state: RoomState): void {
+    const entries = Object.entries(state.visual.history ?? {}).sort(([a], [b]) => (a < b ? 1 : a > b ? -1 : 0));
+    const key = entries.map(([seq]) => seq).join(',');
+    if (this.#clearList.dataset['key'] === key) return;
+    this.#clearList.dataset['key'] = key;
+    if (entries.length === 0) {
+      this.#clearList.replaceChildren(h('li', { class: 'empty hint' }, 'No prompts yet.'));
+      return;
+    }
+    this.#clearList.replaceChildren(
+      ...entries.map(([seq, e]) => {
+        const onShow = state.visual.prompt === e.text && state.visual.promptAtMs === e.atMs;
+        const clear = h('button', { type: 'button', class: 'clear-prompt', 'aria-label': `Clear “${e.text}” from ${e.name} for everyone` }, 'Clear');
+        clear.addEventListener('click', () => {
+          clear.disabled = true;
+          api
+            .clearPrompt(this.#me.roomId, this.#me.token, seq)
+            .then(({ visualsReset }) => {
+              if (visualsReset) this.#showNotice('The prompt is cleared. It was on show, so the visuals are back to the artist’s own look.', 'info');
+            })
+            .catch((err: unknown) => {
+              clear.disabled = false;
+              this.#showNotice(`The prompt was not cleared. ${apiErrorWords(err)}`);
+            });
+        });
+        return h('li', { 'data-seq': seq }, h('span', {}, h('b', {}, e.name), `: “${e.text}”`, onShow ? h('span', { class: 'hint' }, ' (on show now: clearing it resets the visuals)') : null), ' ', clear);
+      }),
     );
   }
 
@@ -764,9 +828,11 @@ class RoomView {
           });
           const remove = h('button', { type: 'button', class: 'remove-member', 'aria-label': `Remove ${m.name} from the room` }, 'Remove');
           remove.addEventListener('click', () => {
-            if (!confirm(`Remove ${m.name} from the room? They cannot come back with their link.`)) return;
+            const withdraw = this.#removeWithdraws.checked;
+            const after = withdraw ? 'The link they joined with is withdrawn too: nobody can join through it any more.' : 'Their link still works for others (and for them, as someone new), unless you lock the room or withdraw it.';
+            if (!confirm(`Remove ${m.name} from the room? ${after}`)) return;
             remove.disabled = true;
-            api.removeMember(this.#me.roomId, this.#me.token, m.userId).catch((err: unknown) => {
+            api.removeMember(this.#me.roomId, this.#me.token, m.userId, withdraw).catch((err: unknown) => {
               remove.disabled = false;
               this.#showNotice(`${m.name} was not removed. ${apiErrorWords(err)}`);
             });

@@ -1,6 +1,7 @@
 // Rooms over HTTP: open one, mint tokens and invites, exchange an invite for a
 // member token, refresh a member's token, see a room's public state, change a
-// member's role, remove a member, revoke an invite, end a room. Handlers are thin:
+// member's role, remove a member, revoke an invite, lock the room to new joins,
+// clear a prompt from the history, end a room. Handlers are thin:
 // parse, check who is asking (the store's record of them, never their token's
 // role), take the limits, call one method.
 import crypto from 'node:crypto';
@@ -71,6 +72,12 @@ const TokenBody = z
 const JoinBody = z.object({ invite: z.string().min(1).max(2048), name: displayName }).strict();
 const RoleBody = z.object({ role: z.enum(ROLES) }).strict();
 const InviteCheckBody = z.object({ invite: z.string().min(1).max(2048) }).strict();
+const LockBody = z.object({ locked: z.boolean() }).strict();
+/** Removing a member may also withdraw the link they joined with (else anyone holding it, them too, can still join). */
+const RemoveBody = z.object({ withdrawLink: z.boolean().default(false) }).strict();
+/** A prompt history entry's key, as Room.applyPrompt makes them. */
+const HISTORY_ENTRY = /^\d{15}-\d{4}$/;
+const LOCKED_MESSAGE = 'the host has locked this room to new people';
 
 export function roomRoutes(deps: RoomRoutesDeps): Router {
   const router = Router();
@@ -134,6 +141,8 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
     const room = await store.getRoomSummary(roomId);
     if (!room) throw new HttpError('not_found', `no room "${roomId}"`);
     if (room.closedAt) throw new HttpError('forbidden', 'this room has ended');
+    // Before the link is used: a locked room counts no use against it.
+    if (room.lockedAt) throw new HttpError('forbidden', LOCKED_MESSAGE);
     let use = await store.useInvite(invite.sub);
     if (use === 'unknown' && room.creatorId === null) {
       // A link from before links were recorded: recorded now, with no limit on its uses.
@@ -182,6 +191,7 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
     if (record && record.maxUses !== null && record.uses >= record.maxUses) return no('used_up');
     // A link from before links were recorded is let in by joining (room without a creator); any other unknown one is not.
     if (!record && room.creatorId !== null) return no('not_a_link');
+    if (room.lockedAt) return no('locked');
     res.json({ ok: true, role: claims.role, expiresAt: new Date(claims.exp * 1000).toISOString() });
   });
 
@@ -222,6 +232,7 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
     const roomId = roomIdOf(req);
     const userId = userIdOf(req);
     const host = await requireHost(req, roomId);
+    const { withdrawLink } = parse(RemoveBody, req.body);
     await take(limits, ['role.change.member'], { member: host.claims.sub });
     const target = await members.member(roomId, userId);
     if (!target) throw new HttpError('not_found', 'there is no such member in this room');
@@ -229,9 +240,37 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
     const refused = mayRemove({ userId: host.claims.sub }, { userId, creator: userId === creatorId });
     if (refused) throw new HttpError('forbidden', refused);
     await store.removeMember(roomId, userId, host.claims.sub);
+    // The link they came with (null: a token a host made for them; there is no link to withdraw).
+    const linkWithdrawn = withdrawLink && target.inviteId !== null ? await store.revokeInvite(roomId, target.inviteId) : false;
     const room = await openRoom(deps.manager, roomId);
     room.mirrorMember(userId, { removed: true });
-    res.json({ userId, removed: true });
+    res.json({ userId, removed: true, linkWithdrawn });
+  });
+
+  /** Locks the room to new people (no link lets anyone in; members already in stay), or unlocks it. */
+  router.put('/:roomId/lock', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const host = await requireHost(req, roomId);
+    const { locked } = parse(LockBody, req.body);
+    await take(limits, ['room.moderate.member'], { member: host.claims.sub });
+    if (!(await store.setRoomLocked(roomId, locked))) throw new HttpError('not_found', `no room "${roomId}"`);
+    // The store holds (the join route reads it on any node); the rules show it to everyone connected.
+    const room = await openRoom(deps.manager, roomId);
+    room.mirrorLock(locked);
+    res.json({ roomId, locked });
+  });
+
+  /** Takes one prompt out of the history, for everyone (the visuals go back to the release's own look if it is the one they show). */
+  router.delete('/:roomId/prompts/:entryId', async (req, res) => {
+    const roomId = roomIdOf(req);
+    const entryId = req.params['entryId'];
+    const host = await requireHost(req, roomId);
+    if (typeof entryId !== 'string' || !HISTORY_ENTRY.test(entryId)) throw new HttpError('not_found', 'there is no such prompt in the history');
+    await take(limits, ['room.moderate.member'], { member: host.claims.sub });
+    const room = await openRoom(deps.manager, roomId);
+    const { cleared, wasActive } = room.clearPrompt(entryId);
+    if (!cleared) throw new HttpError('not_found', 'there is no such prompt in the history');
+    res.json({ entryId, cleared: true, visualsReset: wasActive });
   });
 
   router.delete('/:roomId/invites/:inviteId', async (req, res) => {

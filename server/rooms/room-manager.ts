@@ -159,6 +159,9 @@ export class RoomManager {
       // The store decides roles; a document saved before a change reached it learns it here.
       const changes = await this.#opts.store.listMemberChanges(roomId);
       if (!room.closed) room.mirrorMembers(changes.map((m) => (m.removedAt ? { userId: m.userId, removed: true } : { userId: m.userId, role: m.role })));
+      // The lock too: read again (not from the record above), so that a lock set while this loaded is not missed.
+      const summary = await this.#opts.store.getRoomSummary(roomId);
+      if (!room.closed && summary) room.mirrorLock(summary.lockedAt !== null);
     } catch (err) {
       // Never keep a room whose setup failed: it would hold its timers and never be served.
       await room.close('error');

@@ -492,6 +492,30 @@ export class Room extends EventEmitter<RoomEvents> {
     });
   }
 
+  /** Mirrors the store's lock on new joins into the rules (every member's page shows it). */
+  mirrorLock(locked: boolean): void {
+    if (this.#rules.locked === locked) return;
+    this.change((doc) => doc.getMap('rules').set('locked', locked));
+  }
+
+  /**
+   * Takes one entry out of the prompt history, for everyone. When it is the prompt the visuals
+   * show now, its words go too and the visuals go back to the release's own look (its effects
+   * are gone with it). Answers false when there is no such entry.
+   */
+  clearPrompt(seq: string): { cleared: boolean; wasActive: boolean } {
+    const visual = this.doc.getMap('visual');
+    const history = visual.get('history');
+    if (!(history instanceof Y.Map) || !history.has(seq)) return { cleared: false, wasActive: false };
+    const entry = history.get(seq) as Partial<HistoryEntry> | undefined;
+    const wasActive = entry !== undefined && visual.get('prompt') === entry.text && visual.get('promptAtMs') === entry.atMs;
+    this.change(() => {
+      history.delete(seq);
+      if (wasActive) for (const k of ['prompt', 'params', 'summary', 'promptBy', 'promptAtMs'] as const) visual.set(k, null);
+    });
+    return { cleared: true, wasActive };
+  }
+
   /** One member's role change or removal, mirrored (see mirrorMembers). */
   mirrorMember(userId: string, change: { role: Role } | { removed: true }): void {
     this.mirrorMembers([{ userId, ...change }]);

@@ -127,4 +127,11 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX room_takes_room ON room_takes(room_id, created_at);
     `,
   },
+  {
+    version: 6,
+    name: 'rooms locked to new joins',
+    sql: `
+      ALTER TABLE rooms ADD COLUMN locked_at TEXT;           -- set while a host keeps new people out (no link lets anyone in)
+    `,
+  },
 ];

@@ -89,7 +89,7 @@ export class SqliteStore implements Store {
     return Number(result.changes) > 0;
   }
 
-  async createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt' | 'timeline' | 'creatorId'> & { creatorId?: string | null }): Promise<void> {
+  async createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt' | 'timeline' | 'creatorId' | 'lockedAt'> & { creatorId?: string | null }): Promise<void> {
     this.#open()
       .prepare('INSERT INTO rooms (id, release_id, created_at, updated_at, doc, creator_id) VALUES (?, ?, ?, ?, ?, ?)')
       .run(room.id, room.releaseId, room.createdAt, room.createdAt, room.doc, room.creatorId ?? null);
@@ -97,7 +97,7 @@ export class SqliteStore implements Store {
 
   async getRoom(id: string): Promise<RoomRecord | null> {
     const row = this.#open()
-      .prepare('SELECT id, release_id, created_at, updated_at, closed_at, doc, timeline, creator_id FROM rooms WHERE id = ?')
+      .prepare('SELECT id, release_id, created_at, updated_at, closed_at, doc, timeline, creator_id, locked_at FROM rooms WHERE id = ?')
       .get(id) as
       | {
           id: string;
@@ -108,6 +108,7 @@ export class SqliteStore implements Store {
           doc: Uint8Array | null;
           timeline: string | null;
           creator_id: string | null;
+          locked_at: string | null;
         }
       | undefined;
     if (!row) return null;
@@ -120,15 +121,16 @@ export class SqliteStore implements Store {
       doc: row.doc ? new Uint8Array(row.doc) : null,
       timeline: row.timeline,
       creatorId: row.creator_id,
+      lockedAt: row.locked_at,
     };
   }
 
   async getRoomSummary(id: string): Promise<RoomSummary | null> {
-    const row = this.#open().prepare('SELECT id, release_id, created_at, updated_at, closed_at, creator_id FROM rooms WHERE id = ?').get(id) as
-      | { id: string; release_id: string; created_at: string; updated_at: string; closed_at: string | null; creator_id: string | null }
+    const row = this.#open().prepare('SELECT id, release_id, created_at, updated_at, closed_at, creator_id, locked_at FROM rooms WHERE id = ?').get(id) as
+      | { id: string; release_id: string; created_at: string; updated_at: string; closed_at: string | null; creator_id: string | null; locked_at: string | null }
       | undefined;
     if (!row) return null;
-    return { id: row.id, releaseId: row.release_id, createdAt: row.created_at, updatedAt: row.updated_at, closedAt: row.closed_at, creatorId: row.creator_id };
+    return { id: row.id, releaseId: row.release_id, createdAt: row.created_at, updatedAt: row.updated_at, closedAt: row.closed_at, creatorId: row.creator_id, lockedAt: row.locked_at };
   }
 
   async saveRoomDoc(id: string, doc: Uint8Array, timeline?: string): Promise<void> {
@@ -143,6 +145,13 @@ export class SqliteStore implements Store {
   async endRoom(id: string): Promise<void> {
     const result = this.#open().prepare('UPDATE rooms SET closed_at = COALESCE(closed_at, ?) WHERE id = ?').run(new Date().toISOString(), id);
     if (Number(result.changes) === 0) throw new RoomNotFoundError(`no room "${id}"`);
+  }
+
+  async setRoomLocked(id: string, locked: boolean): Promise<boolean> {
+    const result = locked
+      ? this.#open().prepare('UPDATE rooms SET locked_at = COALESCE(locked_at, ?) WHERE id = ?').run(new Date().toISOString(), id)
+      : this.#open().prepare('UPDATE rooms SET locked_at = NULL WHERE id = ?').run(id);
+    return Number(result.changes) > 0;
   }
 
   async addMember(m: Omit<MemberRecord, 'roleSetBy' | 'removedAt' | 'updatedAt'>): Promise<boolean> {

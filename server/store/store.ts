@@ -65,6 +65,8 @@ export interface RoomRecord {
   timeline: string | null;
   /** The member who opened the room (null for rooms opened before this was recorded). */
   creatorId: string | null;
+  /** Set while a host has locked the room to new people: no link lets anyone join. */
+  lockedAt: string | null;
 }
 
 export type RoomSummary = Omit<RoomRecord, 'doc' | 'timeline'>;
@@ -175,7 +177,7 @@ export interface Store {
   putRelease(record: ReleaseRecord, files: FilePlacement, options?: { replace?: boolean }): Promise<void>;
   deleteRelease(id: string): Promise<boolean>;
 
-  createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt' | 'timeline' | 'creatorId'> & { creatorId?: string | null }): Promise<void>;
+  createRoom(room: Omit<RoomRecord, 'updatedAt' | 'closedAt' | 'timeline' | 'creatorId' | 'lockedAt'> & { creatorId?: string | null }): Promise<void>;
   getRoom(id: string): Promise<RoomRecord | null>;
   /** The room without its document and timeline (what access checks read). */
   getRoomSummary(id: string): Promise<RoomSummary | null>;
@@ -185,6 +187,8 @@ export interface Store {
    */
   saveRoomDoc(id: string, doc: Uint8Array, timeline?: string): Promise<void>;
   endRoom(id: string): Promise<void>;
+  /** Locks the room to new joins, or unlocks it; false for an unknown room. Locking twice keeps the first time. */
+  setRoomLocked(id: string, locked: boolean): Promise<boolean>;
 
   /** Records a member (a second call for the same room and user changes nothing and answers false). */
   addMember(member: Omit<MemberRecord, 'roleSetBy' | 'removedAt' | 'updatedAt'>): Promise<boolean>;

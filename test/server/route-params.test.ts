@@ -51,6 +51,7 @@ describe('every route refuses bad path parameters cleanly', function () {
     expect(paths).to.include.members([
       'PUT /api/rooms/:roomId/members/:userId/role',
       'DELETE /api/rooms/:roomId/members/:userId',
+      'DELETE /api/rooms/:roomId/prompts/:entryId',
       'GET /api/clips/:clipId',
       'GET /api/clips/:clipId/files/:name',
       'GET /api/orders/:orderId',

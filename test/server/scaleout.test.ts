@@ -239,6 +239,40 @@ describe('scale-out: two server processes and a real redis-server', function () 
     for (const m of [onA, onB]) await waitFor(() => stemMap(m.doc, 'drums').get('gainDb') === -12, 5000, 'the take on both nodes');
   });
 
+  it('a lock set on node A refuses joins on node B, loaded or not, and shows on B; a prompt cleared on A leaves the history on B', async () => {
+    const room = await openRoom(a.url);
+    const quiet = await openRoom(a.url);
+    const onB = await member(b, room, 'remixer', 'On B');
+    const fan = await joinAs(a.url, room, 'remixer', 'Prompter');
+    const prompter = io(a.url, { auth: { roomId: room.roomId, token: fan.token }, transports: ['websocket'], reconnection: false });
+    try {
+      await new Promise<void>((r) => prompter.once('connect', () => r()));
+      const link = (r: OpenedRoom) => new URL(r.joinUrl).hash.slice('#invite='.length);
+      const join = (node: Node, r: OpenedRoom) => api<{ error?: { message: string } }>(node.url, 'POST', `/api/rooms/${r.roomId}/join`, { invite: link(r), name: 'Late' }, undefined, from(strangerAddress()));
+      for (const r of [room, quiet]) expect((await api(a.url, 'PUT', `/api/rooms/${r.roomId}/lock`, { locked: true }, r.hostToken)).status).to.equal(200);
+      for (const r of [room, quiet]) {
+        const refused = await join(b, r);
+        expect(refused.status, r.roomId).to.equal(403);
+        expect(refused.body.error!.message).to.equal('the host has locked this room to new people');
+        expect((await api<{ reason: string }>(b.url, 'POST', `/api/rooms/${r.roomId}/invites/check`, { invite: link(r) }, undefined, from(strangerAddress()))).body.reason).to.equal('locked');
+      }
+      await waitFor(() => onB.doc.getMap('rules').get('locked') === true, 5000, 'the lock in the rules on B');
+      // Unlocked through B: A lets people in again.
+      expect((await api(b.url, 'PUT', `/api/rooms/${room.roomId}/lock`, { locked: false }, room.hostToken)).status).to.equal(200);
+      expect((await join(a, room)).status).to.equal(201);
+      await waitFor(() => onB.doc.getMap('rules').get('locked') === false, 5000, 'the unlock in the rules on B');
+
+      for (const text of ['stormy blue sea', 'golden slow glow']) expect((await prompter.emitWithAck('prompt:submit', { text })).ok).to.equal(true);
+      const history = () => Object.keys((onB.doc.getMap('visual').get('history') as Y.Map<unknown> | undefined)?.toJSON() ?? {}).sort();
+      await waitFor(() => history().length === 2, 5000, 'two prompts in the history on B');
+      const [older] = history();
+      expect((await api(a.url, 'DELETE', `/api/rooms/${room.roomId}/prompts/${older}`, undefined, room.hostToken)).status).to.equal(200);
+      await waitFor(() => history().length === 1 && !history().includes(older!), 5000, 'the cleared prompt gone on B');
+    } finally {
+      prompter.disconnect();
+    }
+  });
+
   it('keeps a refused update on node A away from members on node B', async () => {
     const room = await openRoom(a.url);
     const bo = await member(b, room, 'remixer', 'Bo');

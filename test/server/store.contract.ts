@@ -132,6 +132,20 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await store.listRenders([])).to.deep.equal([]);
     });
 
+    it('locks a room to new joins and unlocks it; locking again keeps the first time', async () => {
+      await store.putRelease(sampleRecord('rel-l'), { place() {}, undo() {} });
+      await store.createRoom({ id: 'roomL', releaseId: 'rel-l', createdAt: '2026-01-01T00:00:00.000Z', doc: null, creatorId: 'u_host' });
+      expect((await store.getRoomSummary('roomL'))!.lockedAt).to.equal(null);
+      expect(await store.setRoomLocked('roomL', true)).to.equal(true);
+      const first = (await store.getRoomSummary('roomL'))!.lockedAt;
+      expect(first).to.be.a('string');
+      expect(await store.setRoomLocked('roomL', true)).to.equal(true);
+      expect((await store.getRoom('roomL'))!.lockedAt).to.equal(first);
+      expect(await store.setRoomLocked('roomL', false)).to.equal(true);
+      expect((await store.getRoomSummary('roomL'))!.lockedAt).to.equal(null);
+      expect(await store.setRoomLocked('nope', true)).to.equal(false);
+    });
+
     it("keeps a room's creator and members: roles changed by a host, removals, once per member", async () => {
       await store.putRelease(sampleRecord('rel-m'), { place() {}, undo() {} });
       await store.createRoom({ id: 'roomM', releaseId: 'rel-m', createdAt: '2026-01-01T00:00:00.000Z', doc: null, creatorId: 'u_host' });
@@ -143,6 +157,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         updatedAt: '2026-01-01T00:00:00.000Z',
         closedAt: null,
         creatorId: 'u_host',
+        lockedAt: null,
       });
       expect(await store.getRoomSummary('nope')).to.equal(null);
       const at = '2026-01-01T00:00:00.000Z';

@@ -14,6 +14,7 @@ import { verifyRoute } from './verify-routes.ts';
 import type { VerifyDeps } from '../clips/verify.ts';
 import { clientRoutes } from './client-routes.ts';
 import { roomRoutes, type RoomRoutesDeps } from './room-routes.ts';
+import { memberThingsRoutes } from './member-things-routes.ts';
 import type { Limits } from '../limits/limits.ts';
 
 export interface AppDeps {
@@ -68,6 +69,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(healthRoutes(deps));
   app.use('/api/releases', releaseRoutes(deps));
   app.use('/api/rooms', roomRoutes(deps.rooms));
+  app.use('/api/rooms', memberThingsRoutes({ store: deps.orders.store, signer: deps.orders.signer, limits: deps.limits, clips: deps.clips.clips, orders: deps.orders.orders }));
   app.use('/api', clipRoutes(deps.clips));
   app.use('/api/orders', orderRoutes(deps.orders));
 

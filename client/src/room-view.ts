@@ -20,6 +20,8 @@ import { LiveAudio, type AudioStats } from './live-audio.ts';
 import { Mixer } from './mixer.ts';
 import { RoomConnection, type ConnectionState } from './room-connection.ts';
 import { forgetMembership, refreshMembership, type Membership } from './session.ts';
+import { MyThingsPanel } from './my-things.ts';
+import { hostLinkBox } from './host-link.ts';
 import { VisualsView } from './visuals.ts';
 import { apiErrorWords, refusalWords } from './words.ts';
 
@@ -52,7 +54,11 @@ export function showRoom(main: HTMLElement, me: Membership, app: { navigate(path
   api
     .room(me.roomId)
     .then(async (room) => {
-      if (room.info.ended) throw new RoomGone('This room has ended.');
+      if (room.info.ended) {
+        if (left) return;
+        loading.replaceWith(...endedPage(me, 'This room has ended.', app));
+        return;
+      }
       const release = await api.release(room.info.releaseId);
       if (left) return;
       loading.remove();
@@ -92,6 +98,7 @@ class RoomView {
   readonly #visuals: VisualsView;
   readonly #clips: ClipsPanel;
   readonly #visualSaves: VisualSaves;
+  readonly #myThings: MyThingsPanel;
   readonly #offs: (() => void)[] = [];
   #state: RoomState | null = null;
   #renderQueued = false;
@@ -174,6 +181,8 @@ class RoomView {
     };
     this.#clips = new ClipsPanel(me, release, progress);
     this.#visualSaves = new VisualSaves(me, release, progress);
+    this.#myThings = new MyThingsPanel(me);
+    this.#offs.push(progress.onProgress((p) => this.#myThings.progress(p)));
     this.#build();
     this.#wire();
     // A reload of a page that was playing: the sound comes back (or asks for a tap).
@@ -199,6 +208,7 @@ class RoomView {
     this.#mixer.close();
     this.#clips.close();
     this.#visualSaves.close();
+    this.#myThings.close();
     this.#visuals.close();
     this.#audio.close();
     this.conn.close();
@@ -309,7 +319,7 @@ class RoomView {
     this.#main.append(
       header,
       this.#notice,
-      h('div', { class: 'room-grid' }, h('div', { class: 'room-main' }, stage, mixer, this.#queueBox, prompts, ...(share ? [share] : []), clips, this.#hostPanel), social),
+      h('div', { class: 'room-grid' }, h('div', { class: 'room-main' }, stage, mixer, this.#queueBox, prompts, ...(share ? [share] : []), clips, this.#myThings.element, this.#hostPanel), social),
     );
   }
 
@@ -415,6 +425,7 @@ class RoomView {
       h('label', { class: 'toggle', htmlFor: 'chat-enabled' }, this.#chatEnabled, ' Chat on'),
       this.#limits.element,
       links,
+      ...[hostLinkBox(this.#me)].filter((x): x is HTMLElement => x !== null),
       end,
     );
   }
@@ -439,6 +450,8 @@ class RoomView {
       this.#renderPeople();
     });
     s.on('chat:message', (m) => this.#addChat(m));
+    // What was said before this connection (kept by the room): repeats are dropped by id.
+    s.on('chat:history', (ms) => ms.forEach((m) => this.#addChat(m)));
     s.on('reaction', (r) => this.#addReaction(r));
     s.on('prompt:applied', (p) => this.#applied(p));
     s.on('prompt:queue', (q) => {
@@ -847,13 +860,36 @@ class RoomView {
 
   #ended(reason = 'The host ended this room.'): void {
     if (this.#closed) return;
-    forgetMembership(this.#me.roomId);
     const main = this.#main;
+    const me = this.#me;
+    const app = this.#app;
     this.close();
-    main.replaceChildren(
-      h('section', { class: 'panel narrow ended' }, h('h1', {}, reason === 'The host ended this room.' ? 'The room is over' : 'You are out of the room'), h('p', { role: 'alert' }, reason), h('a', { href: '/', class: 'button', onclick: (ev: MouseEvent) => (ev.preventDefault(), this.#app.navigate('/')) }, 'Open a new room')),
+    main.replaceChildren(...endedPage(me, reason, app));
+    // A room that ended keeps its members' things theirs (the member is kept to read them); anyone
+    // out of a room still open (removed, access over) is forgotten.
+    api.room(me.roomId).then(
+      (r) => {
+        if (!r.info.ended) forgetMembership(me.roomId, me.userId);
+      },
+      () => undefined,
     );
   }
+}
+
+/** The page of a room that is over for this member: why, and (when the room ended) what they made there. */
+function endedPage(me: Membership, reason: string, app: { navigate(path: string): void }): HTMLElement[] {
+  const over = reason === 'The host ended this room.' || reason === 'This room has ended.' || /room has ended/.test(reason);
+  const page = h(
+    'section',
+    { class: 'panel narrow ended' },
+    h('h1', {}, over ? 'The room is over' : 'You are out of the room'),
+    h('p', { role: 'alert' }, reason),
+    h('a', { href: '/', class: 'button', onclick: (ev: MouseEvent) => (ev.preventDefault(), app.navigate('/')) }, 'Open a new room'),
+  );
+  if (!over) return [page];
+  const things = new MyThingsPanel(me, { ended: true });
+  things.element.classList.add('narrow');
+  return [page, things.element];
 }
 
 const PANEL_KEY = 'remixroom.panel.';

@@ -32,9 +32,12 @@ export function showRoomEntry(main: HTMLElement, roomId: string, app: { navigate
     leave = showRoom(main, m, app);
   };
   const invite = new URLSearchParams(location.hash.slice(1)).get('invite');
-  const known = loadMembership(roomId) ? null : knownMembership(roomId);
-  if (loadMembership(roomId)) {
+  const tab = loadMembership(roomId);
+  const known = tab ? null : knownMembership(roomId);
+  if (tab) {
     if (invite) history.replaceState(null, '', location.pathname);
+    // Kept for the browser too (a tab from before the browser kept members): a new tab finds it.
+    saveMembership(tab);
     enter();
   } else if (known && !invite) {
     // This browser has been a member here: the same member comes back, in this tab too.

@@ -11,6 +11,8 @@ import { apiErrorWords } from './words.ts';
 
 /** Progress events come in bursts while a render runs: the list is read again once things settle. */
 const REREAD_AFTER_MS = 1500;
+/** A link this close to its expiry is renewed before it is used. */
+const LINK_MARGIN_MS = 30_000;
 
 const FILES: Record<string, string> = { video: 'Video (MP4)', audio: 'Audio (M4A)', gif: 'GIF', manifest: 'Manifest' };
 const STATUS: Record<ClipView['status'], string> = { queued: 'waiting to be made', running: 'being made', done: 'ready', failed: 'could not be made' };
@@ -56,7 +58,8 @@ export class MyThingsPanel {
     }, REREAD_AFTER_MS);
   }
 
-  refresh(): void {
+  /** Reads the list again; `note`: what to say once it is shown. */
+  refresh(note = ''): void {
     if (this.#closed || this.#reading) return;
     this.#reading = true;
     this.#status.textContent = 'Loading…';
@@ -65,7 +68,7 @@ export class MyThingsPanel {
       .then((things) => {
         if (this.#closed) return;
         this.#render(things);
-        this.#status.textContent = '';
+        this.#status.textContent = note;
       })
       .catch((err: unknown) => {
         if (!this.#closed) this.#status.textContent = `Your clips could not be listed. ${apiErrorWords(err)}`;
@@ -89,7 +92,7 @@ export class MyThingsPanel {
     const what = c.kind === 'clip' ? `Clip, ${Math.round(c.seconds)} s` : c.kind === 'loop' ? `Loop of the visuals, ${Math.round(c.seconds)} s` : 'Picture of the visuals';
     const when = new Date(c.createdAt).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
     const status = c.kind === 'still' ? 'saved to your device when you took it' : STATUS[c.status];
-    return h('li', { class: 'my-thing', 'data-clip': c.clipId, 'data-kind': c.kind }, h('b', {}, what), h('span', { class: 'hint' }, ` · ${when} · ${status}`), downloads(c, what));
+    return h('li', { class: 'my-thing', 'data-clip': c.clipId, 'data-kind': c.kind }, h('b', {}, what), h('span', { class: 'hint' }, ` · ${when} · ${status}`), this.#downloads(c, what));
   }
 
   #orderItem(o: OrderView): HTMLElement {
@@ -99,15 +102,25 @@ export class MyThingsPanel {
       { class: 'my-thing', 'data-order': o.orderId, 'data-kind': 'order' },
       h('b', {}, `Longer version, ${formatPrice(o.amountCents, o.currency)}`),
       h('span', { class: 'hint' }, ` · ${when} · ${ORDER_STATUS[o.status]}`),
-      o.render ? downloads(o.render, 'longer version') : null,
+      o.render ? this.#downloads(o.render, 'longer version') : null,
     );
   }
-}
 
-function downloads(v: ClipView, what: string): HTMLElement | null {
-  if (!v.downloads) return null;
-  const links = Object.keys(FILES)
-    .filter((n) => v.downloads?.[n])
-    .map((n) => h('a', { class: 'button download', href: v.downloads![n]!, download: '', 'data-file': n, 'aria-label': `Download the ${what.toLowerCase()}: ${FILES[n]}` }, `⬇ ${FILES[n]}`));
-  return links.length ? h('div', { class: 'downloads', role: 'group', 'aria-label': `Download the ${what.toLowerCase()}` }, ...links) : null;
+  /** Download links; one older than its expiry (links last an hour) reads the list again instead. */
+  #downloads(v: ClipView, what: string): HTMLElement | null {
+    if (!v.downloads) return null;
+    const expiresAtMs = Date.parse(v.downloads.expiresAt);
+    const links = Object.keys(FILES)
+      .filter((n) => v.downloads?.[n])
+      .map((n) => {
+        const a = h('a', { class: 'button download', href: v.downloads![n]!, download: '', 'data-file': n, 'aria-label': `Download the ${what.toLowerCase()}: ${FILES[n]}` }, `⬇ ${FILES[n]}`);
+        a.addEventListener('click', (ev) => {
+          if (Date.now() < expiresAtMs - LINK_MARGIN_MS) return;
+          ev.preventDefault();
+          this.refresh('That link had expired: here are fresh ones. Press it again.');
+        });
+        return a;
+      });
+    return links.length ? h('div', { class: 'downloads', role: 'group', 'aria-label': `Download the ${what.toLowerCase()}` }, ...links) : null;
+  }
 }

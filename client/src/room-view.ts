@@ -71,8 +71,8 @@ export function showRoom(main: HTMLElement, me: Membership, app: { navigate(path
     })
     .catch((err: unknown) => {
       if (left) return;
-      const gone = err instanceof RoomGone || (err instanceof ApiError && err.status === 404);
-      const msg = err instanceof RoomGone ? err.message : gone ? 'This room does not exist any more.' : apiErrorWords(err);
+      const gone = err instanceof ApiError && err.status === 404;
+      const msg = gone ? 'This room does not exist any more.' : apiErrorWords(err);
       loading.replaceWith(
         h('section', { class: 'panel narrow' }, h('h1', {}, 'The room could not be opened'), h('p', { role: 'alert' }, msg), h('a', { href: '/', class: 'button' }, 'Go to the start page')),
       );
@@ -84,8 +84,6 @@ export function showRoom(main: HTMLElement, me: Membership, app: { navigate(path
   };
 }
 
-/** The room has ended or is not there: this tab's membership is forgotten. */
-class RoomGone extends Error {}
 
 class RoomView {
   readonly conn: RoomConnection;

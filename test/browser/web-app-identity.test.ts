@@ -2,7 +2,8 @@
 // (same name and role, no new join), its clips (listed under "My clips and
 // purchases" with a working link) and the room's chat; the host who opens the
 // room's plain address in a new tab of the same browser is the host again (no join
-// link needed), and can make a private host link for another device; after the
+// link needed), and can make a private host link for another device; a join link
+// opened again offers to go back in as that member; after the
 // room ends, the page still lists what the member made. Screenshots go under the
 // OS temp dir (printed).
 import { expect } from 'chai';
@@ -140,6 +141,22 @@ describe('web app in Chromium: a fan keeps who they are, their clips and the cha
     expect(await tab.locator('.host-link .warning').textContent()).to.include('Do not share this link');
     await tab.locator('.host-return').screenshot({ path: path.join(shots, '3-host-link.png') });
     await tab.screenshot({ path: path.join(shots, '4-new-tab-host.png'), fullPage: true });
+    await tab.close();
+  });
+
+  it('a join link opened where this browser has been a member offers to go back in as that member (or join as someone new)', async () => {
+    const tab = await browser!.context.newPage();
+    tab.on('pageerror', (err) => pageErrors.push(`join-link tab: ${err.message}`));
+    await tab.goto(await host.locator('#share-link').inputValue());
+    const back = tab.getByRole('button', { name: 'Go back in as Ana' });
+    await back.waitFor({ timeout: 10_000 });
+    expect(await tab.locator('#join-name').count()).to.equal(1);
+    await tab.locator('.panel.narrow').screenshot({ path: path.join(shots, '6-join-link-come-back.png') });
+    await back.click();
+    await connected(tab);
+    expect(await tab.evaluate(() => (window as HookWindow).remixroom!.role())).to.equal('host');
+    expect((await tabMember(tab, roomId)).userId).to.equal(userId);
+    expect(tab.url()).to.not.include('#invite=');
     await tab.close();
   });
 

@@ -123,6 +123,11 @@ describe('a member’s own clips and purchases (GET /api/rooms/:id/members/me/th
     const stranger = signer.sign({ room: room.roomId, sub: 'u_nobody', name: 'Bo', role: 'host', ttlSec: 600 });
     expect((await things(t, room.roomId, stranger)).status).to.equal(403);
     expect((await things(t, 'no-such-room-00', bo.token)).status).to.be.oneOf([403, 404]);
+    // A member a host removed: refused (403), its things are not read any more with its token.
+    const gone = await joinAs(t.url, room, 'listener', 'Gone');
+    expect((await things(t, room.roomId, gone.token)).status).to.equal(200);
+    expect((await api(t.url, 'DELETE', `/api/rooms/${room.roomId}/members/${gone.userId}`, undefined, room.hostToken)).status).to.equal(200);
+    expect((await things(t, room.roomId, gone.token)).status).to.equal(403);
   });
 
   it('is limited per member (things.read.member), naming the limit', async () => {

@@ -84,7 +84,6 @@ export function showRoom(main: HTMLElement, me: Membership, app: { navigate(path
   };
 }
 
-
 class RoomView {
   readonly conn: RoomConnection;
   readonly #me: Membership;
@@ -869,6 +868,7 @@ class RoomView {
       (r) => {
         if (!r.info.ended) forgetMembership(me.roomId, me.userId);
       },
+      // Not known now (offline): kept; the room's address says later whether it is still there.
       () => undefined,
     );
   }

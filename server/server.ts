@@ -15,6 +15,7 @@ import { Catalog } from './catalog/catalog.ts';
 import { ensureDemoRelease } from './catalog/demo-release.ts';
 import type { Config } from './config.ts';
 import { createApp } from './http/app.ts';
+import { ChatHistory } from './realtime/chat-history.ts';
 import type { Readiness } from './http/health-routes.ts';
 import type { Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
@@ -198,6 +199,7 @@ export class RemixroomServer {
       log: this.log,
       metrics: this.metrics,
       live: this.live,
+      chatHistory: new ChatHistory(this.store),
       ...(parts.socketAdapter ? { adapter: parts.socketAdapter.adapter } : {}),
     });
     // With the Redis queue every node hears every render's progress, so each tells only its own sockets.

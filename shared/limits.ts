@@ -85,6 +85,9 @@ export const LIMITS = {
   'still.queue.process': { kind: 'cap', scope: 'process', max: 8, what: 'stills waiting to be drawn' },
   'order.member': { kind: 'rate', scope: 'member', capacity: 5, refillPerSec: perMin(5), what: 'orders' },
   'order.address': { kind: 'rate', scope: 'address', capacity: 10, refillPerSec: perMin(10), what: 'orders' },
+  /** A member's own clips, loops, stills and orders listed with fresh links (also after the room ended). */
+  'things.read.member': { kind: 'rate', scope: 'member', capacity: 30, refillPerSec: perMin(30), what: 'lists of your clips and purchases' },
+  'things.read.address': { kind: 'rate', scope: 'address', capacity: 60, refillPerSec: perMin(60), what: 'lists of clips and purchases' },
   'verify.address': { kind: 'rate', scope: 'address', capacity: 10, refillPerSec: perMin(10), what: 'files checked' },
   /** Uploads to /api/verify being read or checked at once, for the whole process, and waiting for a turn. */
   'verify.running.process': { kind: 'cap', scope: 'process', max: 1, what: 'file checks running at once' },

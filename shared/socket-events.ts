@@ -60,6 +60,9 @@ export interface ChatMessage {
   atMs: number;
 }
 
+/** How many of a room's newest chat messages it keeps (in the store) and sends to whoever (re)joins. */
+export const CHAT_HISTORY_KEEP = 200;
+
 export interface Reaction {
   userId: string;
   name: string;
@@ -154,6 +157,8 @@ export interface ServerToClientEvents {
   /** Who is here; sent on joining and whenever it changes. */
   presence: (presence: Presence) => void;
   'chat:message': (message: ChatMessage) => void;
+  /** On (re)joining: the room's kept chat, oldest first (at most CHAT_HISTORY_KEEP messages). */
+  'chat:history': (messages: ChatMessage[]) => void;
   reaction: (reaction: Reaction) => void;
   /** The active prompt changed (its interpretation is in the room document's `visual` map). */
   'prompt:applied': (prompt: AppliedPrompt) => void;

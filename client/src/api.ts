@@ -78,6 +78,16 @@ export interface OrderView {
   render: ClipView | null;
 }
 
+/** A member's own things in a room (GET /api/rooms/:roomId/members/me/things). */
+export interface MyThings {
+  roomId: string;
+  ended: boolean;
+  member: { userId: string; name: string; role: Role };
+  /** Clips, loops and stills, newest first; a still's `atMs` is the moment it shows. */
+  clips: (ClipView & { kind: 'clip' | 'loop' | 'still'; atMs?: number | null })[];
+  orders: OrderView[];
+}
+
 async function call<T>(method: string, path: string, body?: unknown, token?: string, idempotencyKey?: string): Promise<{ body: T; response: Response }> {
   let response: Response;
   try {
@@ -197,6 +207,10 @@ export const api = {
   /** Returns the room to a take, for everyone; says what the room's rules of now changed in it. */
   async returnToTake(roomId: string, takeId: string, token: string): Promise<TakeReturn> {
     return (await call<TakeReturn>('POST', `/api/rooms/${encodeURIComponent(roomId)}/takes/${encodeURIComponent(takeId)}/return`, undefined, token)).body;
+  },
+  /** What this member made and bought in the room, with fresh links (also after the room ended). */
+  async myThings(roomId: string, token: string): Promise<MyThings> {
+    return (await call<MyThings>('GET', `/api/rooms/${encodeURIComponent(roomId)}/members/me/things`, undefined, token)).body;
   },
   async endRoom(roomId: string, hostToken: string): Promise<void> {
     await call('DELETE', `/api/rooms/${encodeURIComponent(roomId)}`, undefined, hostToken);

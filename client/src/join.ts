@@ -1,6 +1,8 @@
-// The room's address (/r/:roomId): a member of this tab goes straight in; someone
-// with a join link ("#invite=…") has the link checked first, then gives a display
-// name and joins; anyone else is told that they need a link. A room that does not
+// The room's address (/r/:roomId): a member of this tab goes straight in, and so
+// does a member this browser has been (a new tab, the plain address opened again:
+// the same member, no new join); someone with a join link ("#invite=…") has the link
+// checked first, then gives a display name and joins (or, when this browser has been
+// a member, may go back in as that member); anyone else is told that they need a link. A room that does not
 // exist, has ended, or a link that would not let them in is said at once, before
 // anyone types a name.
 import type { InviteProblem } from '../../shared/api-types.ts';
@@ -8,7 +10,7 @@ import { api, ApiError } from './api.ts';
 import { h } from './dom.ts';
 import { rememberName, rememberedName } from './landing.ts';
 import { showRoom } from './room-view.ts';
-import { loadMembership, saveMembership } from './session.ts';
+import { knownMembership, loadMembership, saveMembership, type Membership } from './session.ts';
 import { apiErrorWords } from './words.ts';
 
 /** Why a link does not let someone in, and what to do. */
@@ -31,8 +33,16 @@ export function showRoomEntry(main: HTMLElement, roomId: string, app: { navigate
     leave = showRoom(main, m, app);
   };
   const invite = new URLSearchParams(location.hash.slice(1)).get('invite');
-  if (loadMembership(roomId)) {
+  const tab = loadMembership(roomId);
+  const known = tab ? null : knownMembership(roomId);
+  if (tab) {
     if (invite) history.replaceState(null, '', location.pathname);
+    // Kept for the browser too (a tab from before the browser kept members): a new tab finds it.
+    saveMembership(tab);
+    enter();
+  } else if (known && !invite) {
+    // This browser has been a member here: the same member comes back, in this tab too.
+    saveMembership(known);
     enter();
   } else {
     document.title = 'Join a room · Remixroom';
@@ -42,7 +52,7 @@ export function showRoomEntry(main: HTMLElement, roomId: string, app: { navigate
       .then((outcome) => {
         if (left) return;
         checking.remove();
-        if (outcome.kind === 'form') showJoinForm(main, roomId, invite!, outcome, enter);
+        if (outcome.kind === 'form') showJoinForm(main, roomId, invite!, outcome, enter, known);
         else main.append(explain(outcome.title, outcome.text));
       })
       .catch((err: unknown) => {
@@ -80,7 +90,7 @@ function explain(title: string, text: string): HTMLElement {
   return h('section', { class: 'panel narrow entry-problem' }, h('h1', {}, title), h('p', { role: 'alert' }, text), h('a', { href: '/', class: 'button' }, 'Open a room of your own'));
 }
 
-function showJoinForm(main: HTMLElement, roomId: string, invite: string, outcome: { title: string; about: string }, enter: () => void): void {
+function showJoinForm(main: HTMLElement, roomId: string, invite: string, outcome: { title: string; about: string }, enter: () => void, known: Membership | null): void {
   const heading = h('h1', { id: 'join-title' }, outcome.title);
   const about = h('p', { class: 'about' }, outcome.about);
   const status = h('p', { class: 'form-status', role: 'status' });
@@ -94,7 +104,30 @@ function showJoinForm(main: HTMLElement, roomId: string, invite: string, outcome
     submit,
     status,
   );
-  main.append(h('section', { class: 'panel narrow' }, heading, about, form));
+  // Someone this browser has already been in the room: the same member, or a new one with this link.
+  const back = known
+    ? h(
+        'div',
+        { class: 'come-back' },
+        h('p', {}, `You have been in this room as ${known.name}${known.role === 'host' ? ' (host)' : ''}.`),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'primary',
+            onclick: () => {
+              saveMembership(known);
+              history.replaceState(null, '', location.pathname);
+              main.replaceChildren();
+              enter();
+            },
+          },
+          `Go back in as ${known.name}`,
+        ),
+        h('p', { class: 'hint' }, 'Or join as someone new with this link:'),
+      )
+    : null;
+  main.append(h('section', { class: 'panel narrow' }, heading, about, ...(back ? [back] : []), form));
   name.focus();
 
   form.addEventListener('submit', (ev) => {

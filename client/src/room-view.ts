@@ -22,6 +22,8 @@ import { EditHistory } from './history.ts';
 import { TakesPanel } from './takes.ts';
 import { RoomConnection, type ConnectionState } from './room-connection.ts';
 import { forgetMembership, refreshMembership, type Membership } from './session.ts';
+import { MyThingsPanel } from './my-things.ts';
+import { hostLinkBox } from './host-link.ts';
 import { VisualsView } from './visuals.ts';
 import { apiErrorWords, refusalWords } from './words.ts';
 
@@ -54,7 +56,11 @@ export function showRoom(main: HTMLElement, me: Membership, app: { navigate(path
   api
     .room(me.roomId)
     .then(async (room) => {
-      if (room.info.ended) throw new RoomGone('This room has ended.');
+      if (room.info.ended) {
+        if (left) return;
+        loading.replaceWith(...endedPage(me, 'This room has ended.', app));
+        return;
+      }
       const release = await api.release(room.info.releaseId);
       if (left) return;
       loading.remove();
@@ -67,8 +73,8 @@ export function showRoom(main: HTMLElement, me: Membership, app: { navigate(path
     })
     .catch((err: unknown) => {
       if (left) return;
-      const gone = err instanceof RoomGone || (err instanceof ApiError && err.status === 404);
-      const msg = err instanceof RoomGone ? err.message : gone ? 'This room does not exist any more.' : apiErrorWords(err);
+      const gone = err instanceof ApiError && err.status === 404;
+      const msg = gone ? 'This room does not exist any more.' : apiErrorWords(err);
       loading.replaceWith(
         h('section', { class: 'panel narrow' }, h('h1', {}, 'The room could not be opened'), h('p', { role: 'alert' }, msg), h('a', { href: '/', class: 'button' }, 'Go to the start page')),
       );
@@ -79,9 +85,6 @@ export function showRoom(main: HTMLElement, me: Membership, app: { navigate(path
     view?.close();
   };
 }
-
-/** The room has ended or is not there: this tab's membership is forgotten. */
-class RoomGone extends Error {}
 
 class RoomView {
   readonly conn: RoomConnection;
@@ -96,6 +99,7 @@ class RoomView {
   readonly #visuals: VisualsView;
   readonly #clips: ClipsPanel;
   readonly #visualSaves: VisualSaves;
+  readonly #myThings: MyThingsPanel;
   readonly #offs: (() => void)[] = [];
   #state: RoomState | null = null;
   #renderQueued = false;
@@ -190,6 +194,8 @@ class RoomView {
     };
     this.#clips = new ClipsPanel(me, release, progress);
     this.#visualSaves = new VisualSaves(me, release, progress);
+    this.#myThings = new MyThingsPanel(me);
+    this.#offs.push(progress.onProgress((p) => this.#myThings.progress(p)));
     this.#build();
     this.#wire();
     // A reload of a page that was playing: the sound comes back (or asks for a tap).
@@ -217,6 +223,7 @@ class RoomView {
     this.#takes.close();
     this.#clips.close();
     this.#visualSaves.close();
+    this.#myThings.close();
     this.#visuals.close();
     this.#audio.close();
     this.conn.close();
@@ -328,7 +335,7 @@ class RoomView {
     this.#main.append(
       header,
       this.#notice,
-      h('div', { class: 'room-grid' }, h('div', { class: 'room-main' }, stage, mixer, this.#queueBox, prompts, ...(share ? [share] : []), clips, this.#hostPanel), social),
+      h('div', { class: 'room-grid' }, h('div', { class: 'room-main' }, stage, mixer, this.#queueBox, prompts, ...(share ? [share] : []), clips, this.#myThings.element, this.#hostPanel), social),
     );
   }
 
@@ -457,6 +464,7 @@ class RoomView {
       moderation,
       this.#limits.element,
       links,
+      ...[hostLinkBox(this.#me)].filter((x): x is HTMLElement => x !== null),
       end,
     );
   }
@@ -481,6 +489,8 @@ class RoomView {
       this.#renderPeople();
     });
     s.on('chat:message', (m) => this.#addChat(m));
+    // What was said before this connection (kept by the room): repeats are dropped by id.
+    s.on('chat:history', (ms) => ms.forEach((m) => this.#addChat(m)));
     s.on('reaction', (r) => this.#addReaction(r));
     s.on('prompt:applied', (p) => this.#applied(p));
     s.on('prompt:queue', (q) => {
@@ -929,13 +939,37 @@ class RoomView {
 
   #ended(reason = 'The host ended this room.'): void {
     if (this.#closed) return;
-    forgetMembership(this.#me.roomId);
     const main = this.#main;
+    const me = this.#me;
+    const app = this.#app;
     this.close();
-    main.replaceChildren(
-      h('section', { class: 'panel narrow ended' }, h('h1', {}, reason === 'The host ended this room.' ? 'The room is over' : 'You are out of the room'), h('p', { role: 'alert' }, reason), h('a', { href: '/', class: 'button', onclick: (ev: MouseEvent) => (ev.preventDefault(), this.#app.navigate('/')) }, 'Open a new room')),
+    main.replaceChildren(...endedPage(me, reason, app));
+    // A room that ended keeps its members' things theirs (the member is kept to read them); anyone
+    // out of a room still open (removed, access over) is forgotten.
+    api.room(me.roomId).then(
+      (r) => {
+        if (!r.info.ended) forgetMembership(me.roomId, me.userId);
+      },
+      // Not known now (offline): kept; the room's address says later whether it is still there.
+      () => undefined,
     );
   }
+}
+
+/** The page of a room that is over for this member: why, and (when the room ended) what they made there. */
+function endedPage(me: Membership, reason: string, app: { navigate(path: string): void }): HTMLElement[] {
+  const over = reason === 'The host ended this room.' || reason === 'This room has ended.' || /room has ended/.test(reason);
+  const page = h(
+    'section',
+    { class: 'panel narrow ended' },
+    h('h1', {}, over ? 'The room is over' : 'You are out of the room'),
+    h('p', { role: 'alert' }, reason),
+    h('a', { href: '/', class: 'button', onclick: (ev: MouseEvent) => (ev.preventDefault(), app.navigate('/')) }, 'Open a new room'),
+  );
+  if (!over) return [page];
+  const things = new MyThingsPanel(me, { ended: true });
+  things.element.classList.add('narrow');
+  return [page, things.element];
 }
 
 const PANEL_KEY = 'remixroom.panel.';

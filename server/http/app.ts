@@ -15,6 +15,7 @@ import type { VerifyDeps } from '../clips/verify.ts';
 import { clientRoutes } from './client-routes.ts';
 import { roomRoutes, type RoomRoutesDeps } from './room-routes.ts';
 import { takeRoutes } from './take-routes.ts';
+import { memberThingsRoutes } from './member-things-routes.ts';
 import type { Limits } from '../limits/limits.ts';
 
 export interface AppDeps {
@@ -70,6 +71,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/releases', releaseRoutes(deps));
   app.use('/api/rooms', roomRoutes(deps.rooms));
   app.use('/api/rooms', takeRoutes(deps.rooms));
+  app.use('/api/rooms', memberThingsRoutes({ store: deps.orders.store, signer: deps.orders.signer, limits: deps.limits, clips: deps.clips.clips, orders: deps.orders.orders }));
   app.use('/api', clipRoutes(deps.clips));
   app.use('/api/orders', orderRoutes(deps.orders));
 

@@ -43,6 +43,7 @@ export class RoomChannel {
   readonly #limits: Limits;
   readonly #moderation: CompiledModeration;
   readonly #now: () => number;
+  readonly #history: { add(roomId: string, message: ChatMessage): Promise<void> } | null;
   /**
    * The address each prompt waiting for the host came from, by prompt id (kept here, not in the
    * document that every member reads); prompts queued through another node are not known here.
@@ -52,12 +53,19 @@ export class RoomChannel {
   /**
    * `moderation`: the room's lists (moderationListsOf) already compiled, to share one compiled
    * set between the rooms of a release; compiled here otherwise.
+   * `history`: where accepted chat messages are kept (none: they are only sent).
    */
-  constructor(room: Room, out: ChannelOutput, limits: Limits, opts: { now?: () => number; artist?: string; moderation?: CompiledModeration } = {}) {
+  constructor(
+    room: Room,
+    out: ChannelOutput,
+    limits: Limits,
+    opts: { now?: () => number; artist?: string; moderation?: CompiledModeration; history?: { add(roomId: string, message: ChatMessage): Promise<void> } } = {},
+  ) {
     this.#room = room;
     this.#out = out;
     this.#limits = limits;
     this.#now = opts.now ?? Date.now;
+    this.#history = opts.history ?? null;
     this.#moderation = opts.moderation ?? compileModeration(moderationListsOf(room.release, opts.artist));
   }
 
@@ -78,6 +86,14 @@ export class RoomChannel {
       text: v.text,
       atMs: this.#now(),
     };
+    // Kept first: a message the room heard is one a reload finds. One that could not be kept is not sent.
+    if (this.#history) {
+      try {
+        await this.#history.add(this.#room.id, message);
+      } catch {
+        return { ok: false, refusal: refusal('unavailable', 'the message could not be kept; send it again in a moment') };
+      }
+    }
     this.#out.toRoom({ chat: message });
     return { ok: true, value: message };
   }

@@ -15,6 +15,7 @@ import {
   SessionRenew,
   StreamSignal,
   type Ack,
+  type ChatMessage,
   type ConnectRefusal,
   type ClientToServerEvents,
   type InterServerEvents,
@@ -42,6 +43,7 @@ import { SignalError } from '../../media/sfu/sfu.ts';
 import { StreamUnavailableError } from '../live/room-stream.ts';
 import type { LiveStreams } from '../live/live-streams.ts';
 import { RoomChannel, moderationListsOf } from './room-channel.ts';
+import type { ChatHistory } from './chat-history.ts';
 
 type IoServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -65,6 +67,8 @@ export interface SocketServerDeps {
   metrics?: Metrics;
   /** The live streams; without them `stream:signal` is refused as unavailable. */
   live?: LiveStreams;
+  /** Where rooms' chat is kept, and read back to whoever (re)joins; without it chat is only sent. */
+  chatHistory?: ChatHistory;
 }
 
 
@@ -291,11 +295,24 @@ export class RoomSocketServer {
       }
     });
     socket.join([channelOf(roomId), userOf(roomId, member.userId)]);
+    this.#sendChatHistory(socket, roomId);
     if (role === 'host') {
       socket.join(hostsOf(roomId));
       socket.emit('prompt:queue', channel.pendingPrompts());
     }
     this.#schedulePresence(room);
+  }
+
+  /** The room's kept chat, to one socket that has just joined (a message sent meanwhile may come twice: the app drops repeats by id). */
+  #sendChatHistory(socket: IoSocket, roomId: string): void {
+    const history = this.#deps.chatHistory;
+    if (!history) return;
+    history.recent(roomId).then(
+      (messages) => {
+        if (socket.connected) socket.emit('chat:history', messages);
+      },
+      (err: unknown) => this.#deps.log.warn({ err: (err as Error).message, roomId }, 'the chat history could not be read'),
+    );
   }
 
   /** The session's token ran out: it is told why, then disconnected (its app refreshes the token and comes back). */
@@ -329,6 +346,16 @@ export class RoomSocketServer {
     return { ok: true, value: { expiresAtMs: socket.data.expiresAtMs } };
   }
 
+  #keepChat(history: ChatHistory): { add(roomId: string, message: ChatMessage): Promise<void> } {
+    return {
+      add: (roomId, message) =>
+        history.add(roomId, message).catch((err: unknown) => {
+          this.#deps.log.error({ err, roomId }, 'a chat message could not be kept');
+          throw err;
+        }),
+    };
+  }
+
   #channelFor(room: Room): RoomChannel {
     let channel = this.#channels.get(room.id);
     if (channel) return channel;
@@ -354,7 +381,10 @@ export class RoomSocketServer {
         toHosts: (queue) => this.io.to(hostsOf(roomId)).emit('prompt:queue', queue),
       },
       this.#deps.limits,
-      { moderation: shared.compiled },
+      {
+        moderation: shared.compiled,
+        ...(this.#deps.chatHistory ? { history: this.#keepChat(this.#deps.chatHistory) } : {}),
+      },
     );
     this.#channels.set(roomId, channel);
     const onRefused = (member: Member, r: Refusal) => this.io.to(userOf(roomId, member.userId)).emit('room:refused', r);

@@ -134,4 +134,20 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE rooms ADD COLUMN locked_at TEXT;           -- set while a host keeps new people out (no link lets anyone in)
     `,
   },
+  {
+    version: 7,
+    name: "rooms' chat history; renders and orders found by member",
+    sql: `
+      CREATE TABLE chat_messages (
+        room_id     TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        message     TEXT NOT NULL,                     -- the ChatMessage as JSON, as it was sent to the room
+        PRIMARY KEY (room_id, id)
+      );
+      CREATE INDEX chat_messages_room_at ON chat_messages(room_id, at_ms);
+      CREATE INDEX renders_room_member ON renders(room_id, json_extract(request, '$.requestedBy.userId'));
+      CREATE INDEX orders_room_buyer ON orders(json_extract(request, '$.roomId'), json_extract(request, '$.buyer.userId'));
+    `,
+  },
 ];

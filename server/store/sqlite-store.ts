@@ -21,6 +21,7 @@ import {
   type ReleaseRecord,
   type ReleaseSummary,
   type Store,
+  type StoredChatMessage,
 } from './store.ts';
 
 /** The embedded store: one SQLite file under DATA_DIR, in WAL mode so that `npm run ingest` can write while a server reads. */
@@ -321,6 +322,40 @@ export class SqliteStore implements Store {
       throw err;
     }
     return { order: { ...order, updatedAt: order.createdAt }, created: true };
+  }
+
+  async addChatMessage(roomId: string, message: StoredChatMessage, keep: number): Promise<void> {
+    const db = this.#open();
+    transaction(db, () => {
+      db.prepare('INSERT OR IGNORE INTO chat_messages (room_id, id, at_ms, message) VALUES (?, ?, ?, ?)').run(roomId, message.id, message.atMs, JSON.stringify(message));
+      // Bounded: whatever is older than the newest `keep` goes.
+      db.prepare(
+        'DELETE FROM chat_messages WHERE room_id = ? AND rowid NOT IN (SELECT rowid FROM chat_messages WHERE room_id = ? ORDER BY at_ms DESC, rowid DESC LIMIT ?)',
+      ).run(roomId, roomId, keep);
+    });
+  }
+
+  async listChatMessages(roomId: string, limit: number): Promise<StoredChatMessage[]> {
+    const rows = this.#open()
+      .prepare('SELECT message FROM chat_messages WHERE room_id = ? ORDER BY at_ms DESC, rowid DESC LIMIT ?')
+      .all(roomId, limit) as unknown as { message: string }[];
+    return rows.map((r) => JSON.parse(r.message) as StoredChatMessage).reverse();
+  }
+
+  async listMemberRenders(roomId: string, userId: string, limit: number): Promise<RenderRecord[]> {
+    const rows = this.#open()
+      .prepare(
+        `SELECT ${RENDER_COLUMNS} FROM renders WHERE room_id = ? AND json_extract(request, '$.requestedBy.userId') = ? AND kind IN ('clip', 'loop', 'still') ORDER BY created_at DESC, id LIMIT ?`,
+      )
+      .all(roomId, userId, limit) as unknown as RenderRow[];
+    return rows.map(renderOf);
+  }
+
+  async listMemberOrders(roomId: string, userId: string, limit: number): Promise<OrderRecord[]> {
+    const rows = this.#open()
+      .prepare(`SELECT ${ORDER_COLUMNS} FROM orders WHERE json_extract(request, '$.roomId') = ? AND json_extract(request, '$.buyer.userId') = ? ORDER BY created_at DESC, id LIMIT ?`)
+      .all(roomId, userId, limit) as unknown as OrderRow[];
+    return rows.map(orderOf);
   }
 
   async getOrder(id: string): Promise<OrderRecord | null> {

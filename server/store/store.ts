@@ -160,6 +160,16 @@ export interface EntitlementRecord {
   revokedAt: string | null;
 }
 
+/** A chat message as the room sent it (shared/socket-events.ts ChatMessage). */
+export interface StoredChatMessage {
+  id: string;
+  userId: string;
+  name: string;
+  role: Role;
+  text: string;
+  atMs: number;
+}
+
 export interface Store {
   readonly kind: string;
   /** Highest migration applied. */
@@ -241,6 +251,15 @@ export interface Store {
   recordWebhookEvent(id: string): Promise<boolean>;
 
   /** Cheap liveness probe for /readyz. */
+  /** Keeps a chat message of a room, then forgets all but the room's newest `keep`. */
+  addChatMessage(roomId: string, message: StoredChatMessage, keep: number): Promise<void>;
+  /** A room's newest `limit` chat messages, oldest first. */
+  listChatMessages(roomId: string, limit: number): Promise<StoredChatMessage[]>;
+  /** The clips, loops and stills a member of a room asked for (not bought full versions), newest first. */
+  listMemberRenders(roomId: string, userId: string, limit: number): Promise<RenderRecord[]>;
+  /** The orders a member of a room placed, newest first. */
+  listMemberOrders(roomId: string, userId: string, limit: number): Promise<OrderRecord[]>;
+
   ping(): Promise<void>;
   close(): Promise<void>;
 }

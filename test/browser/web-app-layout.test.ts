@@ -221,6 +221,8 @@ describe('web app layout and words: the mixer first on a phone, nothing covered,
     expect(await problem(`${t.url}/r/nosuchroom1234#invite=${expired}`, 'This room does not exist')).to.include('no room at this address');
     await problem(`${t.url}/r/nosuchroom1234`, 'This room does not exist');
     await p.screenshot({ path: path.join(shots, 'join-unknown-room-desktop.png') });
+    // A browser that has never been in the room (this one has: it would come back as that member).
+    await p.evaluate((id) => localStorage.removeItem(`remixroom.members.${id}`), roomId);
     await problem(`${t.url}/r/${roomId}`, 'You need a join link');
     // A good link: the form, with what the room is.
     await p.goto('about:blank');

@@ -150,6 +150,14 @@ describe('scale-out: two server processes and a real redis-server', function () 
       const ack = await onB.emitWithAck('chat:send', { text: 'hello from node B' });
       expect(ack.ok).to.equal(true);
       expect(await got).to.include({ text: 'hello from node B', name: 'Bo' });
+      // The room's kept chat is the same on every node: Ana, coming back on node A, is sent what Bo said on B.
+      const again = io(a.url, { auth: { roomId: room.roomId, token: ana.token }, transports: ['websocket'], reconnection: false });
+      try {
+        const [history] = await new Promise<[{ text: string }[]]>((r) => again.once('chat:history', (h: { text: string }[]) => r([h])));
+        expect(history.map((m) => m.text)).to.include('hello from node B');
+      } finally {
+        again.disconnect();
+      }
     } finally {
       onA.disconnect();
       onB.disconnect();

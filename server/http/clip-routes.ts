@@ -14,8 +14,8 @@ import { ClipError, MIN_CLIP_SEC, RENDER_ID, type ClipService } from '../clips/c
 import { contentDisposition } from '../clips/download-name.ts';
 import { addressOf } from '../limits/address.ts';
 import type { Limits } from '../limits/limits.ts';
-import { ROOM_ID } from '../rooms/room-manager.ts';
 import { HttpError } from './http-error.ts';
+import { bearer, roomIdOf, verify } from './route-helpers.ts';
 
 export interface ClipRoutesDeps {
   clips: ClipService;
@@ -38,7 +38,7 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
 
   /** A member of the room as the store knows them now. */
   async function memberOf(req: Request, roomId: string): Promise<TokenClaims> {
-    const claims = verifyMember(deps.signer, bearer(req), roomId);
+    const claims = verify(deps.signer, bearer(req), roomId);
     const standing = await deps.members.standing(roomId, claims);
     if (!standing.ok) throw new HttpError(standing.status === 404 ? 'not_found' : 'forbidden', standing.message);
     return claims;
@@ -174,34 +174,12 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
   return router;
 }
 
-function roomIdOf(req: Request): string {
-  const id = req.params['roomId'];
-  if (typeof id !== 'string' || !ROOM_ID.test(id)) throw new HttpError('not_found', 'no such room');
-  return id;
-}
-
 function idempotencyKey(req: Request, what: string): string {
   const key = req.headers['idempotency-key'];
   if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key)) {
     throw new HttpError('bad_request', `${what} needs an "Idempotency-Key" header (1–128 visible characters), so that a retry never renders twice`);
   }
   return key;
-}
-
-function bearer(req: Request): string {
-  const header = req.headers.authorization;
-  const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
-  if (!token) throw new HttpError('unauthorized', 'this needs your member token as "Authorization: Bearer <token>"');
-  return token;
-}
-
-function verifyMember(signer: TokenSigner, token: string, roomId: string): TokenClaims {
-  try {
-    return signer.verify(token, roomId, 'member');
-  } catch (err) {
-    if (err instanceof TokenError) throw new HttpError(err.reason === 'wrong_room' ? 'forbidden' : 'unauthorized', err.message);
-    throw err;
-  }
 }
 
 function httpErrorOf(err: unknown): unknown {

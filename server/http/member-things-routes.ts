@@ -7,16 +7,16 @@
 // an expired one is still taken here, for up to ENDED_ROOM_READ_GRACE_MS after its
 // expiry: for this read only. Every route that writes checks the token's expiry and
 // the member's standing (an ended room refuses them), so such a token writes nothing.
-import { Router, type Request } from 'express';
+import { Router } from 'express';
 import type { Role } from '../../shared/roles.ts';
-import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
+import type { TokenSigner } from '../auth/tokens.ts';
 import type { ClipService } from '../clips/clip-service.ts';
 import { addressOf } from '../limits/address.ts';
 import type { Limits } from '../limits/limits.ts';
 import type { OrderService } from '../orders/order-service.ts';
-import { ROOM_ID } from '../rooms/room-manager.ts';
 import type { Store } from '../store/store.ts';
 import { HttpError } from './http-error.ts';
+import { bearer, roomIdOf, verify } from './route-helpers.ts';
 
 export interface MemberThingsDeps {
   store: Store;
@@ -35,9 +35,9 @@ export function memberThingsRoutes(deps: MemberThingsDeps): Router {
   const router = Router();
 
   router.get('/:roomId/members/me/things', async (req, res) => {
-    const roomId = req.params['roomId'];
-    if (typeof roomId !== 'string' || !ROOM_ID.test(roomId)) throw new HttpError('not_found', 'no such room');
-    const claims = verify(deps.signer, bearer(req), roomId);
+    const roomId = roomIdOf(req);
+    // Expired ones too: whether this one may still read is decided below, by the room's state.
+    const claims = verify(deps.signer, bearer(req), roomId, 'member', true);
     const room = await deps.store.getRoomSummary(roomId);
     if (!room) throw new HttpError('not_found', `no room "${roomId}"`);
     const now = deps.signer.now();
@@ -71,19 +71,3 @@ export function memberThingsRoutes(deps: MemberThingsDeps): Router {
   return router;
 }
 
-function bearer(req: Request): string {
-  const header = req.headers.authorization;
-  const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
-  if (!token) throw new HttpError('unauthorized', 'this needs your member token as "Authorization: Bearer <token>"');
-  return token;
-}
-
-function verify(signer: TokenSigner, token: string, roomId: string): TokenClaims {
-  try {
-    // Expired ones too: whether this one may still read is decided above, by the room's state.
-    return signer.verify(token, roomId, 'member', { allowExpired: true });
-  } catch (err) {
-    if (err instanceof TokenError) throw new HttpError(err.reason === 'wrong_room' ? 'forbidden' : 'unauthorized', err.message);
-    throw err;
-  }
-}

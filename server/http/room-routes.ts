@@ -9,14 +9,14 @@ import { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { InviteProblem } from '../../shared/api-types.ts';
 import { ROLES, type Role } from '../../shared/roles.ts';
-import type { RateLimitName } from '../../shared/limits.ts';
 import { mayChangeRole, mayEnd, mayMint, mayRemove, type MemberDirectory, type Standing } from '../auth/members.ts';
 import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
 import { addressOf } from '../limits/address.ts';
-import type { LimitSubject, Limits } from '../limits/limits.ts';
-import { ROOM_ID, RoomEndedError, RoomNotFoundError, type RoomManager } from '../rooms/room-manager.ts';
+import type { Limits } from '../limits/limits.ts';
+import type { RoomManager } from '../rooms/room-manager.ts';
 import type { Store } from '../store/store.ts';
 import { HttpError } from './http-error.ts';
+import { bearer, openRoom, parse, roomIdOf, take, verify } from './route-helpers.ts';
 
 export interface RoomRoutesDeps {
   store: Store;
@@ -310,62 +310,15 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
   return router;
 }
 
-/** Takes the limits or refuses with 429, naming the limit and when to try again. */
-async function take(limits: Limits, names: RateLimitName[], subject: LimitSubject): Promise<void> {
-  const v = await limits.take(names, subject);
-  if (!v.ok) throw HttpError.limited(v.limit, v.retryAfterMs);
-}
-
 /** A member token lives until the member's access ends, but not longer than `maxSec` (it is refreshed). */
 function tokenTtl(accessUntilMs: number, nowMs: number, maxSec: number): number {
   return Math.max(1, Math.min(maxSec, Math.floor((accessUntilMs - nowMs) / 1000)));
-}
-
-function bearer(req: Request, what: string): string {
-  const header = req.headers.authorization;
-  const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
-  if (!token) throw new HttpError('unauthorized', `this needs ${what} as "Authorization: Bearer <token>"`);
-  return token;
-}
-
-function verify(signer: TokenSigner, token: string, roomId: string, kind: 'member' | 'invite', allowExpired = false): TokenClaims {
-  try {
-    return signer.verify(token, roomId, kind, { allowExpired });
-  } catch (err) {
-    if (err instanceof TokenError) throw new HttpError(err.reason === 'wrong_room' ? 'forbidden' : 'unauthorized', err.message);
-    throw err;
-  }
-}
-
-async function openRoom(manager: RoomManager, roomId: string) {
-  try {
-    return await manager.open(roomId);
-  } catch (err) {
-    if (err instanceof RoomNotFoundError) throw new HttpError('not_found', err.message);
-    if (err instanceof RoomEndedError) throw new HttpError('forbidden', err.message);
-    throw err;
-  }
-}
-
-function roomIdOf(req: Request): string {
-  const id = req.params['roomId'];
-  if (typeof id !== 'string' || !ROOM_ID.test(id)) throw new HttpError('not_found', 'no such room');
-  return id;
 }
 
 function userIdOf(req: Request): string {
   const id = req.params['userId'];
   if (typeof id !== 'string' || !USER_ID.test(id) || PROTO_KEYS.has(id)) throw new HttpError('not_found', 'there is no such member in this room');
   return id;
-}
-
-function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
-  const r = schema.safeParse(body ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new HttpError('invalid_body', `${issue.path.join('.') || 'body'}: ${issue.message}`);
-  }
-  return r.data;
 }
 
 function newUserId(): string {

@@ -4,17 +4,17 @@
 // member directory), never the token's. Listing is for every member.
 import crypto from 'node:crypto';
 import { Router, type Request } from 'express';
-import type { z } from 'zod';
-import { LIMITS, type RateLimitName } from '../../shared/limits.ts';
+import { LIMITS } from '../../shared/limits.ts';
 import type { Role } from '../../shared/roles.ts';
 import { SaveTakeBody, TAKE_ID, takeContentOf, type TakeContent, type TakeReturn, type TakeView } from '../../shared/takes.ts';
 import type { MemberDirectory } from '../auth/members.ts';
-import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
-import type { LimitSubject, Limits } from '../limits/limits.ts';
-import { ROOM_ID, RoomEndedError, RoomNotFoundError, type RoomManager } from '../rooms/room-manager.ts';
+import type { TokenClaims, TokenSigner } from '../auth/tokens.ts';
+import type { Limits } from '../limits/limits.ts';
+import type { RoomManager } from '../rooms/room-manager.ts';
 import type { Room } from '../rooms/room.ts';
 import type { Store, TakeRecord } from '../store/store.ts';
 import { HttpError } from './http-error.ts';
+import { bearer, openRoom, parse, roomIdOf, take, verify } from './route-helpers.ts';
 
 export interface TakeRoutesDeps {
   store: Store;
@@ -98,48 +98,3 @@ function viewOf(t: TakeRecord): TakeView {
   return { takeId: t.id, name: t.name, savedBy: t.savedBy, createdAt: t.createdAt };
 }
 
-async function take(limits: Limits, names: RateLimitName[], subject: LimitSubject): Promise<void> {
-  const v = await limits.take(names, subject);
-  if (!v.ok) throw HttpError.limited(v.limit, v.retryAfterMs);
-}
-
-function bearer(req: Request): string {
-  const header = req.headers.authorization;
-  const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
-  if (!token) throw new HttpError('unauthorized', 'this needs your member token as "Authorization: Bearer <token>"');
-  return token;
-}
-
-function verify(signer: TokenSigner, token: string, roomId: string): TokenClaims {
-  try {
-    return signer.verify(token, roomId, 'member');
-  } catch (err) {
-    if (err instanceof TokenError) throw new HttpError(err.reason === 'wrong_room' ? 'forbidden' : 'unauthorized', err.message);
-    throw err;
-  }
-}
-
-async function openRoom(manager: RoomManager, roomId: string): Promise<Room> {
-  try {
-    return await manager.open(roomId);
-  } catch (err) {
-    if (err instanceof RoomNotFoundError) throw new HttpError('not_found', err.message);
-    if (err instanceof RoomEndedError) throw new HttpError('forbidden', err.message);
-    throw err;
-  }
-}
-
-function roomIdOf(req: Request): string {
-  const id = req.params['roomId'];
-  if (typeof id !== 'string' || !ROOM_ID.test(id)) throw new HttpError('not_found', 'no such room');
-  return id;
-}
-
-function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
-  const r = schema.safeParse(body ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new HttpError('invalid_body', `${issue.path.join('.') || 'body'}: ${issue.message}`);
-  }
-  return r.data;
-}

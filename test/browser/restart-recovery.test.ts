@@ -20,6 +20,7 @@ import { requireComponent } from '../support/components.ts';
 import { demoDataDir } from '../support/demo-data.ts';
 import { freePort } from '../support/redis.ts';
 import { spawnServer, type ServerProcess } from '../support/server-process.ts';
+import { until, connected } from '../support/web-app-page.ts';
 
 interface Hooks {
   state(): { mix: { stems: Record<string, { gainDb: number }> } } | null;
@@ -31,32 +32,6 @@ type HookWindow = Window & { remixroom?: Hooks };
 
 const workerBin = process.env['MEDIASOUP_WORKER_BIN'];
 const SFUS: ('embedded' | 'mediasoup')[] = isExecutableFile(workerBin) ? ['embedded', 'mediasoup'] : ['embedded'];
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
-
-async function connected(page: Page, timeout = 30_000): Promise<void> {
-  await page.waitForFunction(
-    () => {
-      const c = (window as HookWindow).remixroom?.connection();
-      return c?.sync === 'connected' && c.synced && c.socket === 'connected' && (window as HookWindow).remixroom?.state() !== null;
-    },
-    undefined,
-    { timeout },
-  );
-}
 
 const packets = (page: Page) => page.evaluate(async () => (await (window as HookWindow).remixroom!.audioStats()).packetsReceived);
 const audioState = (page: Page) => page.evaluate(() => (window as HookWindow).remixroom?.audio() ?? { state: 'none', error: null });

@@ -16,23 +16,13 @@ import { findNativeFfmpeg } from '../../media/audio/ffmpeg.ts';
 import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
 import { requireComponent } from '../support/components.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { connected } from '../support/web-app-page.ts';
 
 interface Hooks {
   role(): string;
   connection(): { sync: string; synced: boolean; socket: string };
 }
 type HookWindow = Window & { remixroom?: Hooks };
-
-async function connected(page: Page, timeout = 20_000): Promise<void> {
-  await page.waitForFunction(
-    () => {
-      const c = (window as HookWindow).remixroom?.connection();
-      return c?.sync === 'connected' && c.synced && c.socket === 'connected';
-    },
-    undefined,
-    { timeout },
-  );
-}
 
 /** The member this tab is in the room (its user id and name), as the page keeps it. */
 const tabMember = (page: Page, roomId: string) =>

@@ -19,22 +19,12 @@ import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrows
 import { requireComponent } from '../support/components.ts';
 import { api } from '../support/room-clients.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { connected } from '../support/web-app-page.ts';
 
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 800 };
 
 type HookWindow = Window & { remixroom?: { connection(): { sync: string; synced: boolean; socket: string }; state(): unknown } };
-
-async function connected(page: Page): Promise<void> {
-  await page.waitForFunction(
-    () => {
-      const c = (window as HookWindow).remixroom?.connection();
-      return c?.sync === 'connected' && c.synced && c.socket === 'connected' && (window as HookWindow).remixroom?.state() !== null;
-    },
-    undefined,
-    { timeout: 20_000 },
-  );
-}
 
 interface Box {
   what: string;

@@ -13,6 +13,7 @@ import { buildClient } from '../../client/build.ts';
 import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
 import { requireComponent } from '../support/components.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { connected } from '../support/web-app-page.ts';
 
 const TOKEN_TTL_SEC = 12;
 
@@ -21,17 +22,6 @@ interface Hooks {
   connection(): { sync: string; synced: boolean; socket: string };
 }
 type HookWindow = Window & { remixroom?: Hooks };
-
-async function connected(page: Page, timeout = 20_000): Promise<void> {
-  await page.waitForFunction(
-    () => {
-      const c = (window as HookWindow).remixroom?.connection();
-      return c?.sync === 'connected' && c.synced && c.socket === 'connected';
-    },
-    undefined,
-    { timeout },
-  );
-}
 
 const storedToken = (page: Page, roomId: string) => page.evaluate((id) => (JSON.parse(sessionStorage.getItem(`remixroom.member.${id}`) ?? '{}') as { token?: string }).token ?? '', roomId);
 

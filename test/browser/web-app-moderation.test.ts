@@ -11,22 +11,12 @@ import { buildClient } from '../../client/build.ts';
 import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
 import { requireComponent } from '../support/components.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { connected } from '../support/web-app-page.ts';
 
 interface Hooks {
   connection(): { sync: string; synced: boolean; socket: string };
 }
 type HookWindow = Window & { remixroom?: Hooks };
-
-async function connected(page: Page, timeout = 20_000): Promise<void> {
-  await page.waitForFunction(
-    () => {
-      const c = (window as HookWindow).remixroom?.connection();
-      return c?.sync === 'connected' && c.synced && c.socket === 'connected';
-    },
-    undefined,
-    { timeout },
-  );
-}
 
 describe('web app in Chromium: a host locks the room and clears a prompt', function () {
   this.timeout(120_000);

@@ -12,6 +12,7 @@ import { buildClient } from '../../client/build.ts';
 import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
 import { requireComponent } from '../support/components.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { until, connected } from '../support/web-app-page.ts';
 
 interface Hooks {
   state(): { mix: { stems: Record<string, { gainDb: number; mute: boolean }> } } | null;
@@ -21,32 +22,6 @@ interface Hooks {
   audioLevel(): number;
 }
 type HookWindow = Window & { remixroom?: Hooks };
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function connected(page: Page): Promise<void> {
-  await page.waitForFunction(
-    () => {
-      const c = (window as HookWindow).remixroom?.connection();
-      return c?.sync === 'connected' && c.synced && c.socket === 'connected' && (window as HookWindow).remixroom?.state() !== null;
-    },
-    undefined,
-    { timeout: 20_000 },
-  );
-}
 
 /** Waits until the control `sel` shows `value` (its data-value) on every page given; says what they show instead. */
 async function allShow(pages: Page[], sel: string, value: string): Promise<void> {

@@ -19,6 +19,7 @@ import { findNativeFfmpeg, runCapture, type NativeFfmpeg } from '../../media/aud
 import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
 import { requireComponent } from '../support/components.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { until, connected } from '../support/web-app-page.ts';
 
 interface Hooks {
   role(): string;
@@ -29,21 +30,6 @@ interface Hooks {
   visuals(): { paramsKey: string; framesDrawn: number; status: string };
 }
 type HookWindow = Window & { remixroom?: Hooks };
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /**
  * A TCP proxy in front of the server, so that a page's connection can really drop
@@ -84,16 +70,6 @@ async function startDropProxy(target: URL): Promise<{ url: string; drop(forMs: n
 }
 
 /** Waits until the page's room is connected and synced (both channels). */
-async function connected(page: Page): Promise<void> {
-  await page.waitForFunction(
-    () => {
-      const c = (window as HookWindow).remixroom?.connection();
-      return c?.sync === 'connected' && c.synced && c.socket === 'connected' && (window as HookWindow).remixroom?.state() !== null;
-    },
-    undefined,
-    { timeout: 20_000 },
-  );
-}
 
 /** Waits until the control `sel` on `page` shows `value` (its data-value); says what it shows instead when it does not. */
 async function controlShows(page: Page, sel: string, value: string, others: Page[] = []): Promise<void> {

@@ -167,6 +167,10 @@ export const api = {
   async commitClip(roomId: string, token: string, seconds: number, key: string): Promise<ClipView> {
     return (await call<ClipView>('POST', `/api/rooms/${encodeURIComponent(roomId)}/clips`, { seconds }, token, key)).body;
   },
+  /** A vertical (1080x1920) version of a finished clip, for phones' short-video apps; rendered like a clip. */
+  async commitVertical(clipId: string, token: string, key: string): Promise<ClipView> {
+    return (await call<ClipView>('POST', `/api/clips/${encodeURIComponent(clipId)}/vertical`, undefined, token, key)).body;
+  },
   /** A seamless loop of the room's visuals (MP4 and GIF). */
   async commitLoop(roomId: string, token: string, seconds: number, key: string): Promise<ClipView> {
     return (await call<ClipView>('POST', `/api/rooms/${encodeURIComponent(roomId)}/loops`, { seconds }, token, key)).body;

@@ -204,16 +204,54 @@ class ClipCard {
     );
     this.#follower = new RenderFollower(view, ctx.progress, () => ctx.me.token, (v) => this.#render(v));
     this.#links = downloadLinks(this.#follower, 'clip', ['video', 'audio', 'manifest']) as HTMLElement & { renderLinks(v: ClipView): void };
-    this.element.append(this.#links, this.#buy);
+    this.element.append(this.#links, this.#vertical, this.#buy);
     this.#render(this.#follower.view);
   }
 
   close(): void {
     this.#follower.stop();
+    this.#verticalFollower?.stop();
     this.#buyForm?.close();
   }
 
   #buyForm: PurchaseForm | null = null;
+  readonly #vertical = h('div', { class: 'vertical' });
+  #verticalFollower: RenderFollower | null = null;
+
+  /** "A vertical version for phones": the server draws the visuals again at 1080x1920 (not a crop of this one). */
+  #offerVertical(clipId: string): void {
+    const status = h('p', { class: 'render-status', role: 'status' });
+    const button = h('button', { type: 'button', class: 'make-vertical' }, 'Make a vertical version for phones');
+    // Its links come from its own render, read again when they expire.
+    const source: LinkSource = { get view() { return follower!.view; }, refresh: () => follower!.refresh() };
+    let follower: RenderFollower | null = null;
+    const links = downloadLinks(source, 'vertical version', ['video']) as HTMLElement & { renderLinks(v: ClipView): void };
+    const key = idempotencyKey();
+    button.addEventListener('click', () => {
+      button.disabled = true;
+      status.textContent = 'Asking for the vertical version…';
+      api
+        .commitVertical(clipId, this.#ctx.me.token, key)
+        .then((view) => {
+          button.remove();
+          follower = new RenderFollower(view, this.#ctx.progress, () => this.#ctx.me.token, (v) => {
+            status.textContent = v.status === 'done' ? 'The vertical version (1080×1920) is ready.' : progressText(v, 'vertical version');
+            if (v.status === 'done') links.renderLinks(v);
+          });
+          this.#verticalFollower = follower;
+        })
+        .catch((err: unknown) => {
+          button.disabled = false;
+          status.textContent = `The vertical version could not be asked for: ${apiErrorWords(err)}`;
+        });
+    });
+    this.#vertical.replaceChildren(
+      h('p', { class: 'hint' }, 'For short-video apps on phones: the same moment, drawn tall.'),
+      button,
+      status,
+      links,
+    );
+  }
 
   #render(v: ClipView): void {
     if (!this.#links) return;
@@ -228,6 +266,7 @@ class ClipCard {
     this.#shownDone = true;
     const src = v.downloads?.['video'];
     if (src) this.#preview.replaceChildren(h('video', { src, controls: true, preload: 'metadata', playsinline: true, 'aria-label': 'Preview of the clip' }));
+    this.#offerVertical(v.clipId);
     const p = this.#ctx.release.rules.purchase;
     if (p.enabled) {
       this.#buyForm = new PurchaseForm(v.clipId, this.#ctx);

@@ -533,6 +533,27 @@ describe('web app in Chromium: landing, join link, shared mixer, listener locks,
     await host.setViewportSize({ width: 1280, height: 720 });
   });
 
+  it('the clip’s vertical version for phones: one button, progress, and an MP4 that ffprobe reads as 1080x1920 H.264 with AAC, within the size target', async function () {
+    await needFfmpeg(this);
+    const card = host.locator(`.clip-card[data-clip="${clipId}"]`);
+    await card.getByRole('button', { name: 'Make a vertical version for phones' }).click();
+    const vertical = card.locator('.vertical');
+    try {
+      await vertical.locator('a[data-file="video"]').waitFor({ timeout: 120_000 });
+    } catch (err) {
+      throw new Error(`the vertical version never finished: ${await vertical.textContent()} (${(err as Error).message.split('\n')[0]})`);
+    }
+    expect(await vertical.getByRole('status').textContent()).to.equal('The vertical version (1080×1920) is ready.');
+    const file = await download(host, vertical.getByRole('link', { name: /video \(MP4\)/ }), 'clip-vertical.mp4');
+    const probed = await probe(file);
+    expect(probed.streams.map((x) => `${x.codec_type}:${x.codec_name}`).sort()).to.deep.equal(['audio:aac', 'video:h264']);
+    expect(probed.streams.find((x) => x.codec_type === 'video')).to.include({ width: 1080, height: 1920 });
+    // The sharing target (under 10 MB for 30 s), per second of the clip.
+    const seconds = Number(probed.format.duration);
+    expect((await fsp.stat(file)).size / seconds, 'bytes a second').to.be.below(10e6 / 30);
+    await vertical.screenshot({ path: path.join(shots, '5b-clip-vertical.png') });
+  });
+
   it('buying the full version with a declined card says why, and nothing is bought', async function () {
     await needFfmpeg(this);
     const card = host.locator(`.clip-card[data-clip="${clipId}"]`);

@@ -203,6 +203,9 @@ describe('clips (real server, native ffmpeg)', function () {
     const probe = await runCapture(native!.ffprobe!, ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', file]);
     const info = JSON.parse(probe.stdout) as { streams: { codec_name: string; width?: number; height?: number }[]; format: { duration: string } };
     expect(info.streams.find((x) => x.codec_name === 'h264')).to.include({ width: 1080, height: 1920 });
+    expect(info.streams.map((x) => x.codec_name), 'the mix, as AAC').to.include('aac');
+    // Made for sharing: within the size target of a 30 s clip (10 MB), per second.
+    expect(fs.statSync(file).size / clip.seconds, 'bytes a second').to.be.below(10e6 / 30);
     expect(Number(info.format.duration)).to.be.closeTo(clip.seconds, 1 / 30 + 0.03);
     // Not letterboxed: the picture reaches above and below where a 16:9 picture would sit (a letterbox's bands
     // decode to flat black; the room's "stormy neon night" visuals are dark, so what counts is that something is drawn there).

@@ -52,6 +52,10 @@ export const LIMITS = {
 
   /** Saving a take of the mix, or returning the room to one. */
   'take.member': { kind: 'rate', scope: 'member', capacity: 10, refillPerSec: perMin(10), what: 'takes saved or returned to' },
+  /** Reading a room's list of takes (every page reads it again after each save: one read a save, and a few to spare). */
+  'take.read.member': { kind: 'rate', scope: 'member', capacity: 20, refillPerSec: 1, what: 'reads of the takes' },
+  /** A venue's crowd behind one address reads it once each after a save. */
+  'take.read.address': { kind: 'rate', scope: 'address', capacity: 600, refillPerSec: 60, what: 'reads of the takes' },
   /** Takes kept with one room (delete none: a room's takes are kept as long as the room). */
   'take.room': { kind: 'cap', scope: 'room', max: 50, what: 'takes kept' },
 

@@ -86,8 +86,9 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
       if (err instanceof TokenError) throw err.reason === 'wrong_room' ? new HttpError('not_found', 'no such clip') : new HttpError('unauthorized', err.message);
       throw err;
     }
+    // A new render is a write: only a member in good standing of a room still open (an ended room's clips are read, not remade).
     const standing = await deps.members.standing(view.roomId, claims);
-    if (!standing.ok && standing.reason !== 'ended') throw new HttpError('not_found', 'no such clip');
+    if (!standing.ok) throw standing.reason === 'ended' ? new HttpError('forbidden', 'this room has ended: its clips can still be downloaded, but no new version is made') : new HttpError('not_found', 'no such clip');
     const key = idempotencyKey(req, 'a vertical version');
     const rules = await deps.clipRulesOf(view.roomId);
     if (rules !== null && !rules.downloads) throw new HttpError('forbidden', 'the artist does not allow clips of this release to be downloaded');

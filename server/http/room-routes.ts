@@ -240,10 +240,11 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
     const refused = mayRemove({ userId: host.claims.sub }, { userId, creator: userId === creatorId });
     if (refused) throw new HttpError('forbidden', refused);
     await store.removeMember(roomId, userId, host.claims.sub);
-    // The link they came with (null: a token a host made for them; there is no link to withdraw).
-    const linkWithdrawn = withdrawLink && target.inviteId !== null ? await store.revokeInvite(roomId, target.inviteId) : false;
+    // Into the room at once (its connections end on every node), before anything else can fail.
     const room = await openRoom(deps.manager, roomId);
     room.mirrorMember(userId, { removed: true });
+    // The link they came with (null: a token a host made for them; there is no link to withdraw).
+    const linkWithdrawn = withdrawLink && target.inviteId !== null ? await store.revokeInvite(roomId, target.inviteId) : false;
     res.json({ userId, removed: true, linkWithdrawn });
   });
 
@@ -268,9 +269,11 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
     if (typeof entryId !== 'string' || !HISTORY_ENTRY.test(entryId)) throw new HttpError('not_found', 'there is no such prompt in the history');
     await take(limits, ['room.moderate.member'], { member: host.claims.sub });
     const room = await openRoom(deps.manager, roomId);
-    const { cleared, wasActive } = room.clearPrompt(entryId);
-    if (!cleared) throw new HttpError('not_found', 'there is no such prompt in the history');
-    res.json({ entryId, cleared: true, visualsReset: wasActive });
+    const done = room.clearPrompt(entryId);
+    if (!done.cleared) throw new HttpError('not_found', 'there is no such prompt in the history');
+    // Nor may a take bring it back.
+    if (typeof done.text === 'string' && typeof done.atMs === 'number') await store.clearPromptFromTakes(roomId, { text: done.text, atMs: done.atMs });
+    res.json({ entryId, cleared: true, visualsReset: done.wasActive });
   });
 
   router.delete('/:roomId/invites/:inviteId', async (req, res) => {

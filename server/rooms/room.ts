@@ -503,17 +503,17 @@ export class Room extends EventEmitter<RoomEvents> {
    * show now, its words go too and the visuals go back to the release's own look (its effects
    * are gone with it). Answers false when there is no such entry.
    */
-  clearPrompt(seq: string): { cleared: boolean; wasActive: boolean } {
+  clearPrompt(seq: string): { cleared: false } | { cleared: true; wasActive: boolean; text: unknown; atMs: unknown } {
     const visual = this.doc.getMap('visual');
     const history = visual.get('history');
-    if (!(history instanceof Y.Map) || !history.has(seq)) return { cleared: false, wasActive: false };
+    if (!(history instanceof Y.Map) || !history.has(seq)) return { cleared: false };
     const entry = history.get(seq) as Partial<HistoryEntry> | undefined;
     const wasActive = entry !== undefined && visual.get('prompt') === entry.text && visual.get('promptAtMs') === entry.atMs;
     this.change(() => {
       history.delete(seq);
       if (wasActive) for (const k of ['prompt', 'params', 'summary', 'promptBy', 'promptAtMs'] as const) visual.set(k, null);
     });
-    return { cleared: true, wasActive };
+    return { cleared: true, wasActive, text: entry?.text, atMs: entry?.atMs };
   }
 
   /** One member's role change or removal, mirrored (see mirrorMembers). */

@@ -24,6 +24,9 @@ import {
   type StoredChatMessage,
 } from './store.ts';
 
+/** A take's visuals once its prompt was cleared: the release's own look. */
+const NO_PROMPT = { prompt: null, params: null, summary: null, promptBy: null, promptAtMs: null };
+
 /** The embedded store: one SQLite file under DATA_DIR, in WAL mode so that `npm run ingest` can write while a server reads. */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
@@ -218,6 +221,16 @@ export class SqliteStore implements Store {
   async getTake(roomId: string, id: string): Promise<TakeRecord | null> {
     const row = this.#open().prepare(`SELECT ${TAKE_COLUMNS} FROM room_takes WHERE room_id = ? AND id = ?`).get(roomId, id) as TakeRow | undefined;
     return row ? takeOf(row) : null;
+  }
+
+  async clearPromptFromTakes(roomId: string, prompt: { text: string; atMs: number }): Promise<number> {
+    const r = this.#open()
+      .prepare(
+        `UPDATE room_takes SET content = json_set(content, '$.visual', json(?))
+         WHERE room_id = ? AND json_extract(content, '$.visual.prompt') = ? AND json_extract(content, '$.visual.promptAtMs') = ?`,
+      )
+      .run(JSON.stringify(NO_PROMPT), roomId, prompt.text, prompt.atMs);
+    return Number(r.changes);
   }
 
   async createInvite(i: Omit<InviteRecord, 'uses' | 'revokedAt'>): Promise<void> {

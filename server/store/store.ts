@@ -214,6 +214,11 @@ export interface Store {
   /** A room's takes, oldest first. */
   listTakes(roomId: string): Promise<TakeRecord[]>;
   getTake(roomId: string, id: string): Promise<TakeRecord | null>;
+  /**
+   * A prompt cleared from a room's history leaves its takes too: the visuals of every take that
+   * shows it become the release's own look (as the room's did, if it was on show). Answers how many.
+   */
+  clearPromptFromTakes(roomId: string, prompt: { text: string; atMs: number }): Promise<number>;
   createInvite(invite: Omit<InviteRecord, 'uses' | 'revokedAt'>): Promise<void>;
   getInvite(id: string): Promise<InviteRecord | null>;
   /** Counts one use of an invite, atomically, unless it is used up or revoked. */
@@ -250,7 +255,6 @@ export interface Store {
   /** Records a webhook event id; false when it was seen before (a replay). */
   recordWebhookEvent(id: string): Promise<boolean>;
 
-  /** Cheap liveness probe for /readyz. */
   /** Keeps a chat message of a room, then forgets all but the room's newest `keep`. */
   addChatMessage(roomId: string, message: StoredChatMessage, keep: number): Promise<void>;
   /** A room's newest `limit` chat messages, oldest first. */
@@ -260,6 +264,7 @@ export interface Store {
   /** The orders a member of a room placed, newest first. */
   listMemberOrders(roomId: string, userId: string, limit: number): Promise<OrderRecord[]>;
 
+  /** Cheap liveness probe for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }

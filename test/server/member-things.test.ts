@@ -161,6 +161,10 @@ describe('a member’s own clips and purchases (GET /api/rooms/:id/members/me/th
     expect((await post(t, `/api/rooms/${room.roomId}/clips`, { seconds: 8 }, expired, 'late-clip')).status).to.equal(401);
     expect((await post(t, `/api/rooms/${room.roomId}/loops`, { seconds: 1 }, expired, 'late-loop')).status).to.equal(401);
     expect((await post(t, '/api/orders', { clipId: anaClip, card: '4242 4242 4242 4242' }, expired, 'late-order')).status).to.equal(401);
+    expect((await post(t, `/api/clips/${anaClip}/vertical`, undefined, expired, 'late-vertical')).status).to.equal(401);
+    // Nor does a token still within its time: an ended room's clips are read, not remade.
+    const vertical = await post(t, `/api/clips/${anaClip}/vertical`, undefined, room.hostToken, 'late-vertical-2');
+    expect(vertical.status, JSON.stringify(vertical.body)).to.equal(403);
     expect((await api(t.url, 'POST', `/api/rooms/${room.roomId}/members/me/token`, undefined, expired)).status).to.be.oneOf([403, 410]);
     expect((await api(t.url, 'POST', `/api/rooms/${room.roomId}/tokens`, { role: 'remixer' }, expired)).status).to.equal(401);
     let refused = false;

@@ -145,6 +145,9 @@ describe('moderation: lock, mute, clear a prompt, remove with the link', functio
     for (const text of ['stormy blue sea', 'golden slow glow']) expect((await fanSocket.emitWithAck('prompt:submit', { text })).ok).to.equal(true);
     await waitFor(() => Object.keys(history(watcher.doc) ?? {}).length === 2, 5000, 'two prompts in the history');
     const [older, newer] = Object.keys(history(watcher.doc)!).sort();
+    // A take saved while the newer prompt is on show: clearing that prompt must not let the take bring it back.
+    const saved = await api<{ takeId: string }>(t.url, 'POST', `${rooms()}/takes`, { name: 'Golden' }, room.hostToken);
+    expect(saved.status).to.equal(201);
 
     // Refused and nothing changes: a remixer, an unknown entry, a malformed one.
     const asFan = await api<{ error: { message: string } }>(t.url, 'DELETE', `${rooms()}/prompts/${older}`, undefined, fan.token);
@@ -173,6 +176,12 @@ describe('moderation: lock, mute, clear a prompt, remove with the link', functio
     expect(watcher.doc.getMap('visual').get('summary')).to.equal(null);
     // Clearing it again: there is no such prompt any more.
     expect((await api(t.url, 'DELETE', `${rooms()}/prompts/${newer}`, undefined, room.hostToken)).status).to.equal(404);
+
+    // The take keeps its mix but not the cleared prompt: returning to it leaves the release's look on show.
+    expect((await api(t.url, 'POST', `${rooms()}/takes/${saved.body.takeId}/return`, undefined, room.hostToken)).status).to.equal(200);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(t.server.rooms.get(room.roomId)!.state().visual.prompt).to.equal(null);
+    expect(watcher.doc.getMap('visual').get('prompt')).to.equal(null);
   });
 
   it('removing a member can withdraw the link they came with, so that it lets nobody in again; without it the link still works', async () => {

@@ -192,4 +192,17 @@ describe('takes: save, list, return', function () {
     for (let i = 0; i < capacity; i++) last = (await back(saved.body.takeId)).status;
     expect(last).to.equal(429);
   });
+
+  it('reading the list is limited per member (take.read.member): 429 naming the limit once it is spent', async () => {
+    const statuses: number[] = [];
+    let refused: { error?: { code: string; limit?: string } } = {};
+    for (let i = 0; i <= LIMITS['take.read.member'].capacity + 2; i++) {
+      const r = await list();
+      statuses.push(r.status);
+      if (r.status === 429) refused = r.body as typeof refused;
+    }
+    expect(statuses.filter((x) => x === 200).length).to.be.at.most(LIMITS['take.read.member'].capacity);
+    expect(statuses.at(-1)).to.equal(429);
+    expect(refused.error).to.include({ code: 'rate_limited', limit: 'take.read.member' });
+  });
 });

@@ -15,7 +15,7 @@ import { contentDisposition } from '../clips/download-name.ts';
 import { addressOf } from '../limits/address.ts';
 import type { Limits } from '../limits/limits.ts';
 import { HttpError } from './http-error.ts';
-import { bearer, roomIdOf, verify } from './route-helpers.ts';
+import { bearer, memberOf as memberIn, roomIdOf, verify } from './route-helpers.ts';
 
 export interface ClipRoutesDeps {
   clips: ClipService;
@@ -38,10 +38,7 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
 
   /** A member of the room as the store knows them now. */
   async function memberOf(req: Request, roomId: string): Promise<TokenClaims> {
-    const claims = verify(deps.signer, bearer(req), roomId);
-    const standing = await deps.members.standing(roomId, claims);
-    if (!standing.ok) throw new HttpError(standing.status === 404 ? 'not_found' : 'forbidden', standing.message);
-    return claims;
+    return (await memberIn(deps.members, deps.signer, req, roomId)).claims;
   }
 
   /** Takes the member's and its address's share of a limit (each render costs seconds of CPU), or refuses. */

@@ -16,7 +16,7 @@ import type { Limits } from '../limits/limits.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
 import type { Store } from '../store/store.ts';
 import { HttpError } from './http-error.ts';
-import { bearer, openRoom, parse, roomIdOf, take, verify } from './route-helpers.ts';
+import { bearer, memberOf, openRoom, parse, roomIdOf, take, verify } from './route-helpers.ts';
 
 export interface RoomRoutesDeps {
   store: Store;
@@ -296,9 +296,7 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
 
   /** The caller, when the bearer token is a member's of this room whom the store knows as a host now. */
   async function requireHost(req: Request, roomId: string): Promise<{ claims: TokenClaims; standing: Extract<Standing, { ok: true }> }> {
-    const claims = verify(signer, bearer(req, "the host's token"), roomId, 'member');
-    const standing = await members.standing(roomId, claims);
-    if (!standing.ok) throw new HttpError(standing.status === 404 ? 'not_found' : 'forbidden', standing.message);
+    const { claims, standing } = await memberOf(members, signer, req, roomId, "the host's token");
     if (standing.role !== 'host') throw new HttpError('forbidden', 'only a host can do this');
     return { claims, standing };
   }

@@ -5,6 +5,7 @@
 import type { Request } from 'express';
 import type { z } from 'zod';
 import type { RateLimitName } from '../../shared/limits.ts';
+import type { MemberDirectory, Standing } from '../auth/members.ts';
 import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
 import type { Limits, LimitSubject } from '../limits/limits.ts';
 import type { Room } from '../rooms/room.ts';
@@ -33,6 +34,23 @@ export function verify(signer: TokenSigner, token: string, roomId: string, kind:
     if (err instanceof TokenError) throw new HttpError(err.reason === 'wrong_room' ? 'forbidden' : 'unauthorized', err.message);
     throw err;
   }
+}
+
+/**
+ * The caller as the store knows them now (never as their token says): the token's claims and
+ * their standing; 404 for no such room, 403 for a removed or unknown member or an ended room.
+ */
+export async function memberOf(
+  members: MemberDirectory,
+  signer: TokenSigner,
+  req: Request,
+  roomId: string,
+  what?: string,
+): Promise<{ claims: TokenClaims; standing: Extract<Standing, { ok: true }> }> {
+  const claims = verify(signer, bearer(req, what), roomId);
+  const standing = await members.standing(roomId, claims);
+  if (!standing.ok) throw new HttpError(standing.status === 404 ? 'not_found' : 'forbidden', standing.message);
+  return { claims, standing };
 }
 
 /** The room, loaded on this node if it is not: 404 for no such room, 403 for one that ended. */

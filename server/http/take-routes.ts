@@ -15,7 +15,7 @@ import type { RoomManager } from '../rooms/room-manager.ts';
 import type { Room } from '../rooms/room.ts';
 import type { Store, TakeRecord } from '../store/store.ts';
 import { HttpError } from './http-error.ts';
-import { bearer, openRoom, parse, roomIdOf, take, verify } from './route-helpers.ts';
+import { memberOf, openRoom, parse, roomIdOf, take } from './route-helpers.ts';
 
 export interface TakeRoutesDeps {
   store: Store;
@@ -80,9 +80,7 @@ export function takeRoutes(deps: TakeRoutesDeps): Router {
 
   /** The member asking, as the store knows them now. */
   async function caller(req: Request, roomId: string): Promise<{ claims: TokenClaims; role: Role; name: string }> {
-    const claims = verify(deps.signer, bearer(req), roomId);
-    const standing = await deps.members.standing(roomId, claims);
-    if (!standing.ok) throw new HttpError(standing.status === 404 ? 'not_found' : 'forbidden', standing.message);
+    const { claims, standing } = await memberOf(deps.members, deps.signer, req, roomId);
     return { claims, role: standing.role, name: standing.name };
   }
 

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { RateLimitName } from '../../shared/limits.ts';
 import type { MemberDirectory } from '../auth/members.ts';
 import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
-import { ClipError, MIN_CLIP_SEC, RENDER_ID, type ClipService } from '../clips/clip-service.ts';
+import { ClipError, MIN_CLIP_SEC, RENDER_ID, type ClipService, type ClipView } from '../clips/clip-service.ts';
 import { contentDisposition } from '../clips/download-name.ts';
 import { addressOf } from '../limits/address.ts';
 import type { Limits } from '../limits/limits.ts';
@@ -39,6 +39,31 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
   /** A member of the room as the store knows them now. */
   async function memberOf(req: Request, roomId: string): Promise<TokenClaims> {
     return (await memberIn(deps.members, deps.signer, req, roomId)).claims;
+  }
+
+  /**
+   * The path's clip and the caller's claims. A member of another room learns nothing about it,
+   * not even that it exists (404). Reading it is open to its room's members, also after the room
+   * ended; `write` (a new version of it) only while the room is open (403 once it ended).
+   */
+  async function clipOf(req: Request, access: 'read' | 'write'): Promise<{ clipId: string; view: ClipView; claims: TokenClaims }> {
+    const token = bearer(req);
+    const clipId = String(req.params['clipId']);
+    const view = RENDER_ID.test(clipId) ? await deps.clips.view(clipId) : null;
+    if (!view) throw new HttpError('not_found', 'no such clip');
+    let claims: TokenClaims;
+    try {
+      claims = deps.signer.verify(token, view.roomId, 'member');
+    } catch (err) {
+      if (err instanceof TokenError) throw err.reason === 'wrong_room' ? new HttpError('not_found', 'no such clip') : new HttpError('unauthorized', err.message);
+      throw err;
+    }
+    const standing = await deps.members.standing(view.roomId, claims);
+    if (!standing.ok) {
+      if (standing.reason !== 'ended') throw new HttpError('not_found', 'no such clip');
+      if (access === 'write') throw new HttpError('forbidden', 'this room has ended: its clips can still be downloaded, but no new version is made');
+    }
+    return { clipId, view, claims };
   }
 
   /** Takes the member's and its address's share of a limit (each render costs seconds of CPU), or refuses. */
@@ -71,21 +96,8 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
 
   // A vertical version of a clip (1080x1920, for phones' short-video apps), followed like a clip.
   router.post('/clips/:clipId/vertical', async (req, res) => {
-    const token = bearer(req);
-    const clipId = String(req.params['clipId']);
-    const view = RENDER_ID.test(clipId) ? await deps.clips.view(clipId) : null;
-    if (!view) throw new HttpError('not_found', 'no such clip');
-    let claims: TokenClaims;
-    try {
-      claims = deps.signer.verify(token, view.roomId, 'member');
-    } catch (err) {
-      // As GET /api/clips/:id: a member of another room learns nothing about this clip.
-      if (err instanceof TokenError) throw err.reason === 'wrong_room' ? new HttpError('not_found', 'no such clip') : new HttpError('unauthorized', err.message);
-      throw err;
-    }
-    // A new render is a write: only a member in good standing of a room still open (an ended room's clips are read, not remade).
-    const standing = await deps.members.standing(view.roomId, claims);
-    if (!standing.ok) throw standing.reason === 'ended' ? new HttpError('forbidden', 'this room has ended: its clips can still be downloaded, but no new version is made') : new HttpError('not_found', 'no such clip');
+    // A new render is a write: only a member in good standing of a room still open.
+    const { clipId, view, claims } = await clipOf(req, 'write');
     const key = idempotencyKey(req, 'a vertical version');
     const rules = await deps.clipRulesOf(view.roomId);
     if (rules !== null && !rules.downloads) throw new HttpError('forbidden', 'the artist does not allow clips of this release to be downloaded');
@@ -134,20 +146,7 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
 
   // Status and fresh links: to members of the clip's room only (the id alone is in every copy of the file).
   router.get('/clips/:clipId', async (req, res) => {
-    const token = bearer(req);
-    const clipId = String(req.params['clipId']);
-    const view = RENDER_ID.test(clipId) ? await deps.clips.view(clipId) : null;
-    if (!view) throw new HttpError('not_found', 'no such clip');
-    let claims: TokenClaims;
-    try {
-      claims = deps.signer.verify(token, view.roomId, 'member');
-    } catch (err) {
-      // A member of another room learns nothing about this clip, not even that it exists.
-      if (err instanceof TokenError) throw err.reason === 'wrong_room' ? new HttpError('not_found', 'no such clip') : new HttpError('unauthorized', err.message);
-      throw err;
-    }
-    const standing = await deps.members.standing(view.roomId, claims);
-    if (!standing.ok && standing.reason !== 'ended') throw new HttpError('not_found', 'no such clip');
+    const { view } = await clipOf(req, 'read');
     res.setHeader('cache-control', 'no-store');
     res.json(view);
   });

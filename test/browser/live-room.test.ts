@@ -15,6 +15,7 @@ import { serveListenerPage, type ServedPage } from '../support/listener-page.ts'
 import { connectMember, joinAs, openRoom, stemMap, type Member, type OpenedRoom } from '../support/room-clients.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import type { ReceivedStats } from '../sfu/page/listener-page.ts';
+import { until } from '../support/web-app-page.ts';
 
 type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -26,21 +27,6 @@ const AIR = 3;
 
 function report(label: string, figures: Record<string, unknown>): void {
   console.log(`        ↳ ${label}: ${JSON.stringify(figures, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v))}`);
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
 }
 
 describe('live room in Chromium: the joint mix, and members’ changes heard', function () {

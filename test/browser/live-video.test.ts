@@ -25,6 +25,7 @@ import { startTestServer, type TestServer } from '../support/test-server.ts';
 import type { ReceivedStats, ReceivedVideo } from '../sfu/page/listener-page.ts';
 import { ffmpegHasLibvpx } from '../../media/live/visual-output.ts';
 import { execFileSync } from 'node:child_process';
+import { until } from '../support/web-app-page.ts';
 
 type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
 type Colour = { r: number; g: number; b: number };
@@ -33,21 +34,6 @@ const LIVE_VIDEO: Config['liveVideo'] = { width: 480, height: 272, fps: 15, bitr
 
 function report(label: string, figures: Record<string, unknown>): void {
   console.log(`        ↳ ${label}: ${JSON.stringify(figures, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v))}`);
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

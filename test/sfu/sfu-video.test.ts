@@ -23,6 +23,7 @@ import { serveListenerPage, type ServedPage } from '../support/listener-page.ts'
 import { testRoomRelease } from '../support/room-release.ts';
 import { testArtworks } from '../support/visual-fixtures.ts';
 import type { ReceivedStats, ReceivedVideo } from './page/listener-page.ts';
+import { until } from '../support/web-app-page.ts';
 
 const SIZE = { width: 320, height: 180 };
 const workerBin = process.env['MEDIASOUP_WORKER_BIN'];
@@ -33,21 +34,6 @@ function ffmpegAvailable(): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

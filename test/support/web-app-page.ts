@@ -1,4 +1,4 @@
-// What the web app's browser tests share: waiting for a condition, and for a page
+// What the browser tests share: waiting for a condition, and for the web app's page
 // to be in its room (the document synced, the socket up, the room's state read),
 // through the hooks the room page exposes as `window.remixroom` (client/src/room-view.ts).
 import type { Page } from 'playwright-core';

@@ -150,4 +150,11 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX orders_room_buyer ON orders(json_extract(request, '$.roomId'), json_extract(request, '$.buyer.userId'));
     `,
   },
+  {
+    version: 8,
+    name: "rooms' fencing tokens",
+    sql: `
+      ALTER TABLE rooms ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;  -- the newest fencing token handed out: saves with an older one are refused
+    `,
+  },
 ];

@@ -16,6 +16,7 @@ import {
   type RoomRecord,
   type RoomSummary,
   type TakeRecord,
+  StaleFenceError,
   StoreClosedError,
   type FilePlacement,
   type ReleaseRecord,
@@ -137,13 +138,25 @@ export class SqliteStore implements Store {
     return { id: row.id, releaseId: row.release_id, createdAt: row.created_at, updatedAt: row.updated_at, closedAt: row.closed_at, creatorId: row.creator_id, lockedAt: row.locked_at };
   }
 
-  async saveRoomDoc(id: string, doc: Uint8Array, timeline?: string): Promise<void> {
+  async saveRoomDoc(id: string, doc: Uint8Array, timeline?: string, fence?: number): Promise<void> {
+    const db = this.#open();
     const now = new Date().toISOString();
+    const sets = timeline === undefined ? 'doc = ?, updated_at = ?' : 'doc = ?, timeline = ?, updated_at = ?';
+    const values: (Uint8Array | string | number)[] = timeline === undefined ? [doc, now] : [doc, timeline, now];
     const result =
-      timeline === undefined
-        ? this.#open().prepare('UPDATE rooms SET doc = ?, updated_at = ? WHERE id = ?').run(doc, now, id)
-        : this.#open().prepare('UPDATE rooms SET doc = ?, timeline = ?, updated_at = ? WHERE id = ?').run(doc, timeline, now, id);
-    if (Number(result.changes) === 0) throw new RoomNotFoundError(`no room "${id}"`);
+      fence === undefined
+        ? db.prepare(`UPDATE rooms SET ${sets} WHERE id = ?`).run(...values, id)
+        : db.prepare(`UPDATE rooms SET ${sets} WHERE id = ? AND fence <= ?`).run(...values, id, fence);
+    if (Number(result.changes) > 0) return;
+    const row = db.prepare('SELECT fence FROM rooms WHERE id = ?').get(id) as { fence: number } | undefined;
+    if (!row) throw new RoomNotFoundError(`no room "${id}"`);
+    throw new StaleFenceError(id, fence ?? 0, Number(row.fence));
+  }
+
+  async takeRoomFence(id: string): Promise<number> {
+    const row = this.#open().prepare('UPDATE rooms SET fence = fence + 1 WHERE id = ? RETURNING fence').get(id) as { fence: number } | undefined;
+    if (!row) throw new RoomNotFoundError(`no room "${id}"`);
+    return Number(row.fence);
   }
 
   async endRoom(id: string): Promise<void> {

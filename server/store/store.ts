@@ -193,9 +193,18 @@ export interface Store {
   getRoomSummary(id: string): Promise<RoomSummary | null>;
   /**
    * Stores the room's document, and its timeline when given (in the same write); refuses
-   * (RoomNotFoundError) a room that was never created.
+   * (RoomNotFoundError) a room that was never created. With `fence` (the token takeRoomFence
+   * gave the node that holds the room's lease), refuses (StaleFenceError) a save whose token is
+   * older than one taken since: the store itself keeps a paused or cut-off former holder from
+   * writing over its successor's saves. Without it (one process, no lease), saves as asked.
    */
-  saveRoomDoc(id: string, doc: Uint8Array, timeline?: string): Promise<void>;
+  saveRoomDoc(id: string, doc: Uint8Array, timeline?: string, fence?: number): Promise<void>;
+  /**
+   * Hands out the room's next fencing token (1, 2, 3, … for each room, never twice the same,
+   * never smaller), atomically; a node takes one each time it takes the room's lease, and
+   * from then on saves older than it are refused. RoomNotFoundError for a room never created.
+   */
+  takeRoomFence(id: string): Promise<number>;
   endRoom(id: string): Promise<void>;
   /** Locks the room to new joins, or unlocks it; false for an unknown room. Locking twice keeps the first time. */
   setRoomLocked(id: string, locked: boolean): Promise<boolean>;
@@ -280,6 +289,20 @@ export class ReleaseExistsError extends Error {
 
 export class RoomNotFoundError extends Error {
   override readonly name = 'RoomNotFoundError';
+}
+
+/** A save carried a fencing token older than the room's newest: another node holds the room now. */
+export class StaleFenceError extends Error {
+  override readonly name = 'StaleFenceError';
+  readonly roomId: string;
+  readonly fence: number;
+  readonly current: number;
+  constructor(roomId: string, fence: number, current: number) {
+    super(`room "${roomId}": a save with fencing token ${fence} was refused; token ${current} was taken since (another node holds the room)`);
+    this.roomId = roomId;
+    this.fence = fence;
+    this.current = current;
+  }
 }
 
 export class RenderNotFoundError extends Error {

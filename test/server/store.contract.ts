@@ -1,7 +1,7 @@
 // The contract every Store implementation must keep. Run it against each one.
 import { expect } from 'chai';
 import { ReleaseManifestSchema } from '../../shared/release-manifest.ts';
-import { ReleaseExistsError, RenderNotFoundError, RoomNotFoundError, type ReleaseRecord, type Store } from '../../server/store/store.ts';
+import { ReleaseExistsError, RenderNotFoundError, RoomNotFoundError, StaleFenceError, type ReleaseRecord, type Store } from '../../server/store/store.ts';
 
 export function sampleRecord(id: string, title = 'Sample'): ReleaseRecord {
   const manifest = ReleaseManifestSchema.parse({
@@ -103,6 +103,30 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.endRoom('room1');
       expect((await store.getRoom('room1'))!.closedAt).to.be.a('string');
       expect(await store.getRoom('nope')).to.equal(null);
+    });
+
+    it("refuses a save fenced by an older token than the room's newest, and changes nothing", async () => {
+      await store.putRelease(sampleRecord('rel-f'), { place() {}, undo() {} });
+      await store.createRoom({ id: 'roomF', releaseId: 'rel-f', createdAt: '2026-01-01T00:00:00.000Z', doc: null });
+      await expectRejection(store.takeRoomFence('nope'), RoomNotFoundError);
+      const first = await store.takeRoomFence('roomF');
+      await store.saveRoomDoc('roomF', new Uint8Array([1]), '{"by":"first"}', first);
+      // Another node takes the room: its token is newer, and the first holder's late save is refused.
+      const second = await store.takeRoomFence('roomF');
+      expect(second).to.be.greaterThan(first);
+      await store.saveRoomDoc('roomF', new Uint8Array([2]), '{"by":"second"}', second);
+      const refused = await expectRejection(store.saveRoomDoc('roomF', new Uint8Array([9]), '{"by":"late"}', first), StaleFenceError);
+      expect(refused).to.include({ roomId: 'roomF', fence: first, current: second });
+      expect(await store.getRoom('roomF')).to.deep.include({ doc: new Uint8Array([2]), timeline: '{"by":"second"}' });
+      // The holder keeps saving with its token; unfenced saves (one process, no lease) still go through.
+      await store.saveRoomDoc('roomF', new Uint8Array([3]), undefined, second);
+      await store.saveRoomDoc('roomF', new Uint8Array([4]));
+      expect([...(await store.getRoom('roomF'))!.doc!]).to.deep.equal([4]);
+      // Tokens are handed out once each, even when asked for at the same time.
+      const many = await Promise.all([1, 2, 3, 4, 5].map(() => store.takeRoomFence('roomF')));
+      expect(new Set(many).size).to.equal(5);
+      expect(Math.min(...many)).to.be.greaterThan(second);
+      await expectRejection(store.saveRoomDoc('nope', new Uint8Array([1]), undefined, 99), RoomNotFoundError);
     });
 
     it('keeps renders: one per idempotency key, moved on by status, listed for recovery', async () => {

@@ -1,5 +1,6 @@
 // The one place that reads the environment. Everything else receives a Config.
 import path from 'node:path';
+import net from 'node:net';
 import os from 'node:os';
 import { z } from 'zod';
 import { LIMITS } from '../shared/limits.ts';
@@ -66,7 +67,25 @@ const EnvSchema = z.object({
   RENDER_RETRY_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
   MEMBER_TOKEN_TTL_SEC: z.coerce.number().int().min(10).max(30 * 24 * 3600).default(12 * 3600),
   MAX_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(1_000_000).default(LIMITS['connections.address'].max),
+  TRUSTED_PROXIES: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .refine((v) => v.split(',').every((entry) => parseProxyEntry(entry.trim()) !== null), 'must be a comma-separated list of IP addresses or CIDR ranges, like 10.0.0.0/8,fd00::/8')
+      .optional(),
+  ),
 });
+
+/** An address or CIDR range ('10.0.0.0/8', 'fd00::/8', '172.18.0.5'), or null when it is neither. */
+export function parseProxyEntry(entry: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
+  const [address = '', bits, extra] = entry.split('/');
+  const version = net.isIP(address);
+  if (version === 0 || extra !== undefined) return null;
+  const max = version === 4 ? 32 : 128;
+  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+  if (!(prefix >= 0 && prefix <= max)) return null;
+  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
+}
 
 function emptyToUndefined(v: unknown): unknown {
   return typeof v === 'string' && v.trim() === '' ? undefined : v;
@@ -123,6 +142,12 @@ export interface Config {
   readonly memberTokenTtlSec: number;
   /** Sync and socket.io connections held at once from one address, on one node. */
   readonly maxConnectionsPerAddress: number;
+  /**
+   * Proxies (addresses or CIDR ranges, besides loopback, which is always trusted) whose
+   * X-Forwarded-For names the client: a load balancer on another machine. Limits that belong
+   * to addresses count the address it forwards; anyone else's header is ignored.
+   */
+  readonly trustedProxies: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -169,6 +194,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     renderRetryMs: e.RENDER_RETRY_MS,
     memberTokenTtlSec: e.MEMBER_TOKEN_TTL_SEC,
     maxConnectionsPerAddress: e.MAX_CONNECTIONS_PER_ADDRESS,
+    trustedProxies: Object.freeze(e.TRUSTED_PROXIES ? e.TRUSTED_PROXIES.split(',').map((v) => v.trim()) : []),
   });
 }
 

@@ -39,6 +39,7 @@ import { SqliteStore } from './store/sqlite-store.ts';
 import { Limits } from './limits/limits.ts';
 import { LocalBucketStore, RedisBucketStore } from './limits/bucket-store.ts';
 import { AddressConnections } from './limits/address-connections.ts';
+import { ProxyTrust } from './limits/address.ts';
 import type { Store } from './store/store.ts';
 
 /** A start that cannot go on; its message is one line a person can act on. */
@@ -111,7 +112,11 @@ export class RemixroomServer {
       parts.redis
         ? new RedisBucketStore(parts.redis, { onFallback: (err) => this.log.warn({ err: err.message }, 'limits: Redis unreachable; each node keeps them by itself meanwhile') })
         : new LocalBucketStore(),
-      { caps: { 'connections.address': this.config.maxConnectionsPerAddress }, onRefused: (limit) => this.metrics.limitRefusals.inc({ limit }) },
+      {
+        caps: { 'connections.address': this.config.maxConnectionsPerAddress },
+        onRefused: (limit) => this.metrics.limitRefusals.inc({ limit }),
+        proxies: new ProxyTrust(this.config.trustedProxies),
+      },
     );
     this.signer = new TokenSigner(this.secrets.tokenSecret);
     const manifestSigner = new ManifestSigner(this.secrets.tokenSecret);

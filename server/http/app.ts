@@ -35,7 +35,8 @@ const REQUEST_ID = /^[\w.-]{1,64}$/;
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  // The same proxies the limits believe (loopback, and TRUSTED_PROXIES).
+  app.set('trust proxy', (address: string) => deps.limits.trustsProxy(address));
 
   app.use(
     pinoHttp({

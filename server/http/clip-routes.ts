@@ -12,7 +12,6 @@ import type { MemberDirectory } from '../auth/members.ts';
 import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
 import { ClipError, MIN_CLIP_SEC, RENDER_ID, type ClipService, type ClipView } from '../clips/clip-service.ts';
 import { contentDisposition } from '../clips/download-name.ts';
-import { addressOf } from '../limits/address.ts';
 import type { Limits } from '../limits/limits.ts';
 import { HttpError } from './http-error.ts';
 import { bearer, memberOf as memberIn, roomIdOf, verify } from './route-helpers.ts';
@@ -68,7 +67,7 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
 
   /** Takes the member's and its address's share of a limit (each render costs seconds of CPU), or refuses. */
   async function within(req: Request, claims: TokenClaims, limits: readonly RateLimitName[]): Promise<void> {
-    const v = await deps.limits.take(limits, { member: claims.sub, address: addressOf(req) });
+    const v = await deps.limits.take(limits, { member: claims.sub, address: deps.limits.addressOf(req) });
     if (!v.ok) throw HttpError.limited(v.limit, v.retryAfterMs);
   }
 

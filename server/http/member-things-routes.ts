@@ -11,7 +11,6 @@ import { Router } from 'express';
 import type { Role } from '../../shared/roles.ts';
 import type { TokenSigner } from '../auth/tokens.ts';
 import type { ClipService } from '../clips/clip-service.ts';
-import { addressOf } from '../limits/address.ts';
 import type { Limits } from '../limits/limits.ts';
 import type { OrderService } from '../orders/order-service.ts';
 import type { Store } from '../store/store.ts';
@@ -50,7 +49,7 @@ export function memberThingsRoutes(deps: MemberThingsDeps): Router {
     const member = await deps.store.getMember(roomId, claims.sub);
     if (!member) throw new HttpError('forbidden', 'this token is not of a member of this room');
     if (member.removedAt) throw new HttpError('forbidden', 'a host removed you from this room');
-    const v = await deps.limits.take(['things.read.member', 'things.read.address'], { member: claims.sub, address: addressOf(req) });
+    const v = await deps.limits.take(['things.read.member', 'things.read.address'], { member: claims.sub, address: deps.limits.addressOf(req) });
     if (!v.ok) throw HttpError.limited(v.limit, v.retryAfterMs);
 
     const [renders, orders] = await Promise.all([deps.store.listMemberRenders(roomId, claims.sub, MAX_LISTED), deps.store.listMemberOrders(roomId, claims.sub, MAX_LISTED)]);

@@ -8,7 +8,6 @@ import type { Logger } from '../logger.ts';
 import { OrderError, type OrderRequest, type OrderService } from '../orders/order-service.ts';
 import { WebhookError, type PaymentProvider } from '../orders/payments.ts';
 import type { Store } from '../store/store.ts';
-import { addressOf } from '../limits/address.ts';
 import type { Limits } from '../limits/limits.ts';
 import type { MemberDirectory } from '../auth/members.ts';
 import { HttpError } from './http-error.ts';
@@ -57,7 +56,7 @@ export function orderRoutes(deps: OrderRoutesDeps): Router {
     // A member the room removed buys nothing more there (what they bought before stays theirs to read).
     const standing = await deps.members.standing(clip.roomId, claims);
     if (!standing.ok && standing.reason !== 'ended') throw new HttpError('forbidden', standing.message);
-    const v = await deps.limits.take(['order.member', 'order.address'], { member: claims.sub, address: addressOf(req) });
+    const v = await deps.limits.take(['order.member', 'order.address'], { member: claims.sub, address: deps.limits.addressOf(req) });
     if (!v.ok) throw HttpError.limited(v.limit, v.retryAfterMs);
     try {
       const { order, created } = await deps.orders.create({ clipId: parsed.data.clipId, roomId: clip.roomId, buyer: { userId: claims.sub, name: claims.name }, card: parsed.data.card, idempotencyKey: key });

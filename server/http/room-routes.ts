@@ -11,7 +11,6 @@ import type { InviteProblem } from '../../shared/api-types.ts';
 import { ROLES, type Role } from '../../shared/roles.ts';
 import { mayChangeRole, mayEnd, mayMint, mayRemove, type MemberDirectory, type Standing } from '../auth/members.ts';
 import { TokenError, type TokenClaims, type TokenSigner } from '../auth/tokens.ts';
-import { addressOf } from '../limits/address.ts';
 import type { Limits } from '../limits/limits.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
 import type { Store } from '../store/store.ts';
@@ -84,7 +83,7 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
   const { store, members, signer, limits } = deps;
 
   router.post('/', async (req, res) => {
-    await take(limits, ['room.create.address'], { address: addressOf(req) });
+    await take(limits, ['room.create.address'], { address: limits.addressOf(req) });
     const body = parse(CreateRoomBody, req.body);
     const release = await store.getRelease(body.releaseId);
     if (!release) throw new HttpError('not_found', `no release "${body.releaseId}"`);
@@ -137,7 +136,7 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
     const body = parse(JoinBody, req.body);
     const invite = verify(signer, body.invite, roomId, 'invite');
     // Per address and per link, before anything is counted: a link passed around cannot mint people without end.
-    await take(limits, ['invite.exchange.address', 'invite.exchange.invite'], { address: addressOf(req), invite: invite.sub });
+    await take(limits, ['invite.exchange.address', 'invite.exchange.invite'], { address: limits.addressOf(req), invite: invite.sub });
     const room = await store.getRoomSummary(roomId);
     if (!room) throw new HttpError('not_found', `no room "${roomId}"`);
     if (room.closedAt) throw new HttpError('forbidden', 'this room has ended');
@@ -173,7 +172,7 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
   router.post('/:roomId/invites/check', async (req, res) => {
     const roomId = roomIdOf(req);
     const body = parse(InviteCheckBody, req.body);
-    await take(limits, ['invite.check.address'], { address: addressOf(req) });
+    await take(limits, ['invite.check.address'], { address: limits.addressOf(req) });
     const room = await store.getRoomSummary(roomId);
     if (!room) throw new HttpError('not_found', `no room "${roomId}"`);
     const no = (reason: InviteProblem) => void res.json({ ok: false, reason });

@@ -9,7 +9,6 @@ import type { Role } from '../../shared/roles.ts';
 import { SaveTakeBody, TAKE_ID, takeContentOf, type TakeContent, type TakeReturn, type TakeView } from '../../shared/takes.ts';
 import type { MemberDirectory } from '../auth/members.ts';
 import type { TokenClaims, TokenSigner } from '../auth/tokens.ts';
-import { addressOf } from '../limits/address.ts';
 import type { Limits } from '../limits/limits.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
 import type { Room } from '../rooms/room.ts';
@@ -32,7 +31,7 @@ export function takeRoutes(deps: TakeRoutesDeps): Router {
   router.get('/:roomId/takes', async (req, res) => {
     const roomId = roomIdOf(req);
     const me = await caller(req, roomId);
-    await take(limits, ['take.read.member', 'take.read.address'], { member: me.claims.sub, address: addressOf(req) });
+    await take(limits, ['take.read.member', 'take.read.address'], { member: me.claims.sub, address: limits.addressOf(req) });
     const takes = await store.listTakes(roomId);
     res.json({ takes: takes.map(viewOf), max: LIMITS['take.room'].max });
   });

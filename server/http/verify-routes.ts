@@ -16,7 +16,6 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
 import { verifyMedia, VerifyError, type VerifyDeps, type VerifyResult } from '../clips/verify.ts';
-import { addressOf } from '../limits/address.ts';
 import type { Limits } from '../limits/limits.ts';
 import { HttpError } from './http-error.ts';
 
@@ -35,7 +34,7 @@ export function verifyRoute(deps: VerifyDeps, limits: Limits): Router {
   const onDisk = new UploadFiles();
 
   router.post('/', async (req, res) => {
-    const verdict = await limits.take(['verify.address'], { address: addressOf(req) });
+    const verdict = await limits.take(['verify.address'], { address: limits.addressOf(req) });
     if (!verdict.ok) throw unread(req, res, HttpError.limited(verdict.limit, verdict.retryAfterMs));
     const declared = declaredLength(req);
     if (declared !== null && declared > maxBytes) throw unread(req, res, tooLarge(maxBytes));

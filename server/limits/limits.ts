@@ -4,6 +4,7 @@
 // refusal names the limit that refused and when to try again.
 import { LIMITS, type CapName, type RateLimitName, type RateLimitSpec } from '../../shared/limits.ts';
 import { limitRefusal, type Refusal } from '../../shared/refusals.ts';
+import { ProxyTrust } from './address.ts';
 import type { BucketSpec, BucketStore } from './bucket-store.ts';
 
 /** Who is acting; each limit is keyed by the part its scope names (a limit whose part is missing does not apply). */
@@ -26,17 +27,31 @@ export interface LimitsOptions {
   caps?: Partial<Record<CapName, number>>;
   /** Told of every refusal (the metrics count them by limit). */
   onRefused?: (limit: RateLimitName) => void;
+  /** Whose X-Forwarded-For names the client (TRUSTED_PROXIES); loopback only by default. */
+  proxies?: ProxyTrust;
 }
 
 export class Limits {
   readonly store: BucketStore;
   readonly #caps: Partial<Record<CapName, number>>;
   readonly #onRefused: (limit: RateLimitName) => void;
+  readonly #proxies: ProxyTrust;
 
   constructor(store: BucketStore, opts: LimitsOptions = {}) {
     this.store = store;
+    this.#proxies = opts.proxies ?? new ProxyTrust();
     this.#caps = opts.caps ?? {};
     this.#onRefused = opts.onRefused ?? (() => {});
+  }
+
+  /** The address a request's address limits count (the peer, or what a trusted proxy forwarded). */
+  addressOf(req: Parameters<ProxyTrust['addressOf']>[0]): string {
+    return this.#proxies.addressOf(req);
+  }
+
+  /** Whether `address` is a proxy whose X-Forwarded-For is believed (what Express's req.ip follows too). */
+  trustsProxy(address: string): boolean {
+    return this.#proxies.isTrusted(address);
   }
 
   /** The number a cap stands at here (the configuration's, else shared/limits.ts's). */

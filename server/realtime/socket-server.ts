@@ -30,7 +30,6 @@ import type { Role } from '../../shared/roles.ts';
 import { TokenError, type TokenSigner } from '../auth/tokens.ts';
 import type { MemberDirectory } from '../auth/members.ts';
 import { limitMessage } from '../../shared/limits.ts';
-import { addressOf } from '../limits/address.ts';
 import type { AddressConnections } from '../limits/address-connections.ts';
 import type { Limits } from '../limits/limits.ts';
 import { Deadlines } from '../util/deadlines.ts';
@@ -116,7 +115,7 @@ export class RoomSocketServer {
       } catch (err) {
         return next(connectError(err instanceof TokenError ? err.message : 'the token was refused', { code: 'unauthorized', ...(err instanceof TokenError ? { reason: err.reason } : {}) }));
       }
-      const address = addressOf({ headers: socket.handshake.headers, socket: { remoteAddress: socket.handshake.address } });
+      const address = deps.limits.addressOf({ headers: socket.handshake.headers, socket: { remoteAddress: socket.handshake.address } });
       if (!deps.connections.acquire(address)) {
         const retryAfterMs = 30_000;
         return next(connectError(limitMessage('connections.address', retryAfterMs), { code: 'rate_limited', limit: 'connections.address', retryAfterMs }));

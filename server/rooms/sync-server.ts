@@ -11,7 +11,6 @@ import { limitMessage } from '../../shared/limits.ts';
 import { SYNC_CLOSE } from '../../shared/refusals.ts';
 import type { MemberDirectory } from '../auth/members.ts';
 import { TokenError, type TokenSigner } from '../auth/tokens.ts';
-import { addressOf } from '../limits/address.ts';
 import type { AddressConnections } from '../limits/address-connections.ts';
 import type { Limits } from '../limits/limits.ts';
 import { ROOM_ID, RoomEndedError, RoomNotFoundError, type RoomManager } from './room-manager.ts';
@@ -94,7 +93,7 @@ export class SyncServer {
   }
 
   async #upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL): Promise<void> {
-    const { log, manager, signer, metrics, members, connections } = this.#deps;
+    const { log, manager, signer, metrics, members, connections, limits } = this.#deps;
     // A plain function, not a closure: it stays on the socket for the connection's life, and a
     // closure here would keep this whole call's scope (the claims, the room) alive with it.
     socket.on('error', destroySelf);
@@ -111,7 +110,7 @@ export class SyncServer {
       }
       throw err;
     }
-    const address = addressOf(req);
+    const address = limits.addressOf(req);
     if (!connections.acquire(address)) {
       metrics.syncRefusals.inc({ reason: 'rate_limited' });
       return refuse(socket, 429, limitMessage('connections.address', CONNECTIONS_RETRY_SEC * 1000), CONNECTIONS_RETRY_SEC);

@@ -41,6 +41,11 @@ describe('config', () => {
     expect(loadConfig({ LOG_FORMAT: ' ' }, '/', false).logFormat).to.equal('json');
   });
 
+  it('reads TRUSTED_PROXIES as addresses and CIDR ranges, none by default', () => {
+    expect(loadConfig({}).trustedProxies).to.deep.equal([]);
+    expect(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, 172.18.0.5,fd00::/8' }).trustedProxies).to.deep.equal(['10.0.0.0/8', '172.18.0.5', 'fd00::/8']);
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ REDIS_URL: '', TOKEN_SECRET: '  ' }).redisUrl).to.equal(null);
   });
@@ -58,6 +63,9 @@ describe('config', () => {
     [{ TOKEN_SECRET: 'short' }, /^TOKEN_SECRET=.* at least 32 characters/],
     [{ PUBLIC_URL: 'example.com' }, /^PUBLIC_URL=.* absolute URL/],
     [{ SHUTDOWN_TIMEOUT_MS: '5' }, /^SHUTDOWN_TIMEOUT_MS=/],
+    [{ TRUSTED_PROXIES: '10.0.0.0/33' }, /^TRUSTED_PROXIES="10.0.0.0\/33" must be a comma-separated list of IP addresses or CIDR ranges/],
+    [{ TRUSTED_PROXIES: 'balancer.internal' }, /^TRUSTED_PROXIES=.* must be a comma-separated list/],
+    [{ TRUSTED_PROXIES: '10.0.0.1,' }, /^TRUSTED_PROXIES=.* must be a comma-separated list/],
   ];
   for (const [env, message] of refusals) {
     it(`refuses ${JSON.stringify(env)} naming the variable and what would be right`, () => {

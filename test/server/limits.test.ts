@@ -7,7 +7,7 @@ import { createClient, type RedisClientType } from 'redis';
 import { LIMITS, describeLimit, limitMessage } from '../../shared/limits.ts';
 import { LocalBucketStore, RedisBucketStore, type BucketStore } from '../../server/limits/bucket-store.ts';
 import { Limits } from '../../server/limits/limits.ts';
-import { addressOf, forwardedFor, limitAddress } from '../../server/limits/address.ts';
+import { addressOf, forwardedFor, limitAddress, ProxyTrust } from '../../server/limits/address.ts';
 import { AddressConnections } from '../../server/limits/address-connections.ts';
 import { requireComponent } from '../support/components.ts';
 import { redisAvailable, startRedis, type TestRedis } from '../support/redis.ts';
@@ -158,6 +158,21 @@ describe('the address a limit is keyed by', () => {
     expect(forwardedFor('203.0.113.50', '198.51.100.1')).to.equal('203.0.113.50');
     expect(forwardedFor('127.0.0.1', 'not an address')).to.equal('127.0.0.1');
     expect(forwardedFor('127.0.0.1', undefined)).to.equal('127.0.0.1');
+  });
+
+  it('trusts the configured proxies too (a load balancer on another machine), and nobody else', () => {
+    const trust = new ProxyTrust(['10.0.0.0/8', 'fd00::1']);
+    // The balancer at 10.1.2.3 forwards a client; a chain of two of our proxies is walked through.
+    expect(trust.forwardedFor('10.1.2.3', '203.0.113.9')).to.equal('203.0.113.9');
+    expect(trust.forwardedFor('::ffff:10.1.2.3', '198.51.100.1, 203.0.113.9, 10.9.9.9')).to.equal('203.0.113.9');
+    expect(trust.forwardedFor('fd00::1', '2001:db8::5')).to.equal('2001:db8::5');
+    // Loopback stays trusted; an address outside the ranges is the client itself, whatever it claims.
+    expect(trust.forwardedFor('127.0.0.1', '203.0.113.9')).to.equal('203.0.113.9');
+    expect(trust.forwardedFor('11.0.0.1', '203.0.113.9')).to.equal('11.0.0.1');
+    expect(trust.forwardedFor('fd00::2', '203.0.113.9')).to.equal('fd00::2');
+    expect(trust.addressOf({ headers: { 'x-forwarded-for': '192.0.2.77' }, socket: { remoteAddress: '10.0.0.7' } })).to.equal('192.0.2.77');
+    // Without the configuration, the same balancer's header is ignored.
+    expect(forwardedFor('10.1.2.3', '203.0.113.9')).to.equal('10.1.2.3');
   });
 
   it('keys IPv4 as it is and IPv6 by its /64, so that one subscriber cannot take a new address per request', () => {

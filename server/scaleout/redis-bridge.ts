@@ -29,7 +29,7 @@ export interface RedisBridgeOptions {
   redisUrl: string;
   log: Logger;
   /** The rooms' store, which hands out their fencing tokens (and refuses saves with older ones). */
-  fences: Pick<Store, 'takeRoomFence'>;
+  fences: Pick<Store, 'takeRoomFence' | 'getRoom'>;
   /** The store refused a stale save of a room (for the metrics). */
   onStaleSave?: () => void;
   /** Unique per process; by default host name, pid and a random part. */

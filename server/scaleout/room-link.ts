@@ -33,8 +33,8 @@ export interface RoomLinkOptions {
   nodeId: string;
   channel: LinkChannel;
   leaseClient: LeaseClient;
-  /** Where the room's fencing tokens come from. */
-  fences: Pick<Store, 'takeRoomFence'>;
+  /** Where the room's fencing tokens come from, and its stored document (merged in with each new token). */
+  fences: Pick<Store, 'takeRoomFence' | 'getRoom'>;
   leaseKey: string;
   leaseTtlMs: number;
   leaseRenewMs: number;
@@ -50,6 +50,9 @@ export interface RoomLinkOptions {
 /** Retries of a token the store could not hand out: from this delay, doubling, up to the next. */
 const FENCE_RETRY_MIN_MS = 200;
 const FENCE_RETRY_MAX_MS = 5000;
+
+/** Origin of what the store held that this node's document did not: published to the other nodes like a member's change. */
+const STORE_ORIGIN = Object.freeze({ kind: 'store' as const });
 
 /** How long an opening room waits for Redis to confirm its subscription before it gives up (the member may retry). */
 const SUBSCRIBE_TIMEOUT_MS = 5000;
@@ -320,15 +323,23 @@ export class RoomLink {
   }
 
   /**
-   * Takes the room's next fencing token for this holding of the lease, then saves at once what
-   * changed while no node could store it. While the store cannot be reached the room keeps
-   * playing from memory, unsaved, and this retries with backoff for as long as the lease is held.
+   * Takes the room's next fencing token for this holding of the lease, merges in what the store
+   * holds, then saves at once what changed while no node could store it. While the store cannot
+   * be reached the room keeps playing from memory, unsaved, and this retries with backoff for as
+   * long as the lease is held.
+   *
+   * The merge: once this token is taken no older one can write, so the document read after it is
+   * the last one any former holder saved. Whatever of it never reached this node through Redis
+   * (its holder was cut off from Redis, not from the store) is kept, not overwritten by this
+   * node's first save.
    */
   async #takeFence(tenure: number, attempt: number): Promise<void> {
     if (this.#closing || tenure !== this.#tenure) return;
     let fence: number;
+    let stored: Uint8Array | null;
     try {
       fence = await this.#opts.fences.takeRoomFence(this.room.id);
+      stored = (await this.#opts.fences.getRoom(this.room.id))?.doc ?? null;
     } catch (err) {
       if (this.#closing || tenure !== this.#tenure) return;
       const retryInMs = Math.min(FENCE_RETRY_MIN_MS * 2 ** attempt, FENCE_RETRY_MAX_MS);
@@ -341,11 +352,19 @@ export class RoomLink {
       }, retryInMs);
       return;
     }
-    if (this.#closing || tenure !== this.#tenure || !this.#lease.holds) {
+    if (this.#closing || tenure !== this.#tenure) {
       // Lost while the store answered: of no use to this node. If another node took the lease
       // meanwhile, its own token is now older and refused; it then takes the lease and a token again.
-      this.#log.warn({ fence }, 'the lease was lost while taking a fencing token; the token is not used');
+      if (!this.#closing) this.#log.warn({ fence }, 'the lease was lost while taking a fencing token; the token is not used');
       return;
+    }
+    if (stored && !this.room.closed) {
+      try {
+        this.room.applyRemoteUpdate(stored, STORE_ORIGIN);
+      } catch (err) {
+        // Closing meanwhile (InvalidStateError), or a document that cannot be read: this node's own stands.
+        this.#log.warn({ err }, 'merging the stored document after taking the lease failed');
+      }
     }
     this.#fence = fence;
     this.#log.info({ fence }, 'fencing token taken; the room is saved with it');

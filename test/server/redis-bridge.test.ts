@@ -401,6 +401,32 @@ describe('the Redis bridge (scale-out, in one process)', function () {
     expect(a.saves.map((s) => s.fence)).to.deep.equal([taken[0]! + 1]);
   });
 
+  it("merges in what a former holder saved but never published before its own first save, so that it is not overwritten", async () => {
+    const a = await node('node-a', { leaseTtlMs: 10_000 });
+    const b = await node('node-b', { leaseTtlMs: 10_000 });
+    const roomId = await newRoom(a);
+    const ra = await hold(a, roomId);
+    await waitFor(() => a.bridge.shouldPersist(roomId), 5000, 'A to take the lease and a token');
+    const tokenA = a.bridge.fencingOf(roomId).fence()!;
+    const rb = await hold(b, roomId);
+    // B has a change of its own, which A saves; B, not the holder, stays dirty.
+    setGain(rb, 'bass', -3);
+    await eventually(async () => storedGain(await stored(a.store, roomId), 'bass') === -3, 5000, "A to save B's change");
+    // A save by A of a change that never reached Redis (A was cut off from Redis, not from the store).
+    const cutOff = (await stored(a.store, roomId))!;
+    (cutOff.getMap('mix').get('stems') as Y.Map<Y.Map<unknown>>).get('lead')!.set('gainDb', -17);
+    await a.store.saveRoomDoc(roomId, Y.encodeStateAsUpdate(cutOff), undefined, tokenA);
+    cutOff.destroy();
+    expect(gain(rb, 'lead')).to.equal(0);
+    // A lets the room go (it has nothing unsaved): B takes the lease and a token, and saves.
+    ra.unhold(holder);
+    await waitFor(() => b.bridge.shouldPersist(roomId), 5000, 'B to take the lease and a token');
+    await eventually(async () => b.saves.some((s) => s.fence! > tokenA), 5000, 'B to save with its token');
+    const saved = await stored(b.store, roomId);
+    expect([storedGain(saved, 'lead'), storedGain(saved, 'bass')]).to.deep.equal([-17, -3]);
+    expect(gain(rb, 'lead'), "and B's members have it").to.equal(-17);
+  });
+
   it('keeps no token retry timer once the room closed', async () => {
     const a = await node('node-a', { takeRoomFence: () => Promise.reject(new Error('the store is unreachable')) });
     const roomId = await newRoom(a);

@@ -247,7 +247,7 @@ export class RemixroomServer {
           scaleout = await RedisBridge.create({
             redisUrl: config.redisUrl,
             log,
-            fences: store,
+            store,
             onStaleSave: () => metrics.staleSaves.inc(),
             ...(config.roomLeaseTtlMs ? { leaseTtlMs: config.roomLeaseTtlMs } : {}),
           });

@@ -28,8 +28,8 @@ import { REDIS_CLOSE_TIMEOUT_MS as CLIENT_CLOSE_TIMEOUT_MS, closeRedisClient } f
 export interface RedisBridgeOptions {
   redisUrl: string;
   log: Logger;
-  /** The rooms' store, which hands out their fencing tokens (and refuses saves with older ones). */
-  fences: Pick<Store, 'takeRoomFence' | 'getRoom'>;
+  /** The rooms' store: it hands out their fencing tokens (and refuses saves with older ones). */
+  store: Pick<Store, 'takeRoomFence' | 'getRoom'>;
   /** The store refused a stale save of a room (for the metrics). */
   onStaleSave?: () => void;
   /** Unique per process; by default host name, pid and a random part. */
@@ -152,7 +152,7 @@ export class RedisBridge {
       nodeId: this.nodeId,
       channel: this.#channel(room.id),
       leaseClient: this.#publisher,
-      fences: this.#opts.fences,
+      store: this.#opts.store,
       onStaleSave: this.#opts.onStaleSave,
       leaseKey: this.leaseKey(room.id),
       leaseTtlMs: this.#leaseTtlMs,

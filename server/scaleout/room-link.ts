@@ -34,7 +34,7 @@ export interface RoomLinkOptions {
   channel: LinkChannel;
   leaseClient: LeaseClient;
   /** Where the room's fencing tokens come from, and its stored document (merged in with each new token). */
-  fences: Pick<Store, 'takeRoomFence' | 'getRoom'>;
+  store: Pick<Store, 'takeRoomFence' | 'getRoom'>;
   leaseKey: string;
   leaseTtlMs: number;
   leaseRenewMs: number;
@@ -338,8 +338,8 @@ export class RoomLink {
     let fence: number;
     let stored: Uint8Array | null;
     try {
-      fence = await this.#opts.fences.takeRoomFence(this.room.id);
-      stored = (await this.#opts.fences.getRoom(this.room.id))?.doc ?? null;
+      fence = await this.#opts.store.takeRoomFence(this.room.id);
+      stored = (await this.#opts.store.getRoom(this.room.id))?.doc ?? null;
     } catch (err) {
       if (this.#closing || tenure !== this.#tenure) return;
       const retryInMs = Math.min(FENCE_RETRY_MIN_MS * 2 ** attempt, FENCE_RETRY_MAX_MS);

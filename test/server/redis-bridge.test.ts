@@ -89,7 +89,7 @@ describe('the Redis bridge (scale-out, in one process)', function () {
       log: opts.log ?? log,
       nodeId,
       leaseTtlMs: opts.leaseTtlMs ?? 1500,
-      fences: counted,
+      store: counted,
       ...(opts.onStaleSave ? { onStaleSave: opts.onStaleSave } : {}),
     });
     const timings = { ...TIMINGS, ...(opts.saveDebounceMs ? { saveDebounceMs: opts.saveDebounceMs, saveMaxWaitMs: opts.saveDebounceMs } : {}) };
@@ -440,7 +440,7 @@ describe('the Redis bridge (scale-out, in one process)', function () {
 
   async function nodeOn(url: string, nodeId: string): Promise<TestNode> {
     const store = await SqliteStore.open(new DataLayout(data.path).database);
-    const bridge = await RedisBridge.create({ redisUrl: url, log, nodeId, leaseTtlMs: 1500, fences: store });
+    const bridge = await RedisBridge.create({ redisUrl: url, log, nodeId, leaseTtlMs: 1500, store });
     const rooms = new RoomManager({ store, log, timings: TIMINGS, ...bridge.hooks() });
     const n: TestNode = {
       bridge,

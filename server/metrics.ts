@@ -18,6 +18,7 @@ export class Metrics {
   readonly syncRefusals: Counter<'reason'>;
   readonly syncEdits: Counter<'outcome'>;
   readonly limitRefusals: Counter<'limit'>;
+  readonly staleSaves: Counter;
   #renderJobs: (() => Promise<{ queued: number; running: number; retrying: number }>) | null = null;
   /** Per kind: the counts of the servers holding such connections, summed at scrape time. */
   readonly #connectionSources = new Map<ConnectionKind, Set<() => number>>();
@@ -84,6 +85,11 @@ export class Metrics {
       name: 'remixroom_ingests_total',
       help: 'Release ingests by this process, by result',
       labelNames: ['result'],
+      registers: [this.registry],
+    });
+    this.staleSaves = new Counter({
+      name: 'remixroom_store_stale_saves_total',
+      help: "Room saves the store refused because their fencing token was stale (scale-out: another node took the room's lease)",
       registers: [this.registry],
     });
   }

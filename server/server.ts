@@ -245,10 +245,17 @@ export class RemixroomServer {
       log.info(native ? { ffmpeg: native.ffmpeg, version: native.version } : {}, native ? 'using native ffmpeg' : 'no native ffmpeg: using the decoders bundled with npm packages');
       const redis = config.redisUrl ? connectRedis(config.redisUrl, log) : null;
       if (redis) opened.push({ close: () => redis.close() });
+      const metrics = new Metrics({ releaseCount: async () => (await store.listReleases()).length });
       let scaleout: RedisBridge | null = null;
       if (config.redisUrl) {
         try {
-          scaleout = await RedisBridge.create({ redisUrl: config.redisUrl, log, ...(config.roomLeaseTtlMs ? { leaseTtlMs: config.roomLeaseTtlMs } : {}) });
+          scaleout = await RedisBridge.create({
+            redisUrl: config.redisUrl,
+            log,
+            store,
+            onStaleSave: () => metrics.staleSaves.inc(),
+            ...(config.roomLeaseTtlMs ? { leaseTtlMs: config.roomLeaseTtlMs } : {}),
+          });
         } catch (err) {
           throw new StartupError(`scale-out needs Redis: ${(err as Error).message}; check REDIS_URL`);
         }
@@ -269,7 +276,6 @@ export class RemixroomServer {
         const queue = renderQueue;
         opened.push({ close: () => queue.close() });
       }
-      const metrics = new Metrics({ releaseCount: async () => (await store.listReleases()).length });
       // Says which SFU (and why) in the log.
       const live = await LiveStreams.create({
         layout,

@@ -5,7 +5,7 @@ import type { RoomRelease } from '../../shared/room-doc.ts';
 import type { Logger } from '../logger.ts';
 import type { ReleaseRecord, Store } from '../store/store.ts';
 import { ClientOwners } from './client-owners.ts';
-import { Room, type RoomOptions } from './room.ts';
+import { Room, type RoomFencing, type RoomOptions } from './room.ts';
 
 export interface RoomTimings {
   graceMs: number;
@@ -31,7 +31,8 @@ export interface RoomManagerOptions {
   now?: () => number;
   /** Called for each room opened, before anyone joins it (the scale-out bridge hooks in here). */
   onRoomOpened?: (room: Room) => Promise<void> | void;
-  shouldPersist?: (roomId: string) => boolean;
+  /** Scale-out: how each room saves (with the fencing token of its lease); without it, rooms save as they are. */
+  fencing?: (roomId: string) => RoomFencing;
 }
 
 export const ROOM_ID = /^[A-Za-z0-9_-]{8,32}$/;
@@ -149,7 +150,7 @@ export class RoomManager {
       saveMaxWaitMs: this.#timings.saveMaxWaitMs,
       timelineRetentionMs: release.manifest.rules.clips.freeSeconds * 1000 + this.#timings.timelineSlackMs,
       ...(this.#opts.now ? { now: this.#opts.now } : {}),
-      ...(this.#opts.shouldPersist ? { shouldPersist: () => this.#opts.shouldPersist!(roomId) } : {}),
+      ...(this.#opts.fencing ? { fencing: this.#opts.fencing(roomId) } : {}),
       clientOwners: owners,
       creatorId: record.creatorId,
     };

@@ -27,7 +27,7 @@ import { transportPosition } from '../../shared/transport.ts';
 import { MASTER_CONTROLS, MASTER_CONTROL_NAMES, STEM_CONTROLS, STEM_CONTROL_NAMES, clampToRange, type ControlRange } from '../../shared/controls.ts';
 import type { TakeContent } from '../../shared/takes.ts';
 import type { Logger } from '../logger.ts';
-import type { Store } from '../store/store.ts';
+import { StaleFenceError, type Store } from '../store/store.ts';
 import { ClientOwners } from './client-owners.ts';
 import { DocGuard, trimDecodedContent } from './doc-guard.ts';
 import { MAX_SAVED_TIMELINE_BYTES, StateTimeline, type JsonState } from './timeline.ts';
@@ -117,12 +117,23 @@ export interface RoomOptions {
   saveDebounceMs: number;
   saveMaxWaitMs: number;
   timelineRetentionMs: number;
-  /** Whether this process writes the document to the store (one node at a time in scale-out). */
-  shouldPersist?: () => boolean;
+  /** Scale-out: the fencing token this node saves the document with (one node at a time stores a room). */
+  fencing?: RoomFencing;
   /** Who writes under which client id; the manager keeps it across loads of the room. */
   clientOwners?: ClientOwners;
   /** The member who opened the room (null for a room from before this was recorded). */
   creatorId?: string | null;
+}
+
+/**
+ * How a room in scale-out saves: only with the fencing token of the node that holds its lease,
+ * which the store checks. Without it (one process), the room saves as it is.
+ */
+export interface RoomFencing {
+  /** The token to save with now; null while this node does not store the room (no lease, or no token yet). */
+  fence(): number | null;
+  /** The store refused a save with this token: a newer one was taken since, by a node that stores the room now. */
+  refused(err: StaleFenceError): void;
 }
 
 export class InvalidStateError extends Error {
@@ -642,7 +653,11 @@ export class Room extends EventEmitter<RoomEvents> {
     }
     while (this.#saving) await this.#saving;
     if (!this.#dirty) return;
-    if (this.#opts.shouldPersist && !this.#opts.shouldPersist()) return;
+    // Skipped while another node stores the room: it stays dirty, and is saved once this node
+    // takes the lease again (with a newer token), or never, if another node keeps storing it (that
+    // node got every change through Redis).
+    const fence = this.#opts.fencing ? this.#opts.fencing.fence() : undefined;
+    if (fence === null) return;
     this.#dirty = false;
     this.#firstDirtyAt = null;
     const update = Y.encodeStateAsUpdate(this.doc);
@@ -650,9 +665,15 @@ export class Room extends EventEmitter<RoomEvents> {
     // before it (a few hundred KB at most: changes of the last free-clip length and some slack).
     const timeline = JSON.stringify(this.timeline.toSaved());
     this.#saving = this.#opts.store
-      .saveRoomDoc(this.id, update, timeline)
+      .saveRoomDoc(this.id, update, timeline, fence)
       .catch((err: unknown) => {
         this.#dirty = true;
+        if (err instanceof StaleFenceError && this.#opts.fencing) {
+          // Not retried with this token: it would be refused again, and rightly (see RoomFencing).
+          this.log.error({ fence: err.fence, currentFence: err.current }, 'the store refused a stale save: another node took a newer fencing token and stores the room now');
+          this.#opts.fencing.refused(err);
+          return;
+        }
         this.log.error({ err }, 'saving the room failed; will retry');
       })
       .finally(() => {

@@ -6,12 +6,16 @@
 //   channel  <prefix>:room:<roomId>        updates, awareness, sync between nodes (bridge-messages.ts)
 //   key      <prefix>:room:<roomId>:lease  the id of the node that stores the room (room-lease.ts)
 //
+// The node that holds a room's lease saves it with a fencing token from the store
+// (room-link.ts), which refuses the saves of a former holder.
+//
 // Redis only relays: every node still handles every message of the rooms it serves.
 import crypto from 'node:crypto';
 import os from 'node:os';
 import { createClient, type RedisClientType } from 'redis';
 import type { Logger } from '../logger.ts';
-import { InvalidStateError, type Room } from '../rooms/room.ts';
+import { InvalidStateError, type Room, type RoomFencing } from '../rooms/room.ts';
+import type { Store } from '../store/store.ts';
 import { RoomLink, type LinkChannel } from './room-link.ts';
 
 export const DEFAULT_LEASE_TTL_MS = 5000;
@@ -24,6 +28,10 @@ import { REDIS_CLOSE_TIMEOUT_MS as CLIENT_CLOSE_TIMEOUT_MS, closeRedisClient } f
 export interface RedisBridgeOptions {
   redisUrl: string;
   log: Logger;
+  /** The rooms' store: it hands out their fencing tokens (and refuses saves with older ones). */
+  store: Pick<Store, 'takeRoomFence' | 'getRoom'>;
+  /** The store refused a stale save of a room (for the metrics). */
+  onStaleSave?: () => void;
   /** Unique per process; by default host name, pid and a random part. */
   nodeId?: string;
   /** How long a room's storage lease lasts without renewal. */
@@ -108,9 +116,24 @@ export class RedisBridge {
     return new RedisBridge(opts, nodeId, log, publisher, subscriber);
   }
 
-  /** The RoomManager's hooks: link each room that opens here, store only the rooms whose lease this node holds. */
-  hooks(): { onRoomOpened: (room: Room) => Promise<void>; shouldPersist: (roomId: string) => boolean } {
-    return { onRoomOpened: (room) => this.attach(room), shouldPersist: (roomId) => this.shouldPersist(roomId) };
+  /**
+   * The RoomManager's hooks: link each room that opens here; save a room only with the fencing
+   * token of its lease, while this node holds it.
+   */
+  hooks(): { onRoomOpened: (room: Room) => Promise<void>; fencing: (roomId: string) => RoomFencing } {
+    return { onRoomOpened: (room) => this.attach(room), fencing: (roomId) => this.fencingOf(roomId) };
+  }
+
+  /** How the room of this id saves on this node (looked up at each save: its link comes and goes with the room). */
+  fencingOf(roomId: string): RoomFencing {
+    return {
+      fence: () => this.#links.get(roomId)?.fence ?? null,
+      refused: (err) => {
+        const link = this.#links.get(roomId);
+        if (link) link.fenceRefused(err);
+        else this.#opts.onStaleSave?.();
+      },
+    };
   }
 
   /**
@@ -129,6 +152,8 @@ export class RedisBridge {
       nodeId: this.nodeId,
       channel: this.#channel(room.id),
       leaseClient: this.#publisher,
+      store: this.#opts.store,
+      onStaleSave: this.#opts.onStaleSave,
       leaseKey: this.leaseKey(room.id),
       leaseTtlMs: this.#leaseTtlMs,
       leaseRenewMs: this.#leaseRenewMs,
@@ -141,7 +166,7 @@ export class RedisBridge {
     await link.open();
   }
 
-  /** Whether this node writes the room's document now (it holds the room's lease). */
+  /** Whether this node writes the room's document now (it holds the room's lease and its fencing token). */
   shouldPersist(roomId: string): boolean {
     return this.#links.get(roomId)?.persists ?? false;
   }

@@ -69,6 +69,19 @@ export class RoomLease {
     return this.#run();
   }
 
+  /**
+   * Gives the lease up at once, though Redis may still name this node (the store refused this
+   * node's fencing token: another node took a newer one). It stops counting itself the holder,
+   * deletes the key if it is still its own, and competes for the lease again like any other node.
+   */
+  letGo(why: string): void {
+    if (!this.#held || this.#closing) return;
+    this.#lose(why);
+    const { client, key, nodeId, log } = this.#opts;
+    // On the same connection as any renewal in flight, so it lands after it.
+    client.eval(RELEASE_SCRIPT, { keys: [key], arguments: [nodeId] }).catch((err: unknown) => log.warn({ err, key }, 'giving the lease up failed; it expires by itself'));
+  }
+
   /** For tests: the timers this lease keeps. */
   get timers(): number {
     return this.#timer ? 1 : 0;
@@ -111,6 +124,8 @@ export class RoomLease {
     try {
       if (this.#held) {
         const renewed = await client.eval(RENEW_SCRIPT, { keys: [key], arguments: [nodeId, String(ttlMs)] });
+        // Given up meanwhile (letGo): the release it sent after this renewal deletes the key.
+        if (!this.#held) return;
         if (Number(renewed) === 1) this.#validUntil = sentAt + ttlMs;
         else this.#lose('its key expired or another node holds it');
       } else {

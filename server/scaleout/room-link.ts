@@ -1,11 +1,18 @@
 // One room's link to the other nodes that serve it: its Redis channel (updates,
-// awareness, sync between nodes) and its storage lease. Made by the RedisBridge
-// when a room opens on this node; closed when the room closes, leaving no
-// subscription, lease or timer behind.
+// awareness, sync between nodes), its storage lease and the fencing token that
+// goes with the lease. Made by the RedisBridge when a room opens on this node;
+// closed when the room closes, leaving no subscription, lease or timer behind.
+//
+// Fencing: each time this node takes the lease it takes the room's next token from
+// the store, and every save carries it until the node learns it lost the lease. The
+// store refuses a token older than the newest, so a node that was paused, cut off
+// or wrong about the time cannot write over its successor: the lease decides who
+// should write, the store's token who can.
 import * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import type { Logger } from '../logger.ts';
 import { InvalidStateError, type Room, type RoomCloseReason } from '../rooms/room.ts';
+import type { StaleFenceError, Store } from '../store/store.ts';
 import { BridgeMessageError, decodeBridgeMessage, encodeBridgeMessage, type BridgeMessage } from './bridge-messages.ts';
 import { RoomLease, type LeaseClient } from './room-lease.ts';
 
@@ -26,6 +33,8 @@ export interface RoomLinkOptions {
   nodeId: string;
   channel: LinkChannel;
   leaseClient: LeaseClient;
+  /** Where the room's fencing tokens come from, and its stored document (merged in with each new token). */
+  store: Pick<Store, 'takeRoomFence' | 'getRoom'>;
   leaseKey: string;
   leaseTtlMs: number;
   leaseRenewMs: number;
@@ -34,7 +43,16 @@ export interface RoomLinkOptions {
   /** Least time between two sync requests made because of a gap. */
   resyncMinIntervalMs: number;
   log: Logger;
+  /** The store refused a save of this room as stale (for the metrics). */
+  onStaleSave?: () => void;
 }
+
+/** Retries of a token the store could not hand out: from this delay, doubling, up to the next. */
+const FENCE_RETRY_MIN_MS = 200;
+const FENCE_RETRY_MAX_MS = 5000;
+
+/** Origin of what the store held that this node's document did not: published to the other nodes like a member's change. */
+const STORE_ORIGIN = Object.freeze({ kind: 'store' as const });
 
 /** How long an opening room waits for Redis to confirm its subscription before it gives up (the member may retry). */
 const SUBSCRIBE_TIMEOUT_MS = 5000;
@@ -56,6 +74,11 @@ export class RoomLink {
   #lastResyncAt = 0;
   #endedElsewhere = false;
   #closing: Promise<void> | null = null;
+  /** The token of this holding of the lease; null while not holding it, or not yet given one. */
+  #fence: number | null = null;
+  /** Counts each taking and loss of the lease, so that a token that comes late for an earlier holding is dropped. */
+  #tenure = 0;
+  #fenceRetryTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: RoomLinkOptions) {
     this.room = opts.room;
@@ -69,14 +92,46 @@ export class RoomLink {
       ttlMs: opts.leaseTtlMs,
       renewMs: opts.leaseRenewMs,
       log: this.#log,
-      // Whatever changed while no node could store it is written now, not at the next change.
-      onAcquired: () => void this.#flush(),
+      onAcquired: () => {
+        this.#tenure++;
+        this.#fence = null;
+        this.#clearFenceRetry();
+        void this.#takeFence(this.#tenure, 0);
+      },
+      onLost: () => {
+        this.#tenure++;
+        this.#fence = null;
+        this.#clearFenceRetry();
+      },
     });
   }
 
-  /** Whether this node stores the room's document now. */
+  /** Whether this node stores the room's document now: it holds the lease and has its token. */
   get persists(): boolean {
-    return this.#lease.holds && !this.#closing;
+    return this.#lease.holds && this.#fence !== null && !this.#closing;
+  }
+
+  /**
+   * The token the room saves with: from the moment it was taken until this node learns that it
+   * lost the lease. Not bounded by the lease's local clock on purpose: a save that comes late
+   * (after a pause) goes to the store, which refuses it if another node took a newer token, and
+   * takes it if none did (then no other node has written since).
+   */
+  get fence(): number | null {
+    return this.#closing ? null : this.#fence;
+  }
+
+  /**
+   * The store refused a save with this node's token: another node took a newer one, so this
+   * node's lease is gone whatever Redis or its clock said. It lets the lease go and competes for
+   * it again; only a newer token (after taking the lease again) saves the room from here on.
+   */
+  fenceRefused(err: StaleFenceError): void {
+    this.#opts.onStaleSave?.();
+    // A refusal of a token from an earlier holding (a save in flight across a loss) says nothing about this one.
+    if (this.#fence === null || err.fence !== this.#fence) return;
+    this.#log.warn({ fence: err.fence, currentFence: err.current }, 'a newer fencing token was taken by another node; giving the lease up');
+    this.#lease.letGo('the store refused its fencing token');
   }
 
   get closed(): boolean {
@@ -141,7 +196,7 @@ export class RoomLink {
   resources(): { subscribed: boolean; timers: number; lease: boolean } {
     return {
       subscribed: this.#subscribed,
-      timers: this.#lease.timers + (this.#catchUpTimer ? 1 : 0) + (this.#resyncTimer ? 1 : 0),
+      timers: this.#lease.timers + (this.#catchUpTimer ? 1 : 0) + (this.#resyncTimer ? 1 : 0) + (this.#fenceRetryTimer ? 1 : 0),
       lease: this.#lease.holds,
     };
   }
@@ -156,6 +211,7 @@ export class RoomLink {
     this.#endCatchUp();
     if (this.#resyncTimer) clearTimeout(this.#resyncTimer);
     this.#resyncTimer = null;
+    this.#clearFenceRetry();
     for (const dispose of this.#disposers.splice(0).reverse()) dispose();
     const held = this.#lease.holds;
     await this.#lease.close();
@@ -266,13 +322,62 @@ export class RoomLink {
     }
   }
 
-  async #flush(): Promise<void> {
-    if (this.#closing) return;
+  /**
+   * Takes the room's next fencing token for this holding of the lease, merges in what the store
+   * holds, then saves at once what changed while no node could store it. While the store cannot
+   * be reached the room keeps playing from memory, unsaved, and this retries with backoff for as
+   * long as the lease is held.
+   *
+   * The merge: once this token is taken no older one can write, so the document read after it is
+   * the last one any former holder saved. Whatever of it never reached this node through Redis
+   * (its holder was cut off from Redis, not from the store) is kept, not overwritten by this
+   * node's first save.
+   */
+  async #takeFence(tenure: number, attempt: number): Promise<void> {
+    if (this.#closing || tenure !== this.#tenure) return;
+    let fence: number;
+    let stored: Uint8Array | null;
+    try {
+      fence = await this.#opts.store.takeRoomFence(this.room.id);
+      stored = (await this.#opts.store.getRoom(this.room.id))?.doc ?? null;
+    } catch (err) {
+      if (this.#closing || tenure !== this.#tenure) return;
+      const retryInMs = Math.min(FENCE_RETRY_MIN_MS * 2 ** attempt, FENCE_RETRY_MAX_MS);
+      // Once per outage at warn level; the retries after it at debug.
+      if (attempt === 0) this.#log.warn({ err, retryInMs }, 'taking a fencing token from the store failed; the room is not saved until one is taken');
+      else this.#log.debug({ err: (err as Error).message, attempt, retryInMs }, 'taking a fencing token failed again');
+      this.#fenceRetryTimer = setTimeout(() => {
+        this.#fenceRetryTimer = null;
+        void this.#takeFence(tenure, attempt + 1);
+      }, retryInMs);
+      return;
+    }
+    if (this.#closing || tenure !== this.#tenure) {
+      // Lost while the store answered: of no use to this node. If another node took the lease
+      // meanwhile, its own token is now older and refused; it then takes the lease and a token again.
+      if (!this.#closing) this.#log.warn({ fence }, 'the lease was lost while taking a fencing token; the token is not used');
+      return;
+    }
+    if (stored && !this.room.closed) {
+      try {
+        this.room.applyRemoteUpdate(stored, STORE_ORIGIN);
+      } catch (err) {
+        // Closing meanwhile (InvalidStateError), or a document that cannot be read: this node's own stands.
+        this.#log.warn({ err }, 'merging the stored document after taking the lease failed');
+      }
+    }
+    this.#fence = fence;
+    this.#log.info({ fence }, 'fencing token taken; the room is saved with it');
     try {
       await this.room.flush();
     } catch (err) {
       this.#log.error({ err }, 'saving the room after taking the lease failed');
     }
+  }
+
+  #clearFenceRetry(): void {
+    if (this.#fenceRetryTimer) clearTimeout(this.#fenceRetryTimer);
+    this.#fenceRetryTimer = null;
   }
 
   /** Fire and forget, in order (one connection); a failure is logged. */

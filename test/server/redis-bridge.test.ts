@@ -9,6 +9,7 @@ import * as Y from 'yjs';
 import { DEMO_RELEASE_ID } from '../../server/catalog/demo-release.ts';
 import { RoomManager } from '../../server/rooms/room-manager.ts';
 import type { Room } from '../../server/rooms/room.ts';
+import type { Logger } from '../../server/logger.ts';
 import { decodeBridgeMessage, encodeBridgeMessage, BridgeMessageError } from '../../server/scaleout/bridge-messages.ts';
 import { RedisBridge } from '../../server/scaleout/redis-bridge.ts';
 import { RoomLease } from '../../server/scaleout/room-lease.ts';
@@ -26,8 +27,8 @@ interface TestNode {
   bridge: RedisBridge;
   rooms: RoomManager;
   store: SqliteStore;
-  /** Documents this node wrote to the store, by room id. */
-  saves: string[];
+  /** Documents this node wrote to the store (or tried to), with the fencing token each carried. */
+  saves: { roomId: string; fence: number | undefined }[];
   close(): Promise<void>;
 }
 
@@ -54,25 +55,45 @@ describe('the Redis bridge (scale-out, in one process)', function () {
     while (cleanups.length) await cleanups.pop()!();
   });
 
-  async function node(nodeId: string, opts: { leaseTtlMs?: number; saveDebounceMs?: number } = {}): Promise<TestNode> {
+  interface NodeOptions {
+    leaseTtlMs?: number;
+    saveDebounceMs?: number;
+    log?: Logger;
+    /** Stands in for the store's takeRoomFence (to make it fail or wait). */
+    takeRoomFence?: (take: (roomId: string) => Promise<number>, roomId: string) => Promise<number>;
+    onStaleSave?: () => void;
+  }
+
+  async function node(nodeId: string, opts: NodeOptions = {}): Promise<TestNode> {
     const store = await SqliteStore.open(new DataLayout(data.path).database);
-    const saves: string[] = [];
+    const saves: TestNode['saves'] = [];
     // The store as this node's rooms see it, counting their writes.
     const counted = new Proxy(store, {
       get(target, key) {
         if (key === 'saveRoomDoc') {
-          return (roomId: string, doc: Uint8Array) => {
-            saves.push(roomId);
-            return target.saveRoomDoc(roomId, doc);
+          return (roomId: string, doc: Uint8Array, timeline?: string, fence?: number) => {
+            saves.push({ roomId, fence });
+            return target.saveRoomDoc(roomId, doc, timeline, fence);
           };
+        }
+        if (key === 'takeRoomFence' && opts.takeRoomFence) {
+          const take = opts.takeRoomFence;
+          return (roomId: string) => take((id) => target.takeRoomFence(id), roomId);
         }
         const value: unknown = Reflect.get(target, key);
         return typeof value === 'function' ? value.bind(target) : value;
       },
     });
-    const bridge = await RedisBridge.create({ redisUrl: redis.url, log, nodeId, leaseTtlMs: opts.leaseTtlMs ?? 1500 });
+    const bridge = await RedisBridge.create({
+      redisUrl: redis.url,
+      log: opts.log ?? log,
+      nodeId,
+      leaseTtlMs: opts.leaseTtlMs ?? 1500,
+      store: counted,
+      ...(opts.onStaleSave ? { onStaleSave: opts.onStaleSave } : {}),
+    });
     const timings = { ...TIMINGS, ...(opts.saveDebounceMs ? { saveDebounceMs: opts.saveDebounceMs, saveMaxWaitMs: opts.saveDebounceMs } : {}) };
-    const rooms = new RoomManager({ store: counted, log, timings, ...bridge.hooks() });
+    const rooms = new RoomManager({ store: counted, log: opts.log ?? log, timings, ...bridge.hooks() });
     let closed = false;
     const n: TestNode = {
       bridge,
@@ -130,8 +151,8 @@ describe('the Redis bridge (scale-out, in one process)', function () {
     expect(await numsub(a.bridge.channelOf(roomId))).to.equal(2);
     // B's changes are saved by A only; B, dirty as it is, writes nothing.
     await eventually(async () => storedGain(await stored(a.store, roomId), 'bass') === -3, 15_000, 'A to save');
-    expect(a.saves.filter((id) => id === roomId).length).to.be.greaterThan(0);
-    expect(b.saves.filter((id) => id === roomId)).to.deep.equal([]);
+    expect(a.saves.filter((s) => s.roomId === roomId).length).to.be.greaterThan(0);
+    expect(b.saves.filter((s) => s.roomId === roomId)).to.deep.equal([]);
   });
 
   it('publishes each change once, from the node where it was made, and never echoes what came from Redis', async () => {
@@ -281,9 +302,145 @@ describe('the Redis bridge (scale-out, in one process)', function () {
     await waitFor(() => a.bridge.shouldPersist(roomId) !== b.bridge.shouldPersist(roomId), 10_000, 'one node to hold the lease again');
   });
 
+  it('takes a fencing token with the lease, and every save of the room carries it', async () => {
+    const a = await node('node-a');
+    const roomId = await newRoom(a);
+    const ra = await hold(a, roomId);
+    await waitFor(() => a.bridge.shouldPersist(roomId), 5000, 'A to take the lease and a token');
+    const token = a.bridge.fencingOf(roomId).fence();
+    expect(token).to.be.a('number');
+    for (const v of [-4, -5]) {
+      setGain(ra, 'drums', v);
+      await eventually(async () => storedGain(await stored(a.store, roomId), 'drums') === v, 5000, `the save of ${v}`);
+    }
+    const fences = a.saves.filter((s) => s.roomId === roomId).map((s) => s.fence);
+    expect(fences.length).to.be.greaterThan(0);
+    expect(fences.every((f) => f === token), JSON.stringify(fences)).to.equal(true);
+    // The newest the store handed out: the next one is one more.
+    expect(await a.store.takeRoomFence(roomId)).to.equal(token! + 1);
+  });
+
+  it('saves nothing of the room while the store cannot hand out a token, and keeps asking', async () => {
+    let refusals = 0;
+    let storeUp = false;
+    const a = await node('node-a', {
+      takeRoomFence: (take, id) => {
+        if (storeUp) return take(id);
+        refusals++;
+        return Promise.reject(new Error('the store is unreachable'));
+      },
+    });
+    const roomId = await newRoom(a);
+    const ra = await hold(a, roomId);
+    await waitFor(() => refusals >= 2, 5000, 'a second try for a token');
+    expect(a.bridge.resources().leases, 'the lease is held meanwhile').to.equal(1);
+    expect(a.bridge.shouldPersist(roomId)).to.equal(false);
+    setGain(ra, 'bass', -8);
+    await ra.flush();
+    expect(a.saves).to.deep.equal([]);
+    expect(storedGain(await stored(a.store, roomId), 'bass')).to.equal(0);
+    storeUp = true;
+    // At the next try: the token, then at once the change made without one.
+    await eventually(async () => storedGain(await stored(a.store, roomId), 'bass') === -8, 10_000, 'the save once a token is taken');
+    const token = a.bridge.fencingOf(roomId).fence();
+    expect(token).to.be.a('number');
+    expect(a.saves.map((s) => s.fence)).to.deep.equal([token]);
+  });
+
+  it('logs a save refused as stale, never retries it with that token, gives the lease up and saves again only with a newer token', async () => {
+    const rec = recordingLog();
+    let staleSaves = 0;
+    const a = await node('node-a', { log: rec.log, onStaleSave: () => staleSaves++ });
+    const roomId = await newRoom(a);
+    const ra = await hold(a, roomId);
+    await waitFor(() => a.bridge.shouldPersist(roomId), 5000, 'A to take the lease and a token');
+    const first = a.bridge.fencingOf(roomId).fence()!;
+    // As far as the store knows, another node has taken the room over (after this one was paused, say).
+    const newer = await a.store.takeRoomFence(roomId);
+    setGain(ra, 'lead', -13);
+    await waitFor(() => rec.lines().some((l) => l['msg'] === STALE_SAVE_LOGGED), 5000, 'the refusal in the log');
+    expect(rec.lines().find((l) => l['msg'] === STALE_SAVE_LOGGED)).to.include({ level: 50, roomId, fence: first, currentFence: newer });
+    expect(staleSaves).to.equal(1);
+    expect(storedGain(await stored(a.store, roomId), 'lead'), 'nothing written by the refused save').to.equal(0);
+    // It let the lease go (the key was still its own here) and took it again, with a token newer than the one that refused it.
+    await eventually(async () => storedGain(await stored(a.store, roomId), 'lead') === -13, 10_000, 'the save with a newer token');
+    expect(a.saves.filter((s) => s.roomId === roomId).map((s) => s.fence)).to.deep.equal([first, newer + 1]);
+    expect(a.bridge.fencingOf(roomId).fence()).to.equal(newer + 1);
+    expect(staleSaves).to.equal(1);
+  });
+
+  it('does not use a token that the store handed out after the lease was lost', async () => {
+    const rec = recordingLog();
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const taken: number[] = [];
+    const a = await node('node-a', {
+      log: rec.log,
+      takeRoomFence: async (take, id) => {
+        const token = await take(id);
+        taken.push(token);
+        await gate;
+        return token;
+      },
+    });
+    const roomId = await newRoom(a);
+    const ra = await hold(a, roomId);
+    await waitFor(() => taken.length === 1 && a.bridge.resources().leases === 1, 5000, 'A to take the lease and ask for a token');
+    // Another node holds the lease now: A learns it at its next renewal.
+    await admin.set(a.bridge.leaseKey(roomId), 'node-b', { expiration: { type: 'PX', value: 60_000 } });
+    await waitFor(() => a.bridge.resources().leases === 0, 5000, 'A to learn it lost the lease');
+    open();
+    await waitFor(() => rec.lines().some((l) => l['msg'] === 'the lease was lost while taking a fencing token; the token is not used'), 5000, 'the late token to be dropped');
+    expect(a.bridge.fencingOf(roomId).fence()).to.equal(null);
+    setGain(ra, 'harmony', -6);
+    await ra.flush();
+    expect(a.saves).to.deep.equal([]);
+    // The other node goes away: A takes the lease again, with a new token, and saves with it.
+    await admin.del(a.bridge.leaseKey(roomId));
+    await eventually(async () => storedGain(await stored(a.store, roomId), 'harmony') === -6, 10_000, 'the save after taking the lease again');
+    expect(a.saves.map((s) => s.fence)).to.deep.equal([taken[0]! + 1]);
+  });
+
+  it("merges in what a former holder saved but never published before its own first save, so that it is not overwritten", async () => {
+    const a = await node('node-a', { leaseTtlMs: 10_000 });
+    const b = await node('node-b', { leaseTtlMs: 10_000 });
+    const roomId = await newRoom(a);
+    const ra = await hold(a, roomId);
+    await waitFor(() => a.bridge.shouldPersist(roomId), 5000, 'A to take the lease and a token');
+    const tokenA = a.bridge.fencingOf(roomId).fence()!;
+    const rb = await hold(b, roomId);
+    // B has a change of its own, which A saves; B, not the holder, stays dirty.
+    setGain(rb, 'bass', -3);
+    await eventually(async () => storedGain(await stored(a.store, roomId), 'bass') === -3, 5000, "A to save B's change");
+    // A save by A of a change that never reached Redis (A was cut off from Redis, not from the store).
+    const cutOff = (await stored(a.store, roomId))!;
+    (cutOff.getMap('mix').get('stems') as Y.Map<Y.Map<unknown>>).get('lead')!.set('gainDb', -17);
+    await a.store.saveRoomDoc(roomId, Y.encodeStateAsUpdate(cutOff), undefined, tokenA);
+    cutOff.destroy();
+    expect(gain(rb, 'lead')).to.equal(0);
+    // A lets the room go (it has nothing unsaved): B takes the lease and a token, and saves.
+    ra.unhold(holder);
+    await waitFor(() => b.bridge.shouldPersist(roomId), 5000, 'B to take the lease and a token');
+    await eventually(async () => b.saves.some((s) => s.fence! > tokenA), 5000, 'B to save with its token');
+    const saved = await stored(b.store, roomId);
+    expect([storedGain(saved, 'lead'), storedGain(saved, 'bass')]).to.deep.equal([-17, -3]);
+    expect(gain(rb, 'lead'), "and B's members have it").to.equal(-17);
+  });
+
+  it('keeps no token retry timer once the room closed', async () => {
+    const a = await node('node-a', { takeRoomFence: () => Promise.reject(new Error('the store is unreachable')) });
+    const roomId = await newRoom(a);
+    const ra = await hold(a, roomId);
+    await waitFor(() => a.bridge.resources().timers === 2, 5000, 'the lease timer and a token retry');
+    ra.unhold(holder);
+    await waitFor(() => ra.closed, 5000, 'the room to close');
+    await waitFor(() => a.bridge.resources().unlinking === 0, 5000, 'the unlinking to finish');
+    expect(a.bridge.resources()).to.deep.equal({ rooms: 0, subscriptions: 0, leases: 0, timers: 0, unlinking: 0 });
+  });
+
   async function nodeOn(url: string, nodeId: string): Promise<TestNode> {
     const store = await SqliteStore.open(new DataLayout(data.path).database);
-    const bridge = await RedisBridge.create({ redisUrl: url, log, nodeId, leaseTtlMs: 1500 });
+    const bridge = await RedisBridge.create({ redisUrl: url, log, nodeId, leaseTtlMs: 1500, store });
     const rooms = new RoomManager({ store, log, timings: TIMINGS, ...bridge.hooks() });
     const n: TestNode = {
       bridge,
@@ -390,6 +547,27 @@ describe('the room lease', function () {
     expect(b.holds).to.equal(false);
   });
 
+  it('is let go at once when told (a refused fencing token), deleting only its own key, and taken again once free', async () => {
+    let acquired = 0;
+    let lost = 0;
+    const a = lease('a', { onAcquired: () => acquired++, onLost: () => lost++ });
+    await a.start();
+    expect([a.holds, acquired]).to.deep.equal([true, 1]);
+    a.letGo('told so');
+    expect([a.holds, lost]).to.deep.equal([false, 1]);
+    // Its own key was deleted (on the same connection: this read comes after), so it takes the lease again.
+    await waitFor(() => a.holds, 3000, 'A to take the lease again');
+    expect(acquired).to.equal(2);
+    // Let go while Redis names another node: that node's key stays.
+    await client.set('test:lease', 'b', { expiration: { type: 'PX', value: 5000 } });
+    a.letGo('told again');
+    expect(await client.get('test:lease')).to.equal('b');
+    expect(lost).to.equal(2);
+    a.letGo('not held: nothing happens');
+    expect(lost).to.equal(2);
+    await client.del('test:lease');
+  });
+
   it('stops counting itself the holder when Redis cannot confirm it within the ttl', async () => {
     let lost = 0;
     const failing = {
@@ -408,6 +586,15 @@ describe('the room lease', function () {
     await client.del('test:lease2');
   });
 });
+
+const STALE_SAVE_LOGGED = 'the store refused a stale save: another node took a newer fencing token and stores the room now';
+
+/** A logger at info level whose lines the test reads. */
+function recordingLog(): { log: Logger; lines(): Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { log, lines: () => lines };
+}
 
 /** A redis-server on a given port (to restart one where its clients expect it). */
 async function redisOn(port: number): Promise<ChildProcess> {

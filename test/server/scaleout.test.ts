@@ -112,6 +112,11 @@ describe('scale-out: two server processes and a real redis-server', function () 
     return Number((await admin.pubSubNumSub(channel))[channel] ?? 0);
   };
   const leaseHolder = (roomId: string) => admin.get(`remixroom:room:${roomId}:lease`);
+  /** The last fencing token the node took for the room, from its log. */
+  const fenceTaken = (node: Node, roomId: string): number | null => {
+    const m = [...node.process.output().matchAll(new RegExp(`"roomId":"${roomId}"[^\\n]*"fence":(\\d+)[^\\n]*fencing token taken`, 'g'))].at(-1);
+    return m ? Number(m[1]) : null;
+  };
   const awarenessNames = (m: Member) => [...m.provider.awareness.getStates().values()].map((s) => (s['member'] as { name?: string } | undefined)?.name);
 
   it("shows each member's changes to members on the other node, both ways, and their awareness", async () => {
@@ -367,6 +372,9 @@ describe('scale-out: two server processes and a real redis-server', function () 
     const acquired = new RegExp(`"roomId":"${room.roomId}"[^\\n]*lease acquired`);
     expect(a.process.output()).to.match(acquired);
     expect(b.process.output()).not.to.match(acquired);
+    // A took a fencing token with the lease; B, which never held it, took none.
+    expect(fenceTaken(a, room.roomId)).to.be.a('number');
+    expect(fenceTaken(b, room.roomId)).to.equal(null);
   });
 
   it('leaves no subscription and no lease behind on a node where the room closed', async () => {
@@ -443,8 +451,9 @@ describe('scale-out: two server processes and a real redis-server', function () 
     // B holds all of it: a fresh member on B sees every member's last edit.
     const late = await member(b, room, 'remixer', 'Lu');
     for (const w of writers) expect(stemMap(late.doc, w.stem).get('gainDb'), w.stem).to.equal(w.last);
-    // B takes the lease once A's has expired, writes at once, and the store holds every last edit.
+    // B takes the lease once A's has expired, with a newer fencing token, writes at once, and the store holds every last edit.
     await eventually(async () => (await leaseHolder(room.roomId)) === b.nodeId, LEASE_TTL_MS * 2 + 2000, 'B to take the lease');
+    await eventually(async () => (fenceTaken(b, room.roomId) ?? 0) > (fenceTaken(a, room.roomId) ?? Infinity), 5000, 'B to take a newer fencing token than A had');
     await eventually(async () => {
       const g = await storedGains(room.roomId);
       return Object.entries(expected).every(([stem, v]) => g[stem] === v);

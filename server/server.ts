@@ -35,7 +35,8 @@ import { SyncServer } from './rooms/sync-server.ts';
 import { RedisBridge } from './scaleout/redis-bridge.ts';
 import { DataLayout } from './store/paths.ts';
 import { closeRedisClient } from './util/redis-client.ts';
-import { SqliteStore } from './store/sqlite-store.ts';
+import { openStore } from './store/open-store.ts';
+import { PgStore } from './store/pg-store.ts';
 import { Limits } from './limits/limits.ts';
 import { LocalBucketStore, RedisBucketStore } from './limits/bucket-store.ts';
 import { AddressConnections } from './limits/address-connections.ts';
@@ -229,9 +230,9 @@ export class RemixroomServer {
     }
     let store: Store;
     try {
-      store = await SqliteStore.open(layout.database);
+      store = await openStore(config, layout, log);
     } catch (err) {
-      throw new StartupError(`cannot open the database ${layout.database}: ${(err as Error).message}`);
+      throw new StartupError((err as Error).message);
     }
     const opened: { close(): Promise<unknown> }[] = [store];
     try {
@@ -265,6 +266,7 @@ export class RemixroomServer {
         opened.push({ close: () => queue.close() });
       }
       const metrics = new Metrics({ releaseCount: async () => (await store.listReleases()).length });
+      if (store instanceof PgStore) metrics.trackDatabase(store);
       // Says which SFU (and why) in the log.
       const live = await LiveStreams.create({
         layout,

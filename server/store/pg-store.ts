@@ -3,6 +3,7 @@ import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import type { Logger } from '../logger.ts';
 import type { Role } from '../../shared/roles.ts';
 import type { Migration } from './migrations.ts';
+import { PgStoreOpenError, StoreUnavailableError } from './pg-errors.ts';
 import { PG_MIGRATIONS } from './pg-migrations.ts';
 import {
   ReleaseExistsError,
@@ -27,6 +28,8 @@ import {
   type StoredChatMessage,
   type TakeRecord,
 } from './store.ts';
+
+export { PgStoreOpenError, StoreUnavailableError };
 
 /** A take's visuals once its prompt was cleared: the release's own look. */
 const NO_PROMPT = { prompt: null, params: null, summary: null, promptBy: null, promptAtMs: null };
@@ -56,16 +59,6 @@ export interface PoolStats {
 
 /** Called after each query with its duration in seconds and whether it succeeded (for /metrics). */
 export type QueryObserver = (seconds: number, ok: boolean) => void;
-
-/** Opening failed in a way a person must fix (the URL, credentials, the server, the schema): one line says what. */
-export class PgStoreOpenError extends Error {
-  override readonly name = 'PgStoreOpenError';
-}
-
-/** The database cannot be reached now (connection refused, timed out, the server shutting down). */
-export class StoreUnavailableError extends Error {
-  override readonly name = 'StoreUnavailableError';
-}
 
 // BIGINT (int8) arrives as a string by default; every one here (frames, cents, ms, tokens) fits a double.
 const TYPES = {
@@ -119,6 +112,11 @@ export class PgStore implements Store {
       throw new PgStoreOpenError(`PostgreSQL at ${where}: ${describeError(err)}`);
     }
     return store;
+  }
+
+  /** host:port and database, without credentials (for logs and messages). */
+  get where(): string {
+    return this.#where;
   }
 
   /** Connections the pool holds (in use or idle) and callers waiting for one. */

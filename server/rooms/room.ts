@@ -144,6 +144,8 @@ const MAX_AWARENESS_STATE_BYTES = 4096;
 const utf8 = new TextDecoder();
 /** Awareness changes go out to the peers together, at most this often (see #scheduleAwareness). */
 const AWARENESS_FLUSH_MS = 100;
+/** Wait before a failed save is tried again (the database away): edits keep applying in memory meanwhile. */
+const SAVE_RETRY_MS = 1000;
 /**
  * Renewals (a state sent again unchanged, which every stock provider does every 15 s so that
  * others do not time it out after 30 s) wait up to this long, or go with the next change.
@@ -654,6 +656,14 @@ export class Room extends EventEmitter<RoomEvents> {
       .catch((err: unknown) => {
         this.#dirty = true;
         this.log.error({ err }, 'saving the room failed; will retry');
+        // Without a next edit nothing else would save it: the last edits before a database outage
+        // would wait in memory until the room closes.
+        if (!this.#closed && !this.#closing && !this.#saveTimer) {
+          this.#saveTimer = setTimeout(() => {
+            this.#saveTimer = null;
+            void this.flush();
+          }, SAVE_RETRY_MS);
+        }
       })
       .finally(() => {
         this.#saving = null;

@@ -46,16 +46,21 @@ export class TestPostgres {
   readonly root: string;
   readonly port: number;
   readonly #bin: string;
+  readonly #durable: boolean;
   #running = false;
 
-  private constructor(root: string, port: number, bin: string) {
+  private constructor(root: string, port: number, bin: string, durable: boolean) {
     this.root = root;
     this.port = port;
     this.#bin = bin;
+    this.#durable = durable;
   }
 
-  /** Makes a cluster in a new temporary folder and starts it on a free port. */
-  static async create(): Promise<TestPostgres> {
+  /**
+   * Makes a cluster in a new temporary folder and starts it on a free port. Tests run it without
+   * fsync (fast, nothing to lose); `durable` keeps PostgreSQL's own defaults (benchmarks).
+   */
+  static async create(options: { durable?: boolean } = {}): Promise<TestPostgres> {
     const bin = postgresBinDir();
     if (!bin) throw new Error('PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/pg_ctl); apt-get install postgresql');
     const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'remixroom-pg-'));
@@ -64,7 +69,7 @@ export class TestPostgres {
     await fsp.mkdir(path.join(root, 'sock'));
     await fsp.writeFile(path.join(root, 'pwfile'), `${TEST_PG_PASSWORD}\n`);
     if (ids) for (const p of [root, path.join(root, 'sock'), path.join(root, 'pwfile')]) await fsp.chown(p, ids.uid, ids.gid);
-    const server = new TestPostgres(root, await freePort(), bin);
+    const server = new TestPostgres(root, await freePort(), bin, options.durable === true);
     try {
       // Local socket: trust (the harness); TCP: a password, so that wrong credentials can be tested.
       server.#run('initdb', ['-D', server.dataDir, '-U', 'postgres', '--pwfile', path.join(root, 'pwfile'), '--auth-local=trust', '--auth-host=scram-sha-256', '--no-sync', '-E', 'UTF8', '--locale=C']);
@@ -99,7 +104,8 @@ export class TestPostgres {
   /** Starts the server (again, on the same port and data, after stop()). */
   async start(): Promise<void> {
     if (this.#running) return;
-    const options = `-p ${this.port} -k ${path.join(this.root, 'sock')} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300`;
+    const fast = this.#durable ? '' : ' -c fsync=off -c synchronous_commit=off -c full_page_writes=off';
+    const options = `-p ${this.port} -k ${path.join(this.root, 'sock')} -c listen_addresses=127.0.0.1 -c max_connections=300${fast}`;
     this.#run('pg_ctl', ['-D', this.dataDir, '-l', path.join(this.root, 'server.log'), '-o', options, '-w', '-t', '30', 'start']);
     this.#running = true;
   }

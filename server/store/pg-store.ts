@@ -685,7 +685,8 @@ function describeError(err: unknown): string {
   const message = (e?.message || String(err)).split('\n')[0]!;
   if (e?.code === 'ECONNREFUSED') return `connection refused (${message}); is PostgreSQL running there?`;
   if (e?.code === 'ENOTFOUND' || e?.code === 'EAI_AGAIN') return `unknown host (${message})`;
-  if (/timeout exceeded when trying to connect/i.test(message)) return 'no answer (connection timed out); is the host and port right and reachable?';
+  if (/timeout exceeded when trying to connect/i.test(message)) return 'no answer (connection timed out); are the host and port right and reachable?';
+  if (/^Connection terminated unexpectedly/i.test(message)) return 'the connection closed before PostgreSQL answered; is a PostgreSQL server listening there, reachable from here?';
   return message;
 }
 

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import net from 'node:net';
 import pg from 'pg';
 import { pino } from 'pino';
 import { MIGRATIONS } from '../../server/store/migrations.ts';
@@ -112,6 +113,24 @@ describe('PgStore', function () {
       const message = await openError(`postgres://postgres:hunter2@127.0.0.1:${closed}/app`);
       expect(message).to.include(`127.0.0.1:${closed} database "app"`);
       expect(message).to.match(/connection refused.*is PostgreSQL running there\?/);
+    });
+
+    it('something else listening there', async () => {
+      const sockets = new Set<net.Socket>();
+      const other = net.createServer((socket) => {
+        sockets.add(socket);
+        socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
+      });
+      await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+      const otherPort = (other.address() as net.AddressInfo).port;
+      try {
+        const message = await openError(`postgres://postgres:hunter2@127.0.0.1:${otherPort}/app`);
+        expect(message).to.include(`127.0.0.1:${otherPort} database "app"`);
+        expect(message).to.match(/closed before PostgreSQL answered/);
+      } finally {
+        for (const s of sockets) s.destroy();
+        await new Promise((resolve) => other.close(resolve));
+      }
     });
   });
 

@@ -8,6 +8,7 @@ import { PgStore, PgStoreOpenError, type PgStoreOptions } from '../../server/sto
 import { requireComponent } from '../support/components.ts';
 import { freshDatabase, postgresAvailable, sharedPostgres, TEST_PG_PASSWORD } from '../support/postgres.ts';
 import { freePort } from '../support/redis.ts';
+import { ReleaseExistsError, StaleFenceError } from '../../server/store/store.ts';
 import { expectRejection, sampleRecord, storeContract } from './store.contract.ts';
 
 const log = pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
@@ -208,6 +209,37 @@ describe('PgStore', function () {
       expect((await store.getTake('room', 't2'))!.content).to.deep.equal(visual('sunset', 6000));
     } finally {
       await store.close();
+    }
+  });
+
+  it('two nodes on one database: the newer fence wins, one render and one order per key, invites counted once', async () => {
+    const url = await freshDatabase('nodes');
+    const [a, b] = await Promise.all([PgStore.open(url, OPTIONS), PgStore.open(url, OPTIONS)]);
+    try {
+      await a.putRelease(sampleRecord('rel'), { place() {}, undo() {} });
+      await a.createRoom({ id: 'room', releaseId: 'rel', createdAt: '2026-01-01T00:00:00.000Z', doc: null });
+      const fenceA = await a.takeRoomFence('room');
+      const fenceB = await b.takeRoomFence('room');
+      await b.saveRoomDoc('room', new Uint8Array([2]), '{"by":"b"}', fenceB);
+      await expectRejection(a.saveRoomDoc('room', new Uint8Array([1]), '{"by":"a"}', fenceA), StaleFenceError);
+      expect(await a.getRoom('room')).to.deep.include({ doc: new Uint8Array([2]), timeline: '{"by":"b"}' });
+      // The same request reaching both nodes at once makes one render and one order.
+      const base = { roomId: 'room', kind: 'clip' as const, status: 'queued' as const, request: {}, createdAt: '2026-01-01T00:00:00.000Z' };
+      const renders = await Promise.all([a.createRender({ ...base, id: '00000000000000a1' }, 'k'), b.createRender({ ...base, id: '00000000000000b1' }, 'k')]);
+      expect(renders.filter((r) => r.created)).to.have.length(1);
+      expect(renders[0].render.id).to.equal(renders[1].render.id);
+      const order = { status: 'payment_pending' as const, amountCents: 1, currency: 'EUR', paymentId: null, renderId: null, request: {}, createdAt: '2026-01-01T00:00:00.000Z' };
+      const orders = await Promise.all([a.createOrder({ ...order, id: 'oa' }, 'ok'), b.createOrder({ ...order, id: 'ob' }, 'ok')]);
+      expect(orders.filter((o) => o.created)).to.have.length(1);
+      expect(orders[0].order.id).to.equal(orders[1].order.id);
+      await a.createInvite({ id: 'inv', roomId: 'room', role: 'remixer', maxUses: 3, createdBy: null, createdAt: '2026-01-01T00:00:00.000Z', expiresAt: '2026-01-08T00:00:00.000Z' });
+      const uses = await Promise.all([a, b, a, b, a, b].map((s) => s.useInvite('inv')));
+      expect(uses.filter((u) => u === 'ok')).to.have.length(3);
+      const releases = await Promise.allSettled([a, b].map((s, i) => s.putRelease(sampleRecord('same', `T${i}`), { place() {}, undo() {} })));
+      expect(releases.filter((r) => r.status === 'fulfilled')).to.have.length(1);
+      expect(releases.filter((r) => r.status === 'rejected' && r.reason instanceof ReleaseExistsError)).to.have.length(1);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
     }
   });
 

@@ -144,8 +144,9 @@ const MAX_AWARENESS_STATE_BYTES = 4096;
 const utf8 = new TextDecoder();
 /** Awareness changes go out to the peers together, at most this often (see #scheduleAwareness). */
 const AWARENESS_FLUSH_MS = 100;
-/** Wait before a failed save is tried again (the database away): edits keep applying in memory meanwhile. */
+/** Wait before a failed save is tried again (the database away), doubling up to the most: edits keep applying in memory meanwhile. */
 const SAVE_RETRY_MS = 1000;
+const SAVE_RETRY_MAX_MS = 5000;
 /**
  * Renewals (a state sent again unchanged, which every stock provider does every 15 s so that
  * others do not time it out after 30 s) wait up to this long, or go with the next change.
@@ -189,6 +190,8 @@ export class Room extends EventEmitter<RoomEvents> {
   #firstDirtyAt: number | null = null;
   #saving: Promise<void> | null = null;
   #dirty = false;
+  /** Saves failed in a row (0 while saving works). */
+  #saveFailures = 0;
   #closed = false;
   #closing: Promise<void> | null = null;
   #rules: RoomRules;
@@ -653,18 +656,29 @@ export class Room extends EventEmitter<RoomEvents> {
     const timeline = JSON.stringify(this.timeline.toSaved());
     this.#saving = this.#opts.store
       .saveRoomDoc(this.id, update, timeline)
-      .catch((err: unknown) => {
-        this.#dirty = true;
-        this.log.error({ err }, 'saving the room failed; will retry');
-        // Without a next edit nothing else would save it: the last edits before a database outage
-        // would wait in memory until the room closes.
-        if (!this.#closed && !this.#closing && !this.#saveTimer) {
-          this.#saveTimer = setTimeout(() => {
-            this.#saveTimer = null;
-            void this.flush();
-          }, SAVE_RETRY_MS);
-        }
-      })
+      .then(
+        () => {
+          if (this.#saveFailures > 0) this.log.info({ failures: this.#saveFailures }, 'saving the room works again');
+          this.#saveFailures = 0;
+        },
+        (err: unknown) => {
+          this.#dirty = true;
+          this.#saveFailures++;
+          // Once, then every tenth time: a database outage must not flood the log from every room.
+          if (this.#saveFailures % 10 === 1) this.log.error({ err, failures: this.#saveFailures }, 'saving the room failed; will retry');
+          // Without a next edit nothing else would save it: the last edits before a database outage
+          // would wait in memory until the room closes.
+          if (!this.#closed && !this.#closing && !this.#saveTimer) {
+            this.#saveTimer = setTimeout(
+              () => {
+                this.#saveTimer = null;
+                void this.flush();
+              },
+              Math.min(SAVE_RETRY_MAX_MS, SAVE_RETRY_MS * 2 ** (this.#saveFailures - 1)),
+            );
+          }
+        },
+      )
       .finally(() => {
         this.#saving = null;
       });

@@ -23,11 +23,18 @@ const redisUrl = z
   .url('must be a URL like redis://127.0.0.1:6379')
   .refine((u) => URL.canParse(u) && /^rediss?:$/.test(new URL(u).protocol), 'must start with redis:// or rediss://');
 
+const databaseUrl = z
+  .string()
+  .refine((u) => URL.canParse(u) && /^postgres(ql)?:$/.test(new URL(u).protocol), 'must be a URL like postgres://user:password@host:5432/remixroom (postgres:// or postgresql://)');
+
 const EnvSchema = z.object({
   PORT: port.default(3000),
   HOST: z.string().min(1, 'must not be empty').default('127.0.0.1'),
   DATA_DIR: z.string().min(1, 'must not be empty').default('./data'),
   REDIS_URL: z.preprocess(emptyToUndefined, redisUrl.optional()),
+  DATABASE_URL: z.preprocess(emptyToUndefined, databaseUrl.optional()),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1, 'must be a whole number from 1 to 1000').max(1000, 'must be a whole number from 1 to 1000').default(10),
+  DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100, 'must be from 100 to 600000 (ms)').max(600_000, 'must be from 100 to 600000 (ms)').default(5000),
   PUBLIC_URL: z.preprocess(
     emptyToUndefined,
     z.string().url('must be an absolute URL like https://remix.example.com').optional(),
@@ -97,6 +104,12 @@ export interface Config {
   /** Absolute path. */
   readonly dataDir: string;
   readonly redisUrl: string | null;
+  /** PostgreSQL (postgres:// or postgresql://) for the store, shared by every node; null: SQLite under DATA_DIR. */
+  readonly databaseUrl: string | null;
+  /** Connections at most in this process's PostgreSQL pool. */
+  readonly databasePoolMax: number;
+  /** Longest a PostgreSQL statement may run before the server cancels it. */
+  readonly databaseStatementTimeoutMs: number;
   /** Base URL used in join links; derived from host and port when unset. */
   readonly publicUrl: string | null;
   readonly logLevel: (typeof LOG_LEVELS)[number];
@@ -173,6 +186,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     host: e.HOST,
     dataDir: path.resolve(cwd, e.DATA_DIR),
     redisUrl: e.REDIS_URL ?? null,
+    databaseUrl: e.DATABASE_URL ?? null,
+    databasePoolMax: e.DATABASE_POOL_MAX,
+    databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
     publicUrl: e.PUBLIC_URL ? e.PUBLIC_URL.replace(/\/+$/, '') : null,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT ?? (stdoutIsTTY ? 'pretty' : 'json'),

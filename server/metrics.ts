@@ -5,6 +5,12 @@ export interface MetricSources {
   releaseCount(): Promise<number>;
 }
 
+/** A store with a connection pool (PostgreSQL): what /metrics reads of it. */
+export interface PooledDatabase {
+  poolStats(): { total: number; idle: number; waiting: number };
+  observeQueries(observer: ((seconds: number, ok: boolean) => void) | null): void;
+}
+
 /** Long-lived connections a server holds: y-websocket sync, socket.io. */
 export type ConnectionKind = 'sync' | 'socket';
 
@@ -92,6 +98,34 @@ export class Metrics {
       help: "Room saves the store refused because their fencing token was stale (scale-out: another node took the room's lease)",
       registers: [this.registry],
     });
+  }
+
+  /**
+   * PostgreSQL's pool (connections in use, idle, and callers waiting for one) and the latency of
+   * every query, as remixroom_db_pool_connections{state} and remixroom_db_query_duration_seconds{outcome}.
+   * Only a pooled store reports them, so the embedded SQLite mode shows neither.
+   */
+  trackDatabase(db: PooledDatabase): void {
+    new Gauge({
+      name: 'remixroom_db_pool_connections',
+      help: "The database pool's connections by state: total (open), idle, waiting (callers waiting for one)",
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        const s = db.poolStats();
+        this.set({ state: 'total' }, s.total);
+        this.set({ state: 'idle' }, s.idle);
+        this.set({ state: 'waiting' }, s.waiting);
+      },
+    });
+    const latency = new Histogram({
+      name: 'remixroom_db_query_duration_seconds',
+      help: 'Time of a database query, from asking the pool to the answer, by outcome (ok, error)',
+      labelNames: ['outcome'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers: [this.registry],
+    });
+    db.observeQueries((seconds, ok) => latency.observe({ outcome: ok ? 'ok' : 'error' }, seconds));
   }
 
   /** Where `remixroom_render_jobs` reads the queue's counts at scrape time. */

@@ -35,7 +35,8 @@ import { SyncServer } from './rooms/sync-server.ts';
 import { RedisBridge } from './scaleout/redis-bridge.ts';
 import { DataLayout } from './store/paths.ts';
 import { closeRedisClient } from './util/redis-client.ts';
-import { SqliteStore } from './store/sqlite-store.ts';
+import { openStore } from './store/open-store.ts';
+import { PgStore } from './store/pg-store.ts';
 import { Limits } from './limits/limits.ts';
 import { LocalBucketStore, RedisBucketStore } from './limits/bucket-store.ts';
 import { AddressConnections } from './limits/address-connections.ts';
@@ -234,9 +235,9 @@ export class RemixroomServer {
     }
     let store: Store;
     try {
-      store = await SqliteStore.open(layout.database);
+      store = await openStore(config, layout, log);
     } catch (err) {
-      throw new StartupError(`cannot open the database ${layout.database}: ${(err as Error).message}`);
+      throw new StartupError((err as Error).message);
     }
     const opened: { close(): Promise<unknown> }[] = [store];
     try {
@@ -246,6 +247,7 @@ export class RemixroomServer {
       const redis = config.redisUrl ? connectRedis(config.redisUrl, log) : null;
       if (redis) opened.push({ close: () => redis.close() });
       const metrics = new Metrics({ releaseCount: async () => (await store.listReleases()).length });
+      if (store instanceof PgStore) metrics.trackDatabase(store);
       let scaleout: RedisBridge | null = null;
       if (config.redisUrl) {
         try {

@@ -5,7 +5,7 @@ import type { ApiErrorBody } from '../../shared/errors.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import { HttpError } from './http-error.ts';
+import { HttpError, storeErrorToHttp } from './http-error.ts';
 import { healthRoutes, type Readiness } from './health-routes.ts';
 import { releaseRoutes } from './release-routes.ts';
 import { clipRoutes, type ClipRoutesDeps } from './clip-routes.ts';
@@ -91,7 +91,8 @@ function routeLabel(req: Request): string {
 }
 
 function errorHandler(log: Logger): ErrorRequestHandler {
-  return (err: unknown, req, res, _next) => {
+  return (thrown: unknown, req, res, _next) => {
+    const err = storeErrorToHttp(thrown);
     let status: number;
     let body: ApiErrorBody;
     if (err instanceof HttpError) {

@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../../shared/errors.ts';
+import { StoreUnavailableError } from '../store/pg-errors.ts';
 import { limitMessage, retryAfterSec, type LimitName } from '../../shared/limits.ts';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -36,4 +37,12 @@ export class HttpError extends Error {
   static limited(limit: LimitName, retryAfterMs: number | null, status: 429 | 503 = 429): HttpError {
     return new HttpError(status === 503 ? 'not_ready' : 'rate_limited', limitMessage(limit, retryAfterMs), { retryAfterMs, limit, status });
   }
+}
+
+/** The message a caller gets while the shared database cannot be reached (rooms already open keep playing). */
+export const STORE_UNAVAILABLE_MESSAGE = 'the database is unreachable; try again shortly';
+
+/** A store that cannot be reached becomes 503 with a reason and Retry-After, not 500; any other error passes as it is. */
+export function storeErrorToHttp(err: unknown): unknown {
+  return err instanceof StoreUnavailableError ? new HttpError('not_ready', STORE_UNAVAILABLE_MESSAGE, { status: 503, retryAfterMs: 5000 }) : err;
 }

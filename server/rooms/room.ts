@@ -155,6 +155,9 @@ const MAX_AWARENESS_STATE_BYTES = 4096;
 const utf8 = new TextDecoder();
 /** Awareness changes go out to the peers together, at most this often (see #scheduleAwareness). */
 const AWARENESS_FLUSH_MS = 100;
+/** Wait before a failed save is tried again (the database away), doubling up to the most: edits keep applying in memory meanwhile. */
+const SAVE_RETRY_MS = 1000;
+const SAVE_RETRY_MAX_MS = 5000;
 /**
  * Renewals (a state sent again unchanged, which every stock provider does every 15 s so that
  * others do not time it out after 30 s) wait up to this long, or go with the next change.
@@ -198,6 +201,8 @@ export class Room extends EventEmitter<RoomEvents> {
   #firstDirtyAt: number | null = null;
   #saving: Promise<void> | null = null;
   #dirty = false;
+  /** Saves failed in a row (0 while saving works). */
+  #saveFailures = 0;
   #closed = false;
   #closing: Promise<void> | null = null;
   #rules: RoomRules;
@@ -666,16 +671,35 @@ export class Room extends EventEmitter<RoomEvents> {
     const timeline = JSON.stringify(this.timeline.toSaved());
     this.#saving = this.#opts.store
       .saveRoomDoc(this.id, update, timeline, fence)
-      .catch((err: unknown) => {
-        this.#dirty = true;
-        if (err instanceof StaleFenceError && this.#opts.fencing) {
-          // Not retried with this token: it would be refused again, and rightly (see RoomFencing).
-          this.log.error({ fence: err.fence, currentFence: err.current }, 'the store refused a stale save: another node took a newer fencing token and stores the room now');
-          this.#opts.fencing.refused(err);
-          return;
-        }
-        this.log.error({ err }, 'saving the room failed; will retry');
-      })
+      .then(
+        () => {
+          if (this.#saveFailures > 0) this.log.info({ failures: this.#saveFailures }, 'saving the room works again');
+          this.#saveFailures = 0;
+        },
+        (err: unknown) => {
+          this.#dirty = true;
+          if (err instanceof StaleFenceError && this.#opts.fencing) {
+            // Not retried with this token: it would be refused again, and rightly (see RoomFencing).
+            this.log.error({ fence: err.fence, currentFence: err.current }, 'the store refused a stale save: another node took a newer fencing token and stores the room now');
+            this.#opts.fencing.refused(err);
+            return;
+          }
+          this.#saveFailures++;
+          // Once, then every tenth time: a database outage must not flood the log from every room.
+          if (this.#saveFailures % 10 === 1) this.log.error({ err, failures: this.#saveFailures }, 'saving the room failed; will retry');
+          // Without a next edit nothing else would save it: the last edits before a database outage
+          // would wait in memory until the room closes.
+          if (!this.#closed && !this.#closing && !this.#saveTimer) {
+            this.#saveTimer = setTimeout(
+              () => {
+                this.#saveTimer = null;
+                void this.flush();
+              },
+              Math.min(SAVE_RETRY_MAX_MS, SAVE_RETRY_MS * 2 ** (this.#saveFailures - 1)),
+            );
+          }
+        },
+      )
       .finally(() => {
         this.#saving = null;
       });

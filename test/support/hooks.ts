@@ -1,8 +1,10 @@
 // Mocha root hooks: whatever the whole run shares is removed at its end.
 import { removeDemoTemplate } from './demo-data.ts';
+import { stopSharedS3 } from './s3.ts';
 
 export const mochaHooks = {
   async afterAll(): Promise<void> {
     await removeDemoTemplate();
+    await stopSharedS3();
   },
 };

@@ -263,6 +263,11 @@ osd pool default pg num = 8
 osd pool default pgp num = 8
 mon max pg per osd = 1000
 osd crush chooseleaf type = 0
+# Fault tests stop and freeze gateways of their own. With rgw's metadata cache on, every
+# bucket created waits for each gateway to acknowledge a notify, and a stopped or
+# frozen one holds that up for the watch timeout (30 s by default).
+rgw cache enabled = false
+osd client watch timeout = 5
 osd objectstore = memstore
 memstore device bytes = 1073741824
 run dir = ${dir}/run

@@ -40,6 +40,8 @@ import { Limits } from './limits/limits.ts';
 import { LocalBucketStore, RedisBucketStore } from './limits/bucket-store.ts';
 import { AddressConnections } from './limits/address-connections.ts';
 import type { Store } from './store/store.ts';
+import type { BlobStore } from './store/blob-store.ts';
+import { openBlobStore } from './store/open-blobs.ts';
 
 /** A start that cannot go on; its message is one line a person can act on. */
 export class StartupError extends Error {
@@ -55,6 +57,8 @@ export class RemixroomServer {
   readonly layout: DataLayout;
   readonly metrics: Metrics;
   readonly store: Store;
+  /** Renders and release assets: files under DATA_DIR, or the S3 bucket of S3_BUCKET (with a local cache). */
+  readonly blobs: BlobStore;
   readonly catalog: Catalog;
   readonly secrets: Secrets;
   readonly ffmpeg: string | null;
@@ -86,6 +90,7 @@ export class RemixroomServer {
     layout: DataLayout;
     metrics: Metrics;
     store: Store;
+    blobs: BlobStore;
     secrets: Secrets;
     ffmpeg: string | null;
     redis: RedisClientType | null;
@@ -100,6 +105,7 @@ export class RemixroomServer {
     this.layout = parts.layout;
     this.metrics = parts.metrics;
     this.store = parts.store;
+    this.blobs = parts.blobs;
     this.secrets = parts.secrets;
     this.ffmpeg = parts.ffmpeg;
     this.#redis = parts.redis;
@@ -265,6 +271,13 @@ export class RemixroomServer {
         opened.push({ close: () => queue.close() });
       }
       const metrics = new Metrics({ releaseCount: async () => (await store.listReleases()).length });
+      let blobs: BlobStore;
+      try {
+        blobs = await openBlobStore(config, layout, log, metrics);
+      } catch (err) {
+        throw new StartupError((err as Error).message);
+      }
+      opened.push(blobs);
       // Says which SFU (and why) in the log.
       const live = await LiveStreams.create({
         layout,
@@ -275,7 +288,7 @@ export class RemixroomServer {
       });
       opened.push(live);
       const { live: _liveOptions, ...rest } = options;
-      const server = new RemixroomServer({ config, log, layout, metrics, store, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, socketAdapter, live, renderQueue, ...rest });
+      const server = new RemixroomServer({ config, log, layout, metrics, store, blobs, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, socketAdapter, live, renderQueue, ...rest });
       const onAbort = () => server.#abort.abort(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
@@ -350,6 +363,7 @@ export class RemixroomServer {
     clearTimeout(timer);
     if (this.#redis) await closeRedisClient(this.#redis, this.log, 'readiness');
     await this.store.close();
+    await this.blobs.close();
     this.log.info('shut down');
   }
 
@@ -393,6 +407,16 @@ export class RemixroomServer {
           } catch (err) {
             ready = false;
             checks['redis'] = `unreachable: ${(err as Error).message}`;
+          }
+        }
+        // Local files are checked with the store (same DATA_DIR); a bucket is checked by itself.
+        if (this.blobs.kind === 's3') {
+          try {
+            await withTimeout(this.blobs.ping(), 2000, 'no answer within 2 s');
+            checks['objects'] = 'ok';
+          } catch (err) {
+            ready = false;
+            checks['objects'] = `unreachable: ${(err as Error).message}`;
           }
         }
         if (this.#closing) {

@@ -272,10 +272,16 @@ export class S3BlobStore implements BlobStore {
       this.#observe(op, started, null);
       return out;
     } catch (err) {
-      const code = codeOf(err);
-      if (code === 'NotFound' || code === 'NoSuchKey' || code === '404') {
+      let code = codeOf(err);
+      // A bucket's HEAD answers a bare 404 when the bucket is missing.
+      if (op === 'head-bucket' && code === 'NotFound') code = 'NoSuchBucket';
+      if (code === 'NotFound' || code === 'NoSuchKey') {
         this.#observe(op, started, null);
         throw new BlobNotFoundError(key);
+      }
+      if (code === 'InvalidRange') {
+        this.#observe(op, started, null);
+        throw new RangeError(`the range asked for is outside "${key}"`);
       }
       this.#observe(op, started, code);
       const attempts = (err as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1;
@@ -293,15 +299,22 @@ export class S3BlobStore implements BlobStore {
 
 function codeOf(err: unknown): string {
   const e = err as { name?: string; code?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
-  if (e.$metadata?.httpStatusCode === 404) return 'NotFound';
-  return e.Code ?? e.code ?? e.name ?? 'Error';
+  if (e.Code) return e.Code;
+  // Node's network errors (ECONNREFUSED, ETIMEDOUT, …) before the SDK's names.
+  if (e.code && /^E[A-Z]+$/.test(e.code)) return e.code;
+  if (e.name && !['Error', 'UnknownError', 'Unknown'].includes(e.name)) return e.name;
+  // HEAD answers carry no body, hence no error code: name them by status.
+  const status = e.$metadata?.httpStatusCode;
+  if (status === 404) return 'NotFound';
+  if (status === 403 || status === 401) return 'Forbidden';
+  return status ? `HTTP${status}` : 'Error';
 }
 
 function reasonOf(err: unknown, code: string): string {
   const e = err as Error & { $metadata?: { httpStatusCode?: number } };
   if (code === 'ECONNREFUSED') return 'connection refused (is the store running at that address?)';
   if (code === 'TimeoutError' || code === 'ETIMEDOUT') return `no answer in time (${e.message})`;
-  if (code === 'AccessDenied' || code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch') return `the store refused our credentials (${code}); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`;
+  if (['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Forbidden'].includes(code)) return `the store refused our credentials (${code}); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`;
   if (code === 'NoSuchBucket') return 'no such bucket; check S3_BUCKET (and S3_ENDPOINT)';
   const status = e.$metadata?.httpStatusCode;
   return `${code}${status ? ` (HTTP ${status})` : ''}${e.message && e.message !== code && e.message !== 'UnknownError' ? `: ${e.message}` : ''}`;

@@ -42,6 +42,7 @@ import { AddressConnections } from './limits/address-connections.ts';
 import type { Store } from './store/store.ts';
 import type { BlobStore } from './store/blob-store.ts';
 import { openBlobStore } from './store/open-blobs.ts';
+import { ReleaseFiles } from './catalog/release-files.ts';
 
 /** A start that cannot go on; its message is one line a person can act on. */
 export class StartupError extends Error {
@@ -91,6 +92,7 @@ export class RemixroomServer {
     metrics: Metrics;
     store: Store;
     blobs: BlobStore;
+    releaseFiles: ReleaseFiles;
     secrets: Secrets;
     ffmpeg: string | null;
     redis: RedisClientType | null;
@@ -112,7 +114,7 @@ export class RemixroomServer {
     this.#scaleout = parts.scaleout;
     this.#socketAdapter = parts.socketAdapter;
     this.live = parts.live;
-    this.catalog = new Catalog(this.store, this.layout);
+    this.catalog = new Catalog(this.store, this.layout, parts.releaseFiles);
     this.limits = new Limits(
       parts.redis
         ? new RedisBucketStore(parts.redis, { onFallback: (err) => this.log.warn({ err: err.message }, 'limits: Redis unreachable; each node keeps them by itself meanwhile') })
@@ -278,9 +280,11 @@ export class RemixroomServer {
         throw new StartupError((err as Error).message);
       }
       opened.push(blobs);
+      const releaseFiles = new ReleaseFiles({ store, blobs, layout, log: log.child({ component: 'release-files' }) });
       // Says which SFU (and why) in the log.
       const live = await LiveStreams.create({
         layout,
+        releases: releaseFiles,
         log,
         mediasoupWorkerBin: config.mediasoupWorkerBin ?? undefined,
         video: { ffmpeg: native?.ffmpeg ?? null, settings: config.liveVideo },
@@ -288,11 +292,11 @@ export class RemixroomServer {
       });
       opened.push(live);
       const { live: _liveOptions, ...rest } = options;
-      const server = new RemixroomServer({ config, log, layout, metrics, store, blobs, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, socketAdapter, live, renderQueue, ...rest });
+      const server = new RemixroomServer({ config, log, layout, metrics, store, blobs, releaseFiles, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, socketAdapter, live, renderQueue, ...rest });
       const onAbort = () => server.#abort.abort(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        await ensureDemoRelease({ store, layout, ffmpeg: server.ffmpeg, log, signal: server.#abort.signal });
+        await ensureDemoRelease({ store, layout, ffmpeg: server.ffmpeg, log, blobs, signal: server.#abort.signal });
       } finally {
         signal?.removeEventListener('abort', onAbort);
       }

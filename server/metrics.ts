@@ -18,7 +18,7 @@ export class Metrics {
   readonly syncRefusals: Counter<'reason'>;
   readonly syncEdits: Counter<'outcome'>;
   readonly limitRefusals: Counter<'limit'>;
-  /** Object store calls (all attempts of one call), by operation: put, multipart, get, head, list, delete, head-bucket, get-body. */
+  /** Object store calls (all attempts of one call), by operation: put, multipart, get, head, list, delete, head-bucket; get-body: a download's body into the cache. */
   readonly s3Duration: Histogram<'op'>;
   /** Object store calls that failed after their retries, by operation and error code. */
   readonly s3Errors: Counter<'op' | 'code'>;

@@ -97,7 +97,12 @@ export class LocalBlobStore implements BlobStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EISDIR') throw new BlobNotFoundError(key);
       throw err;
     }
-    const { size } = await handle.stat();
+    const stat = await handle.stat();
+    if (!stat.isFile()) {
+      await handle.close();
+      throw new BlobNotFoundError(key);
+    }
+    const size = stat.size;
     const start = range?.start ?? 0;
     const end = Math.min(range?.end ?? size - 1, size - 1);
     if (range && (start < 0 || start >= size || end < start)) {

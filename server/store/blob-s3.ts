@@ -258,6 +258,7 @@ export class S3BlobStore implements BlobStore {
     const started = process.hrtime.bigint();
     try {
       await streamToFileAtomically(stream, file);
+      this.#observe('get-body', started, null);
     } catch (err) {
       this.#observe('get-body', started, codeOf(err));
       throw new BlobStoreUnavailableError(`the download of "${key}" from the object store ${this.description} broke off: ${(err as Error).message}`, { attempts: 1, cause: err });

@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { pino } from 'pino';
 import { readWavFloat32 } from '../../media/audio/wav.ts';
 import { Catalog } from '../../server/catalog/catalog.ts';
+import { DEMO_RELEASE_ID } from '../../server/catalog/demo-release.ts';
 import { ingestRelease } from '../../server/catalog/ingest.ts';
 import { ReleaseFiles, releaseFilesPrefix } from '../../server/catalog/release-files.ts';
 import type { S3Config } from '../../server/config.ts';
@@ -25,6 +26,7 @@ import { writeFixtureRelease } from '../support/release-fixture.ts';
 import { s3Available, sharedS3, type TestS3 } from '../support/s3.ts';
 import { REPO_ROOT } from '../support/server-process.ts';
 import { tempDir } from '../support/temp.ts';
+import { startTestServer } from '../support/test-server.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -167,6 +169,41 @@ describe('releases in S3', function () {
     const blobs = await blobsOf(layoutB);
     expect((await blobs.list('releases/rel-cli/')).map((b) => b.key)).to.satisfy((keys: string[]) => keys.some((k) => k.endsWith('/stems/drums.wav')));
     expect(fs.existsSync(path.join(layoutA.root, 'releases', 'rel-cli'))).to.equal(false);
+  });
+
+  it('a server with S3 on an empty DATA_DIR puts the demo release in the bucket; another node with only the record serves its artwork from there', async () => {
+    const config = { s3: s3Config(), tokenSecret: 'x'.repeat(32) };
+    const a = await startTestServer(config, { dataDir: layoutA.root });
+    let coverUrl: string;
+    let cover: Buffer;
+    try {
+      expect(fs.existsSync(layoutA.releaseDir(DEMO_RELEASE_ID)), 'no release files under DATA_DIR').to.equal(false);
+      const record = await a.server.store.getRelease(DEMO_RELEASE_ID);
+      expect((await a.server.blobs.list(releaseFilesPrefix(record!))).length).to.be.above(3);
+      const view = (await (await fetch(`${a.url}/api/releases/${DEMO_RELEASE_ID}`)).json()) as { artwork: { url: string }[] };
+      coverUrl = view.artwork[0]!.url;
+      const res = await fetch(`${a.url}${coverUrl}`);
+      expect(res.status).to.equal(200);
+      cover = Buffer.from(await res.arrayBuffer());
+      expect(cover.length).to.be.above(100);
+    } finally {
+      await a.close();
+    }
+    // Node B: the record alone (its store stands in for the shared one), no release files, its own cache.
+    await fsp.copyFile(layoutA.database, layoutB.database);
+    const b = await startTestServer(config, { dataDir: layoutB.root });
+    try {
+      expect(fs.existsSync(layoutB.releaseDir(DEMO_RELEASE_ID))).to.equal(false);
+      const res = await fetch(`${b.url}${coverUrl}`);
+      expect(res.status).to.equal(200);
+      expect(sha(Buffer.from(await res.arrayBuffer()))).to.equal(sha(cover));
+      const stemId = (await b.server.store.getRelease(DEMO_RELEASE_ID))!.stems[0]!.id;
+      const stems = await b.server.live.stems.acquire(DEMO_RELEASE_ID, [stemId]);
+      expect(stems[0]!.pcm.length).to.be.above(48_000);
+      b.server.live.stems.release(DEMO_RELEASE_ID);
+    } finally {
+      await b.close();
+    }
   });
 
   it('npm run ingest with a bucket it cannot use changes nothing and says why in one line', async () => {

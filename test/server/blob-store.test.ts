@@ -108,6 +108,14 @@ for (const kind of kinds) {
       expect(await text(tail.stream)).to.equal('789');
     });
 
+    it('a folder is not an object, and a range past the end is a RangeError', async () => {
+      await h.store.putBuffer('renders/r9/x/clip.txt', Buffer.from('abc'), { contentType: 'text/plain' });
+      expect(await h.store.head('renders/r9/x')).to.equal(null);
+      expect(await h.store.read('renders/r9/x').then(() => null, (e: unknown) => e)).to.be.instanceOf(BlobNotFoundError);
+      expect(await h.store.localFile('renders/r9/x').then(() => null, (e: unknown) => e)).to.be.instanceOf(BlobNotFoundError);
+      expect(await h.store.read('renders/r9/x/clip.txt', { start: 3 }).then(() => null, (e: unknown) => e)).to.be.instanceOf(RangeError);
+    });
+
     it('answers head with the size, and null for a missing object', async () => {
       await h.store.putBuffer('renders/r3/a.png', Buffer.alloc(1234, 1), { contentType: 'image/png' });
       expect((await h.store.head('renders/r3/a.png'))?.size).to.equal(1234);

@@ -95,6 +95,8 @@ class CephCluster {
     const cluster = new CephCluster(dir, `http://127.0.0.1:${rgwPort}`, keys);
     try {
       await cluster.#boot(monPort, rgwPort);
+      // After the daemons' own exit hooks (registered first, so run first): their folder goes too.
+      process.once('exit', cluster.#removeOnExit);
       return cluster;
     } catch (err) {
       await cluster.stop();
@@ -139,6 +141,10 @@ class CephCluster {
     fs.closeSync(out);
     this.#children.add(child);
     child.once('exit', () => this.#children.delete(child));
+    // A run that ends without its afterAll (a crash, Ctrl-C) must not leave daemons behind.
+    const onExit = () => void child.kill('SIGKILL');
+    process.once('exit', onExit);
+    child.once('exit', () => process.off('exit', onExit));
     return child;
   }
 
@@ -190,7 +196,10 @@ class CephCluster {
     };
   }
 
+  readonly #removeOnExit = (): void => fs.rmSync(this.#dir, { recursive: true, force: true });
+
   async stop(): Promise<void> {
+    process.off('exit', this.#removeOnExit);
     const children = [...this.#children];
     // Gateways first (they are clients of the cluster; radosgw often lingers on SIGTERM,
     // hence the short grace), then the OSD with SIGKILL: on

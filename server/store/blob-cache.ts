@@ -45,8 +45,7 @@ export class BlobCache {
   readonly #entries = new Map<string, Entry>();
   readonly #inFlight = new Map<string, Promise<Entry>>();
   #bytes = 0;
-  /** Downloads started (for tests: concurrent fetches of a key share one). */
-  downloads = 0;
+  #downloads = 0;
 
   private constructor(options: BlobCacheOptions) {
     this.dir = path.resolve(options.dir);
@@ -63,6 +62,11 @@ export class BlobCache {
     await fsp.mkdir(cache.#objectsDir, { recursive: true });
     await cache.#index();
     return cache;
+  }
+
+  /** Downloads started since the cache opened (concurrent fetches of a key share one). */
+  get downloads(): number {
+    return this.#downloads;
   }
 
   /** Bytes held now. */
@@ -113,7 +117,7 @@ export class BlobCache {
   }
 
   async #download(key: string, fetch: (tmpFile: string) => Promise<void>): Promise<Entry> {
-    this.downloads++;
+    this.#downloads++;
     const file = resolveInside(this.#objectsDir, ...key.split('/'));
     const tmp = path.join(this.#tmpDir, crypto.randomBytes(8).toString('hex'));
     try {

@@ -8,6 +8,7 @@
 // backoff and jitter (`maxAttempts`); after the last attempt the error is a
 // BlobStoreUnavailableError naming the endpoint, the bucket, the operation and
 // the attempts, not the SDK's own error.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -128,8 +129,7 @@ export class S3BlobStore implements BlobStore {
     const { size } = await fsp.stat(file);
     if (size <= this.#partSize) {
       // One request with the bytes in memory, so the SDK can retry it (a stream body it cannot).
-      const body = await fsp.readFile(file);
-      await this.#call('put', key, () => this.#client.send(new PutObjectCommand({ Bucket: this.bucket, Key: name, Body: body, ContentType: options.contentType })));
+      await this.putBuffer(key, await fsp.readFile(file), options);
       return;
     }
     // Multipart: each part is its own request, retried by itself; a failed upload is aborted (its parts removed).
@@ -152,7 +152,9 @@ export class S3BlobStore implements BlobStore {
 
   async putBuffer(key: string, data: Buffer, options: { contentType: string }): Promise<void> {
     const name = this.#name(key);
-    await this.#call('put', key, () => this.#client.send(new PutObjectCommand({ Bucket: this.bucket, Key: name, Body: data, ContentType: options.contentType })));
+    // The store checks the bytes it received against this (checksums are otherwise off, see the constructor).
+    const md5 = crypto.createHash('md5').update(data).digest('base64');
+    await this.#call('put', key, () => this.#client.send(new PutObjectCommand({ Bucket: this.bucket, Key: name, Body: data, ContentType: options.contentType, ContentMD5: md5 })));
   }
 
   async localFile(key: string): Promise<LocalBlob> {
@@ -162,10 +164,13 @@ export class S3BlobStore implements BlobStore {
 
   async download(key: string, dest: string): Promise<void> {
     const blob = await this.localFile(key);
+    const tmp = `${dest}.${crypto.randomBytes(6).toString('hex')}.part`;
     try {
-      const tmp = `${dest}.${process.pid}-${Math.random().toString(36).slice(2)}.part`;
       await fsp.copyFile(blob.path, tmp);
       await fsp.rename(tmp, dest);
+    } catch (err) {
+      await fsp.rm(tmp, { force: true });
+      throw err;
     } finally {
       blob.release();
     }

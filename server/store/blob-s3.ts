@@ -39,6 +39,7 @@ import {
   type BlobStream,
   type ByteRange,
   type LocalBlob,
+  type PresignOptions,
 } from './blob-store.ts';
 
 /** What the store reports of each call (the process's metrics implement it). */
@@ -237,11 +238,11 @@ export class S3BlobStore implements BlobStore {
     return out.sort((a, b) => (a.key < b.key ? -1 : 1));
   }
 
-  async presignGet(key: string, expiresInSec: number, options: { fileName?: string } = {}): Promise<string> {
+  async presignGet(key: string, expiresInSec: number, options: PresignOptions = {}): Promise<string> {
     const name = this.#name(key);
-    const disposition = options.fileName ? `attachment; filename="${options.fileName.replace(/["\\\r\n]/g, '_')}"` : undefined;
+    const disposition = options.contentDisposition ?? (options.fileName ? `attachment; filename="${options.fileName.replace(/["\\\r\n]/g, '_')}"` : undefined);
     // Signing is local: no request, nothing to time or retry.
-    return getSignedUrl(this.#client, new GetObjectCommand({ Bucket: this.bucket, Key: name, ResponseContentDisposition: disposition }), { expiresIn: expiresInSec });
+    return getSignedUrl(this.#client, new GetObjectCommand({ Bucket: this.bucket, Key: name, ResponseContentDisposition: disposition, ResponseContentType: options.contentType }), { expiresIn: expiresInSec });
   }
 
   async ping(): Promise<void> {

@@ -69,10 +69,19 @@ export interface BlobStore {
    * (S3 only: a presigned GET). Null where the store cannot make one (local files):
    * the node proxies the download then.
    */
-  presignGet(key: string, expiresInSec: number, options?: { fileName?: string }): Promise<string | null>;
+  presignGet(key: string, expiresInSec: number, options?: PresignOptions): Promise<string | null>;
   /** Throws BlobStoreUnavailableError when the store cannot be used (for /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface PresignOptions {
+  /** The whole Content-Disposition the download gets (e.g. contentDisposition() of server/clips/download-name.ts). */
+  contentDisposition?: string;
+  /** Shorthand: `attachment; filename="<fileName>"`. */
+  fileName?: string;
+  /** The Content-Type the download gets (S3 otherwise answers the one stored). */
+  contentType?: string;
 }
 
 export class BlobStoreError extends Error {

@@ -13,7 +13,6 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { commandExists } from './components.ts';
 import { freePort } from './redis.ts';
 
@@ -164,6 +163,8 @@ class CephCluster {
 
   async #newBucket(): Promise<string> {
     const name = `rr-test-${process.pid}-${++this.#buckets}-${crypto.randomBytes(3).toString('hex')}`;
+    // Loaded here, not at the top: the root hooks import this file in every run.
+    const { CreateBucketCommand, S3Client } = await import('@aws-sdk/client-s3');
     const client = new S3Client({ endpoint: this.#endpoint, region: REGION, forcePathStyle: true, credentials: this.#keys });
     try {
       await client.send(new CreateBucketCommand({ Bucket: name }));

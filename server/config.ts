@@ -81,6 +81,20 @@ const EnvSchema = z.object({
       .refine((v) => v.split(',').every((entry) => parseProxyEntry(entry.trim()) !== null), 'must be a comma-separated list of IP addresses or CIDR ranges, like 10.0.0.0/8,fd00::/8')
       .optional(),
   ),
+  S3_BUCKET: z.preprocess(
+    emptyToUndefined,
+    z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name: 3–63 lowercase letters, digits, dots and hyphens').optional(),
+  ),
+  S3_ENDPOINT: z.preprocess(
+    emptyToUndefined,
+    z.string().url('must be a URL like https://s3.example.com or http://127.0.0.1:9000').refine((u) => /^https?:$/.test(new URL(u).protocol), 'must start with http:// or https://').optional(),
+  ),
+  S3_PUBLIC: z.preprocess(emptyToUndefined, z.enum(['0', '1'], { message: 'must be 1 (download links are presigned S3 URLs) or 0 (the node serves downloads)' }).default('0')),
+  S3_CACHE_MB: z.preprocess(emptyToUndefined, z.coerce.number({ message: 'must be a whole number of megabytes' }).int('must be a whole number of megabytes').min(16, 'must be at least 16 (MB)').max(16_000_000).default(2048)),
+  S3_PREFIX: z.preprocess(
+    emptyToUndefined,
+    z.string().regex(/^([A-Za-z0-9_][A-Za-z0-9._-]*\/)*[A-Za-z0-9_][A-Za-z0-9._-]*\/?$/, 'must be folder names of letters, digits, ".", "_" and "-" separated by "/", like remixroom/prod').optional(),
+  ),
 });
 
 /** An address or CIDR range ('10.0.0.0/8', 'fd00::/8', '172.18.0.5'), or null when it is neither. */
@@ -161,6 +175,27 @@ export interface Config {
    * to addresses count the address it forwards; anyone else's header is ignored.
    */
   readonly trustedProxies: readonly string[];
+  /**
+   * Object storage (S3_BUCKET set): renders and release assets in an S3-compatible bucket,
+   * with a local cache; null: files under DATA_DIR. Credentials and region come from the
+   * AWS SDK's own sources (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, …).
+   */
+  readonly s3: S3Config | null;
+}
+
+export interface S3Config {
+  readonly bucket: string;
+  /** For a store other than AWS (MinIO, Ceph, R2); path-style addressing. Null: AWS. */
+  readonly endpoint: string | null;
+  /** Download links are presigned S3 URLs (the store or a CDN serves the bytes) instead of the node proxying them. */
+  readonly public: boolean;
+  /** The local cache's size limit. */
+  readonly cacheMb: number;
+  /** Prepended to every key ('' or a folder ending with '/'): several installations in one bucket. */
+  readonly prefix: string;
+  /** Never read from the environment (the SDK reads AWS_*): for tests and tools that pass them. */
+  readonly credentials?: { accessKeyId: string; secretAccessKey: string };
+  readonly region?: string;
 }
 
 export class ConfigError extends Error {
@@ -180,6 +215,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     throw new ConfigError(`${name}=${JSON.stringify(given ?? '')} ${issue.message}`);
   }
   const e = parsed.data;
+  if (!e.S3_BUCKET) {
+    for (const name of ['S3_ENDPOINT', 'S3_PREFIX'] as const) {
+      if (e[name]) throw new ConfigError(`${name}=${JSON.stringify(env[name])} needs S3_BUCKET (the bucket to store objects in); set S3_BUCKET or remove ${name}`);
+    }
+    if (e.S3_PUBLIC === '1') throw new ConfigError('S3_PUBLIC="1" needs S3_BUCKET (presigned links point into a bucket); set S3_BUCKET or remove S3_PUBLIC');
+  }
   if (e.RENDER_QUEUE === 'redis' && !e.REDIS_URL) throw new ConfigError('RENDER_QUEUE="redis" needs REDIS_URL (the queue lives in Redis); set REDIS_URL or RENDER_QUEUE=local');
   return Object.freeze({
     port: e.PORT,
@@ -211,6 +252,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     memberTokenTtlSec: e.MEMBER_TOKEN_TTL_SEC,
     maxConnectionsPerAddress: e.MAX_CONNECTIONS_PER_ADDRESS,
     trustedProxies: Object.freeze(e.TRUSTED_PROXIES ? e.TRUSTED_PROXIES.split(',').map((v) => v.trim()) : []),
+    s3: e.S3_BUCKET
+      ? Object.freeze({
+          bucket: e.S3_BUCKET,
+          endpoint: e.S3_ENDPOINT ?? null,
+          public: e.S3_PUBLIC === '1',
+          cacheMb: e.S3_CACHE_MB,
+          prefix: e.S3_PREFIX ? `${e.S3_PREFIX.replace(/\/+$/, '')}/` : '',
+        })
+      : null,
   });
 }
 

@@ -25,6 +25,10 @@ export class Metrics {
   readonly syncEdits: Counter<'outcome'>;
   readonly limitRefusals: Counter<'limit'>;
   readonly staleSaves: Counter;
+  /** Object store calls (all attempts of one call), by operation: put, multipart, get, head, list, delete, head-bucket; get-body: a download's body into the cache. */
+  readonly s3Duration: Histogram<'op'>;
+  /** Object store calls that failed after their retries, by operation and error code. */
+  readonly s3Errors: Counter<'op' | 'code'>;
   #renderJobs: (() => Promise<{ queued: number; running: number; retrying: number }>) | null = null;
   /** Per kind: the counts of the servers holding such connections, summed at scrape time. */
   readonly #connectionSources = new Map<ConnectionKind, Set<() => number>>();
@@ -68,6 +72,19 @@ export class Metrics {
       name: 'remixroom_limit_refusals_total',
       help: 'Actions refused by a limit (shared/limits.ts), by limit',
       labelNames: ['limit'],
+      registers: [this.registry],
+    });
+    this.s3Duration = new Histogram({
+      name: 'remixroom_s3_request_duration_seconds',
+      help: 'Time of an object store call, retries included, by operation',
+      labelNames: ['op'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [this.registry],
+    });
+    this.s3Errors = new Counter({
+      name: 'remixroom_s3_errors_total',
+      help: 'Object store calls that failed after their retries, by operation and error code',
+      labelNames: ['op', 'code'],
       registers: [this.registry],
     });
     const metrics = this;

@@ -42,6 +42,9 @@ import { LocalBucketStore, RedisBucketStore } from './limits/bucket-store.ts';
 import { AddressConnections } from './limits/address-connections.ts';
 import { ProxyTrust } from './limits/address.ts';
 import type { Store } from './store/store.ts';
+import type { BlobStore } from './store/blob-store.ts';
+import { openBlobStore } from './store/open-blobs.ts';
+import { ReleaseFiles } from './catalog/release-files.ts';
 
 /** A start that cannot go on; its message is one line a person can act on. */
 export class StartupError extends Error {
@@ -57,6 +60,8 @@ export class RemixroomServer {
   readonly layout: DataLayout;
   readonly metrics: Metrics;
   readonly store: Store;
+  /** Renders and release assets: files under DATA_DIR, or the S3 bucket of S3_BUCKET (with a local cache). */
+  readonly blobs: BlobStore;
   readonly catalog: Catalog;
   readonly secrets: Secrets;
   readonly ffmpeg: string | null;
@@ -88,6 +93,8 @@ export class RemixroomServer {
     layout: DataLayout;
     metrics: Metrics;
     store: Store;
+    blobs: BlobStore;
+    releaseFiles: ReleaseFiles;
     secrets: Secrets;
     ffmpeg: string | null;
     redis: RedisClientType | null;
@@ -102,13 +109,14 @@ export class RemixroomServer {
     this.layout = parts.layout;
     this.metrics = parts.metrics;
     this.store = parts.store;
+    this.blobs = parts.blobs;
     this.secrets = parts.secrets;
     this.ffmpeg = parts.ffmpeg;
     this.#redis = parts.redis;
     this.#scaleout = parts.scaleout;
     this.#socketAdapter = parts.socketAdapter;
     this.live = parts.live;
-    this.catalog = new Catalog(this.store, this.layout);
+    this.catalog = new Catalog(this.store, this.layout, parts.releaseFiles);
     this.limits = new Limits(
       parts.redis
         ? new RedisBucketStore(parts.redis, { onFallback: (err) => this.log.warn({ err: err.message }, 'limits: Redis unreachable; each node keeps them by itself meanwhile') })
@@ -278,9 +286,18 @@ export class RemixroomServer {
         const queue = renderQueue;
         opened.push({ close: () => queue.close() });
       }
+      let blobs: BlobStore;
+      try {
+        blobs = await openBlobStore(config, layout, log, metrics);
+      } catch (err) {
+        throw new StartupError((err as Error).message);
+      }
+      opened.push(blobs);
+      const releaseFiles = new ReleaseFiles({ store, blobs, layout, log: log.child({ component: 'release-files' }) });
       // Says which SFU (and why) in the log.
       const live = await LiveStreams.create({
         layout,
+        releases: releaseFiles,
         log,
         mediasoupWorkerBin: config.mediasoupWorkerBin ?? undefined,
         video: { ffmpeg: native?.ffmpeg ?? null, settings: config.liveVideo },
@@ -288,11 +305,11 @@ export class RemixroomServer {
       });
       opened.push(live);
       const { live: _liveOptions, ...rest } = options;
-      const server = new RemixroomServer({ config, log, layout, metrics, store, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, socketAdapter, live, renderQueue, ...rest });
+      const server = new RemixroomServer({ config, log, layout, metrics, store, blobs, releaseFiles, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, socketAdapter, live, renderQueue, ...rest });
       const onAbort = () => server.#abort.abort(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        await ensureDemoRelease({ store, layout, ffmpeg: server.ffmpeg, log, signal: server.#abort.signal });
+        await ensureDemoRelease({ store, layout, ffmpeg: server.ffmpeg, log, blobs, signal: server.#abort.signal });
       } finally {
         signal?.removeEventListener('abort', onAbort);
       }
@@ -363,6 +380,7 @@ export class RemixroomServer {
     clearTimeout(timer);
     if (this.#redis) await closeRedisClient(this.#redis, this.log, 'readiness');
     await this.store.close();
+    await this.blobs.close();
     this.log.info('shut down');
   }
 
@@ -406,6 +424,16 @@ export class RemixroomServer {
           } catch (err) {
             ready = false;
             checks['redis'] = `unreachable: ${(err as Error).message}`;
+          }
+        }
+        // Local files are checked with the store (same DATA_DIR); a bucket is checked by itself.
+        if (this.blobs.kind === 's3') {
+          try {
+            await withTimeout(this.blobs.ping(), 2000, 'no answer within 2 s');
+            checks['objects'] = 'ok';
+          } catch (err) {
+            ready = false;
+            checks['objects'] = `unreachable: ${(err as Error).message}`;
           }
         }
         if (this.#closing) {

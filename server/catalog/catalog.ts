@@ -1,15 +1,19 @@
 import type { ReleaseListItem, ReleaseView } from '../../shared/api-types.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { ReleaseRecord, Store } from '../store/store.ts';
+import type { ReleaseFiles } from './release-files.ts';
 
 /** Read side of the catalog: what the API shows of the releases, and where their public files are. */
 export class Catalog {
   readonly #store: Store;
   readonly #layout: DataLayout;
+  readonly #files: ReleaseFiles | null;
 
-  constructor(store: Store, layout: DataLayout) {
+  /** `files`: where artwork is read with a blob store (S3); without it, DATA_DIR/releases. */
+  constructor(store: Store, layout: DataLayout, files: ReleaseFiles | null = null) {
     this.#store = store;
     this.#layout = layout;
+    this.#files = files;
   }
 
   async list(): Promise<ReleaseListItem[]> {
@@ -66,7 +70,8 @@ export class Catalog {
     const r = await this.#store.getRelease(releaseId);
     const art = r && usableArtwork(r).find((a) => a.id === artworkId);
     if (!art) return null;
-    return { path: this.#layout.artworkFile(releaseId, art.fileName), mimeType: art.mimeType };
+    const file = this.#files ? await this.#files.artworkFile(releaseId, art.fileName) : this.#layout.artworkFile(releaseId, art.fileName);
+    return { path: file, mimeType: art.mimeType };
   }
 }
 

@@ -10,6 +10,7 @@ import { MANIFEST_FILE_NAME, MANIFEST_SCHEMA_VERSION, type ReleaseManifest } fro
 import { WAIT_STEP, type Logger } from '../logger.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { Store } from '../store/store.ts';
+import type { BlobStore } from '../store/blob-store.ts';
 import { IngestError, ingestRelease } from './ingest.ts';
 
 export const DEMO_RELEASE_ID = 'remixroom-demo';
@@ -64,6 +65,8 @@ export async function ensureDemoRelease(opts: {
   layout: DataLayout;
   ffmpeg: string | null;
   log: Logger;
+  /** With S3, the demo's files go to the bucket like any release's. */
+  blobs?: BlobStore;
   signal?: AbortSignal;
 }): Promise<void> {
   if (await opts.store.getRelease(DEMO_RELEASE_ID)) return;
@@ -78,6 +81,7 @@ export async function ensureDemoRelease(opts: {
       store: opts.store,
       layout: opts.layout,
       ffmpeg: opts.ffmpeg,
+      ...(opts.blobs ? { blobs: opts.blobs } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     opts.log.info(

@@ -1,11 +1,14 @@
 // `npm run ingest -- <folder> [--replace]`: checks and ingests a release folder
-// into DATA_DIR. A command-line entry point, so it prints to the console.
+// into DATA_DIR (and its files into the S3 bucket when S3_BUCKET is set). A
+// command-line entry point, so it prints to the console.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { findNativeFfmpeg } from '../../media/audio/ffmpeg.ts';
 import { ConfigError, loadConfig } from '../config.ts';
+import { pino } from 'pino';
 import { DataLayout } from '../store/paths.ts';
+import { openBlobStore } from '../store/open-blobs.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import { IngestError, ingestRelease, type IngestProgress } from './ingest.ts';
 
@@ -49,11 +52,22 @@ async function main(): Promise<number> {
     return null;
   });
   if (!store) return 1;
+  // Warnings of the object store go to stderr with the progress; stdout holds the result alone.
+  const blobs = await openBlobStore(config, layout, pino({ level: 'warn' }, pino.destination(2)), null).catch((err: unknown) => {
+    console.error(`ingest: ${(err as Error).message}`);
+    return null;
+  });
+  if (!blobs) {
+    await store.close();
+    return 1;
+  }
+  if (blobs.kind === 's3') console.error(`ingest: files into ${blobs.description}`);
   const progress = new ProgressPrinter();
   try {
     const { record, notes } = await ingestRelease(folder, {
       store,
       layout,
+      blobs,
       ffmpeg: native?.ffmpeg ?? null,
       replace: args.values.replace,
       onProgress: (p) => progress.update(p),
@@ -74,6 +88,7 @@ async function main(): Promise<number> {
     }
     throw err;
   } finally {
+    await blobs.close();
     await store.close();
   }
 }

@@ -1,7 +1,9 @@
 // Ingest of a release folder: check everything, decode the stems once to 48 kHz
 // stereo float, analyse them, stage every file under DATA_DIR/tmp, then move the
 // staged folder into place and record the release in one step. A refused ingest
-// leaves nothing behind.
+// leaves nothing behind. With an S3 blob store the staged files are uploaded to
+// `releases/<id>/<version>/` first and the record written only when all are
+// stored, so no node sees the release before its files are there.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -17,6 +19,8 @@ import { AudioDecodeError, decodeStem } from '../../media/audio/decode.ts';
 import { readWavFloat32, writeWavFloat32 } from '../../media/audio/wav.ts';
 import { VisualPackError, buildVisualPack, headerSize, writeVisualPack } from '../../media/visuals/visual-pack.ts';
 import { DataLayout, PathEscapeError, resolveInside } from '../store/paths.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import { releaseFileType, releaseFilesPrefix } from './release-files.ts';
 import { ReleaseExistsError, type ArtworkInfo, type ReleaseRecord, type StemInfo, type Store } from '../store/store.ts';
 
 export const SAMPLE_RATE = 48000;
@@ -46,6 +50,8 @@ export interface IngestOptions {
   /** Native ffmpeg, or null for the decoders that need nothing outside npm. */
   ffmpeg: string | null;
   replace?: boolean;
+  /** Where the files go when it is a bucket (kind `s3`); otherwise (or without it) DATA_DIR/releases/<id>. */
+  blobs?: BlobStore;
   onProgress?: (p: IngestProgress) => void;
   signal?: AbortSignal;
 }
@@ -201,9 +207,9 @@ export async function ingestRelease(folder: string, opts: IngestOptions): Promis
 
     progress({ step: 'commit', fraction: 0 });
     opts.signal?.throwIfAborted();
-    await commit(record, staging, opts);
+    const afterwards = await commit(record, staging, opts);
     progress({ step: 'commit', fraction: 1 });
-    return { record, notes };
+    return { record, notes: [...notes, ...afterwards] };
   } finally {
     await fsp.rm(staging, { recursive: true, force: true });
   }
@@ -360,7 +366,9 @@ async function checkImage(file: string, relative: string): Promise<Pick<ArtworkI
   return { ...size, mimeType };
 }
 
-async function commit(record: ReleaseRecord, staging: string, opts: IngestOptions): Promise<void> {
+/** Places the files and records the release; answers notes on what could not be tidied afterwards. */
+async function commit(record: ReleaseRecord, staging: string, opts: IngestOptions): Promise<string[]> {
+  if (opts.blobs?.kind === 's3') return commitToBucket(record, staging, opts, opts.blobs);
   await fsp.mkdir(opts.layout.releasesDir, { recursive: true });
   const final = opts.layout.releaseDir(record.id);
   const trash = path.join(opts.layout.tmpDir, `replaced-${record.id}-${crypto.randomUUID()}`);
@@ -390,6 +398,52 @@ async function commit(record: ReleaseRecord, staging: string, opts: IngestOption
     throw err;
   }
   if (movedOld) await fsp.rm(trash, { recursive: true, force: true });
+  return [];
+}
+
+/**
+ * Uploads every staged file, then records the release; a failure on the way removes
+ * what was uploaded. The previous ingest's files (on --replace) are removed after
+ * the new record is in place: nodes that had them open keep their cached copies.
+ */
+async function commitToBucket(record: ReleaseRecord, staging: string, opts: IngestOptions, blobs: BlobStore): Promise<string[]> {
+  const prefix = releaseFilesPrefix(record);
+  const previous = opts.replace ? await opts.store.getRelease(record.id) : null;
+  const files = await stagedFiles(staging);
+  try {
+    for (const [i, relative] of files.entries()) {
+      opts.signal?.throwIfAborted();
+      opts.onProgress?.({ step: 'commit', file: relative, fraction: i / (files.length + 1) });
+      await blobs.putFile(`${prefix}${relative}`, path.join(staging, relative), { contentType: releaseFileType(relative) });
+    }
+    await opts.store.putRelease(record, { place() {}, undo() {} }, { replace: opts.replace ?? false });
+  } catch (err) {
+    // Files no record names are never read; still, say so when they cannot be removed.
+    const leftover = await blobs.deletePrefix(prefix).then(
+      () => null,
+      (e: unknown) => `the files uploaded so far (${prefix} in ${blobs.description}) could not be removed: ${(e as Error).message}`,
+    );
+    if (err instanceof ReleaseExistsError) throw new IngestError(MANIFEST_FILE_NAME, [`${err.message} (ingest with --replace to update it)`, ...(leftover ? [leftover] : [])]);
+    if (leftover) throw new Error(`${(err as Error).message}; ${leftover}`, { cause: err });
+    throw err;
+  }
+  if (previous && releaseFilesPrefix(previous) !== prefix) {
+    return blobs.deletePrefix(releaseFilesPrefix(previous)).then(
+      () => [],
+      (e: unknown) => [`the previous ingest's files (${releaseFilesPrefix(previous)}) could not be removed: ${(e as Error).message}; no record names them any more`],
+    );
+  }
+  return [];
+}
+
+/** Every file under the staging folder, relative, with '/' separators, sorted. */
+async function stagedFiles(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await fsp.readdir(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) out.push(...(await stagedFiles(path.join(dir, entry.name), `${prefix}${entry.name}/`)));
+    else if (entry.isFile()) out.push(`${prefix}${entry.name}`);
+  }
+  return out.sort();
 }
 
 /** Decoder messages start with the file's name; the ingest error names the file already. */

@@ -7,15 +7,18 @@ import type { ServerSignal, Sfu, SfuKind } from '../../media/sfu/sfu.ts';
 import type { Logger } from '../logger.ts';
 import type { Room, RoomCloseReason } from '../rooms/room.ts';
 import type { DataLayout } from '../store/paths.ts';
-import path from 'node:path';
 import { DEFAULT_VISUAL_OUTPUT, ffmpegHasLibvpx, type EncoderRestartPolicy, type VisualOutputSettings } from '../../media/live/visual-output.ts';
-import { engineArtwork, readVisualPack } from '../../media/visuals/visual-pack.ts';
+import { engineArtwork } from '../../media/visuals/visual-pack.ts';
+import { localReleaseFolders, type ReleaseFolders } from '../catalog/release-files.ts';
+import { readPack } from '../work/engine-cache.ts';
 import type { EngineArtwork } from '../../shared/visual-engine.ts';
 import { RoomStream, type RoomStreamEndReason, type RoomVideoOptions } from './room-stream.ts';
 import { StemCache } from './stem-cache.ts';
 
 export interface LiveStreamsOptions {
   layout: DataLayout;
+  /** Where releases' files are read (S3: fetched into the node's cache); default DATA_DIR/releases. */
+  releases?: ReleaseFolders;
   log: Logger;
   /** MEDIASOUP_WORKER_BIN from the config. */
   mediasoupWorkerBin?: string | undefined;
@@ -45,6 +48,7 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
   readonly sfu: Sfu;
   readonly stems: StemCache;
   readonly #opts: LiveStreamsOptions;
+  readonly #releases: ReleaseFolders;
   readonly #streams = new Map<string, RoomStream>();
   readonly #artwork = new Map<string, Promise<EngineArtwork[]>>();
   readonly #video: RoomVideoOptions;
@@ -61,7 +65,8 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
       ...(opts.video?.idleStopMs !== undefined ? { idleStopMs: opts.video.idleStopMs } : {}),
       ...(opts.video?.restart ? { restart: opts.video.restart } : {}),
     };
-    this.stems = new StemCache(opts.layout);
+    this.#releases = opts.releases ?? localReleaseFolders(opts.layout);
+    this.stems = new StemCache(this.#releases);
     sfu.on('workerdied', ({ workerId, error, roomIds }) => {
       opts.log.error({ err: error, workerId, rooms: roomIds.length }, 'an SFU worker died; its rooms stop streaming until their members join again');
       for (const id of roomIds) void this.#streams.get(id)?.close('sfu-lost');
@@ -108,7 +113,7 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
   #releaseArtwork(releaseId: string): Promise<EngineArtwork[]> {
     let art = this.#artwork.get(releaseId);
     if (!art) {
-      art = readVisualPack(path.join(this.#opts.layout.releaseDir(releaseId), 'visual-pack')).then((pack) => engineArtwork(pack));
+      art = readPack(this.#releases, releaseId).then((pack) => engineArtwork(pack));
       art.catch(() => this.#artwork.delete(releaseId));
       this.#artwork.set(releaseId, art);
     }

@@ -4,10 +4,13 @@
 // all of its release's stems in memory; they are read once into
 // SharedArrayBuffers, which the mixers in the rooms' worker threads read
 // without a copy. A release's PCM is dropped when the last room using it lets go.
+// The files come from the release's folder (ReleaseFolders: DATA_DIR, or fetched
+// from S3 into the node's cache), which is let go once the PCM is in memory.
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import { fileSource, readWavFloat32, scanWav } from '../../media/audio/wav.ts';
-import type { DataLayout } from '../store/paths.ts';
+import { localReleaseFolders, type ReleaseFolders } from '../catalog/release-files.ts';
+import { DataLayout, resolveInside } from '../store/paths.ts';
 
 export const STEM_SAMPLE_RATE = 48_000;
 
@@ -23,11 +26,12 @@ interface Entry {
 }
 
 export class StemCache {
-  readonly #layout: DataLayout;
+  readonly #folders: ReleaseFolders;
   readonly #entries = new Map<string, Entry>();
 
-  constructor(layout: DataLayout) {
-    this.#layout = layout;
+  /** A DataLayout reads DATA_DIR/releases/<id> (processes without a blob store). */
+  constructor(source: DataLayout | ReleaseFolders) {
+    this.#folders = source instanceof DataLayout ? localReleaseFolders(source) : source;
   }
 
   /** The release's stems; call release() once for every acquire(). */
@@ -58,7 +62,12 @@ export class StemCache {
   }
 
   async #load(releaseId: string, stemIds: readonly string[]): Promise<SharedStem[]> {
-    return Promise.all(stemIds.map(async (id) => ({ id, pcm: await readShared(this.#layout.stemFile(releaseId, id), `${releaseId}/${id}`) })));
+    const folder = await this.#folders.open(releaseId);
+    try {
+      return await Promise.all(stemIds.map(async (id) => ({ id, pcm: await readShared(resolveInside(folder.dir, 'stems', `${id}.wav`), `${releaseId}/${id}`) })));
+    } finally {
+      folder.release();
+    }
   }
 }
 

@@ -9,7 +9,7 @@ import { ConfigError, loadConfig } from '../config.ts';
 import { pino } from 'pino';
 import { DataLayout } from '../store/paths.ts';
 import { openBlobStore } from '../store/open-blobs.ts';
-import { SqliteStore } from '../store/sqlite-store.ts';
+import { openStore } from '../store/open-store.ts';
 import { IngestError, ingestRelease, type IngestProgress } from './ingest.ts';
 
 const USAGE = 'usage: npm run ingest -- <release folder> [--replace]';
@@ -47,13 +47,15 @@ async function main(): Promise<number> {
     console.error(`ingest: DATA_DIR ${layout.root} cannot be made: ${(err as Error).message}`);
     return 1;
   }
-  const store = await SqliteStore.open(layout.database).catch((err: unknown) => {
-    console.error(`ingest: cannot open the database ${layout.database}: ${(err as Error).message}`);
+  // Warnings of the stores go to stderr with the progress; stdout holds the result alone.
+  const log = pino({ level: 'warn' }, pino.destination(2));
+  // The configured store: SQLite in DATA_DIR, or PostgreSQL (DATABASE_URL) shared with the nodes.
+  const store = await openStore(config, layout, log).catch((err: unknown) => {
+    console.error(`ingest: ${(err as Error).message}`);
     return null;
   });
   if (!store) return 1;
-  // Warnings of the object store go to stderr with the progress; stdout holds the result alone.
-  const blobs = await openBlobStore(config, layout, pino({ level: 'warn' }, pino.destination(2)), null).catch((err: unknown) => {
+  const blobs = await openBlobStore(config, layout, log, null).catch((err: unknown) => {
     console.error(`ingest: ${(err as Error).message}`);
     return null;
   });

@@ -23,9 +23,11 @@ import { loadSecrets, type Secrets } from './secrets.ts';
 import { connectSocketAdapter, type SocketAdapter } from './realtime/socket-adapter.ts';
 import { ClipService } from './clips/clip-service.ts';
 import { ManifestSigner } from './clips/manifest.ts';
-import type { RenderQueue } from './clips/render-queue.ts';
+import { LocalRenderFiles, type RenderFiles } from './clips/render-files.ts';
+import { LocalRenderQueue, type RenderQueue } from './clips/render-queue.ts';
 import { RedisRenderQueue } from './clips/redis-render-queue.ts';
 import { watermarkKeyOf } from './clips/render-runner.ts';
+import { ThreadedRenderRunner } from './work/threaded-render-runner.ts';
 import { OrderService } from './orders/order-service.ts';
 import { SandboxPayments } from './orders/payments.ts';
 import { LiveStreams, type LiveStreamsOptions } from './live/live-streams.ts';
@@ -77,6 +79,9 @@ export class RemixroomServer {
   /** Scale-out (REDIS_URL): links this node's rooms to the other nodes' through Redis. */
   readonly #scaleout: RedisBridge | null;
   readonly #socketAdapter: SocketAdapter | null;
+  /** Where renders wait (in this process, or Redis for `npm run renderer` processes), and this process's render threads (none with Redis). */
+  readonly #renderQueue: RenderQueue;
+  readonly #renderThreads: ThreadedRenderRunner | null;
   readonly #abort = new AbortController();
   #closing: Promise<void> | null = null;
 
@@ -124,26 +129,49 @@ export class RemixroomServer {
       ...(parts.scaleout ? parts.scaleout.hooks() : {}),
     });
     this.members = new MemberDirectory({ store: this.store, manager: this.rooms });
+    const clipsLog = this.log.child({ component: 'clips' });
+    const renderFiles: RenderFiles = new LocalRenderFiles(this.layout);
+    // The WebAssembly encoder (no native ffmpeg) is single-threaded and holds ~450 MB a job: one at a time.
+    // One core stays with the rooms and their streams.
+    const renderConcurrency = this.config.renderConcurrency ?? (this.ffmpeg ? Math.max(1, this.config.cores - 1) : 1);
+    // RENDER_QUEUE=redis: renders wait in Redis for `npm run renderer` processes; this node renders none.
+    // Otherwise they run here, each in a thread of its own.
+    this.#renderThreads = parts.renderQueue
+      ? null
+      : new ThreadedRenderRunner({
+          store: this.store,
+          layout: this.layout,
+          files: renderFiles,
+          stems: this.live.stems,
+          log: clipsLog,
+          ffmpeg: this.ffmpeg,
+          video: this.config.renderVideo,
+          // The render threads derive the manifest's and the watermark's keys from it: every clip and bought version carries the render's id in its audio.
+          tokenSecret: this.secrets.tokenSecret,
+          concurrency: renderConcurrency,
+        });
+    this.#renderQueue =
+      parts.renderQueue ??
+      new LocalRenderQueue({
+        store: this.store,
+        log: clipsLog,
+        runner: this.#renderThreads!,
+        concurrency: renderConcurrency,
+        maxAttempts: this.config.renderMaxAttempts,
+        retryBaseMs: this.config.renderRetryMs,
+      });
     this.clips = new ClipService({
       store: this.store,
       layout: this.layout,
       manager: this.rooms,
-      stems: this.live.stems,
-      log: this.log.child({ component: 'clips' }),
+      log: clipsLog,
       ffmpeg: this.ffmpeg,
-      // One core stays with the rooms and their streams.
-      // The WebAssembly encoder (no native ffmpeg) is single-threaded and holds ~450 MB a job: one at a time.
-      concurrency: this.config.renderConcurrency ?? (this.ffmpeg ? Math.max(1, this.config.cores - 1) : 1),
-      retry: { maxAttempts: this.config.renderMaxAttempts, baseMs: this.config.renderRetryMs },
-      video: this.config.renderVideo,
       // Stills are drawn in threads shared by every room; one core stays with the rooms.
       stillThreads: Math.max(1, this.config.cores - 1),
       signer: manifestSigner,
-      // The render threads derive the manifest's and the watermark's keys from it: every clip and bought version carries the render's id in its audio.
-      tokenSecret: this.secrets.tokenSecret,
       linkSecret: this.secrets.tokenSecret,
-      // RENDER_QUEUE=redis: renders wait in Redis for `npm run renderer` processes; this node renders none.
-      ...(parts.renderQueue ? { queue: parts.renderQueue } : {}),
+      queue: this.#renderQueue,
+      files: renderFiles,
     });
     this.metrics.trackRenderJobs(() => this.clips.renderJobCounts());
     // The built-in sandbox payment provider (no real provider is wired yet); it signs its webhooks with a key derived from the token secret.
@@ -338,6 +366,9 @@ export class RemixroomServer {
     await this.orders.close();
     await this.payments.close();
     await this.clips.close();
+    // The queue aborts its renders first (they stay queued for the next start), then their threads end.
+    await this.#renderQueue.close();
+    await this.#renderThreads?.close();
     await this.rooms.closeAll();
     // The rooms' streams stopped with them; now the SFU and its workers.
     await this.live.close();

@@ -199,7 +199,7 @@ export class RemixroomServer {
         memberTokenTtlSec: this.config.memberTokenTtlSec,
         liveStatus: (id) => this.live.status(id),
       },
-      orders: { orders: this.orders, payments: this.payments, signer: this.signer, store: this.store, log: this.log, limits: this.limits, members: this.members },
+      orders: { orders: this.orders, clips: this.clips, payments: this.payments, signer: this.signer, store: this.store, log: this.log, limits: this.limits, members: this.members },
       verify: { ffmpeg: this.ffmpeg, watermarkKey, clips: this.clips, manifestPublicKey: manifestSigner.publicKey, tmpDir: this.layout.tmpDir },
       clips: {
         clips: this.clips,

@@ -200,6 +200,13 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     return render && (render.kind === 'clip' || render.kind === 'loop') ? await this.#view(render) : null;
   }
 
+  /** The room a clip was made in (a clip: not a loop, a still or a bought version), or null when there is no such clip. */
+  async clipRoomOf(clipId: string): Promise<string | null> {
+    if (!RENDER_ID.test(clipId)) return null;
+    const render = await this.#deps.store.getRender(clipId);
+    return render?.kind === 'clip' ? render.roomId : null;
+  }
+
   /** Any render's status and downloads (an order's full-length render included). */
   async renderView(renderId: string): Promise<ClipView | null> {
     if (!RENDER_ID.test(renderId)) return null;

@@ -120,9 +120,12 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
       onCrash: (err) => deps.log.error({ err }, 'a still thread died'),
     });
     this.#queue = deps.queue;
-    this.#queue.on('progress', (roomId, progress) => this.emit('progress', roomId, progress));
-    this.#queue.on('done', (render) => this.emit('done', render));
+    this.#queue.on('progress', this.#onProgress);
+    this.#queue.on('done', this.#onDone);
   }
+
+  readonly #onProgress = (roomId: string, progress: RenderProgress) => this.emit('progress', roomId, progress);
+  readonly #onDone = (render: RenderRecord) => this.emit('done', render);
 
   /** The render jobs in the queue by state. */
   renderJobCounts(): Promise<RenderJobCounts> {
@@ -397,9 +400,11 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     return { render, manifest: (render.result as ClipResult | null)?.manifest ?? null };
   }
 
-  /** Takes no more commits and ends the still threads; the queue is closed by whoever made it. */
+  /** Takes no more commits, stops listening to the queue and ends the still threads; the queue is closed by whoever made it. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#queue.off('progress', this.#onProgress);
+    this.#queue.off('done', this.#onDone);
     await this.#stills.close();
   }
 

@@ -134,32 +134,34 @@ export class RemixroomServer {
     // The WebAssembly encoder (no native ffmpeg) is single-threaded and holds ~450 MB a job: one at a time.
     // One core stays with the rooms and their streams.
     const renderConcurrency = this.config.renderConcurrency ?? (this.ffmpeg ? Math.max(1, this.config.cores - 1) : 1);
-    // RENDER_QUEUE=redis: renders wait in Redis for `npm run renderer` processes; this node renders none.
-    // Otherwise they run here, each in a thread of its own.
-    this.#renderThreads = parts.renderQueue
-      ? null
-      : new ThreadedRenderRunner({
-          store: this.store,
-          layout: this.layout,
-          files: renderFiles,
-          stems: this.live.stems,
-          log: clipsLog,
-          ffmpeg: this.ffmpeg,
-          video: this.config.renderVideo,
-          // The render threads derive the manifest's and the watermark's keys from it: every clip and bought version carries the render's id in its audio.
-          tokenSecret: this.secrets.tokenSecret,
-          concurrency: renderConcurrency,
-        });
-    this.#renderQueue =
-      parts.renderQueue ??
-      new LocalRenderQueue({
+    if (parts.renderQueue) {
+      // RENDER_QUEUE=redis: renders wait in Redis for `npm run renderer` processes; this node renders none.
+      this.#renderThreads = null;
+      this.#renderQueue = parts.renderQueue;
+    } else {
+      // Renders run here, each in a thread of its own.
+      const threads = new ThreadedRenderRunner({
+        store: this.store,
+        layout: this.layout,
+        files: renderFiles,
+        stems: this.live.stems,
+        log: clipsLog,
+        ffmpeg: this.ffmpeg,
+        video: this.config.renderVideo,
+        // The render threads derive the manifest's and the watermark's keys from it: every clip and bought version carries the render's id in its audio.
+        tokenSecret: this.secrets.tokenSecret,
+        concurrency: renderConcurrency,
+      });
+      this.#renderThreads = threads;
+      this.#renderQueue = new LocalRenderQueue({
         store: this.store,
         log: clipsLog,
-        runner: this.#renderThreads!,
+        runner: threads,
         concurrency: renderConcurrency,
         maxAttempts: this.config.renderMaxAttempts,
         retryBaseMs: this.config.renderRetryMs,
       });
+    }
     this.clips = new ClipService({
       store: this.store,
       layout: this.layout,

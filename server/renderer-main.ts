@@ -7,7 +7,8 @@
 import { findNativeFfmpeg } from '../media/audio/ffmpeg.ts';
 import { wasmCoreDir } from '../media/render/encoder.ts';
 import { ManifestSigner } from './clips/manifest.ts';
-import { RenderWorker } from './clips/redis-render-queue.ts';
+import { RenderWorker } from './clips/redis-render-worker.ts';
+import { LocalRenderFiles } from './clips/render-files.ts';
 import { RenderRunner, watermarker, watermarkKeyOf } from './clips/render-runner.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { StemCache } from './live/stem-cache.ts';
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
   const runner = new RenderRunner({
     store,
     layout,
+    files: new LocalRenderFiles(layout),
     stems: new StemCache(layout),
     log,
     ffmpeg: native?.ffmpeg ?? null,

@@ -23,9 +23,11 @@ import { loadSecrets, type Secrets } from './secrets.ts';
 import { connectSocketAdapter, type SocketAdapter } from './realtime/socket-adapter.ts';
 import { ClipService } from './clips/clip-service.ts';
 import { ManifestSigner } from './clips/manifest.ts';
-import type { RenderQueue } from './clips/render-queue.ts';
+import { LocalRenderFiles, type RenderFiles } from './clips/render-files.ts';
+import { LocalRenderQueue, type RenderQueue } from './clips/render-queue.ts';
 import { RedisRenderQueue } from './clips/redis-render-queue.ts';
 import { watermarkKeyOf } from './clips/render-runner.ts';
+import { ThreadedRenderRunner } from './work/threaded-render-runner.ts';
 import { OrderService } from './orders/order-service.ts';
 import { SandboxPayments } from './orders/payments.ts';
 import { LiveStreams, type LiveStreamsOptions } from './live/live-streams.ts';
@@ -84,6 +86,9 @@ export class RemixroomServer {
   /** Scale-out (REDIS_URL): links this node's rooms to the other nodes' through Redis. */
   readonly #scaleout: RedisBridge | null;
   readonly #socketAdapter: SocketAdapter | null;
+  /** Where renders wait (in this process, or Redis for `npm run renderer` processes), and this process's render threads (none with Redis). */
+  readonly #renderQueue: RenderQueue;
+  readonly #renderThreads: ThreadedRenderRunner | null;
   readonly #abort = new AbortController();
   #closing: Promise<void> | null = null;
 
@@ -138,26 +143,51 @@ export class RemixroomServer {
       ...(parts.scaleout ? parts.scaleout.hooks() : {}),
     });
     this.members = new MemberDirectory({ store: this.store, manager: this.rooms });
+    const clipsLog = this.log.child({ component: 'clips' });
+    const renderFiles: RenderFiles = new LocalRenderFiles(this.layout);
+    // The WebAssembly encoder (no native ffmpeg) is single-threaded and holds ~450 MB a job: one at a time.
+    // One core stays with the rooms and their streams.
+    const renderConcurrency = this.config.renderConcurrency ?? (this.ffmpeg ? Math.max(1, this.config.cores - 1) : 1);
+    if (parts.renderQueue) {
+      // RENDER_QUEUE=redis: renders wait in Redis for `npm run renderer` processes; this node renders none.
+      this.#renderThreads = null;
+      this.#renderQueue = parts.renderQueue;
+    } else {
+      // Renders run here, each in a thread of its own.
+      const threads = new ThreadedRenderRunner({
+        store: this.store,
+        layout: this.layout,
+        files: renderFiles,
+        stems: this.live.stems,
+        log: clipsLog,
+        ffmpeg: this.ffmpeg,
+        video: this.config.renderVideo,
+        // The render threads derive the manifest's and the watermark's keys from it: every clip and bought version carries the render's id in its audio.
+        tokenSecret: this.secrets.tokenSecret,
+        concurrency: renderConcurrency,
+      });
+      this.#renderThreads = threads;
+      this.#renderQueue = new LocalRenderQueue({
+        store: this.store,
+        log: clipsLog,
+        runner: threads,
+        concurrency: renderConcurrency,
+        maxAttempts: this.config.renderMaxAttempts,
+        retryBaseMs: this.config.renderRetryMs,
+      });
+    }
     this.clips = new ClipService({
       store: this.store,
       layout: this.layout,
       manager: this.rooms,
-      stems: this.live.stems,
-      log: this.log.child({ component: 'clips' }),
+      log: clipsLog,
       ffmpeg: this.ffmpeg,
-      // One core stays with the rooms and their streams.
-      // The WebAssembly encoder (no native ffmpeg) is single-threaded and holds ~450 MB a job: one at a time.
-      concurrency: this.config.renderConcurrency ?? (this.ffmpeg ? Math.max(1, this.config.cores - 1) : 1),
-      retry: { maxAttempts: this.config.renderMaxAttempts, baseMs: this.config.renderRetryMs },
-      video: this.config.renderVideo,
       // Stills are drawn in threads shared by every room; one core stays with the rooms.
       stillThreads: Math.max(1, this.config.cores - 1),
       signer: manifestSigner,
-      // The render threads derive the manifest's and the watermark's keys from it: every clip and bought version carries the render's id in its audio.
-      tokenSecret: this.secrets.tokenSecret,
       linkSecret: this.secrets.tokenSecret,
-      // RENDER_QUEUE=redis: renders wait in Redis for `npm run renderer` processes; this node renders none.
-      ...(parts.renderQueue ? { queue: parts.renderQueue } : {}),
+      queue: this.#renderQueue,
+      files: renderFiles,
     });
     this.metrics.trackRenderJobs(() => this.clips.renderJobCounts());
     // The built-in sandbox payment provider (no real provider is wired yet); it signs its webhooks with a key derived from the token secret.
@@ -185,7 +215,7 @@ export class RemixroomServer {
         memberTokenTtlSec: this.config.memberTokenTtlSec,
         liveStatus: (id) => this.live.status(id),
       },
-      orders: { orders: this.orders, payments: this.payments, signer: this.signer, store: this.store, log: this.log, limits: this.limits, members: this.members },
+      orders: { orders: this.orders, clips: this.clips, payments: this.payments, signer: this.signer, store: this.store, log: this.log, limits: this.limits, members: this.members },
       verify: { ffmpeg: this.ffmpeg, watermarkKey, clips: this.clips, manifestPublicKey: manifestSigner.publicKey, tmpDir: this.layout.tmpDir },
       clips: {
         clips: this.clips,
@@ -368,6 +398,9 @@ export class RemixroomServer {
     await this.orders.close();
     await this.payments.close();
     await this.clips.close();
+    // The queue aborts its renders first (they stay queued for the next start), then their threads end.
+    await this.#renderQueue.close();
+    await this.#renderThreads?.close();
     await this.rooms.closeAll();
     // The rooms' streams stopped with them; now the SFU and its workers.
     await this.live.close();

@@ -10,10 +10,13 @@
 // drawn one at a time straight into the encoder's frame buffers, so ffmpeg
 // encodes while the next frame is drawn. Frames go over as yuv420p, drawn so by the
 // engine (renderFrameYuv420): ffmpeg skips its RGBA conversion and reads 1.4 MB a
-// frame instead of 3.7 MB. Outputs are written under temporary names and renamed
-// into place when ffmpeg has finished: a file that exists is whole.
+// frame instead of 3.7 MB. The frames go to ffmpeg through ffmpeg-pipe.ts, as every
+// render kind's do: outputs are written under temporary names and renamed into
+// place when ffmpeg has finished (a file that exists is whole), and a failure or
+// an abort leaves nothing behind.
 import type { CreditOverlay } from './credit.ts';
-import { EncoderError, pickEncoder, type EncodeJob, type EncodeSession, type FrameEncoder } from './encoder.ts';
+import type { FrameEncoder } from './encoder.ts';
+import { checkFrameSize, metadataArgs, pipeFrames } from './ffmpeg-pipe.ts';
 import { renderOffline, type ScheduledState } from '../mixer/render-offline.ts';
 import type { MixerStem } from '../mixer/mixer.ts';
 import type { FrameInput, VisualEngine } from '../../shared/visual-engine.ts';
@@ -36,6 +39,11 @@ export const ULTRAFAST_CRF = 21;
 export const VIDEO_MAXRATE_KBPS = 2200;
 export const AUDIO_KBPS = 160;
 
+/** The x264 preset an encoder gets unless told otherwise. */
+export function presetFor(encoder: FrameEncoder['kind']): string {
+  return encoder === 'native' ? NATIVE_PRESET : WASM_PRESET;
+}
+
 /** The H.264 arguments for `preset` (see above: ultrafast goes uncapped). */
 export function x264Args(preset: string, fps: number): string[] {
   const capped = preset !== 'ultrafast';
@@ -45,9 +53,6 @@ export function x264Args(preset: string, fps: number): string[] {
     '-pix_fmt', 'yuv420p', '-r', String(fps),
   ];
 }
-
-/** The raw frames the clip and loop renderers hand to the encoder (the engine draws them so). */
-export const FRAME_PIXEL_FORMAT = 'yuv420p';
 
 export interface ClipRenderOptions {
   /** A native ffmpeg; null renders with @ffmpeg/core (WebAssembly), slower. Ignored when `encoder` is given. */
@@ -121,20 +126,6 @@ export function teeSafe(file: string): boolean {
   return /^[\w/.+@-]+$/.test(file);
 }
 
-export class RenderError extends Error {
-  override readonly name = 'RenderError';
-}
-
-/** Starts an encode; an encoder that cannot start (e.g. @ffmpeg/core missing) is a RenderError. */
-export function startEncoder(encoder: FrameEncoder, job: EncodeJob): EncodeSession {
-  try {
-    return encoder.start(job);
-  } catch (err) {
-    if (err instanceof EncoderError) throw new RenderError(err.message);
-    throw err;
-  }
-}
-
 /** RMS of the mix in a 50 ms window centred on each video frame, as 0..1 energy. */
 export function frameEnergies(pcm: Float32Array, fps: number, frames: number, toEnergy: (rms: number) => number): Float32Array {
   const out = new Float32Array(frames);
@@ -159,9 +150,7 @@ export async function renderClip(opts: ClipRenderOptions, toEnergy: (rms: number
   const started = performance.now();
   const { width, height, fps } = opts.video;
   if (!(opts.durationSec > 0 && opts.durationSec <= 3600)) throw new RangeError(`a clip lasts 0–3600 s, not ${opts.durationSec}`);
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 16 || height < 16 || width % 2 || height % 2) {
-    throw new RangeError('width and height must be even integers ≥ 16');
-  }
+  checkFrameSize(width, height);
   if (!(fps > 0 && fps <= 60)) throw new RangeError('fps must be within 1–60');
   opts.signal?.throwIfAborted();
 
@@ -173,42 +162,31 @@ export async function renderClip(opts: ClipRenderOptions, toEnergy: (rms: number
   const mixSec = (performance.now() - mixStart) / 1000;
   opts.onProgress?.(0.05, 'audio');
 
+  // 2. The frames, drawn straight into the encoder's buffers while it encodes the previous ones.
   const videoFrames = Math.round(opts.durationSec * fps);
   const energies = frameEnergies(pcm, fps, videoFrames, toEnergy);
-  const meta = Object.entries(opts.metadata ?? {}).flatMap(([k, v]) => ['-metadata', `${k}=${v}`]);
-  const encoder = opts.encoder ?? pickEncoder(opts.ffmpeg);
-  const preset = opts.preset ?? (encoder.kind === 'native' ? NATIVE_PRESET : WASM_PRESET);
-  const session = startEncoder(encoder, {
+  const meta = metadataArgs(opts.metadata);
+  const tee = teeSafe(opts.outputs.mp4) && teeSafe(opts.outputs.audio);
+  const { encoder, drawSec } = await pipeFrames({
+    ffmpeg: opts.ffmpeg,
+    ...(opts.encoder ? { encoder: opts.encoder } : {}),
     width,
     height,
     fps,
-    pixelFormat: FRAME_PIXEL_FORMAT,
     frames: videoFrames,
     audio: { pcm, sampleRate: SAMPLE_RATE },
-    args: clipEncodeArgs({ preset, fps, durationSec: opts.durationSec, meta, tee: teeSafe(opts.outputs.mp4) && teeSafe(opts.outputs.audio) }),
+    args: (kind) => clipEncodeArgs({ preset: opts.preset ?? presetFor(kind), fps, durationSec: opts.durationSec, meta, tee }),
     outputs: [opts.outputs.mp4, opts.outputs.audio],
     workDir: opts.workDir,
     ...(opts.signal ? { signal: opts.signal } : {}),
-  });
-  let drawSec = 0;
-  try {
-    // 2. The frames, drawn straight into the encoder's buffers while it encodes the previous ones.
-    for (let f = 0; f < videoFrames; f++) {
-      const frame = await session.nextFrame();
-      opts.signal?.throwIfAborted();
-      const t0 = performance.now();
+    draw: (frame, f) => {
       opts.video.engine.renderFrameYuv420(frame, width, height, opts.video.frameAt(f / fps, energies[f]!));
       opts.video.credit?.drawYuv420(frame);
-      drawSec += (performance.now() - t0) / 1000;
-      session.commitFrame();
+    },
+    onFrame: (f) => {
       if (f % fps === 0) opts.onProgress?.(0.05 + 0.9 * (f / videoFrames), 'video');
-    }
-    await session.finish();
-  } catch (err) {
-    await session.abort();
-    if (err instanceof EncoderError) throw new RenderError(err.message);
-    throw err;
-  }
+    },
+  });
   opts.onProgress?.(1, 'video');
-  return { audioFrames, videoFrames, timings: { mixSec, drawSec, totalSec: (performance.now() - started) / 1000 }, pcm, encoder: encoder.kind };
+  return { audioFrames, videoFrames, timings: { mixSec, drawSec, totalSec: (performance.now() - started) / 1000 }, pcm, encoder };
 }

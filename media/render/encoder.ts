@@ -1,8 +1,8 @@
-// The video encoder behind the clip and loop renderers: raw RGBA or yuv420p frames (and
-// optionally a stereo float mix) in, files out, through ffmpeg — a native
-// ffmpeg process when the server has one, else @ffmpeg/core (ffmpeg compiled
-// to WebAssembly) in a worker thread, several times slower but with nothing to
-// install.
+// The video encoder behind ffmpeg-pipe.ts (the one way every render kind's frames
+// go to ffmpeg): raw RGBA or yuv420p frames (and optionally a stereo float mix) in,
+// files out, through ffmpeg — a native ffmpeg process when the server has one, else
+// @ffmpeg/core (ffmpeg compiled to WebAssembly) in a worker thread, several times
+// slower but with nothing to install.
 //
 // Both take the same ffmpeg arguments. Input 0 is the raw video (RGBA, or yuv420p
 // when the job says so: what the renderers draw, 2.7x fewer bytes), input 1
@@ -28,7 +28,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { CTRL, STATE } from './frame-ring.ts';
+import { CTRL, STATE, type NativeWorkerData, type NativeWorkerMessage, type WasmWorkerData, type WasmWorkerMessage } from './frame-ring.ts';
 
 export class EncoderError extends Error {
   override readonly name = 'EncoderError';
@@ -136,18 +136,6 @@ async function renameParts(outputs: readonly string[], parts: readonly string[])
 
 /** Frame slots in the ring shared with the native encoder's worker. */
 const NATIVE_SLOTS = 6;
-
-export interface NativeWorkerData {
-  ffmpeg: string;
-  /** Full ffmpeg arguments (inputs included). */
-  args: string[];
-  frameBytes: number;
-  slots: number;
-  ring: SharedArrayBuffer;
-  ctrl: SharedArrayBuffer;
-}
-
-export type NativeWorkerMessage = { type: 'spawned'; pid: number } | { type: 'done'; code: number | null; message: string | null; log: string };
 
 export function nativeEncoder(ffmpegPath: string): FrameEncoder {
   return {
@@ -293,26 +281,6 @@ class NativeSession implements EncodeSession {
 
 /** Frame slots in the ring shared with the worker. */
 export const WASM_SLOTS = 3;
-
-export interface WasmWorkerData {
-  coreDir: string;
-  width: number;
-  height: number;
-  fps: number;
-  frames: number;
-  /** Bytes of one frame in the ring. */
-  frameBytes: number;
-  slots: number;
-  ring: SharedArrayBuffer;
-  ctrl: SharedArrayBuffer;
-  audio: { pcm: Float32Array; sampleRate: number } | null;
-  /** Full ffmpeg arguments (inputs included), with MEMFS paths. */
-  args: string[];
-  /** MEMFS path → the real `.part` file it is copied to. */
-  outputs: { memfs: string; file: string }[];
-}
-
-export type WasmWorkerMessage = { type: 'done'; ret: number; log: string } | { type: 'error'; message: string; log: string };
 
 /** Where @ffmpeg/core's ESM build lives (ffmpeg-core.js and ffmpeg-core.wasm), or null when it is not installed. */
 export function wasmCoreDir(): string | null {

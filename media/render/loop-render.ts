@@ -8,12 +8,14 @@
 // last frame) into the frames at its start. So frame N−1 is followed by frame
 // 0, which is (nearly all) frame N: the motion runs on without a jump. Frames
 // are drawn and cross-faded as yuv420p (a linear map of RGB, so the fade is the
-// same), as the clip renderer hands them over.
+// same), as the clip renderer hands them over, through the same pipe to ffmpeg
+// (ffmpeg-pipe.ts).
 import path from 'node:path';
 import type { FrameInput, VisualEngine } from '../../shared/visual-engine.ts';
-import { FRAME_PIXEL_FORMAT, NATIVE_PRESET, RenderError, WASM_PRESET, startEncoder, x264Args } from './clip-render.ts';
+import { presetFor, x264Args } from './clip-render.ts';
 import type { CreditOverlay } from './credit.ts';
-import { EncoderError, frameBytes, pickEncoder, type FrameEncoder } from './encoder.ts';
+import type { FrameEncoder } from './encoder.ts';
+import { checkFrameSize, frameBuffer, metadataArgs, pipeFrames } from './ffmpeg-pipe.ts';
 
 export interface LoopRenderOptions {
   /** A native ffmpeg; null encodes with @ffmpeg/core (WebAssembly). Ignored when `encoder` is given. */
@@ -40,39 +42,34 @@ export interface LoopRenderOptions {
 export async function renderLoop(opts: LoopRenderOptions): Promise<{ frames: number; encoder: FrameEncoder['kind'] }> {
   const { width: w, height: h, fps } = opts;
   if (!(opts.seconds >= 1 && opts.seconds <= 15)) throw new RangeError(`a loop lasts 1–15 s, not ${opts.seconds}`);
-  if (!Number.isInteger(w) || !Number.isInteger(h) || w < 16 || h < 16 || w % 2 || h % 2) throw new RangeError('width and height must be even integers ≥ 16');
+  checkFrameSize(w, h);
   const n = Math.round(opts.seconds * fps);
   const f = Math.min(Math.floor(n / 2), Math.round((opts.fadeSec ?? 0.5) * fps));
   // The frames after the end, which the start fades in from.
   const tail: Uint8ClampedArray[] = [];
   for (let k = 0; k < f; k++) {
-    const frame = new Uint8ClampedArray(frameBytes(FRAME_PIXEL_FORMAT, w, h));
+    const frame = frameBuffer(w, h);
     opts.engine.renderFrameYuv420(frame, w, h, opts.frameAt((n + k) / fps));
     tail.push(frame);
   }
-  const meta = Object.entries(opts.metadata ?? {}).flatMap(([k, v]) => ['-metadata', `${k}=${v}`]);
+  const meta = metadataArgs(opts.metadata);
   const gifWidth = Math.min(w, opts.gifWidth ?? 480);
-  const encoder = opts.encoder ?? pickEncoder(opts.ffmpeg);
-  const preset = encoder.kind === 'native' ? NATIVE_PRESET : WASM_PRESET;
-  const session = startEncoder(encoder, {
+  const { encoder } = await pipeFrames({
+    ffmpeg: opts.ffmpeg,
+    ...(opts.encoder ? { encoder: opts.encoder } : {}),
     width: w,
     height: h,
     fps,
-    pixelFormat: FRAME_PIXEL_FORMAT,
     frames: n,
-    args: [
+    args: (kind) => [
       '-filter_complex', `[0:v]split[a][b];[b]fps=15,scale=${gifWidth}:-2:flags=lanczos,split[g1][g2];[g1]palettegen=stats_mode=diff[p];[g2][p]paletteuse=dither=bayer:bayer_scale=3[gif]`,
-      '-map', '[a]', ...x264Args(preset, fps), '-movflags', '+faststart+use_metadata_tags', ...meta, '-f', 'mp4', '{out0}',
+      '-map', '[a]', ...x264Args(presetFor(kind), fps), '-movflags', '+faststart+use_metadata_tags', ...meta, '-f', 'mp4', '{out0}',
       '-map', '[gif]', '-loop', '0', '-f', 'gif', '{out1}',
     ],
     outputs: [opts.outputs.mp4, opts.outputs.gif],
     workDir: path.dirname(opts.outputs.mp4),
     ...(opts.signal ? { signal: opts.signal } : {}),
-  });
-  try {
-    for (let k = 0; k < n; k++) {
-      const frame = await session.nextFrame();
-      opts.signal?.throwIfAborted();
+    draw: (frame, k) => {
       opts.engine.renderFrameYuv420(frame, w, h, opts.frameAt(k / fps));
       if (k < f) {
         // From the frame after the end (weight 1 at k = 0) to the loop's own frame.
@@ -81,14 +78,8 @@ export async function renderLoop(opts: LoopRenderOptions): Promise<{ frames: num
         for (let i = 0; i < frame.length; i++) frame[i] = src[i]! * a + frame[i]! * (1 - a);
       }
       opts.credit?.drawYuv420(frame);
-      session.commitFrame();
-      opts.onProgress?.(k / n);
-    }
-    await session.finish();
-    return { frames: n, encoder: encoder.kind };
-  } catch (err) {
-    await session.abort();
-    if (err instanceof EncoderError) throw new RenderError(err.message);
-    throw err;
-  }
+    },
+    onFrame: (k) => opts.onProgress?.(k / n),
+  });
+  return { frames: n, encoder };
 }

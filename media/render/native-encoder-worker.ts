@@ -6,8 +6,7 @@
 // instead of running side by side.
 import { spawn } from 'node:child_process';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { NativeWorkerData, NativeWorkerMessage } from './encoder.ts';
-import { CTRL, STATE } from './frame-ring.ts';
+import { CTRL, STATE, type NativeWorkerData, type NativeWorkerMessage } from './frame-ring.ts';
 
 const data = workerData as NativeWorkerData;
 const ctrl = new Int32Array(data.ctrl);

@@ -5,8 +5,7 @@
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadFfmpegCore, type EmscriptenStream } from '../audio/ffmpeg-core.ts';
-import type { WasmWorkerData, WasmWorkerMessage } from './encoder.ts';
-import { CTRL, STATE } from './frame-ring.ts';
+import { CTRL, STATE, type WasmWorkerData, type WasmWorkerMessage } from './frame-ring.ts';
 
 const data = workerData as WasmWorkerData;
 const log: string[] = [];

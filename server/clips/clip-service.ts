@@ -1,15 +1,18 @@
-// Clips: a member commits the last N seconds of a room; the window of the room's
-// state timeline is stored with the job at once (the timeline itself is kept in
-// memory only), so the render survives a restart of the process; a RenderQueue
-// (render-queue.ts: in this process by default, or through Redis to separate
-// renderer processes) runs it through the RenderRunner (render-runner.ts), which
-// replays the window through the room's mixer and visual engine, watermarks the
-// audio with the render's id, and signs a manifest that goes beside the files
-// and inside them. Progress goes to the room (socket.io) and to GET /api/clips/:id.
+// Clips: the HTTP-facing side of the clip code. A member commits the last N seconds
+// of a room; the service checks the request, records a render row with the window
+// of the room's state timeline (the timeline itself is kept in memory only, so the
+// row is what lets the render survive a restart of the process) and hands its id to
+// a RenderQueue (render-queue.ts: in this process by default, or through Redis to
+// separate renderer processes). The queue runs it through a Renderer
+// (render-runner.ts), which renders, watermarks, signs the manifest and keeps the
+// files through RenderFiles (render-files.ts). The service answers reads: status
+// and progress, signed download links, and the files behind them (read through
+// RenderFiles). Progress goes to the room (socket.io) and to GET /api/clips/:id.
+// It renders nothing itself and knows neither the runner nor the render threads:
+// the process (server.ts) builds the queue and its runner and hands the queue over.
 //
-// Nothing here draws or mixes on the main thread: the in-process queue renders in
-// worker threads (ThreadedRenderRunner), and stills are drawn in a pool of threads
-// shared by every room, whose bounded queue refuses the overflow ('busy').
+// Stills are drawn at once, not queued: in a pool of threads shared by every room,
+// whose bounded queue refuses the overflow ('busy').
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
@@ -19,75 +22,23 @@ import { LIMITS } from '../../shared/limits.ts';
 import type { RoomState } from '../../shared/room-doc.ts';
 import type { RenderProgress } from '../../shared/socket-events.ts';
 import { neutralMaster } from '../../shared/room-doc.ts';
-import type { StemCache } from '../live/stem-cache.ts';
 import type { Logger } from '../logger.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
-import { applyEvent, type TimelineWindow } from '../rooms/timeline.ts';
+import { applyEvent } from '../rooms/timeline.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
 import { planClip } from './clip-plan.ts';
 import { downloadName, type DownloadWhat } from './download-name.ts';
 import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
-import { LocalRenderQueue, type RenderJobCounts, type RenderQueue } from './render-queue.ts';
+import type { RenderFiles } from './render-files.ts';
+import { newRenderId, RENDER_FILES, RENDER_ID, type ClipRequest, type ClipResult, type FullRequest, type LoopRequest } from './render-job.ts';
+import type { RenderJobCounts, RenderQueue } from './render-queue.ts';
 import type { StillTask, StillWorkerData } from '../work/still-worker.ts';
-import { ThreadedRenderRunner } from '../work/threaded-render-runner.ts';
 import { PoolClosedError, PoolFullError, WorkerPool } from '../work/worker-pool.ts';
 
-export { VIDEO } from './render-runner.ts';
 /** Shortest clip: one whole period of the watermark, so that every clip carries the mark. */
 export const MIN_CLIP_SEC = Math.ceil(MIN_EMBED_SEC);
 const LINK_TTL_SEC = 3600;
-
-export interface ClipRequest {
-  kind: 'clip';
-  releaseId: string;
-  roomCreatedAtMs: number;
-  seconds: number;
-  /** What the member asked for (the window may be shorter when the room had less to give). */
-  requestedSeconds: number;
-  requestedBy: { userId: string; name: string };
-  window: TimelineWindow;
-  prompts: { text: string; by: string; name: string; atMs: number }[];
-  /** A version for phones' short-video apps (VERTICAL_VIDEO), made from the clip `sourceClipId`. */
-  shape?: 'vertical';
-  sourceClipId?: string;
-}
-
-/** The longer version of a remix, bought: the room's mix at the clip's end, over the whole piece (or the release's set length). */
-export interface FullRequest {
-  kind: 'full';
-  releaseId: string;
-  roomCreatedAtMs: number;
-  seconds: number;
-  requestedBy: { userId: string; name: string };
-  orderId: string;
-  clipId: string;
-  mix: RoomState['mix'];
-  visualParams: unknown;
-  contributors: Manifest['contributors'];
-}
-
-/** A short seamless loop of the room's visuals as they are now (MP4 and GIF). */
-export interface LoopRequest {
-  kind: 'loop';
-  releaseId: string;
-  roomCreatedAtMs: number;
-  seconds: number;
-  requestedBy: { userId: string; name: string };
-  startMs: number;
-  visualParams: unknown;
-}
-
-export interface ClipResult {
-  /** What to download, by role: video, audio, gif, manifest → file name in the render's folder. */
-  files?: Record<string, string>;
-  manifest?: SignedManifest;
-  error?: string;
-  timings?: Record<string, number>;
-  /** Which renderer process made it, and on which attempt (the Redis queue). */
-  renderedBy?: string;
-  attempts?: number;
-}
 
 export interface ClipView {
   clipId: string;
@@ -109,31 +60,23 @@ export type ClipServiceEvents = { progress: [roomId: string, progress: RenderPro
 
 export interface ClipServiceDeps {
   store: Store;
+  /** DATA_DIR, for the still threads (they read the releases' visual packs). */
   layout: DataLayout;
   manager: RoomManager;
-  stems: StemCache;
   log: Logger;
   /** A native ffmpeg; without one renders use the WebAssembly build (@ffmpeg/core), and without that clips are refused. */
   ffmpeg: string | null;
-  /** Renders at once in the in-process queue, each in a thread of its own. */
-  concurrency: number;
-  /** Threads that draw stills, shared by every room (default `concurrency`). */
-  stillThreads?: number;
-  /** The in-process queue's retries of a failed render: attempts in all, and the first wait (see retryDelayMs). */
-  retry?: { maxAttempts: number; baseMs: number };
+  /** Threads that draw stills, shared by every room. */
+  stillThreads: number;
+  /** Signs the stills' manifests (renders sign theirs where they are rendered). */
   signer: ManifestSigner;
-  /**
-   * The token secret, for the render threads: they derive the manifest's signing key and the watermark's
-   * key from it (as `signer` and the verify route do) and mark every clip's audio with the render's id.
-   */
-  tokenSecret: string;
   /** HMAC key of download links. */
   linkSecret: string;
-  /** Size and rate of the video (default 1280x720 at 30 fps). */
-  video?: { width: number; height: number; fps: number };
   now?: () => number;
-  /** Where renders wait and who runs them; default: in this process, `concurrency` at a time. */
-  queue?: RenderQueue;
+  /** Where renders wait and who runs them (the service hands it ids and hears how they go; the process closes it). */
+  queue: RenderQueue;
+  /** Where the renders' files are kept: downloads are read through it. */
+  files: RenderFiles;
 }
 
 export class ClipError extends Error {
@@ -155,8 +98,6 @@ const EXPECTED_STILL_MS = 500;
 export class ClipService extends EventEmitter<ClipServiceEvents> {
   readonly #deps: ClipServiceDeps;
   readonly #queue: RenderQueue;
-  /** The in-process queue's render threads (none with another queue). */
-  readonly #renderer: ThreadedRenderRunner | null;
   /** Stills are drawn here, for every room; the queue's bound is the limit still.queue.process. */
   readonly #stills: WorkerPool<StillTask, Uint8Array>;
   #closed = false;
@@ -169,7 +110,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
       name: 'still',
       script: new URL('../work/still-worker.ts', import.meta.url),
       workerData: stillData,
-      size: Math.max(1, deps.stillThreads ?? deps.concurrency),
+      size: Math.max(1, deps.stillThreads),
       maxQueued: LIMITS['still.queue.process'].max,
       expectedTaskMs: EXPECTED_STILL_MS,
       // Kept a while after a burst (each thread holds the releases' engines), then their memory goes.
@@ -178,30 +119,13 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
       nice: 10,
       onCrash: (err) => deps.log.error({ err }, 'a still thread died'),
     });
-    this.#renderer = deps.queue
-      ? null
-      : new ThreadedRenderRunner({
-          store: deps.store,
-          layout: deps.layout,
-          stems: deps.stems,
-          log: deps.log,
-          ffmpeg: deps.ffmpeg,
-          ...(deps.video ? { video: deps.video } : {}),
-          tokenSecret: deps.tokenSecret,
-          concurrency: deps.concurrency,
-        });
-    this.#queue =
-      deps.queue ??
-      new LocalRenderQueue({
-        store: deps.store,
-        log: deps.log,
-        runner: this.#renderer!,
-        concurrency: deps.concurrency,
-        ...(deps.retry ? { maxAttempts: deps.retry.maxAttempts, retryBaseMs: deps.retry.baseMs } : {}),
-      });
-    this.#queue.on('progress', (roomId, progress) => this.emit('progress', roomId, progress));
-    this.#queue.on('done', (render) => this.emit('done', render));
+    this.#queue = deps.queue;
+    this.#queue.on('progress', this.#onProgress);
+    this.#queue.on('done', this.#onDone);
   }
+
+  readonly #onProgress = (roomId: string, progress: RenderProgress) => this.emit('progress', roomId, progress);
+  readonly #onDone = (render: RenderRecord) => this.emit('done', render);
 
   /** The render jobs in the queue by state. */
   renderJobCounts(): Promise<RenderJobCounts> {
@@ -279,6 +203,13 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     return render && (render.kind === 'clip' || render.kind === 'loop') ? await this.#view(render) : null;
   }
 
+  /** The room a clip was made in (a clip: not a loop, a still or a bought version), or null when there is no such clip. */
+  async clipRoomOf(clipId: string): Promise<string | null> {
+    if (!RENDER_ID.test(clipId)) return null;
+    const render = await this.#deps.store.getRender(clipId);
+    return render?.kind === 'clip' ? render.roomId : null;
+  }
+
   /** Any render's status and downloads (an order's full-length render included). */
   async renderView(renderId: string): Promise<ClipView | null> {
     if (!RENDER_ID.test(renderId)) return null;
@@ -353,7 +284,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
   async file(clipId: string, name: string, expires: string, sig: string): Promise<{ path: string; contentType: string; downloadName: string }> {
     const nowSec = Math.floor((this.#deps.now ?? Date.now)() / 1000);
     const exp = Number(expires);
-    if (!RENDER_ID.test(clipId) || !FILE_NAMES.has(name) || !Number.isInteger(exp) || typeof sig !== 'string' || !/^[0-9a-f]{64}$/.test(sig)) {
+    if (!RENDER_ID.test(clipId) || !RENDER_FILES.has(name) || !Number.isInteger(exp) || typeof sig !== 'string' || !/^[0-9a-f]{64}$/.test(sig)) {
       throw new ClipError('not_found', 'no such download');
     }
     const expected = Buffer.from(this.#linkSignature(clipId, name, exp), 'hex');
@@ -363,8 +294,12 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     if (!render || render.status !== 'done') throw new ClipError('not_found', 'no such download');
     // A refunded purchase's full version is handed out no more, even by a link given before.
     if (render.kind === 'full' && (await this.#refunded((render.request as FullRequest).orderId))) throw new ClipError('not_found', 'no such download');
-    const file = path.join(this.#renderDir(clipId), name);
-    return { path: file, contentType: FILE_NAMES.get(name)!, downloadName: await this.#downloadName(render, name) };
+    const file = await this.#deps.files.localPath(clipId, name);
+    if (file === null) {
+      this.#deps.log.error({ renderId: clipId, name }, 'a finished render lacks a file it names');
+      throw new ClipError('not_found', 'no such download');
+    }
+    return { path: file, contentType: RENDER_FILES.get(name)!, downloadName: await this.#downloadName(render, name) };
   }
 
   /** Queues a loop of the room's visuals as they are now (1–15 s, rounded to whole beats so that the pulse loops too). */
@@ -465,11 +400,11 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     return { render, manifest: (render.result as ClipResult | null)?.manifest ?? null };
   }
 
+  /** Takes no more commits, stops listening to the queue and ends the still threads; the queue is closed by whoever made it. */
   async close(): Promise<void> {
     this.#closed = true;
-    // The queue aborts its renders first (they stay queued for the next start), then their threads end.
-    await this.#queue.close();
-    await this.#renderer?.close();
+    this.#queue.off('progress', this.#onProgress);
+    this.#queue.off('done', this.#onDone);
     await this.#stills.close();
   }
 
@@ -529,22 +464,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
   #linkSignature(id: string, name: string, expires: number): string {
     return crypto.createHmac('sha256', this.#deps.linkSecret).update(`clip-file\n${id}\n${name}\n${expires}`).digest('hex');
   }
-
-  #renderDir(id: string): string {
-    if (!RENDER_ID.test(id)) throw new ClipError('not_found', 'no such clip');
-    return path.join(this.#deps.layout.rendersDir, id);
-  }
 }
-
-/** 64 random bits, as the watermark carries them. */
-export const RENDER_ID = /^[0-9a-f]{16}$/;
-const FILE_NAMES = new Map([
-  ['clip.mp4', 'video/mp4'],
-  ['clip.m4a', 'audio/mp4'],
-  ['loop.mp4', 'video/mp4'],
-  ['loop.gif', 'image/gif'],
-  ['manifest.json', 'application/json'],
-]);
 
 /** The still pool's refusals as the API tells them. */
 function stillError(err: unknown): unknown {
@@ -553,6 +473,3 @@ function stillError(err: unknown): unknown {
   return err;
 }
 
-function newRenderId(): string {
-  return crypto.randomBytes(8).toString('hex');
-}

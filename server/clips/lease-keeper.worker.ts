@@ -5,7 +5,7 @@
 // it of any it no longer holds.
 import { parentPort, workerData } from 'node:worker_threads';
 import { createClient, type RedisClientType } from 'redis';
-import { RedisJobQueue } from './redis-render-queue.ts';
+import { RedisJobQueue } from './redis-job-queue.ts';
 
 export interface LeaseKeeperData {
   redisUrl: string;

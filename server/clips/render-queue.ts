@@ -1,14 +1,15 @@
-// Where renders wait and who runs them. ClipService commits a render row and
-// hands its id to a RenderQueue; the queue runs it through a RenderRunner (here,
-// in this process, in worker threads: server/work/threaded-render-runner.ts) or
-// through Redis and separate renderer processes (redis-render-queue.ts), and tells
-// ClipService how it goes (`progress`, `done`).
+// Where renders wait and who runs them. ClipService records a render row and
+// hands its id to a RenderQueue; the queue runs it through a Renderer (here, in
+// this process, in worker threads: server/work/threaded-render-runner.ts) or
+// through Redis and separate renderer processes (redis-render-queue.ts for the web
+// nodes' side, redis-render-worker.ts for the renderers'), records how it went in
+// the store (running, done, failed, queued again: the queue owns the attempts and
+// the leases that decide it), and tells whoever listens (`progress`, `done`).
 import { EventEmitter } from 'node:events';
 import type { RenderProgress } from '../../shared/socket-events.ts';
 import type { Logger } from '../logger.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
-import type { ClipRequest, ClipResult, FullRequest, LoopRequest } from './clip-service.ts';
-import type { Renderer } from './render-runner.ts';
+import type { ClipResult, Renderer, RenderRequest } from './render-job.ts';
 
 export type RenderQueueEvents = { progress: [roomId: string, progress: RenderProgress]; done: [render: RenderRecord] };
 
@@ -146,7 +147,7 @@ export class LocalRenderQueue extends EventEmitter<RenderQueueEvents> implements
     const log = this.#log;
     const render = await store.getRender(id);
     if (!render || render.status === 'done' || render.status === 'failed') return;
-    const request = render.request as ClipRequest | FullRequest | LoopRequest;
+    const request = render.request as RenderRequest;
     const attempt = (this.#attempts.get(id) ?? 0) + 1;
     this.#attempts.set(id, attempt);
     await store.updateRender(id, { status: 'running' });

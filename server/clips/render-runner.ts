@@ -1,12 +1,16 @@
 // The render runner: takes a render row and renders it (a clip or a bought
 // version through the mixer and the visual engine, or a loop of the visuals),
-// writing its files under the render's folder (each under a temporary name,
-// renamed into place when whole) and answering the result to store. It does no
+// watermarks the audio, signs the manifest, and keeps the files through
+// RenderFiles (render-files.ts), answering the result to store. It does no
 // queueing and writes no status: the queues (render-queue.ts, in-process, and
-// redis-render-queue.ts, separate renderer processes) do that. It mixes,
-// watermarks and draws synchronously, for seconds: the in-process queue runs it in
-// a worker thread (server/work/threaded-render-runner.ts), a renderer process on
-// its own main thread.
+// redis-render-worker.ts, separate renderer processes) do that, since they own the
+// attempts and the leases that decide it.
+//
+// Two parts: RenderStager does the work into a local folder (it mixes, watermarks
+// and draws synchronously, for seconds: the in-process queue runs it in a worker
+// thread, server/work/render-worker.ts; a renderer process on its own main thread),
+// and RenderRunner stages into RenderFiles' folder and commits on the thread that
+// owns the RenderFiles (ThreadedRenderRunner does the same around its threads).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -26,19 +30,20 @@ import { toRoomRelease } from '../rooms/room-manager.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
 import { EngineCache } from '../work/engine-cache.ts';
-import type { ClipRequest, ClipResult, FullRequest, LoopRequest } from './clip-service.ts';
 import { planClip, type ClipPlan } from './clip-plan.ts';
-import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner } from './manifest.ts';
+import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
+import type { RenderFile, RenderFiles } from './render-files.ts';
+import { RENDER_FILES, type ClipRequest, type ClipResult, type FullRequest, type LoopRequest, type Renderer, type RenderHooks, type RenderRequest } from './render-job.ts';
 
 export const VIDEO = { width: 1280, height: 720, fps: 30 } as const;
 /** A clip's vertical version, for phones' short-video apps (at the clip video's frame rate). */
 export const VERTICAL_VIDEO = { width: 1080, height: 1920 } as const;
 const PROGRESS_EVERY_MS = 500;
-const RENDER_ID = /^[0-9a-f]{16}$/;
 
-export interface RenderRunnerDeps {
+export interface RenderStagerDeps {
   /** Where the release's record comes from (a worker thread is handed it). */
   store: Pick<Store, 'getRelease'>;
+  /** The releases' visual packs, and the folder for intermediate files. */
   layout: DataLayout;
   /** Where the release's stems come from (a worker thread is handed them). */
   stems: Pick<StemCache, 'acquire' | 'release'>;
@@ -52,35 +57,53 @@ export interface RenderRunnerDeps {
   watermark?: (pcm: Float32Array, renderId: string) => Float32Array | Promise<Float32Array>;
 }
 
-export interface RenderHooks {
-  /** Every step of progress (0..1). */
-  onProgress(fraction: number): void;
-  /** Progress worth telling the room: at most every 500 ms (clips and bought versions only, as before). */
-  onReport(fraction: number): void;
+/** A render made in a staging folder: its result, and the files to commit. */
+export interface StagedRender {
+  result: ClipResult;
+  files: RenderFile[];
 }
 
-/** What the queues need of a runner: RenderRunner here, ThreadedRenderRunner in a worker thread. */
-export interface Renderer {
-  /** Renders `render` into its folder; throws when it cannot (the caller records the failure). */
-  render(render: RenderRecord, signal: AbortSignal, hooks: RenderHooks): Promise<ClipResult>;
+/**
+ * Stages a render in `files`' staging folder and commits what it made: the one way
+ * render output reaches RenderFiles (on this thread, or around a worker thread's `stage`).
+ */
+export async function stageAndCommit(files: RenderFiles, renderId: string, stage: (dir: string) => Promise<StagedRender>): Promise<ClipResult> {
+  const staged = await stage(await files.stagingDir(renderId));
+  await files.commit(renderId, staged.files);
+  return staged.result;
 }
 
+/** Renders on this thread and keeps the files through `files`. */
 export class RenderRunner implements Renderer {
-  readonly #deps: RenderRunnerDeps;
+  readonly #stager: RenderStager;
+  readonly #files: RenderFiles;
+
+  constructor(deps: RenderStagerDeps & { files: RenderFiles }) {
+    const { files, ...stagerDeps } = deps;
+    this.#stager = new RenderStager(stagerDeps);
+    this.#files = files;
+  }
+
+  render(render: RenderRecord, signal: AbortSignal, hooks: RenderHooks): Promise<ClipResult> {
+    return stageAndCommit(this.#files, render.id, (dir) => this.#stager.stage(render, dir, signal, hooks));
+  }
+}
+
+/** Renders a render row's files into a local folder (no queueing, no status, no keeping). */
+export class RenderStager {
+  readonly #deps: RenderStagerDeps;
   readonly #engines: EngineCache;
 
-  constructor(deps: RenderRunnerDeps) {
+  constructor(deps: RenderStagerDeps) {
     this.#deps = deps;
     this.#engines = new EngineCache(deps.layout);
   }
 
-  /** Renders `render` into its folder; throws when it cannot (the caller records the failure). */
-  async render(render: RenderRecord, signal: AbortSignal, hooks: RenderHooks): Promise<ClipResult> {
+  /** Renders `render` into `dir`; throws when it cannot (the caller records the failure). */
+  async stage(render: RenderRecord, dir: string, signal: AbortSignal, hooks: RenderHooks): Promise<StagedRender> {
     if (!this.#deps.ffmpeg && !wasmCoreDir()) throw new Error('neither native ffmpeg nor @ffmpeg/core: this process cannot render');
-    const request = render.request as ClipRequest | FullRequest | LoopRequest;
-    // A renderer killed mid-job leaves its temporary files behind; they are never renamed into place, and go now.
-    await removeParts(this.renderDir(render.id));
-    return request.kind === 'loop' ? this.#renderLoop(render, request, signal, hooks) : this.#render(render, request, signal, hooks);
+    const request = render.request as RenderRequest;
+    return request.kind === 'loop' ? this.#renderLoop(render, request, dir, signal, hooks) : this.#render(render, request, dir, signal, hooks);
   }
 
   /** The visual engine of a release (its visual pack, read once). */
@@ -88,12 +111,7 @@ export class RenderRunner implements Renderer {
     return this.#engines.get(releaseId);
   }
 
-  renderDir(id: string): string {
-    if (!RENDER_ID.test(id)) throw new Error(`not a render id: ${JSON.stringify(id)}`);
-    return path.join(this.#deps.layout.rendersDir, id);
-  }
-
-  async #render(render: RenderRecord, request: ClipRequest | FullRequest, signal: AbortSignal, hooks: RenderHooks): Promise<ClipResult> {
+  async #render(render: RenderRecord, request: ClipRequest | FullRequest, dir: string, signal: AbortSignal, hooks: RenderHooks): Promise<StagedRender> {
     const { store, stems: cache } = this.#deps;
     const record = await store.getRelease(request.releaseId);
     if (!record) throw new Error(`the release ${request.releaseId} is gone`);
@@ -103,8 +121,6 @@ export class RenderRunner implements Renderer {
     const engine = await this.engine(release.id);
     const stems = await cache.acquire(release.id, release.stems.map((s) => s.id));
     try {
-      const dir = this.renderDir(render.id);
-      await fsp.mkdir(dir, { recursive: true });
       const manifest: Manifest = {
         version: MANIFEST_VERSION,
         renderId: render.id,
@@ -153,25 +169,24 @@ export class RenderRunner implements Renderer {
         },
         energyFromRms,
       );
-      const files = await Promise.all(['clip.mp4', 'clip.m4a'].map(async (name) => ({ name, ...(await hashFile(path.join(dir, name))) })));
-      const signed = this.#deps.signer.sign({ ...manifest, files });
-      await writeAtomically(path.join(dir, 'manifest.json'), JSON.stringify(signed, null, 2));
+      const files = await signedManifestBeside(this.#deps.signer, manifest, dir, ['clip.mp4', 'clip.m4a']);
       return {
-        files: { video: 'clip.mp4', audio: 'clip.m4a', manifest: 'manifest.json' },
-        manifest: signed,
-        timings: { mixSec: out.timings.mixSec, drawSec: out.timings.drawSec, totalSec: out.timings.totalSec },
+        result: {
+          files: { video: 'clip.mp4', audio: 'clip.m4a', manifest: 'manifest.json' },
+          manifest: files.signed,
+          timings: { mixSec: out.timings.mixSec, drawSec: out.timings.drawSec, totalSec: out.timings.totalSec },
+        },
+        files: files.staged,
       };
     } finally {
       cache.release(release.id);
     }
   }
 
-  async #renderLoop(render: RenderRecord, request: LoopRequest, signal: AbortSignal, hooks: RenderHooks): Promise<ClipResult> {
+  async #renderLoop(render: RenderRecord, request: LoopRequest, dir: string, signal: AbortSignal, hooks: RenderHooks): Promise<StagedRender> {
     const record = await this.#deps.store.getRelease(request.releaseId);
     if (!record) throw new Error(`the release ${request.releaseId} is gone`);
     const engine = await this.engine(record.id);
-    const dir = this.renderDir(render.id);
-    await fsp.mkdir(dir, { recursive: true });
     const manifest: Manifest = {
       version: MANIFEST_VERSION,
       renderId: render.id,
@@ -203,10 +218,8 @@ export class RenderRunner implements Renderer {
       signal,
       onProgress: (fraction) => hooks.onProgress(fraction),
     });
-    const files = await Promise.all(['loop.mp4', 'loop.gif'].map(async (name) => ({ name, ...(await hashFile(path.join(dir, name))) })));
-    const signed = this.#deps.signer.sign({ ...manifest, files });
-    await writeAtomically(path.join(dir, 'manifest.json'), JSON.stringify(signed, null, 2));
-    return { files: { video: 'loop.mp4', gif: 'loop.gif', manifest: 'manifest.json' }, manifest: signed };
+    const files = await signedManifestBeside(this.#deps.signer, manifest, dir, ['loop.mp4', 'loop.gif']);
+    return { result: { files: { video: 'loop.mp4', gif: 'loop.gif', manifest: 'manifest.json' }, manifest: files.signed }, files: files.staged };
   }
 }
 
@@ -238,10 +251,16 @@ function withHeadroom(pcm: Float32Array): Float32Array {
   return pcm;
 }
 
-/** Temporary files (`*.part`) a killed render left in its folder. */
-async function removeParts(dir: string): Promise<void> {
-  const entries = await fsp.readdir(dir).catch(() => [] as string[]);
-  await Promise.all(entries.filter((name) => name.endsWith('.part')).map((name) => fsp.rm(path.join(dir, name), { force: true })));
+/**
+ * Signs the manifest with the rendered files' hashes and writes it beside them (manifest.json);
+ * answers the signed manifest and every staged file, the manifest last.
+ */
+async function signedManifestBeside(signer: ManifestSigner, manifest: Manifest, dir: string, names: readonly string[]): Promise<{ signed: SignedManifest; staged: RenderFile[] }> {
+  const hashed = await Promise.all(names.map(async (name) => ({ name, ...(await hashFile(path.join(dir, name))) })));
+  const signed = signer.sign({ ...manifest, files: hashed });
+  await writeAtomically(path.join(dir, 'manifest.json'), JSON.stringify(signed, null, 2));
+  const staged = [...names, 'manifest.json'].map((name) => ({ name, path: path.join(dir, name), contentType: RENDER_FILES.get(name)! }));
+  return { signed, staged };
 }
 
 async function writeAtomically(file: string, text: string): Promise<void> {

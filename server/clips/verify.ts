@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { decodeWithWasm, wasmDecodeAvailable, WasmDecodeError } from '../../media/audio/wasm-decode.ts';
 import { detectWatermark, MIN_DETECT_SEC, WatermarkError } from '../../media/watermark/watermark.ts';
-import type { ClipService } from './clip-service.ts';
+import type { RenderRecord } from '../store/store.ts';
 import { verifyManifest, type SignedManifest } from './manifest.ts';
 
 /** At most this much audio is decoded and searched (the mark repeats every ~8 s). */
@@ -50,7 +50,8 @@ export class VerifyError extends Error {
 export interface VerifyDeps {
   ffmpeg: string | null;
   watermarkKey: Uint8Array;
-  clips: ClipService;
+  /** Names the render a mark carries (ClipService.lookup). */
+  clips: { lookup(renderId: string): Promise<{ render: RenderRecord; manifest: SignedManifest | null } | null> };
   manifestPublicKey: string;
   /** Where the upload is written for ffmpeg (a file, not a pipe: an MP4 may keep its index at the end). */
   tmpDir: string;

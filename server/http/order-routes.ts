@@ -4,6 +4,7 @@
 import express, { Router } from 'express';
 import { z } from 'zod';
 import { TokenError, type TokenSigner } from '../auth/tokens.ts';
+import type { ClipService } from '../clips/clip-service.ts';
 import type { Logger } from '../logger.ts';
 import { OrderError, type OrderRequest, type OrderService } from '../orders/order-service.ts';
 import { WebhookError, type PaymentProvider } from '../orders/payments.ts';
@@ -14,6 +15,8 @@ import { HttpError } from './http-error.ts';
 
 export interface OrderRoutesDeps {
   orders: OrderService;
+  /** The clip an order is for, and its room. */
+  clips: Pick<ClipService, 'clipRoomOf'>;
   payments: PaymentProvider;
   signer: TokenSigner;
   store: Store;
@@ -42,24 +45,24 @@ export function orderRoutes(deps: OrderRoutesDeps): Router {
     }
     const parsed = OrderBody.safeParse(req.body ?? {});
     if (!parsed.success) throw new HttpError('invalid_body', `${parsed.error.issues[0]!.path.join('.') || 'body'}: ${parsed.error.issues[0]!.message}`);
-    const clip = await deps.store.getRender(parsed.data.clipId);
-    if (!clip || clip.kind !== 'clip') throw new HttpError('not_found', 'no such clip');
+    const roomId = await deps.clips.clipRoomOf(parsed.data.clipId);
+    if (roomId === null) throw new HttpError('not_found', 'no such clip');
     const token = bearerOf(req.headers.authorization);
     if (!token) throw new HttpError('unauthorized', 'buying needs your member token of the clip\'s room as "Authorization: Bearer <token>"');
     let claims;
     try {
-      claims = deps.signer.verify(token, clip.roomId, 'member');
+      claims = deps.signer.verify(token, roomId, 'member');
     } catch (err) {
       if (err instanceof TokenError) throw new HttpError(err.reason === 'wrong_room' ? 'forbidden' : 'unauthorized', err.message);
       throw err;
     }
     // A member the room removed buys nothing more there (what they bought before stays theirs to read).
-    const standing = await deps.members.standing(clip.roomId, claims);
+    const standing = await deps.members.standing(roomId, claims);
     if (!standing.ok && standing.reason !== 'ended') throw new HttpError('forbidden', standing.message);
     const v = await deps.limits.take(['order.member', 'order.address'], { member: claims.sub, address: deps.limits.addressOf(req) });
     if (!v.ok) throw HttpError.limited(v.limit, v.retryAfterMs);
     try {
-      const { order, created } = await deps.orders.create({ clipId: parsed.data.clipId, roomId: clip.roomId, buyer: { userId: claims.sub, name: claims.name }, card: parsed.data.card, idempotencyKey: key });
+      const { order, created } = await deps.orders.create({ clipId: parsed.data.clipId, roomId, buyer: { userId: claims.sub, name: claims.name }, card: parsed.data.card, idempotencyKey: key });
       res.status(created ? 201 : 200).json(order);
     } catch (err) {
       if (err instanceof OrderError) {

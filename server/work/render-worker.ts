@@ -1,13 +1,13 @@
 // A thread of the in-process render pool (ThreadedRenderRunner): runs the
-// RenderRunner on a render row, so that its mixing, watermarking and frame drawing
+// RenderStager on a render row, so that its mixing, watermarking and frame drawing
 // (seconds of synchronous work) never run on the server's main thread. The main
-// thread hands it the release's record and its stems (SharedArrayBuffers, not
-// copied); it derives the manifest's and the watermark's keys from the token secret
-// as the server does, and sends progress back as notes.
+// thread hands it the release's record, its stems (SharedArrayBuffers, not copied)
+// and the folder to render into, and commits the files this thread staged there; it
+// derives the manifest's and the watermark's keys from the token secret as the
+// server does, and sends progress back as notes.
 import { workerData } from 'node:worker_threads';
 import { ManifestSigner } from '../clips/manifest.ts';
-import type { ClipResult } from '../clips/clip-service.ts';
-import { RenderRunner, watermarker, watermarkKeyOf } from '../clips/render-runner.ts';
+import { RenderStager, watermarker, watermarkKeyOf, type StagedRender } from '../clips/render-runner.ts';
 import type { SharedStem } from '../live/stem-cache.ts';
 import type { Config } from '../config.ts';
 import { createLogger } from '../logger.ts';
@@ -30,6 +30,8 @@ export interface RenderTask {
   release: ReleaseRecord;
   /** The release's stems for a clip or a bought version (none for a loop). */
   stems: SharedStem[];
+  /** The local folder to render into (RenderFiles' staging folder for the render). */
+  dir: string;
 }
 
 export type RenderNote = { type: 'progress' | 'report'; fraction: number };
@@ -38,7 +40,7 @@ const data = workerData as RenderWorkerData;
 /** The task running now: the runner's store and stem cache answer from it. */
 let current: RenderTask | null = null;
 
-const runner = new RenderRunner({
+const stager = new RenderStager({
   store: { getRelease: async (id) => (current?.release.id === id ? current.release : null) },
   layout: new DataLayout(data.dataDir),
   stems: {
@@ -56,10 +58,10 @@ const runner = new RenderRunner({
   watermark: watermarker(watermarkKeyOf(data.tokenSecret)),
 });
 
-serveTasks<RenderTask, ClipResult, RenderNote>(async (task, ctx) => {
+serveTasks<RenderTask, StagedRender, RenderNote>(async (task, ctx) => {
   current = task;
   try {
-    return await runner.render(task.render, ctx.signal, {
+    return await stager.stage(task.render, task.dir, ctx.signal, {
       onProgress: (fraction) => ctx.note({ type: 'progress', fraction }),
       onReport: (fraction) => ctx.note({ type: 'report', fraction }),
     });

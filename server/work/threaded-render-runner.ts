@@ -1,13 +1,16 @@
-// The in-process queue's renderer: the RenderRunner in worker threads
+// The in-process queue's renderer: the RenderStager in worker threads
 // (render-worker.ts), one render per thread, `concurrency` threads at most. The
 // main thread does the I/O it already holds: it reads the release's record and
 // takes its stems from the process's StemCache (SharedArrayBuffers, handed over
-// without a copy, held until the render ends); the thread mixes, marks, draws and
-// drives ffmpeg. An abort (the queue closing) asks the thread to stop, which kills
-// its ffmpeg; a thread that does not stop within the grace is terminated.
+// without a copy, held until the render ends), asks RenderFiles for the folder to
+// render into and commits what the thread made there (so that one RenderFiles per
+// process keeps the render files); the thread mixes, marks, draws and drives
+// ffmpeg. An abort (the queue closing) asks the thread to stop, which kills its
+// ffmpeg; a thread that does not stop within the grace is terminated.
 import { logFormatOf, type Logger } from '../logger.ts';
-import type { ClipRequest, ClipResult, FullRequest, LoopRequest } from '../clips/clip-service.ts';
-import type { Renderer, RenderHooks } from '../clips/render-runner.ts';
+import type { RenderFiles } from '../clips/render-files.ts';
+import type { ClipResult, Renderer, RenderHooks, RenderRequest } from '../clips/render-job.ts';
+import { stageAndCommit, type StagedRender } from '../clips/render-runner.ts';
 import type { StemCache } from '../live/stem-cache.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
@@ -17,6 +20,8 @@ import { WorkerPool } from './worker-pool.ts';
 export interface ThreadedRenderRunnerDeps {
   store: Store;
   layout: DataLayout;
+  /** Where the renders' files are kept: the threads render into its staging folders, this thread commits. */
+  files: RenderFiles;
   stems: StemCache;
   log: Logger;
   ffmpeg: string | null;
@@ -33,11 +38,13 @@ const EXPECTED_RENDER_MS = 15_000;
 export class ThreadedRenderRunner implements Renderer {
   readonly #store: Store;
   readonly #stems: StemCache;
-  readonly #pool: WorkerPool<RenderTask, ClipResult, RenderNote>;
+  readonly #files: RenderFiles;
+  readonly #pool: WorkerPool<RenderTask, StagedRender, RenderNote>;
 
   constructor(deps: ThreadedRenderRunnerDeps) {
     this.#store = deps.store;
     this.#stems = deps.stems;
+    this.#files = deps.files;
     const workerData: RenderWorkerData = {
       dataDir: deps.layout.root,
       logLevel: deps.log.level as RenderWorkerData['logLevel'],
@@ -63,7 +70,7 @@ export class ThreadedRenderRunner implements Renderer {
   }
 
   async render(render: RenderRecord, signal: AbortSignal, hooks: RenderHooks): Promise<ClipResult> {
-    const request = render.request as ClipRequest | FullRequest | LoopRequest;
+    const request = render.request as RenderRequest;
     const release = await this.#store.getRelease(request.releaseId);
     if (!release) throw new Error(`the release ${request.releaseId} is gone`);
     signal.throwIfAborted();
@@ -71,9 +78,11 @@ export class ThreadedRenderRunner implements Renderer {
     const withStems = request.kind !== 'loop';
     const stems = withStems ? await this.#stems.acquire(release.id, release.stems.map((s) => s.id)) : [];
     try {
-      return await this.#pool.run(
-        { render, release, stems },
-        { signal, onNote: (note) => (note.type === 'progress' ? hooks.onProgress(note.fraction) : hooks.onReport(note.fraction)) },
+      return await stageAndCommit(this.#files, render.id, (dir) =>
+        this.#pool.run(
+          { render, release, stems, dir },
+          { signal, onNote: (note) => (note.type === 'progress' ? hooks.onProgress(note.fraction) : hooks.onReport(note.fraction)) },
+        ),
       );
     } finally {
       if (withStems) this.#stems.release(release.id);

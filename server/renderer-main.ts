@@ -1,21 +1,29 @@
 // `npm run renderer`: a render process for scale-out (RENDER_QUEUE=redis, the
 // default with REDIS_URL). It reads the same environment as the server
-// (DATA_DIR, REDIS_URL, TOKEN_SECRET, FFMPEG_PATH, RENDER_VIDEO, RENDER_*), opens
-// the shared store, takes render jobs from Redis, at most RENDER_CONCURRENCY at
-// once (default: the cores less one, at least 1), and writes the files into the
-// shared DATA_DIR. SIGTERM: stops taking jobs and hands the running ones back.
+// (DATA_DIR, REDIS_URL, TOKEN_SECRET, FFMPEG_PATH, RENDER_VIDEO, RENDER_*,
+// DATABASE_URL, S3_*), opens the shared store, takes render jobs from Redis, at
+// most RENDER_CONCURRENCY at once (default: the cores less one, at least 1), and
+// keeps the files where the nodes serve them: the shared DATA_DIR (one machine),
+// or the S3 bucket, reading the releases from there too into its own cache (on a
+// machine of its own, DATA_DIR holds only that cache and scratch files).
+// SIGTERM: stops taking jobs and hands the running ones back.
+import fsp from 'node:fs/promises';
 import { findNativeFfmpeg } from '../media/audio/ffmpeg.ts';
 import { wasmCoreDir } from '../media/render/encoder.ts';
 import { ManifestSigner } from './clips/manifest.ts';
 import { RenderWorker } from './clips/redis-render-worker.ts';
-import { LocalRenderFiles } from './clips/render-files.ts';
+import { renderFilesFor } from './clips/blob-render-files.ts';
 import { RenderRunner, watermarker, watermarkKeyOf } from './clips/render-runner.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { StemCache } from './live/stem-cache.ts';
 import { createLogger } from './logger.ts';
 import { loadSecrets } from './secrets.ts';
 import { DataLayout } from './store/paths.ts';
-import { SqliteStore } from './store/sqlite-store.ts';
+import { openStore } from './store/open-store.ts';
+import { openBlobStore } from './store/open-blobs.ts';
+import { ReleaseFiles } from './catalog/release-files.ts';
+import type { Store } from './store/store.ts';
+import type { BlobStore } from './store/blob-store.ts';
 
 async function main(): Promise<void> {
   let config: Config;
@@ -40,17 +48,28 @@ async function main(): Promise<void> {
   if (config.ffmpegPath && !native) fail(`FFMPEG_PATH=${config.ffmpegPath} is not a working ffmpeg`);
   // Without a native ffmpeg the WebAssembly build encodes (slower, one job at a time).
   if (!native && !wasmCoreDir()) fail('no native ffmpeg found and @ffmpeg/core is not installed: install ffmpeg or set FFMPEG_PATH');
-  let store: SqliteStore;
+  let store: Store;
   try {
-    store = await SqliteStore.open(layout.database);
+    await fsp.mkdir(layout.tmpDir, { recursive: true });
+    store = await openStore(config, layout, log);
   } catch (err) {
-    fail(`cannot open the database ${layout.database}: ${(err as Error).message} (a renderer shares the servers' DATA_DIR)`);
+    fail(`${(err as Error).message}${config.databaseUrl ? '' : " (without DATABASE_URL a renderer shares the servers' DATA_DIR)"}`);
   }
+  let blobs: BlobStore;
+  try {
+    blobs = await openBlobStore(config, layout, log, null);
+  } catch (err) {
+    await store.close();
+    fail((err as Error).message);
+  }
+  // The releases' files: DATA_DIR's, or fetched from the bucket into this machine's cache.
+  const releases = new ReleaseFiles({ store, blobs, layout, log: log.child({ component: 'release-files' }) });
   const runner = new RenderRunner({
     store,
     layout,
-    files: new LocalRenderFiles(layout),
-    stems: new StemCache(layout),
+    releases,
+    files: renderFilesFor(blobs, layout, { presign: false }),
+    stems: new StemCache(releases),
     log,
     ffmpeg: native?.ffmpeg ?? null,
     signer: new ManifestSigner(secrets.tokenSecret),
@@ -71,6 +90,7 @@ async function main(): Promise<void> {
     });
   } catch (err) {
     await store.close();
+    await blobs.close();
     fail(`cannot reach Redis: ${(err as Error).message}; check REDIS_URL`);
   }
   let signals = 0;
@@ -83,6 +103,7 @@ async function main(): Promise<void> {
     worker
       .close()
       .then(() => store.close())
+      .then(() => blobs.close())
       .then(
         () => {
           log.info('renderer stopped');

@@ -23,7 +23,8 @@ import { loadSecrets, type Secrets } from './secrets.ts';
 import { connectSocketAdapter, type SocketAdapter } from './realtime/socket-adapter.ts';
 import { ClipService } from './clips/clip-service.ts';
 import { ManifestSigner } from './clips/manifest.ts';
-import { LocalRenderFiles, type RenderFiles } from './clips/render-files.ts';
+import type { RenderFiles } from './clips/render-files.ts';
+import { renderFilesFor } from './clips/blob-render-files.ts';
 import { LocalRenderQueue, type RenderQueue } from './clips/render-queue.ts';
 import { RedisRenderQueue } from './clips/redis-render-queue.ts';
 import { watermarkKeyOf } from './clips/render-runner.ts';
@@ -144,7 +145,8 @@ export class RemixroomServer {
     });
     this.members = new MemberDirectory({ store: this.store, manager: this.rooms });
     const clipsLog = this.log.child({ component: 'clips' });
-    const renderFiles: RenderFiles = new LocalRenderFiles(this.layout);
+    // DATA_DIR/renders, or the bucket (S3_BUCKET): there any renderer's files are served by any node.
+    const renderFiles: RenderFiles = renderFilesFor(this.blobs, this.layout, { presign: this.config.s3?.public ?? false });
     // The WebAssembly encoder (no native ffmpeg) is single-threaded and holds ~450 MB a job: one at a time.
     // One core stays with the rooms and their streams.
     const renderConcurrency = this.config.renderConcurrency ?? (this.ffmpeg ? Math.max(1, this.config.cores - 1) : 1);
@@ -159,6 +161,7 @@ export class RemixroomServer {
         layout: this.layout,
         files: renderFiles,
         stems: this.live.stems,
+        releases: parts.releaseFiles,
         log: clipsLog,
         ffmpeg: this.ffmpeg,
         video: this.config.renderVideo,
@@ -188,6 +191,7 @@ export class RemixroomServer {
       linkSecret: this.secrets.tokenSecret,
       queue: this.#renderQueue,
       files: renderFiles,
+      releases: parts.releaseFiles,
     });
     this.metrics.trackRenderJobs(() => this.clips.renderJobCounts());
     // The built-in sandbox payment provider (no real provider is wired yet); it signs its webhooks with a key derived from the token secret.

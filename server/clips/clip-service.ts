@@ -22,15 +22,17 @@ import { LIMITS } from '../../shared/limits.ts';
 import type { RoomState } from '../../shared/room-doc.ts';
 import type { RenderProgress } from '../../shared/socket-events.ts';
 import { neutralMaster } from '../../shared/room-doc.ts';
+import { localReleaseFolders, type ReleaseFolder, type ReleaseFolders } from '../catalog/release-files.ts';
 import type { Logger } from '../logger.ts';
+import { BlobStoreUnavailableError } from '../store/blob-store.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
 import { applyEvent } from '../rooms/timeline.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
 import { planClip } from './clip-plan.ts';
-import { downloadName, type DownloadWhat } from './download-name.ts';
+import { contentDisposition, downloadName, type DownloadWhat } from './download-name.ts';
 import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
-import type { RenderFiles } from './render-files.ts';
+import type { RenderDownload, RenderFiles } from './render-files.ts';
 import { newRenderId, RENDER_FILES, RENDER_ID, type ClipRequest, type ClipResult, type FullRequest, type LoopRequest } from './render-job.ts';
 import type { RenderJobCounts, RenderQueue } from './render-queue.ts';
 import type { StillTask, StillWorkerData } from '../work/still-worker.ts';
@@ -62,6 +64,8 @@ export interface ClipServiceDeps {
   store: Store;
   /** DATA_DIR, for the still threads (they read the releases' visual packs). */
   layout: DataLayout;
+  /** Where a release's files are on this machine (DATA_DIR's folder, or fetched from S3); DATA_DIR's by default. */
+  releases?: ReleaseFolders;
   manager: RoomManager;
   log: Logger;
   /** A native ffmpeg; without one renders use the WebAssembly build (@ffmpeg/core), and without that clips are refused. */
@@ -100,11 +104,13 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
   readonly #queue: RenderQueue;
   /** Stills are drawn here, for every room; the queue's bound is the limit still.queue.process. */
   readonly #stills: WorkerPool<StillTask, Uint8Array>;
+  readonly #releases: ReleaseFolders;
   #closed = false;
 
   constructor(deps: ClipServiceDeps) {
     super();
     this.#deps = deps;
+    this.#releases = deps.releases ?? localReleaseFolders(deps.layout);
     const stillData: StillWorkerData = { dataDir: deps.layout.root };
     this.#stills = new WorkerPool({
       name: 'still',
@@ -281,7 +287,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
   }
 
   /** The file behind a signed link; throws ClipError('not_found') for a bad, tampered or expired link. */
-  async file(clipId: string, name: string, expires: string, sig: string): Promise<{ path: string; contentType: string; downloadName: string }> {
+  async file(clipId: string, name: string, expires: string, sig: string): Promise<{ download: RenderDownload; contentType: string; downloadName: string }> {
     const nowSec = Math.floor((this.#deps.now ?? Date.now)() / 1000);
     const exp = Number(expires);
     if (!RENDER_ID.test(clipId) || !RENDER_FILES.has(name) || !Number.isInteger(exp) || typeof sig !== 'string' || !/^[0-9a-f]{64}$/.test(sig)) {
@@ -294,12 +300,21 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     if (!render || render.status !== 'done') throw new ClipError('not_found', 'no such download');
     // A refunded purchase's full version is handed out no more, even by a link given before.
     if (render.kind === 'full' && (await this.#refunded((render.request as FullRequest).orderId))) throw new ClipError('not_found', 'no such download');
-    const file = await this.#deps.files.localPath(clipId, name);
-    if (file === null) {
+    const contentType = RENDER_FILES.get(name)!;
+    const downloadName = await this.#downloadName(render, name);
+    let download: RenderDownload | null;
+    try {
+      download = await this.#deps.files.download(clipId, name, { expiresAtSec: exp, contentType, contentDisposition: contentDisposition(downloadName) });
+    } catch (err) {
+      // The object store is away: say so rather than "not found" (the file is there, the link stays good).
+      this.#deps.log.warn({ err, renderId: clipId, name }, 'a download could not reach the render files');
+      throw new ClipError('unavailable', 'the file cannot be reached just now; try the link again in a minute');
+    }
+    if (download === null) {
       this.#deps.log.error({ renderId: clipId, name }, 'a finished render lacks a file it names');
       throw new ClipError('not_found', 'no such download');
     }
-    return { path: file, contentType: RENDER_FILES.get(name)!, downloadName: await this.#downloadName(render, name) };
+    return { download, contentType, downloadName };
   }
 
   /** Queues a loop of the room's visuals as they are now (1–15 s, rounded to whole beats so that the pulse loops too). */
@@ -373,10 +388,15 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     // JSON escapes everything outside ASCII, so the manifest fits PNG's Latin-1 text.
     const json = JSON.stringify(signed).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
     let bytes: Uint8Array;
+    let folder: ReleaseFolder | null = null;
     try {
-      bytes = await this.#stills.run({ releaseId: room.release.id, width: input.width, height: input.height, frame, text: { Software: SOFTWARE, 'remixroom:manifest': json } });
+      // Held while the thread may read the visual pack (once per release and thread).
+      folder = await this.#releases.open(room.release.id);
+      bytes = await this.#stills.run({ releaseId: room.release.id, releaseDir: folder.dir, width: input.width, height: input.height, frame, text: { Software: SOFTWARE, 'remixroom:manifest': json } });
     } catch (err) {
       throw stillError(err);
+    } finally {
+      folder?.release();
     }
     const png = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     await this.#deps.store.createRender({ id: renderId, roomId: room.id, kind: 'still', status: 'done', request: { atMs, requestedBy: input.member }, createdAt: manifest.createdAt }, null);
@@ -470,6 +490,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
 function stillError(err: unknown): unknown {
   if (err instanceof PoolFullError) return new ClipError('busy', 'too many stills are waiting to be drawn on this server; try again in a moment', err.retryAfterMs);
   if (err instanceof PoolClosedError) return new ClipError('unavailable', 'the server is shutting down');
+  if (err instanceof BlobStoreUnavailableError) return new ClipError('unavailable', "the release's files cannot be reached just now; try again in a minute");
   return err;
 }
 

@@ -9,6 +9,7 @@
 // file that exists under its name is whole, and commit has nothing left to move.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import type { BlobStore } from '../store/blob-store.ts';
 import type { DataLayout } from '../store/paths.ts';
 import { RENDER_FILES, RENDER_ID } from './render-job.ts';
 
@@ -26,9 +27,27 @@ export interface RenderFiles {
   commit(renderId: string, files: readonly RenderFile[]): Promise<void>;
   /** A local path to read the render's file from (fetched first where files are kept elsewhere), or null when there is none. */
   localPath(renderId: string, name: string): Promise<string | null>;
+  /** How a download of the render's file is served (a local file, an object streamed through the node, or a presigned URL), or null when there is none. */
+  download(renderId: string, name: string, options: RenderDownloadOptions): Promise<RenderDownload | null>;
   /** Removes all of a render's files. */
   remove(renderId: string): Promise<void>;
 }
+
+/** What a download link promises: when it ends, and what the file is called and is. */
+export interface RenderDownloadOptions {
+  /** Seconds since the epoch at which the signed link ends (a presigned URL ends with it). */
+  expiresAtSec: number;
+  contentType: string;
+  contentDisposition: string;
+}
+
+export type RenderDownload =
+  /** A whole file on this machine. */
+  | { kind: 'file'; path: string }
+  /** An object of the blob store, streamed through the node (ranges, HEAD). */
+  | { kind: 'object'; blobs: BlobStore; key: string }
+  /** A URL that serves the bytes without the node (S3_PUBLIC=1). */
+  | { kind: 'redirect'; url: string };
 
 export class RenderFilesError extends Error {
   override readonly name = 'RenderFilesError';
@@ -67,6 +86,11 @@ export class LocalRenderFiles implements RenderFiles {
     const file = path.join(this.#dir(renderId), name);
     const stat = await fsp.stat(file).catch(() => null);
     return stat?.isFile() ? file : null;
+  }
+
+  async download(renderId: string, name: string): Promise<RenderDownload | null> {
+    const file = await this.localPath(renderId, name);
+    return file === null ? null : { kind: 'file', path: file };
   }
 
   async remove(renderId: string): Promise<void> {

@@ -30,6 +30,7 @@ import { toRoomRelease } from '../rooms/room-manager.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
 import { EngineCache } from '../work/engine-cache.ts';
+import type { ReleaseFolders } from '../catalog/release-files.ts';
 import { planClip, type ClipPlan } from './clip-plan.ts';
 import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
 import type { RenderFile, RenderFiles } from './render-files.ts';
@@ -43,8 +44,10 @@ const PROGRESS_EVERY_MS = 500;
 export interface RenderStagerDeps {
   /** Where the release's record comes from (a worker thread is handed it). */
   store: Pick<Store, 'getRelease'>;
-  /** The releases' visual packs, and the folder for intermediate files. */
+  /** The folder for intermediate files, and (without `releases`) the releases' visual packs. */
   layout: DataLayout;
+  /** Where a release's files are on this machine (DATA_DIR's folder, or fetched from S3); DATA_DIR's by default. */
+  releases?: ReleaseFolders;
   /** Where the release's stems come from (a worker thread is handed them). */
   stems: Pick<StemCache, 'acquire' | 'release'>;
   log: Logger;
@@ -96,7 +99,7 @@ export class RenderStager {
 
   constructor(deps: RenderStagerDeps) {
     this.#deps = deps;
-    this.#engines = new EngineCache(deps.layout);
+    this.#engines = new EngineCache(deps.releases ?? deps.layout);
   }
 
   /** Renders `render` into `dir`; throws when it cannot (the caller records the failure). */

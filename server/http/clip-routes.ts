@@ -14,6 +14,8 @@ import { ClipError, MIN_CLIP_SEC, type ClipService, type ClipView } from '../cli
 import { RENDER_ID } from '../clips/render-job.ts';
 import { contentDisposition } from '../clips/download-name.ts';
 import type { Limits } from '../limits/limits.ts';
+import { sendBlob } from '../store/blob-http.ts';
+import { BlobNotFoundError } from '../store/blob-store.ts';
 import { HttpError } from './http-error.ts';
 import { bearer, memberOf as memberIn, roomIdOf, verify } from './route-helpers.ts';
 
@@ -158,10 +160,28 @@ export function clipRoutes(deps: ClipRoutesDeps): Router {
     } catch (err) {
       throw httpErrorOf(err);
     }
-    res.setHeader('content-type', file.contentType);
+    const { download } = file;
+    if (download.kind === 'redirect') {
+      // S3_PUBLIC=1: the store (or a CDN in front of it) serves the bytes; its link ends when ours does.
+      res.setHeader('cache-control', 'no-store');
+      return res.redirect(302, download.url);
+    }
     res.setHeader('cache-control', 'private, max-age=300');
+    if (download.kind === 'object') {
+      try {
+        await sendBlob(req, res, download.blobs, download.key, { contentType: file.contentType, contentDisposition: contentDisposition(file.downloadName), cacheControl: 'private, max-age=300' });
+      } catch (err) {
+        // Once the body has begun, sendBlob has cut the response off (never a short file that looks whole).
+        if (res.headersSent) return;
+        throw httpErrorOf(
+          err instanceof BlobNotFoundError ? new ClipError('not_found', 'no such download') : new ClipError('unavailable', 'the file cannot be reached just now; try the link again in a minute'),
+        );
+      }
+      return;
+    }
+    res.setHeader('content-type', file.contentType);
     res.setHeader('content-disposition', contentDisposition(file.downloadName));
-    await new Promise<void>((resolve, reject) => res.sendFile(file.path, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => res.sendFile(download.path, (err) => (err ? reject(err) : resolve())));
   });
 
   router.get('/manifest-key', (_req, res) => {

@@ -32,6 +32,8 @@ export interface RenderTask {
   stems: SharedStem[];
   /** The local folder to render into (RenderFiles' staging folder for the render). */
   dir: string;
+  /** The release's folder on this machine, opened (and held) by the main thread: DATA_DIR's, or fetched from S3. */
+  releaseDir: string;
 }
 
 export type RenderNote = { type: 'progress' | 'report'; fraction: number };
@@ -40,9 +42,12 @@ const data = workerData as RenderWorkerData;
 /** The task running now: the runner's store and stem cache answer from it. */
 let current: RenderTask | null = null;
 
+const layout = new DataLayout(data.dataDir);
 const stager = new RenderStager({
   store: { getRelease: async (id) => (current?.release.id === id ? current.release : null) },
-  layout: new DataLayout(data.dataDir),
+  layout,
+  // The visual pack is read from the folder the main thread opened for the task.
+  releases: { open: async (releaseId) => ({ dir: current?.release.id === releaseId ? current.releaseDir : layout.releaseDir(releaseId), release: () => {} }) },
   stems: {
     acquire: async (releaseId) => {
       if (current?.release.id !== releaseId) throw new Error(`no stems were handed over for ${releaseId}`);

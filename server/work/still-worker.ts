@@ -15,6 +15,8 @@ export interface StillWorkerData {
 
 export interface StillTask {
   releaseId: string;
+  /** The release's folder on this machine, opened (and held) by the main thread: DATA_DIR's, or fetched from S3. */
+  releaseDir: string;
   width: number;
   height: number;
   frame: FrameInput;
@@ -22,10 +24,21 @@ export interface StillTask {
   text: Record<string, string>;
 }
 
-const engines = new EngineCache(new DataLayout((workerData as StillWorkerData).dataDir));
+const local = new DataLayout((workerData as StillWorkerData).dataDir);
+/** The task drawn now: its release's folder is the one the main thread opened for it. */
+let current: StillTask | null = null;
+const engines = new EngineCache({
+  open: async (releaseId) => ({ dir: current?.releaseId === releaseId ? current.releaseDir : local.releaseDir(releaseId), release: () => {} }),
+});
 
 serveTasks<StillTask, Uint8Array>(async (task, ctx) => {
-  const engine = await engines.get(task.releaseId);
+  current = task;
+  let engine;
+  try {
+    engine = await engines.get(task.releaseId);
+  } finally {
+    current = null;
+  }
   const png = await renderStillPng(engine, task.width, task.height, task.frame, task.text);
   const buffer = ownBuffer(png);
   ctx.transfer(buffer);

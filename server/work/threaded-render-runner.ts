@@ -12,6 +12,7 @@ import type { RenderFiles } from '../clips/render-files.ts';
 import type { ClipResult, Renderer, RenderHooks, RenderRequest } from '../clips/render-job.ts';
 import { stageAndCommit, type StagedRender } from '../clips/render-runner.ts';
 import type { StemCache } from '../live/stem-cache.ts';
+import { localReleaseFolders, type ReleaseFolders } from '../catalog/release-files.ts';
 import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
 import type { RenderNote, RenderTask, RenderWorkerData } from './render-worker.ts';
@@ -23,6 +24,8 @@ export interface ThreadedRenderRunnerDeps {
   /** Where the renders' files are kept: the threads render into its staging folders, this thread commits. */
   files: RenderFiles;
   stems: StemCache;
+  /** Where a release's files are on this machine (DATA_DIR's folder, or fetched from S3); DATA_DIR's by default. */
+  releases?: ReleaseFolders;
   log: Logger;
   ffmpeg: string | null;
   video?: { width: number; height: number; fps: number };
@@ -39,12 +42,14 @@ export class ThreadedRenderRunner implements Renderer {
   readonly #store: Store;
   readonly #stems: StemCache;
   readonly #files: RenderFiles;
+  readonly #releases: ReleaseFolders;
   readonly #pool: WorkerPool<RenderTask, StagedRender, RenderNote>;
 
   constructor(deps: ThreadedRenderRunnerDeps) {
     this.#store = deps.store;
     this.#stems = deps.stems;
     this.#files = deps.files;
+    this.#releases = deps.releases ?? localReleaseFolders(deps.layout);
     const workerData: RenderWorkerData = {
       dataDir: deps.layout.root,
       logLevel: deps.log.level as RenderWorkerData['logLevel'],
@@ -76,16 +81,25 @@ export class ThreadedRenderRunner implements Renderer {
     signal.throwIfAborted();
     // A loop draws the visuals only.
     const withStems = request.kind !== 'loop';
-    const stems = withStems ? await this.#stems.acquire(release.id, release.stems.map((s) => s.id)) : [];
+    // Held for the render: the thread reads the visual pack from it.
+    const folder = await this.#releases.open(release.id);
+    let stems: Awaited<ReturnType<StemCache['acquire']>> = [];
+    try {
+      if (withStems) stems = await this.#stems.acquire(release.id, release.stems.map((s) => s.id));
+    } catch (err) {
+      folder.release();
+      throw err;
+    }
     try {
       return await stageAndCommit(this.#files, render.id, (dir) =>
         this.#pool.run(
-          { render, release, stems, dir },
+          { render, release, stems, dir, releaseDir: folder.dir },
           { signal, onNote: (note) => (note.type === 'progress' ? hooks.onProgress(note.fraction) : hooks.onReport(note.fraction)) },
         ),
       );
     } finally {
       if (withStems) this.#stems.release(release.id);
+      folder.release();
     }
   }
 

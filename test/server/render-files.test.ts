@@ -10,6 +10,12 @@ import { newRenderId } from '../../server/clips/render-job.ts';
 import { DataLayout } from '../../server/store/paths.ts';
 import { tempDir } from '../support/temp.ts';
 import { renderFilesContract } from './render-files.contract.ts';
+import { pino } from 'pino';
+import { BlobRenderFiles } from '../../server/clips/blob-render-files.ts';
+import { BlobCache } from '../../server/store/blob-cache.ts';
+import { S3BlobStore } from '../../server/store/blob-s3.ts';
+import { requireComponent } from '../support/components.ts';
+import { s3Available, sharedS3 } from '../support/s3.ts';
 
 renderFilesContract('local disk', async () => {
   const dir = await tempDir('render-files');
@@ -37,6 +43,80 @@ describe('render files on the local disk', () => {
       expect(fs.readdirSync(path.join(dir.path, 'renders', id)).sort()).to.deep.equal(['clip.mp4', 'loop.gif']);
     } finally {
       await dir.remove();
+    }
+  });
+});
+
+// The same contract with the files in a bucket (S3_BUCKET): a real Ceph radosgw.
+describe('render files in S3', function () {
+  this.timeout(120_000);
+  before(async function () {
+    requireComponent('radosgw', s3Available(), this);
+  });
+
+  async function inBucket(presign: boolean): Promise<{ files: BlobRenderFiles; store: S3BlobStore; dir: string; close(): Promise<void> }> {
+    const s3 = await sharedS3();
+    const dir = await tempDir('render-files-s3');
+    const cache = await BlobCache.create({ dir: path.join(dir.path, 'cache'), maxBytes: 64 * 1024 * 1024, log: pino({ level: 'silent' }) });
+    const store = new S3BlobStore({
+      bucket: await s3.newBucket(),
+      endpoint: s3.endpoint,
+      region: s3.region,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+      cache,
+      log: pino({ level: 'silent' }),
+    });
+    const files = new BlobRenderFiles({ blobs: store, layout: new DataLayout(dir.path), presign });
+    return { files, store, dir: dir.path, close: async () => { await store.close(); await dir.remove(); } };
+  }
+
+  renderFilesContract('S3 on radosgw', () => inBucket(false));
+
+  it('keeps the files in the bucket only (the staging folder goes), and serves a download as an object streamed through the node', async () => {
+    const h = await inBucket(false);
+    try {
+      const id = newRenderId();
+      const staging = await h.files.stagingDir(id);
+      await fsp.writeFile(path.join(staging, 'clip.mp4'), 'video');
+      await fsp.writeFile(path.join(staging, 'manifest.json'), '{}');
+      await h.files.commit(id, [
+        { name: 'clip.mp4', path: path.join(staging, 'clip.mp4'), contentType: 'video/mp4' },
+        { name: 'manifest.json', path: path.join(staging, 'manifest.json'), contentType: 'application/json' },
+      ]);
+      expect(fs.existsSync(staging)).to.equal(false);
+      expect((await h.store.list(`renders/${id}/`)).map((o) => o.key)).to.deep.equal([`renders/${id}/clip.mp4`, `renders/${id}/manifest.json`]);
+      expect(await h.store.head(`renders/${id}/clip.mp4`)).to.include({ size: 5, contentType: 'video/mp4' });
+      const options = { expiresAtSec: Math.floor(Date.now() / 1000) + 600, contentType: 'video/mp4', contentDisposition: 'attachment; filename="c.mp4"' };
+      expect(await h.files.download(id, 'clip.mp4', options)).to.deep.equal({ kind: 'object', blobs: h.store, key: `renders/${id}/clip.mp4` });
+      expect(await h.files.download(id, 'clip.m4a', options)).to.equal(null);
+      expect(await h.files.download('../../x', 'clip.mp4', options)).to.equal(null);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('with S3_PUBLIC, a download is a presigned URL that serves the bytes under the link\'s name and ends with the link', async () => {
+    const h = await inBucket(true);
+    try {
+      const id = newRenderId();
+      const staging = await h.files.stagingDir(id);
+      await fsp.writeFile(path.join(staging, 'clip.m4a'), 'audio bytes');
+      await h.files.commit(id, [{ name: 'clip.m4a', path: path.join(staging, 'clip.m4a'), contentType: 'audio/mp4' }]);
+      const nowSec = Math.floor(Date.now() / 1000);
+      const download = await h.files.download(id, 'clip.m4a', { expiresAtSec: nowSec + 120, contentType: 'audio/mp4', contentDisposition: 'attachment; filename="Artist - Song.m4a"' });
+      expect(download?.kind).to.equal('redirect');
+      const url = new URL((download as { url: string }).url);
+      // Signed for what is left of the link, not longer.
+      expect(Number(url.searchParams.get('X-Amz-Expires'))).to.be.within(1, 120);
+      const res = await fetch(url);
+      expect(res.status).to.equal(200);
+      expect(await res.text()).to.equal('audio bytes');
+      expect(res.headers.get('content-disposition')).to.equal('attachment; filename="Artist - Song.m4a"');
+      // A link that has already run out still gets a URL of a second at most (the route refuses it before).
+      const late = await h.files.download(id, 'clip.m4a', { expiresAtSec: nowSec - 5, contentType: 'audio/mp4', contentDisposition: 'attachment' });
+      expect(Number(new URL((late as { url: string }).url).searchParams.get('X-Amz-Expires'))).to.equal(1);
+    } finally {
+      await h.close();
     }
   });
 });

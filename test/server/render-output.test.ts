@@ -13,7 +13,7 @@ import { findNativeFfmpeg } from '../../media/audio/ffmpeg.ts';
 import { DEMO_RELEASE_ID } from '../../server/catalog/demo-release.ts';
 import { ClipError, ClipService } from '../../server/clips/clip-service.ts';
 import { ManifestSigner, type SignedManifest } from '../../server/clips/manifest.ts';
-import { LocalRenderFiles, type RenderFile, type RenderFiles } from '../../server/clips/render-files.ts';
+import { LocalRenderFiles, type RenderDownloadOptions, type RenderFile, type RenderFiles } from '../../server/clips/render-files.ts';
 import { newRenderId, type ClipResult, type LoopRequest } from '../../server/clips/render-job.ts';
 import type { RenderQueue } from '../../server/clips/render-queue.ts';
 import { RenderRunner } from '../../server/clips/render-runner.ts';
@@ -47,6 +47,10 @@ class NotingFiles implements RenderFiles {
   localPath(renderId: string, name: string) {
     this.calls.push({ op: 'localPath', renderId, name });
     return this.#inner.localPath(renderId, name);
+  }
+  download(renderId: string, name: string, options: RenderDownloadOptions) {
+    this.calls.push({ op: 'download', renderId, name });
+    return this.#inner.download(renderId, name, options);
   }
   remove(renderId: string) {
     this.calls.push({ op: 'remove', renderId });
@@ -131,8 +135,8 @@ describe('render output through RenderFiles', function () {
       };
       files.calls.length = 0;
       const gif = await file('gif');
-      expect(gif).to.include({ path: await new LocalRenderFiles(layout).localPath(id, 'loop.gif'), contentType: 'image/gif' });
-      expect(files.calls).to.deep.equal([{ op: 'localPath', renderId: id, name: 'loop.gif' }]);
+      expect(gif).to.deep.include({ download: { kind: 'file', path: await new LocalRenderFiles(layout).localPath(id, 'loop.gif') }, contentType: 'image/gif' });
+      expect(files.calls).to.deep.equal([{ op: 'download', renderId: id, name: 'loop.gif' }]);
       // The MP4 was never kept: the link is well signed, the file is not there.
       let err: unknown;
       await file('video').catch((e: unknown) => (err = e));

@@ -10,6 +10,10 @@ import { createClient, type RedisClientType } from 'redis';
 import * as Y from 'yjs';
 import { DataLayout } from '../../server/store/paths.ts';
 import { SqliteStore } from '../../server/store/sqlite-store.ts';
+import { PgStore } from '../../server/store/pg-store.ts';
+import { importSqliteIntoPostgres } from '../../server/store/pg-import-sqlite.ts';
+import { pino } from 'pino';
+import { freshDatabase, postgresAvailable } from '../support/postgres.ts';
 import type { Store } from '../../server/store/store.ts';
 import { requireComponent } from '../support/components.ts';
 import { demoDataDir } from '../support/demo-data.ts';
@@ -23,9 +27,9 @@ const SAVE_DEBOUNCE_MS = 2500;
 const STALE_SAVE = 'the store refused a stale save: another node took a newer fencing token and stores the room now';
 
 /**
- * The store both nodes write, and how the test reads it as a third party. Today one SQLite file in
- * a DATA_DIR the nodes share (one machine). Another store (PostgreSQL: a DATABASE_URL, and a
- * DATA_DIR of each node's own) is one more case here, chosen by TEST_STORE.
+ * The store both nodes write, and how the test reads it as a third party: one SQLite file
+ * in a DATA_DIR the nodes share (one machine), or PostgreSQL with a DATA_DIR of each
+ * node's own (separate machines; the release's files copied into each, no S3 needed).
  */
 interface TestStore {
   /** The environment of one node. */
@@ -34,9 +38,7 @@ interface TestStore {
   remove(): Promise<void>;
 }
 
-async function testStore(): Promise<TestStore> {
-  const kind = process.env['TEST_STORE'] ?? 'sqlite';
-  if (kind !== 'sqlite') throw new Error(`TEST_STORE=${kind}: this suite knows only sqlite so far`);
+async function sqliteStore(): Promise<TestStore> {
   const data = await demoDataDir();
   return {
     env: () => ({ DATA_DIR: data.path }),
@@ -44,6 +46,34 @@ async function testStore(): Promise<TestStore> {
     remove: () => data.remove(),
   };
 }
+
+async function postgresStore(): Promise<TestStore> {
+  const first = await demoDataDir();
+  const dirs = new Map<string, { path: string; remove(): Promise<void> }>();
+  const databaseUrl = await freshDatabase('split-brain');
+  await importSqliteIntoPostgres({ sqliteFile: new DataLayout(first.path).database, url: databaseUrl, log: pino({ level: 'silent' }) });
+  return {
+    env: (node) => {
+      const dir = dirs.get(node);
+      if (!dir) throw new Error(`no DATA_DIR made for node ${node}`);
+      return { DATA_DIR: dir.path, DATABASE_URL: databaseUrl };
+    },
+    open: async () => {
+      // Each node's own DATA_DIR (the demo release's files in it; the records only in PostgreSQL).
+      for (const node of ['A', 'B']) dirs.set(node, await demoDataDir());
+      return PgStore.open(databaseUrl, { poolMax: 2, statementTimeoutMs: 5000, connectTimeoutMs: 5000, log: pino({ level: 'silent' }) });
+    },
+    remove: async () => {
+      for (const d of dirs.values()) await d.remove();
+      await first.remove();
+    },
+  };
+}
+
+const STORES: { name: string; make: () => Promise<TestStore>; needsPostgres: boolean }[] = [
+  { name: 'one SQLite file the nodes share', make: sqliteStore, needsPostgres: false },
+  { name: 'PostgreSQL, each node with its own DATA_DIR', make: postgresStore, needsPostgres: true },
+];
 
 interface Node {
   name: string;
@@ -66,7 +96,7 @@ function logLines(p: ServerProcess): Record<string, unknown>[] {
   return lines;
 }
 
-describe('a split brain: a paused lease holder cannot overwrite the node that took over', function () {
+for (const kind of STORES) describe(`a split brain (${kind.name}): a paused lease holder cannot overwrite the node that took over`, function () {
   this.timeout(120_000);
   let redis: TestRedis;
   let admin: RedisClientType;
@@ -78,10 +108,11 @@ describe('a split brain: a paused lease holder cannot overwrite the node that to
 
   before(async function () {
     requireComponent('redis-server', redisAvailable(), this);
+    if (kind.needsPostgres) requireComponent('postgres', postgresAvailable(), this);
     redis = await startRedis();
     admin = createClient({ url: redis.url });
     await admin.connect();
-    shared = await testStore();
+    shared = await kind.make();
     store = await shared.open();
   });
   after(async () => {

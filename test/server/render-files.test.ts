@@ -10,6 +10,11 @@ import { newRenderId } from '../../server/clips/render-job.ts';
 import { DataLayout } from '../../server/store/paths.ts';
 import { tempDir } from '../support/temp.ts';
 import { renderFilesContract } from './render-files.contract.ts';
+import { LocalRenderQueue } from '../../server/clips/render-queue.ts';
+import { stageAndCommit } from '../../server/clips/render-runner.ts';
+import { SqliteStore } from '../../server/store/sqlite-store.ts';
+import type { RenderRecord } from '../../server/store/store.ts';
+import { waitFor } from '../support/room-clients.ts';
 import { pino } from 'pino';
 import { BlobRenderFiles } from '../../server/clips/blob-render-files.ts';
 import { BlobCache } from '../../server/store/blob-cache.ts';
@@ -117,6 +122,71 @@ describe('render files in S3', function () {
       expect(Number(new URL((late as { url: string }).url).searchParams.get('X-Amz-Expires'))).to.equal(1);
     } finally {
       await h.close();
+    }
+  });
+
+  it('a render whose files cannot be stored while S3 is down waits, runs again, and is done once the store is back (queued meanwhile: no link serves a render before it is done)', async () => {
+    const s3 = await sharedS3();
+    const gateway = await s3.extraGateway();
+    const dir = await tempDir('render-files-s3-down');
+    const quiet = pino({ level: 'silent' });
+    const store = await SqliteStore.open(':memory:');
+    const cache = await BlobCache.create({ dir: path.join(dir.path, 'cache'), maxBytes: 16 * 1024 * 1024, log: quiet });
+    const blobs = new S3BlobStore({
+      bucket: await s3.newBucket(),
+      endpoint: gateway.endpoint,
+      region: s3.region,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+      cache,
+      log: quiet,
+      maxAttempts: 2,
+      connectTimeoutMs: 1000,
+      requestTimeoutMs: 3000,
+    });
+    const files = new BlobRenderFiles({ blobs, layout: new DataLayout(dir.path), presign: false });
+    // The render itself (mixing, encoding) is not what is tested: it stages two small files; the commit goes to the real gateway.
+    let attempts = 0;
+    const runner = {
+      render: (render: RenderRecord) =>
+        stageAndCommit(files, render.id, async (staging) => {
+          attempts++;
+          await fsp.writeFile(path.join(staging, 'clip.mp4'), `video of ${render.id}`);
+          await fsp.writeFile(path.join(staging, 'manifest.json'), '{}');
+          return {
+            result: { files: { video: 'clip.mp4' } },
+            files: [
+              { name: 'clip.mp4', path: path.join(staging, 'clip.mp4'), contentType: 'video/mp4' },
+              { name: 'manifest.json', path: path.join(staging, 'manifest.json'), contentType: 'application/json' },
+            ],
+          };
+        }),
+    };
+    const notes: string[] = [];
+    const queue = new LocalRenderQueue({ store, log: quiet, runner, concurrency: 1, maxAttempts: 5, retryBaseMs: 500 });
+    queue.on('progress', (_room, p) => p.message && notes.push(p.message));
+    try {
+      await gateway.stop();
+      const id = newRenderId();
+      await store.createRender({ id, roomId: 'room', kind: 'clip', status: 'queued', request: { kind: 'clip' }, createdAt: new Date().toISOString() }, null);
+      await queue.enqueue(id);
+      await waitFor(() => notes.some((n) => /trying again/.test(n)), 30_000, 'the first attempt to fail and be retried');
+      expect((await store.getRender(id))!.status).to.equal('queued');
+      await gateway.restart();
+      await waitFor(() => attempts >= 2, 30_000, 'another attempt');
+      for (let i = 0; i < 300 && (await store.getRender(id))!.status !== 'done'; i++) await new Promise((r) => setTimeout(r, 100));
+      expect((await store.getRender(id))!.status).to.equal('done');
+      const download = await files.download(id, 'clip.mp4', { expiresAtSec: Math.floor(Date.now() / 1000) + 60, contentType: 'video/mp4', contentDisposition: 'attachment' });
+      expect(download).to.deep.include({ kind: 'object', key: `renders/${id}/clip.mp4` });
+      const body = await blobs.read(`renders/${id}/clip.mp4`);
+      const chunks: Buffer[] = [];
+      for await (const c of body.stream) chunks.push(c as Buffer);
+      expect(Buffer.concat(chunks).toString()).to.equal(`video of ${id}`);
+    } finally {
+      await queue.close();
+      await blobs.close();
+      await store.close();
+      await gateway.stop();
+      await dir.remove();
     }
   });
 });

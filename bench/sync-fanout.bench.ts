@@ -84,6 +84,12 @@ interface FanoutResult {
   updates: number;
   samples: number;
   missing: number;
+  /**
+   * Updates that no member ever showed: the server's edit throttle merged them with the
+   * writer's next edit (its waiting edits go in together when a lease of allowance comes
+   * back), so their value was superseded before it went out. Each counts n times in `missing`.
+   */
+  updatesNoMemberShowed: number;
   p50Ms: number;
   p90Ms: number;
   p99Ms: number;
@@ -297,9 +303,13 @@ async function fanout(n: number, opts: FanoutOptions): Promise<FanoutResult> {
     const sideLatencies = Array.from({ length: sides }, () => [] as number[]);
     const sideMissing = new Array<number>(sides).fill(0);
     const tables = await Promise.all(groups.map((g) => g.seenAt()));
+    /** Updates no member ever showed (superseded before they went out?) and updates some members missed. */
+    const missedByAll: number[] = [];
+    const missedBySome: number[] = [];
     for (let k = opts.warmup; k < sent; k++) {
       let last = 0;
       let first = Number.POSITIVE_INFINITY;
+      const missing0 = missing;
       for (const [g, table] of tables.entries()) {
         for (let i = 0; i < groups[g]!.count; i++) {
           const at = table[i * total + k]!;
@@ -316,8 +326,13 @@ async function fanout(n: number, opts: FanoutOptions): Promise<FanoutResult> {
           if (ms < first) first = ms;
         }
       }
+      if (missing - missing0 === n) missedByAll.push(k - opts.warmup);
+      else if (missing > missing0) missedBySome.push(k - opts.warmup);
       lastPerUpdate.push(last);
       if (first !== Number.POSITIVE_INFINITY) firstPerUpdate.push(first);
+    }
+    if (missing > 0) {
+      console.log(`sync-fanout: updates (0-based, measured) no member showed: [${missedByAll.join(', ')}]; some members missed: [${missedBySome.slice(0, 20).join(', ')}]`);
     }
     latencies.sort((a, b) => a - b);
     lastPerUpdate.sort((a, b) => a - b);
@@ -344,6 +359,7 @@ async function fanout(n: number, opts: FanoutOptions): Promise<FanoutResult> {
       updates: sent - opts.warmup,
       samples: latencies.length,
       missing,
+      updatesNoMemberShowed: missedByAll.length,
       p50Ms: round(percentile(latencies, 50)),
       p90Ms: round(percentile(latencies, 90)),
       p99Ms: round(percentile(latencies, 99)),

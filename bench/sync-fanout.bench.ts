@@ -90,9 +90,10 @@ interface FanoutResult {
   samples: number;
   missing: number;
   /**
-   * Updates that no member ever showed: the server's edit throttle merged them with the
-   * writer's next edit (its waiting edits go in together when a lease of allowance comes
-   * back), so their value was superseded before it went out. Each counts n times in `missing`.
+   * Updates that no member ever showed, most likely merged with the writer's next edit by the
+   * server's edit throttle (the one place it merges updates: waiting edits go in together when
+   * a lease of allowance comes back), so their value was superseded before it went out.
+   * Each counts n times in `missing`.
    */
   updatesNoMemberShowed: number;
   p50Ms: number;

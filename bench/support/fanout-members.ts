@@ -77,8 +77,8 @@ export class FanoutMembers {
 
   constructor(opts: MembersOptions) {
     this.#opts = opts;
-    // Every stock provider adds a process "exit" listener of its own.
-    process.setMaxListeners(Math.max(process.getMaxListeners(), opts.tokens.length + 50));
+    // Every stock provider adds a process "exit" listener of its own (and with two nodes, two groups share this process).
+    process.setMaxListeners(process.getMaxListeners() + opts.tokens.length + 50);
   }
 
   get count(): number {

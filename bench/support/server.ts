@@ -19,6 +19,11 @@ export interface BenchServer {
 
 export interface BenchServerOptions {
   env?: Record<string, string>;
+  /**
+   * A DATA_DIR the caller made and owns (several nodes sharing one store): the server
+   * runs over it and stop() leaves it, and the demo template, to the caller.
+   */
+  dataDir?: string;
   /** Writes a V8 CPU profile of the server into this folder when it exits (`--cpu-prof`). */
   cpuProfileDir?: string;
   /** Writes a heap snapshot of the server into this folder on SIGUSR2 (`--heapsnapshot-signal`). */
@@ -46,7 +51,8 @@ export function startNodeOptions(): string[] {
 }
 
 export async function startBenchServer(opts: BenchServerOptions = {}): Promise<BenchServer> {
-  const data = await demoDataDir();
+  const owned = opts.dataDir === undefined;
+  const data = owned ? await demoDataDir() : { path: opts.dataDir!, remove: async () => {} };
   const port = await freePort();
   const nodeOptions = [
     ...((opts.bareNode ?? process.env['BENCH_BARE_NODE'] === '1') ? [] : startNodeOptions()),
@@ -76,8 +82,10 @@ export async function startBenchServer(opts: BenchServerOptions = {}): Promise<B
       // A server holding thousands of connections may take a while to save and close them.
       await stopChild(proc.child, 'SIGTERM');
       process.off('exit', kill);
-      await data.remove();
-      await removeDemoTemplate();
+      if (owned) {
+        await data.remove();
+        await removeDemoTemplate();
+      }
     })();
     return stopping;
   };

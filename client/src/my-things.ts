@@ -33,6 +33,8 @@ export class MyThingsPanel {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
   #reading = false;
+  /** Asked to read again while a read was under way: its answer may predate what changed, so read once more after it. */
+  #again: string | null = null;
 
   constructor(me: Membership, opts: { ended?: boolean } = {}) {
     this.#me = me;
@@ -50,7 +52,10 @@ export class MyThingsPanel {
 
   /** A render changed: read the list again once the burst is over (finished, failed or new). */
   progress(p: RenderProgress): void {
-    if (p.status === 'running') return;
+    // A running render's ticks change nothing listed, once it is listed: a render that starts at once
+    // (nothing queued before it) is never `queued`, and would otherwise be listed only when done.
+    // Its ticks (every half second) must not put off a read already due either.
+    if (p.status === 'running' && (this.#timer || this.#list.querySelector(`li[data-clip="${CSS.escape(p.clipId)}"]`))) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
       this.#timer = null;
@@ -60,7 +65,11 @@ export class MyThingsPanel {
 
   /** Reads the list again; `note`: what to say once it is shown. */
   refresh(note = ''): void {
-    if (this.#closed || this.#reading) return;
+    if (this.#closed) return;
+    if (this.#reading) {
+      this.#again = note || this.#again || '';
+      return;
+    }
     this.#reading = true;
     this.#status.textContent = 'Loading…';
     api
@@ -75,6 +84,9 @@ export class MyThingsPanel {
       })
       .finally(() => {
         this.#reading = false;
+        const again = this.#again;
+        this.#again = null;
+        if (again !== null) this.refresh(again);
       });
   }
 

@@ -108,6 +108,11 @@ export function parseProxyEntry(entry: string): { address: string; prefix: numbe
   return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
 }
 
+/** A value as it may be shown in an error: a URL's password (postgres://user:secret@host) replaced by ***. */
+export function withoutPassword(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:\s]*):[^@/\s]*@/i, '$1:***@');
+}
+
 function emptyToUndefined(v: unknown): unknown {
   return typeof v === 'string' && v.trim() === '' ? undefined : v;
 }
@@ -212,7 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0] ?? 'environment');
     const given = env[name];
-    throw new ConfigError(`${name}=${JSON.stringify(given ?? '')} ${issue.message}`);
+    throw new ConfigError(`${name}=${JSON.stringify(withoutPassword(given ?? ''))} ${issue.message}`);
   }
   const e = parsed.data;
   if (!e.S3_BUCKET) {

@@ -46,6 +46,23 @@ describe('config', () => {
     expect(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, 172.18.0.5,fd00::/8' }).trustedProxies).to.deep.equal(['10.0.0.0/8', '172.18.0.5', 'fd00::/8']);
   });
 
+  it('never shows a password of a URL it refuses', () => {
+    for (const [name, value] of [
+      ['DATABASE_URL', 'postgress://remix:S3cretPassw0rd@db:5432/remix'],
+      ['REDIS_URL', 'http://:S3cretPassw0rd@redis:6379'],
+    ] as const) {
+      let message = '';
+      try {
+        loadConfig({ [name]: value });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message, name).to.match(new RegExp(`^${name}=`));
+      expect(message, name).to.include(':***@');
+      expect(message, name).to.not.include('S3cretPassw0rd');
+    }
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ REDIS_URL: '', TOKEN_SECRET: '  ' }).redisUrl).to.equal(null);
   });

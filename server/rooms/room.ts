@@ -117,6 +117,11 @@ export interface RoomOptions {
   saveDebounceMs: number;
   saveMaxWaitMs: number;
   timelineRetentionMs: number;
+  /**
+   * How long a closing room keeps trying to save when the store is away (a database outage
+   * while the last member leaves, or a shutdown during one): its unsaved edits live nowhere else.
+   */
+  closeSaveMs?: number;
   /** Scale-out: the fencing token this node saves the document with (one node at a time stores a room). */
   fencing?: RoomFencing;
   /** Who writes under which client id; the manager keeps it across loads of the room. */
@@ -158,6 +163,8 @@ const AWARENESS_FLUSH_MS = 100;
 /** Wait before a failed save is tried again (the database away), doubling up to the most: edits keep applying in memory meanwhile. */
 const SAVE_RETRY_MS = 1000;
 const SAVE_RETRY_MAX_MS = 5000;
+/** A closing room's last save is tried for this long while the store is away. */
+const CLOSE_SAVE_MS = 15_000;
 /**
  * Renewals (a state sent again unchanged, which every stock provider does every 15 s so that
  * others do not time it out after 30 s) wait up to this long, or go with the next change.
@@ -680,6 +687,7 @@ export class Room extends EventEmitter<RoomEvents> {
           this.#dirty = true;
           if (err instanceof StaleFenceError && this.#opts.fencing) {
             // Not retried with this token: it would be refused again, and rightly (see RoomFencing).
+            this.#saveFailures = 0;
             this.log.error({ fence: err.fence, currentFence: err.current }, 'the store refused a stale save: another node took a newer fencing token and stores the room now');
             this.#opts.fencing.refused(err);
             return;
@@ -719,6 +727,16 @@ export class Room extends EventEmitter<RoomEvents> {
     this.#graceTimer = null;
     this.#clearAwarenessTimers();
     await this.flush();
+    // The store is away (its saves fail; a stale refusal is not retried): the unsaved edits are
+    // nowhere else, so the last save is tried again for a while before the room lets them go.
+    // Real time, not the room's clock (which a test may hold still).
+    const until = performance.now() + (this.#opts.closeSaveMs ?? CLOSE_SAVE_MS);
+    while (this.#dirty && this.#saveFailures > 0 && performance.now() < until) {
+      const waitMs = Math.min(SAVE_RETRY_MAX_MS, SAVE_RETRY_MS * 2 ** (this.#saveFailures - 1), Math.max(0, until - performance.now()));
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      await this.flush();
+    }
+    if (this.#dirty && this.#saveFailures > 0) this.log.error({ failures: this.#saveFailures }, 'the room closed with unsaved changes: the store stayed unreachable');
     this.#closed = true;
     // Awareness that arrived while the document was being saved schedules nothing past here.
     this.#clearAwarenessTimers();

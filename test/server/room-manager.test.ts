@@ -79,6 +79,31 @@ describe('RoomManager and the room lifecycle', () => {
     await manager.closeAll();
   });
 
+  it('a room closing while the store is away keeps trying its last save, and loses nothing once the store is back', async () => {
+    // A store that is unreachable for its first three saves (a database outage as the last member leaves).
+    let failures = 0;
+    const outage: SqliteStore['saveRoomDoc'] = async (id, doc, timeline, fence) => {
+      if (failures < 3) {
+        failures++;
+        throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+      }
+      return store.saveRoomDoc(id, doc, timeline, fence);
+    };
+    const flaky = new Proxy(store, {
+      get: (target, key) => (key === 'saveRoomDoc' ? outage : ((v) => (typeof v === 'function' ? v.bind(target) : v))(Reflect.get(target, key))),
+    });
+    const manager = new RoomManager({ store: flaky, log, timings: { graceMs: 10_000, saveDebounceMs: 10_000, saveMaxWaitMs: 20_000 } });
+    const id = await manager.create((await store.getRelease('rel'))!);
+    const room = await manager.open(id);
+    room.change((doc) => (doc.getMap('mix').get('master') as import('yjs').Map<unknown>).set('reverbMix', 0.71));
+    await room.close();
+    expect(failures).to.equal(3);
+    const saved = await new RoomManager({ store, log }).open(id);
+    expect(saved.state().mix.master.reverbMix).to.equal(0.71);
+    await saved.close();
+    await manager.closeAll();
+  });
+
   it('refuses calls on a closed room with a named error', async () => {
     const manager = new RoomManager({ store, log });
     const room = await manager.open(await manager.create((await store.getRelease('rel'))!));

@@ -83,6 +83,9 @@ export interface ClipServiceDeps {
   files: RenderFiles;
 }
 
+/** How long a presigned URL of a bought version lives (each click of the signed link makes a new one). */
+const FULL_PRESIGN_SEC = 60;
+
 export class ClipError extends Error {
   override readonly name = 'ClipError';
   /** 'busy': the stills' queue, shared by every room, is full (see retryAfterMs). */
@@ -304,7 +307,10 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     const downloadName = await this.#downloadName(render, name);
     let download: RenderDownload | null;
     try {
-      download = await this.#deps.files.download(clipId, name, { expiresAtSec: exp, contentType, contentDisposition: contentDisposition(downloadName) });
+      // A bought version's presigned URL (S3_PUBLIC=1) lasts a minute at most: a refund cuts it off
+      // that soon, as it cuts off every proxied request at once (each one checks above).
+      const expiresAtSec = render.kind === 'full' ? Math.min(exp, nowSec + FULL_PRESIGN_SEC) : exp;
+      download = await this.#deps.files.download(clipId, name, { expiresAtSec, contentType, contentDisposition: contentDisposition(downloadName) });
     } catch (err) {
       // The object store is away: say so rather than "not found" (the file is there, the link stays good).
       this.#deps.log.warn({ err, renderId: clipId, name }, 'a download could not reach the render files');

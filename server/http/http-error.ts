@@ -1,5 +1,6 @@
 import type { ErrorCode } from '../../shared/errors.ts';
 import { StoreUnavailableError } from '../store/pg-errors.ts';
+import { BlobNotFoundError, BlobStoreUnavailableError, InvalidBlobKeyError } from '../store/blob-store.ts';
 import { limitMessage, retryAfterSec, type LimitName } from '../../shared/limits.ts';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -43,6 +44,12 @@ export class HttpError extends Error {
 export const STORE_UNAVAILABLE_MESSAGE = 'the database is unreachable; try again shortly';
 
 /** A store that cannot be reached becomes 503 with a reason and Retry-After, not 500; any other error passes as it is. */
+export const OBJECTS_UNAVAILABLE_MESSAGE = 'the file store is unreachable; try again shortly';
+
+/** An engine that is away is a 503 with Retry-After (the database, the object store); an object that is not there, a 404. */
 export function storeErrorToHttp(err: unknown): unknown {
-  return err instanceof StoreUnavailableError ? new HttpError('not_ready', STORE_UNAVAILABLE_MESSAGE, { status: 503, retryAfterMs: 5000 }) : err;
+  if (err instanceof StoreUnavailableError) return new HttpError('not_ready', STORE_UNAVAILABLE_MESSAGE, { status: 503, retryAfterMs: 5000 });
+  if (err instanceof BlobStoreUnavailableError) return new HttpError('not_ready', OBJECTS_UNAVAILABLE_MESSAGE, { status: 503, retryAfterMs: 5000 });
+  if (err instanceof BlobNotFoundError || err instanceof InvalidBlobKeyError) return new HttpError('not_found', 'no such file');
+  return err;
 }

@@ -143,6 +143,12 @@ describe('server with S3', function () {
     expect(body.checks['store']).to.equal('ok');
     expect(body.checks['objects']).to.match(/^unreachable: .*connection refused/);
     expect((await fetch(`${t.url}/healthz`)).status).to.equal(200);
+    // A file that must come from the bucket: 503 with the reason and Retry-After, not a 500.
+    const release = (await (await fetch(`${t.url}/api/releases/remixroom-demo`)).json()) as { artwork: { id: string }[] };
+    const art = await fetch(`${t.url}/api/releases/remixroom-demo/artwork/${release.artwork[0]!.id}`);
+    expect(art.status).to.equal(503);
+    expect(art.headers.get('retry-after')).to.equal('5');
+    expect(JSON.stringify(await art.json())).to.include('the file store is unreachable');
     await gateway.restart();
     expect((await fetch(`${t.url}/readyz`)).status).to.equal(200);
     expect(await (await fetch(`${t.url}/metrics`)).text()).to.match(/remixroom_s3_errors_total\{op="head-bucket",code="ECONNREFUSED"\} 1/);

@@ -46,6 +46,9 @@ export async function importSqliteIntoPostgres(opts: { sqliteFile: string; url: 
 
   const source = new DatabaseSync(opts.sqliteFile, { readOnly: true });
   const client = new pg.Client({ connectionString: opts.url });
+  // A connection that drops during the copy (a restart, a terminated backend) emits 'error'; with no
+  // listener that ends the process. The pending query fails as well, and that failure is reported.
+  client.on('error', (err) => opts.log.warn({ err: err.message }, 'postgres: the connection of the import failed'));
   try {
     await client.connect();
     // A snapshot of SQLite: a server still writing cannot make the copy inconsistent (stop it first anyway).

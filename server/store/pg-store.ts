@@ -3,7 +3,7 @@ import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import type { Logger } from '../logger.ts';
 import type { Role } from '../../shared/roles.ts';
 import type { Migration } from './migrations.ts';
-import { PgStoreOpenError, StoreUnavailableError } from './pg-errors.ts';
+import { PgStoreOpenError, StoreBusyError, StoreUnavailableError } from './pg-errors.ts';
 import { PG_MIGRATIONS } from './pg-migrations.ts';
 import {
   ReleaseExistsError,
@@ -30,7 +30,7 @@ import {
 } from './store.ts';
 import { INVITE_COLUMNS, MEMBER_COLUMNS, ORDER_COLUMNS, RENDER_COLUMNS, TAKE_COLUMNS, inviteOf, memberOf, orderOf, renderOf, takeOf, type InviteRow, type MemberRow, type OrderRow, type RenderRow, type TakeRow } from './rows.ts';
 
-export { PgStoreOpenError, StoreUnavailableError };
+export { PgStoreOpenError, StoreBusyError, StoreUnavailableError };
 
 /** A take's visuals once its prompt was cleared: the release's own look. */
 const NO_PROMPT = { prompt: null, params: null, summary: null, promptBy: null, promptAtMs: null };
@@ -76,13 +76,21 @@ export class PgStore implements Store {
   readonly #pool: Pool;
   readonly #log: Logger;
   readonly #where: string;
+  readonly #poolMax: number;
+  readonly #connectTimeoutMs: number;
+  /** The pool's connections that are open (connected and not yet removed): tells a full pool from a server that does not answer. */
+  readonly #open = new Set<PoolClient>();
   #observer: QueryObserver | null = null;
   #closed = false;
 
-  private constructor(pool: Pool, log: Logger, where: string) {
+  private constructor(pool: Pool, log: Logger, where: string, options: PgStoreOptions) {
     this.#pool = pool;
     this.#log = log;
     this.#where = where;
+    this.#poolMax = options.poolMax;
+    this.#connectTimeoutMs = options.connectTimeoutMs;
+    pool.on('connect', (client) => this.#open.add(client));
+    pool.on('remove', (client) => this.#open.delete(client));
   }
 
   /**
@@ -104,7 +112,7 @@ export class PgStore implements Store {
     });
     // An idle connection that the server drops (a restart) is reported here; unhandled, it would end the process.
     pool.on('error', (err) => options.log.warn({ err: err.message }, 'postgres: an idle connection failed; the pool makes a new one when needed'));
-    const store = new PgStore(pool, options.log, where);
+    const store = new PgStore(pool, options.log, where, options);
     try {
       await store.#migrate(options.migrations ?? PG_MIGRATIONS);
     } catch (err) {
@@ -433,17 +441,17 @@ export class PgStore implements Store {
   }
 
   async addChatMessage(roomId: string, message: StoredChatMessage, keep: number): Promise<void> {
-    await this.#transaction(async (q) => {
-      // Under the room's lock, as SQLite's one writer: two messages at once cannot both keep one too many.
-      await q('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`chat:${roomId}`]);
-      await q('INSERT INTO chat_messages (room_id, id, at_ms, message) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [roomId, message.id, message.atMs, JSON.stringify(message)]);
-      // Bounded: whatever is older than the newest `keep` goes.
-      await q(
-        `DELETE FROM chat_messages WHERE room_id = $1 AND seq NOT IN
-           (SELECT seq FROM chat_messages WHERE room_id = $1 ORDER BY at_ms DESC, seq DESC LIMIT $2)`,
-        [roomId, keep],
-      );
-    });
+    // Two statements, no transaction and no lock: a busy room's messages must not hold pool
+    // connections while they queue for each other (they would starve every other room's saves).
+    await this.#query('INSERT INTO chat_messages (room_id, id, at_ms, message) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [roomId, message.id, message.atMs, JSON.stringify(message)]);
+    // Bounded: whatever is older than the newest `keep` goes. Concurrent trims never delete one of
+    // the newest `keep` (rows are only added), and the last trim to start sees every insert before
+    // it, so once the calls are done the room holds exactly its newest `keep`.
+    await this.#query(
+      `DELETE FROM chat_messages WHERE room_id = $1 AND (at_ms, seq) <=
+         (SELECT at_ms, seq FROM chat_messages WHERE room_id = $1 ORDER BY at_ms DESC, seq DESC OFFSET $2 LIMIT 1)`,
+      [roomId, keep],
+    );
   }
 
   async listChatMessages(roomId: string, limit: number): Promise<StoredChatMessage[]> {
@@ -577,6 +585,7 @@ export class PgStore implements Store {
     } catch (err) {
       throw this.#translate(err);
     }
+    const failure = watchConnection(client);
     const q = async <R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> => {
       const started = performance.now();
       let ok = false;
@@ -595,26 +604,35 @@ export class PgStore implements Store {
       await q('COMMIT');
       return result;
     } catch (err) {
-      try {
-        await client.query('ROLLBACK');
-      } catch (rollbackErr) {
-        // The connection is gone: hand it back as broken so that the pool drops it.
-        broken = rollbackErr as Error;
+      // A dropped connection rolled the transaction back on the server already.
+      if (!failure.error()) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackErr) {
+          broken = rollbackErr as Error;
+        }
       }
       throw this.#translate(err);
     } finally {
-      client.release(broken);
+      failure.stop();
+      // A broken connection goes back with its error, so that the pool drops it rather than reuse it.
+      client.release(failure.error() ?? broken);
     }
   }
 
   /** Connection-level failures become StoreUnavailableError (what routes answer 503 for); the rest pass as they are. */
   #translate(err: unknown): unknown {
+    // pg-pool's own words for waiting on a full pool; a server that answered the open connections is up, only busy.
+    if (/timeout exceeded when trying to connect/i.test((err as Error | null)?.message ?? '') && this.#open.size > 0) {
+      return new StoreBusyError(`all ${this.#poolMax} connections to PostgreSQL at ${this.#where} stayed busy for ${this.#connectTimeoutMs} ms`);
+    }
     if (isUnavailable(err)) return new StoreUnavailableError(`the database is unreachable (PostgreSQL at ${this.#where}: ${describeError(err)})`);
     return err;
   }
 
   async #migrate(migrations: readonly Migration[]): Promise<void> {
     const client = await this.#pool.connect();
+    const failure = watchConnection(client);
     let broken: Error | undefined;
     try {
       // Migrations and the wait for another node's may take longer than any one statement may.
@@ -636,7 +654,8 @@ export class PgStore implements Store {
             await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, new Date().toISOString()]);
             await client.query('COMMIT');
           } catch (err) {
-            await client.query('ROLLBACK');
+            // On a dropped connection the server rolled back already; its error is the one to report.
+            if (!failure.error()) await client.query('ROLLBACK').catch(() => {});
             throw new PgStoreOpenError(`PostgreSQL at ${this.#where}: migration ${m.version} (${m.name}) failed: ${(err as Error).message}`);
           }
           this.#log.info({ version: m.version, name: m.name }, 'postgres: migration applied');
@@ -652,10 +671,26 @@ export class PgStore implements Store {
       broken = err as Error;
       throw err;
     } finally {
+      failure.stop();
       // A connection that ran migrations or failed is not reused (its session settings, its state).
-      client.release(broken ?? true);
+      client.release(failure.error() ?? broken ?? true);
     }
   }
+}
+
+/**
+ * Listens for a checked-out connection's 'error' until stop(): pg-pool takes its own listener off a
+ * client it hands out, and a connection that drops meanwhile (a restart, a terminated backend)
+ * emits 'error', which with no listener is an uncaught exception that ends the process. The
+ * caller's pending query fails on its own; error() says the connection is broken.
+ */
+function watchConnection(client: PoolClient): { error(): Error | undefined; stop(): void } {
+  let failed: Error | undefined;
+  const onError = (err: Error) => {
+    failed ??= err;
+  };
+  client.on('error', onError);
+  return { error: () => failed, stop: () => client.removeListener('error', onError) };
 }
 
 /** host:port/database of a URL, without user or password (for messages and logs). */

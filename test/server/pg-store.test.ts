@@ -1,14 +1,18 @@
 import { expect } from 'chai';
 import net from 'node:net';
+import path from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
 import { MIGRATIONS } from '../../server/store/migrations.ts';
 import { PG_MIGRATIONS } from '../../server/store/pg-migrations.ts';
-import { PgStore, PgStoreOpenError, type PgStoreOptions } from '../../server/store/pg-store.ts';
+import { PgStore, PgStoreOpenError, StoreBusyError, StoreUnavailableError, type PgStoreOptions } from '../../server/store/pg-store.ts';
 import { requireComponent } from '../support/components.ts';
 import { freshDatabase, postgresAvailable, sharedPostgres, TEST_PG_PASSWORD } from '../support/postgres.ts';
 import { freePort } from '../support/redis.ts';
 import { ReleaseExistsError, StaleFenceError } from '../../server/store/store.ts';
+import { ImportError, importSqliteIntoPostgres } from '../../server/store/pg-import-sqlite.ts';
+import { SqliteStore } from '../../server/store/sqlite-store.ts';
+import { tempDir } from '../support/temp.ts';
 import { expectRejection, sampleRecord, storeContract } from './store.contract.ts';
 
 const log = pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
@@ -243,6 +247,142 @@ describe('PgStore', function () {
     }
   });
 
+  describe('a connection that drops while the store holds it: the caller fails clearly, the process lives on', () => {
+    let uncaught: unknown[];
+    const spy = (err: unknown) => uncaught.push(err);
+    beforeEach(() => {
+      uncaught = [];
+      process.on('uncaughtException', spy);
+    });
+    afterEach(() => {
+      process.removeListener('uncaughtException', spy);
+    });
+
+    it('a transaction (createTake) whose backend is terminated while it waits for the room’s lock', async () => {
+      const url = await freshDatabase('terminated');
+      const store = await PgStore.open(url, OPTIONS);
+      const holder = new pg.Client(url);
+      await holder.connect();
+      try {
+        const take = (id: string) => ({ id, roomId: 'r1', name: id, content: {}, createdBy: 'u', savedBy: 'U', createdAt: '2026-01-01T00:00:01.000Z' });
+        // createTake counts under the room's advisory lock; holding it keeps the transaction waiting on its connection.
+        await holder.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', ['takes:r1']);
+        const saving = store.createTake(take('t1'), 10);
+        saving.catch(() => {}); // awaited below; not unhandled meanwhile
+        const pid = await waitingBackend(holder, 'pg_advisory_xact_lock');
+        await holder.query('SELECT pg_terminate_backend($1)', [pid]);
+        const err = await expectRejection(saving, StoreUnavailableError);
+        expect(err.message).to.match(/terminating connection due to administrator command|Connection terminated/);
+        await holder.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', ['takes:r1']);
+        // The store serves again on a fresh connection, and nothing of the failed transaction was kept.
+        expect(await store.createTake(take('t2'), 10)).to.equal(true);
+        expect((await store.listTakes('r1')).map((t) => t.id)).to.deep.equal(['t2']);
+        expect(uncaught).to.deep.equal([]);
+      } finally {
+        await holder.end();
+        await store.close();
+      }
+    });
+
+    it('opening: a migration whose backend is terminated while it runs', async () => {
+      const url = await freshDatabase('terminated_open');
+      const holder = new pg.Client(url);
+      await holder.connect();
+      try {
+        // A migration that waits on a lock held here stays running until its backend is terminated.
+        await holder.query('SELECT pg_advisory_lock(4242)');
+        const waits = [...PG_MIGRATIONS, { version: 99, name: 'waits', sql: 'SELECT pg_advisory_xact_lock(4242)' }];
+        const opening = PgStore.open(url, { ...OPTIONS, migrations: waits });
+        opening.catch(() => {});
+        const pid = await waitingBackend(holder, 'pg_advisory_xact_lock(4242)');
+        await holder.query('SELECT pg_terminate_backend($1)', [pid]);
+        const err = await expectRejection(opening, PgStoreOpenError);
+        expect(err.message).to.match(/terminating connection due to administrator command|Connection terminated/);
+        expect(err.message).to.not.include('\n');
+        await holder.query('SELECT pg_advisory_unlock(4242)');
+        // Nothing of the broken migration was kept; the next open applies it.
+        const store = await PgStore.open(url, { ...OPTIONS, migrations: waits });
+        expect(await store.schemaVersion()).to.equal(99);
+        await store.close();
+        expect(uncaught).to.deep.equal([]);
+      } finally {
+        await holder.end();
+      }
+    });
+
+    it('the import from SQLite, whose backend is terminated while it waits to lock the tables', async () => {
+      const url = await freshDatabase('terminated_import');
+      const dir = await tempDir('pg-import-drop');
+      const sqliteFile = path.join(dir.path, 'remixroom.sqlite');
+      const source = await SqliteStore.open(sqliteFile);
+      await source.putRelease(sampleRecord('rel'), { place() {}, undo() {} });
+      await source.close();
+      await (await PgStore.open(url, OPTIONS)).close();
+      const holder = new pg.Client(url);
+      await holder.connect();
+      try {
+        // A writer's lock on one table keeps the import waiting in its LOCK TABLE.
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE releases IN ROW EXCLUSIVE MODE');
+        const importing = importSqliteIntoPostgres({ sqliteFile, url, log });
+        importing.catch(() => {});
+        const pid = await waitingBackend(holder, 'LOCK TABLE');
+        await holder.query('SELECT pg_terminate_backend($1)', [pid]);
+        const err = await expectRejection(importing, ImportError);
+        expect(err.message).to.match(/nothing was committed: terminating connection due to administrator command/);
+        await holder.query('ROLLBACK');
+        // Nothing was copied, and the import runs through once nothing is in its way.
+        expect((await holder.query('SELECT count(*)::int AS n FROM releases')).rows[0].n).to.equal(0);
+        const counts = await importSqliteIntoPostgres({ sqliteFile, url, log });
+        expect(counts.find((c) => c.table === 'releases')).to.deep.equal({ table: 'releases', rows: 1 });
+        expect(uncaught).to.deep.equal([]);
+      } finally {
+        await holder.end();
+        await dir.remove();
+      }
+    });
+  });
+
+  it('a full pool is busy, not unreachable: callers waiting for a connection get StoreBusyError', async () => {
+    const url = await freshDatabase('busy');
+    const store = await PgStore.open(url, { ...OPTIONS, poolMax: 2, connectTimeoutMs: 300 });
+    const holder = new pg.Client(url);
+    await holder.connect();
+    try {
+      // Both connections wait on a lock held elsewhere; the third caller times out waiting for the pool.
+      await holder.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', ['takes:r1']);
+      const take = (id: string) => ({ id, roomId: 'r1', name: id, content: {}, createdBy: 'u', savedBy: 'U', createdAt: '2026-01-01T00:00:01.000Z' });
+      const waiting = [store.createTake(take('a'), 10), store.createTake(take('b'), 10)];
+      await waitingBackend(holder, 'pg_advisory_xact_lock', 2);
+      const err = await expectRejection(store.listReleases(), StoreBusyError);
+      expect(err.message).to.match(/all 2 connections to PostgreSQL at 127\.0\.0\.1:\d+ database "busy_[^"]+" stayed busy for 300 ms/);
+      await holder.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', ['takes:r1']);
+      expect(await Promise.all(waiting)).to.deep.equal([true, true]);
+    } finally {
+      await holder.end();
+      await store.close();
+    }
+  });
+
+  it('chat in a busy room holds no connection while its messages queue, and keeps the room’s newest', async () => {
+    const url = await freshDatabase('chat_busy');
+    const store = await PgStore.open(url, { ...OPTIONS, poolMax: 2 });
+    const holder = new pg.Client(url);
+    await holder.connect();
+    try {
+      // Many messages in one room at once on two connections: each is two short statements that
+      // wait for no room lock (one held elsewhere holds none of them up), and the room keeps its newest.
+      await holder.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', ['chat:busy']);
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) => store.addChatMessage('busy', { id: `m${i}`, userId: 'u', name: 'U', role: 'remixer', text: `${i}`, atMs: 1000 + i }, 5)),
+      );
+      expect((await store.listChatMessages('busy', 50)).map((m) => m.id)).to.deep.equal(['m15', 'm16', 'm17', 'm18', 'm19']);
+    } finally {
+      await holder.end();
+      await store.close();
+    }
+  });
+
   it('counts takes against the cap atomically, even when saved at once', async () => {
     const store = await PgStore.open(await freshDatabase('takes'), OPTIONS);
     try {
@@ -256,6 +396,21 @@ describe('PgStore', function () {
     }
   });
 });
+
+/** The pid of the backend (or the `count` backends) waiting on a lock in a statement that mentions `what`. */
+async function waitingBackend(observer: pg.Client, what: string, count = 1): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    // Inside a transaction the activity view is a snapshot taken once; each look needs a new one.
+    await observer.query('SELECT pg_stat_clear_snapshot()');
+    const { rows } = await observer.query<{ pid: number }>(
+      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE $1",
+      [`%${what}%`],
+    );
+    if (rows.length >= count) return rows[0]!.pid;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`no backend came to wait on ${what}`);
+}
 
 async function versions(url: string): Promise<number[]> {
   const client = new pg.Client(url);

@@ -6,8 +6,10 @@
 // S3_PUBLIC=1, redirected to a presigned URL that ends when the signed link does.
 //
 // Keys are otherwise written once; a render that runs again (a retry after a failed
-// attempt, never a render already done) writes its keys again, so the old object and
-// its cached copy are deleted first.
+// attempt, never a render already done) writes its keys again. A put replaces the object
+// whole (S3 never shows a half-written or missing one in between) and the store drops its
+// cached copy (S3BlobStore), so nothing is deleted first: a delete would open a window in
+// which the key is gone.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { BlobStore } from '../store/blob-store.ts';
@@ -48,10 +50,7 @@ export class BlobRenderFiles implements RenderFiles {
       if (!stat?.isFile()) throw new RenderFilesError(`the render ${renderId} has no ${file.name} to keep`);
     }
     for (const file of files) {
-      const key = keyOf(renderId, file.name);
-      // A render run again replaces its files: drop the old object and its cached copy first.
-      await this.#blobs.delete(key);
-      await this.#blobs.putFile(key, file.path, { contentType: file.contentType });
+      await this.#blobs.putFile(keyOf(renderId, file.name), file.path, { contentType: file.contentType });
     }
     await fsp.rm(this.#dir(renderId), { recursive: true, force: true });
   }

@@ -5,8 +5,9 @@
 // A small reliable queue (BullMQ needs ioredis; this is the part of it we need),
 // every step one Lua script, so that no two processes see a job half-moved:
 //   pending   a list of render ids waiting (LPUSH in, RPOP out; a job taken back goes to the RPOP end)
-//   job:<id>  a hash per waiting or running job: attempts, enqueuedAt, renderer. A job is in the
-//             queue exactly while this exists, so queuing it again changes nothing.
+//   job:<id>  a hash per waiting or running job: attempts, enqueuedAt, renderer, and waits (how often
+//             it was handed back to wait for an unreachable store, which sets how long the next wait
+//             is). A job is in the queue exactly while this exists, so queuing it again changes nothing.
 //   active    a hash: render id → the renderer running it (its processing set)
 //   lease:<id> the running renderer's claim, `SET … PX leaseMs`, renewed by its heartbeat
 //   delayed   a sorted set: render id → when (Redis's own clock, ms) a failed job may run again;
@@ -15,7 +16,9 @@
 // expired, any renderer's reaper moves the job from `active` back to `pending` and
 // it runs again elsewhere. A renderer renews only a job `active` still gives to it,
 // and records a result only after checking that, so a job never runs twice at once
-// to completion. Every claim counts an attempt; past the limit the render fails.
+// to completion. Every claim counts an attempt; past the limit the render fails. A job
+// handed back unfinished through no fault of its own (its renderer shutting down, a
+// store unreachable) has its attempt refunded.
 // Progress and results reach the web nodes on a pub/sub channel (every node hears
 // every render and tells its own sockets); progress is also kept in a key with a
 // TTL so that GET /api/clips/:id on any node can answer it.
@@ -78,12 +81,14 @@ redis.call('DEL', ARGV[1] .. 'lease:' .. ARGV[2], ARGV[1] .. 'job:' .. ARGV[2])
 return 1`;
 
 // KEYS: active, pending, delayed. ARGV: prefix, id, renderer, front (1: next to run; 0: last),
-// refund (1: the attempt does not count), delayMs (> 0: into `delayed` until then, not `pending`).
+// refund (1: the attempt does not count), delayMs (> 0: into `delayed` until then, not `pending`),
+// waited (1: it waits for an unreachable store: counted in the job's `waits`).
 const RELEASE = `
 if redis.call('HGET', KEYS[1], ARGV[2]) ~= ARGV[3] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[2])
 redis.call('DEL', ARGV[1] .. 'lease:' .. ARGV[2])
 if ARGV[5] == '1' then redis.call('HINCRBY', ARGV[1] .. 'job:' .. ARGV[2], 'attempts', -1) end
+if ARGV[7] == '1' then redis.call('HINCRBY', ARGV[1] .. 'job:' .. ARGV[2], 'waits', 1) end
 local delay = tonumber(ARGV[6])
 if delay > 0 then
   local t = redis.call('TIME')
@@ -154,12 +159,14 @@ export class RedisJobQueue {
 
   /**
    * Puts a job `renderer` holds back: next to run (`front`) or last; `refund` does not count the
-   * attempt; `delayMs` keeps it out of the queue that long first (then it runs next).
+   * attempt; `delayMs` keeps it out of the queue that long first (then it runs next); `waited`
+   * counts one more wait for an unreachable store in the job's `waits`.
    */
-  async release(id: string, renderer: string, opts: { front: boolean; refund: boolean; delayMs?: number }): Promise<boolean> {
+  async release(id: string, renderer: string, opts: { front: boolean; refund: boolean; delayMs?: number; waited?: boolean }): Promise<boolean> {
     const delay = Math.max(0, Math.round(opts.delayMs ?? 0));
     const keys = [this.#k('active'), this.#k('pending'), this.#k('delayed')];
-    return (await this.#eval(RELEASE, keys, [this.prefix, id, renderer, opts.front ? '1' : '0', opts.refund ? '1' : '0', String(delay)])) === 1;
+    const args = [this.prefix, id, renderer, opts.front ? '1' : '0', opts.refund ? '1' : '0', String(delay), opts.waited ? '1' : '0'];
+    return (await this.#eval(RELEASE, keys, args)) === 1;
   }
 
   /** Puts back every job whose renderer's lease has expired; answers them with the renderer that had each. */
@@ -189,10 +196,11 @@ export class RedisJobQueue {
     return { queued, running, retrying };
   }
 
-  async job(id: string): Promise<{ attempts: number; renderer: string | null } | null> {
+  /** A job's attempts so far, the renderer that last took it, and how often it waited for an unreachable store. */
+  async job(id: string): Promise<{ attempts: number; renderer: string | null; waits: number } | null> {
     const h = await this.#client.hGetAll(this.#key('job', id));
     if (!h || Object.keys(h).length === 0) return null;
-    return { attempts: Number(h['attempts'] ?? 0), renderer: h['renderer'] ?? null };
+    return { attempts: Number(h['attempts'] ?? 0), renderer: h['renderer'] ?? null, waits: Number(h['waits'] ?? 0) };
   }
 
   async setProgress(id: string, fraction: number, ttlMs: number): Promise<void> {

@@ -14,7 +14,7 @@ import { closeRedisClient } from '../util/redis-client.ts';
 import type { LeaseKeeperData, LeaseKeeperIn, LeaseKeeperOut } from './lease-keeper.worker.ts';
 import { connect, DEFAULT_PREFIX, RedisJobQueue } from './redis-job-queue.ts';
 import { RENDER_ID, type ClipResult, type Renderer, type RenderRequest } from './render-job.ts';
-import { reportOf, retryDelayMs } from './render-queue.ts';
+import { reportOf, retryDelayMs, unreachableStoreOf, waitingMessage } from './render-queue.ts';
 
 const POLL_MS = 1000;
 const PROGRESS_STORE_EVERY_MS = 500;
@@ -180,13 +180,14 @@ export class RenderWorker {
     const { store, runner, maxAttempts, leaseMs } = this.#o;
     const { id, attempts } = job;
     const log = this.#log.child({ renderId: id, attempt: attempts });
+    let render: RenderRecord | null = null;
     try {
       if (!RENDER_ID.test(id)) {
         log.warn('a job that is not a render id; skipped');
         await this.jobs.complete(id, this.id);
         return;
       }
-      const render = await store.getRender(id);
+      render = await store.getRender(id);
       if (!render) {
         log.warn('a job for a render the store does not have; skipped');
         await this.jobs.complete(id, this.id);
@@ -202,6 +203,7 @@ export class RenderWorker {
         await this.#fail(render, attempts, `given up after ${maxAttempts} attempts`);
         return;
       }
+      const current = render;
       const request = render.request as RenderRequest;
       await store.updateRender(id, { status: 'running' });
       await this.jobs.setProgress(id, 0, this.#progressTtl());
@@ -221,7 +223,12 @@ export class RenderWorker {
           onProgress: storeProgress,
           onReport: (fraction) => {
             this.jobs.setProgress(id, fraction, this.#progressTtl()).catch(() => {});
-            this.#publishProgress(render.roomId, reportOf(render, 'running', fraction)).catch(() => {});
+            this.#publishProgress(current.roomId, reportOf(current, 'running', fraction)).catch(() => {});
+          },
+          // Still ours? A renderer whose heartbeat came late may have lost the job to another, which
+          // may have finished it: keeping our files now would overwrite the ones it marked done.
+          beforeCommit: async () => {
+            if ((await this.jobs.renew(this.id, leaseMs, [id])).length > 0) throw new LeaseLost('another renderer has this job now');
           },
         });
       } catch (err) {
@@ -234,10 +241,12 @@ export class RenderWorker {
           log.info('renderer shutting down: the job is handed back to the queue');
           return;
         }
-        if (reason instanceof LeaseLost) {
-          log.warn('lost the claim on this job (a late heartbeat); left to the renderer that has it now');
+        if (reason instanceof LeaseLost || err instanceof LeaseLost) {
+          log.warn('lost the claim on this job (a late heartbeat); its files are not kept, left to the renderer that has it now');
           return;
         }
+        // A store that cannot be reached is no fault of the render: it waits (below).
+        if (unreachableStoreOf(err)) throw err;
         log.error({ err }, 'clip render failed');
         if (attempts < maxAttempts) {
           // A failure may pass (a full disk, a crashed encoder): the job waits before it runs again,
@@ -264,9 +273,31 @@ export class RenderWorker {
       await this.jobs.publish({ type: 'done', renderId: id });
       log.info({ kind: render.kind, roomId: render.roomId, seconds: request.seconds, ms: Math.round(performance.now() - started) }, 'render done');
     } catch (err) {
+      const which = unreachableStoreOf(err);
+      if (which) {
+        await this.#waitForStore(id, render, which, err, log).catch((e: unknown) => log.error({ err: e }, 'handing a waiting render job back failed; its lease runs out and it runs again'));
+        return;
+      }
       // Left in `active`: with no heartbeat for it, its lease runs out and the job runs again.
       log.error({ err }, 'render job failed unexpectedly');
     }
+  }
+
+  /**
+   * A store is unreachable (S3 or PostgreSQL down): the job goes back to wait, longer each time it
+   * has (retryDelayMs on the job's `waits`, capped), its attempt refunded, so that an outage longer
+   * than the retries fails no render. The row goes back to `queued` when the database can be told.
+   */
+  async #waitForStore(id: string, render: RenderRecord | null, which: 'files' | 'database', err: unknown, log: Logger): Promise<void> {
+    const waits = ((await this.jobs.job(id))?.waits ?? 0) + 1;
+    const delayMs = retryDelayMs(this.#o.retryBaseMs, waits);
+    if (!(await this.jobs.release(id, this.id, { front: false, refund: true, delayMs, waited: true }))) {
+      log.warn({ err: (err as Error).message, store: which }, 'a store is unreachable, and the job is no longer ours; left to the renderer that has it');
+      return;
+    }
+    log.warn({ err: (err as Error).message, store: which, waits, delayMs }, 'a store is unreachable; the render waits and runs again (its attempt not counted)');
+    await this.#o.store.updateRender(id, { status: 'queued' }).catch(() => {});
+    if (render) await this.#publishProgress(render.roomId, reportOf(render, 'queued', 0, waitingMessage(which, delayMs)));
   }
 
   async #fail(render: RenderRecord, attempts: number, why: string): Promise<void> {

@@ -70,6 +70,12 @@ export interface RenderHooks {
   onProgress(fraction: number): void;
   /** Progress worth telling the room: at most every 500 ms (clips and bought versions only). */
   onReport(fraction: number): void;
+  /**
+   * Called once the files are made, right before they are kept: throwing abandons the commit
+   * (nothing is stored) and the render fails with that error. The Redis renderer checks here that
+   * the job is still its own, so that a renderer that lost it never overwrites the winner's files.
+   */
+  beforeCommit?(): Promise<void>;
 }
 
 /** What the queues need of a renderer: RenderRunner (render-runner.ts) on this thread, ThreadedRenderRunner in worker threads. */

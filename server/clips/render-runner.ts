@@ -69,9 +69,16 @@ export interface StagedRender {
 /**
  * Stages a render in `files`' staging folder and commits what it made: the one way
  * render output reaches RenderFiles (on this thread, or around a worker thread's `stage`).
+ * `hooks.beforeCommit` may refuse the commit (it throws): then nothing is kept.
  */
-export async function stageAndCommit(files: RenderFiles, renderId: string, stage: (dir: string) => Promise<StagedRender>): Promise<ClipResult> {
+export async function stageAndCommit(
+  files: RenderFiles,
+  renderId: string,
+  stage: (dir: string) => Promise<StagedRender>,
+  hooks: Pick<RenderHooks, 'beforeCommit'> = {},
+): Promise<ClipResult> {
   const staged = await stage(await files.stagingDir(renderId));
+  await hooks.beforeCommit?.();
   await files.commit(renderId, staged.files);
   return staged.result;
 }
@@ -88,7 +95,7 @@ export class RenderRunner implements Renderer {
   }
 
   render(render: RenderRecord, signal: AbortSignal, hooks: RenderHooks): Promise<ClipResult> {
-    return stageAndCommit(this.#files, render.id, (dir) => this.#stager.stage(render, dir, signal, hooks));
+    return stageAndCommit(this.#files, render.id, (dir) => this.#stager.stage(render, dir, signal, hooks), hooks);
   }
 }
 

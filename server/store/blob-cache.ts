@@ -11,8 +11,10 @@
 // - Files in use are not deleted under a reader: `get()` pins the file until its
 //   `release()`; eviction skips pinned files (the cache may then stand above its
 //   limit until they are released). Objects are immutable, so a file in the cache
-//   stays valid for as long as its key exists; one whose object was deleted is
-//   dropped when its last holder lets go.
+//   stays valid for as long as its key exists; one whose object was deleted (or
+//   replaced: a render run again) is dropped when its last holder lets go, and a
+//   download that was under way when it was forgotten is not kept (it may hold the
+//   old bytes): whoever waited for it fetches again.
 // - Survives a restart: complete files found at start are indexed (oldest first).
 import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
@@ -43,7 +45,12 @@ export class BlobCache {
   readonly #log: Logger;
   /** In least-recently-used order: a use moves the key to the end. */
   readonly #entries = new Map<string, Entry>();
-  readonly #inFlight = new Map<string, Promise<Entry>>();
+  readonly #inFlight = new Map<string, Promise<Entry | null>>();
+  /** Keys being downloaded now, and those of them forgotten meanwhile (that download is not kept). */
+  readonly #downloading = new Set<string>();
+  readonly #stale = new Set<string>();
+  /** Files of forgotten entries still held; the path may be the key's again by the time they are let go. */
+  readonly #doomed = new Set<Entry>();
   #bytes = 0;
   #downloads = 0;
 
@@ -106,18 +113,24 @@ export class BlobCache {
     }
   }
 
-  /** The object was deleted: drop its file (at once, or when its last holder lets go). */
+  /** The object was deleted or replaced: drop its file (at once, or when its last holder lets go). */
   async forget(key: string): Promise<void> {
+    if (this.#downloading.has(key)) this.#stale.add(key);
     const entry = this.#entries.get(key);
     if (!entry) return;
     this.#entries.delete(key);
     this.#bytes -= entry.size;
-    if (entry.pins > 0) entry.doomed = true;
-    else await fsp.rm(entry.file, { force: true });
+    if (entry.pins > 0) {
+      entry.doomed = true;
+      this.#doomed.add(entry);
+    } else await fsp.rm(entry.file, { force: true });
   }
 
-  async #download(key: string, fetch: (tmpFile: string) => Promise<void>): Promise<Entry> {
+  /** Downloads `key` and indexes it; null when it was forgotten meanwhile (then nothing is kept). */
+  async #download(key: string, fetch: (tmpFile: string) => Promise<void>): Promise<Entry | null> {
     this.#downloads++;
+    this.#downloading.add(key);
+    this.#stale.delete(key);
     const file = resolveInside(this.#objectsDir, ...key.split('/'));
     const tmp = path.join(this.#tmpDir, crypto.randomBytes(8).toString('hex'));
     try {
@@ -125,6 +138,11 @@ export class BlobCache {
       const { size } = await fsp.stat(tmp);
       await fsp.mkdir(path.dirname(file), { recursive: true });
       await fsp.rename(tmp, file);
+      // Checked here, with nothing awaited between it and the indexing: a forget at any point of the download counts.
+      if (this.#stale.delete(key)) {
+        if (![...this.#doomed].some((d) => d.file === file)) await fsp.rm(file, { force: true });
+        return null;
+      }
       const entry: Entry = { file, size, pins: 0, doomed: false };
       this.#entries.set(key, entry);
       this.#bytes += size;
@@ -136,6 +154,9 @@ export class BlobCache {
     } catch (err) {
       await fsp.rm(tmp, { force: true });
       throw err;
+    } finally {
+      this.#downloading.delete(key);
+      this.#stale.delete(key);
     }
   }
 
@@ -151,6 +172,10 @@ export class BlobCache {
         entry.pins--;
         if (entry.pins > 0) return;
         if (entry.doomed) {
+          this.#doomed.delete(entry);
+          // The key may have been fetched again into the same path (its object replaced), or be held
+          // through another forgotten entry: that file is not this one's to remove.
+          if (this.#entries.get(key)?.file === entry.file || [...this.#doomed].some((d) => d.file === entry.file)) return;
           void fsp.rm(entry.file, { force: true }).catch((err: unknown) => this.#log.warn({ err, key }, 'blob cache: could not remove a deleted object'));
         } else {
           void this.#evict().catch((err: unknown) => this.#log.warn({ err }, 'blob cache: eviction failed'));

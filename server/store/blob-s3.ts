@@ -134,7 +134,7 @@ export class S3BlobStore implements BlobStore {
       return;
     }
     // Multipart: each part is its own request, retried by itself; a failed upload is aborted (its parts removed).
-    await this.#call('multipart', key, async () => {
+    await this.#replacing(key, () => this.#call('multipart', key, async () => {
       const upload = new Upload({
         client: this.#client,
         params: { Bucket: this.bucket, Key: name, Body: fs.createReadStream(file), ContentType: options.contentType },
@@ -143,7 +143,7 @@ export class S3BlobStore implements BlobStore {
         leavePartsOnError: false,
       });
       await upload.done();
-    });
+    }));
     // The ETag of a completed multipart upload can come back empty (Ceph); HeadObject tells what was stored.
     const head = await this.head(key);
     if (!head || head.size !== size) {
@@ -155,7 +155,22 @@ export class S3BlobStore implements BlobStore {
     const name = this.#name(key);
     // The store checks the bytes it received against this (checksums are otherwise off, see the constructor).
     const md5 = crypto.createHash('md5').update(data).digest('base64');
-    await this.#call('put', key, () => this.#client.send(new PutObjectCommand({ Bucket: this.bucket, Key: name, Body: data, ContentType: options.contentType, ContentMD5: md5 })));
+    await this.#replacing(key, () => this.#call('put', key, () => this.#client.send(new PutObjectCommand({ Bucket: this.bucket, Key: name, Body: data, ContentType: options.contentType, ContentMD5: md5 }))));
+  }
+
+  /**
+   * A put replaces the object at once (S3 swaps it whole), but this node's cache would go on
+   * serving the old bytes: drop its copy, whether the put went through or not (one that timed out
+   * may have). Other nodes' caches are not reached: keys are written once, except the files of a
+   * render run again before it is marked done (a retry; or a renderer that lost its job, which
+   * checks its claim right before it commits), which no download link serves yet.
+   */
+  async #replacing(key: string, put: () => Promise<unknown>): Promise<void> {
+    try {
+      await put();
+    } finally {
+      await this.cache.forget(key);
+    }
   }
 
   async localFile(key: string): Promise<LocalBlob> {

@@ -1,9 +1,12 @@
 // The in-process render queue's retries (unit level: a store and a runner made for the test).
 // A failed render waits, four times longer each time, and runs again up to the attempt limit;
-// what is left waiting when the queue closes stays `queued` for the next process.
+// what is left waiting when the queue closes stays `queued` for the next process. A render stopped
+// by a store that cannot be reached (S3, PostgreSQL) waits on the same schedule without spending attempts.
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { LocalRenderQueue, MAX_RETRY_DELAY_MS, retryDelayMs } from '../../server/clips/render-queue.ts';
+import { LocalRenderQueue, MAX_RETRY_DELAY_MS, retryDelayMs, unreachableStoreOf } from '../../server/clips/render-queue.ts';
+import { BlobStoreUnavailableError } from '../../server/store/blob-store.ts';
+import { StoreBusyError, StoreUnavailableError } from '../../server/store/pg-errors.ts';
 import type { RenderRunner } from '../../server/clips/render-runner.ts';
 import type { RenderRecord, Store } from '../../server/store/store.ts';
 import type { RenderProgress } from '../../shared/socket-events.ts';
@@ -119,5 +122,119 @@ describe('the in-process render queue: retries', function () {
     finish();
     await waitFor(() => rows.get('e')!.status === 'done', 5000, 'the second render to finish');
     await q.close();
+  });
+});
+
+/** A runner whose renders throw `script[i]` on their i-th attempt ('ok' or past the end: they succeed). */
+function scriptedRunner(script: (Error | 'ok')[]): { runner: RenderRunner; starts: number[] } {
+  const starts: number[] = [];
+  const runner = {
+    render: async () => {
+      starts.push(performance.now());
+      const step = script[starts.length - 1];
+      if (step instanceof Error) throw step;
+      return { files: {} };
+    },
+  } as unknown as RenderRunner;
+  return { runner, starts };
+}
+
+/** What S3BlobStore throws when the gateway is down, as the commit hands it on (wrapped, to test the cause chain). */
+const s3Down = () => new Error('committing the render failed', { cause: new BlobStoreUnavailableError('the object store s3://b/ at http://127.0.0.1:1 cannot be reached (put renders/x/clip.mp4)', { attempts: 2 }) });
+
+describe('the in-process render queue: a store that cannot be reached', function () {
+  this.timeout(20_000);
+
+  it('tells which store an error (or its cause) says is unreachable, by class or, from a worker thread, by name', () => {
+    expect(unreachableStoreOf(s3Down())).to.equal('files');
+    expect(unreachableStoreOf(new StoreUnavailableError('connection refused'))).to.equal('database');
+    expect(unreachableStoreOf(new StoreBusyError('pool exhausted'))).to.equal('database');
+    const cloned = Object.assign(new Error('x'), { name: 'BlobStoreUnavailableError' });
+    expect(unreachableStoreOf(cloned)).to.equal('files');
+    expect(unreachableStoreOf(new Error('ffmpeg exited with code 1'))).to.equal(null);
+    expect(unreachableStoreOf('a string')).to.equal(null);
+    expect(unreachableStoreOf(undefined)).to.equal(null);
+  });
+
+  it('S3 down for longer than the attempts: the render waits, longer each time, without spending an attempt, and ends done; the room hears why it waits', async () => {
+    const { store, rows } = fakeStore(['s']);
+    // Four commits fail on an unreachable store with maxAttempts 2; the fifth attempt succeeds.
+    const { runner, starts } = scriptedRunner([s3Down(), s3Down(), s3Down(), s3Down(), 'ok']);
+    const q = new LocalRenderQueue({ store, log, runner, concurrency: 1, maxAttempts: 2, retryBaseMs: 20 });
+    const heard: RenderProgress[] = [];
+    q.on('progress', (_room, p) => heard.push(p));
+    await q.enqueue('s');
+    await waitFor(() => rows.get('s')!.status === 'done' || rows.get('s')!.status === 'failed', 10_000, 'the render to end');
+    expect(rows.get('s')!.status).to.equal('done');
+    expect(starts).to.have.length(5);
+    // The waits grow: 20, 80, 320, 1280 ms (timers never fire early).
+    const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
+    [20, 80, 320, 1280].forEach((ms, i) => expect(gaps[i], `wait ${i + 1}`).to.be.at.least(ms - 1));
+    expect(heard.filter((p) => p.status === 'queued').map((p) => p.message)).to.deep.equal([
+      'the file store is unreachable; the render waits and tries again in 1 s',
+      'the file store is unreachable; the render waits and tries again in 1 s',
+      'the file store is unreachable; the render waits and tries again in 1 s',
+      'the file store is unreachable; the render waits and tries again in 2 s',
+    ]);
+    expect(heard.at(-1)).to.deep.include({ status: 'done', progress: 1 });
+    expect(await q.counts()).to.deep.equal({ queued: 0, running: 0, retrying: 0 });
+    await q.close();
+  });
+
+  it('the waits do not spend attempts, and real failures still do: two waits then two failures end failed after 2 attempts', async () => {
+    const { store, rows } = fakeStore(['f']);
+    const { runner, starts } = scriptedRunner([s3Down(), new Error('encoder crashed'), s3Down(), new Error('encoder crashed again'), 'ok']);
+    const q = new LocalRenderQueue({ store, log, runner, concurrency: 1, maxAttempts: 2, retryBaseMs: 10 });
+    await q.enqueue('f');
+    await waitFor(() => rows.get('f')!.status === 'failed' || rows.get('f')!.status === 'done', 10_000, 'the render to end');
+    expect(rows.get('f')!.status).to.equal('failed');
+    expect(rows.get('f')!.result).to.deep.include({ error: 'the render failed', attempts: 2 });
+    expect(starts).to.have.length(4);
+    await q.close();
+  });
+
+  it('PostgreSQL down: a render whose row cannot be read or marked waits (the database named), and runs once it is back', async () => {
+    const { store, rows } = fakeStore(['p']);
+    // The database is down for the first three reads of the render and the first mark.
+    let reads = 0;
+    let marks = 0;
+    const getRender = store.getRender.bind(store);
+    const updateRender = store.updateRender.bind(store);
+    store.getRender = async (id: string) => {
+      if (++reads <= 3) throw new StoreUnavailableError('the database cannot be reached (connect ECONNREFUSED)');
+      return getRender(id);
+    };
+    store.updateRender = async (id, patch) => {
+      if (patch.status === 'running' && ++marks <= 1) throw new StoreUnavailableError('the database cannot be reached (connect ECONNREFUSED)');
+      return updateRender(id, patch);
+    };
+    const { runner, starts } = scriptedRunner([]);
+    const q = new LocalRenderQueue({ store, log, runner, concurrency: 1, maxAttempts: 1, retryBaseMs: 10 });
+    const heard: RenderProgress[] = [];
+    q.on('progress', (_room, p) => heard.push(p));
+    await q.enqueue('p');
+    await waitFor(() => rows.get('p')!.status === 'done' || rows.get('p')!.status === 'failed', 10_000, 'the render to end');
+    expect(rows.get('p')!.status, 'one attempt allowed, and it was not spent on the outage').to.equal('done');
+    expect(starts).to.have.length(1);
+    // Only the wait whose render had been read tells the room (the others do not know the room yet).
+    expect(heard.filter((p) => p.status === 'queued').map((p) => p.message)).to.deep.equal(['the database is unreachable; the render waits and tries again in 1 s']);
+    await q.close();
+  });
+
+  it('a render waiting for the store is counted as retrying and stays queued in the store when the queue closes', async () => {
+    const { store, rows } = fakeStore(['w']);
+    const { runner, starts } = scriptedRunner([s3Down()]);
+    const q = new LocalRenderQueue({ store, log, runner, concurrency: 1, maxAttempts: 3, retryBaseMs: 60_000 });
+    const heard: RenderProgress[] = [];
+    q.on('progress', (_room, p) => heard.push(p));
+    await q.enqueue('w');
+    await waitFor(() => heard.some((p) => p.status === 'queued'), 5000, 'the render to wait');
+    for (let i = 0; i < 100 && (await q.counts()).running > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await q.counts()).to.deep.equal({ queued: 0, running: 0, retrying: 1 });
+    await q.enqueue('w');
+    expect(await q.counts(), 'not queued twice while it waits').to.deep.equal({ queued: 0, running: 0, retrying: 1 });
+    await q.close();
+    expect(rows.get('w')!.status).to.equal('queued');
+    expect(starts).to.have.length(1);
   });
 });

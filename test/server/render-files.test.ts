@@ -125,7 +125,7 @@ describe('render files in S3', function () {
     }
   });
 
-  it('a render whose files cannot be stored while S3 is down waits, runs again, and is done once the store is back (queued meanwhile: no link serves a render before it is done)', async () => {
+  it('a render whose files cannot be stored while S3 is down waits, runs again, and is done once the store is back, however long it was down (queued meanwhile: no link serves a render before it is done)', async () => {
     const s3 = await sharedS3();
     const gateway = await s3.extraGateway();
     const dir = await tempDir('render-files-s3-down');
@@ -162,18 +162,23 @@ describe('render files in S3', function () {
         }),
     };
     const notes: string[] = [];
-    const queue = new LocalRenderQueue({ store, log: quiet, runner, concurrency: 1, maxAttempts: 5, retryBaseMs: 500 });
+    // Two attempts only: an outage that outlasts them must still fail no render (its waits do not count).
+    const queue = new LocalRenderQueue({ store, log: quiet, runner, concurrency: 1, maxAttempts: 2, retryBaseMs: 50 });
     queue.on('progress', (_room, p) => p.message && notes.push(p.message));
     try {
       await gateway.stop();
       const id = newRenderId();
       await store.createRender({ id, roomId: 'room', kind: 'clip', status: 'queued', request: { kind: 'clip' }, createdAt: new Date().toISOString() }, null);
       await queue.enqueue(id);
-      await waitFor(() => notes.some((n) => /trying again/.test(n)), 30_000, 'the first attempt to fail and be retried');
-      expect((await store.getRender(id))!.status).to.equal('queued');
+      // Four commits fail (waits of 50, 200 and 800 ms between them): twice the attempt limit.
+      await waitFor(() => notes.filter((n) => /the file store is unreachable; the render waits and tries again in \d+ s/.test(n)).length >= 4, 60_000, 'four commits to fail');
+      expect(attempts).to.be.at.least(4);
+      expect((await store.getRender(id))!.status, 'waiting, not failed').to.equal('queued');
+      expect(notes.some((n) => /failed/.test(n)), notes.join('\n')).to.equal(false);
+      const before = attempts;
       await gateway.restart();
-      await waitFor(() => attempts >= 2, 30_000, 'another attempt');
-      for (let i = 0; i < 300 && (await store.getRender(id))!.status !== 'done'; i++) await new Promise((r) => setTimeout(r, 100));
+      await waitFor(() => attempts > before, 60_000, 'another attempt');
+      for (let i = 0; i < 600 && (await store.getRender(id))!.status !== 'done'; i++) await new Promise((r) => setTimeout(r, 100));
       expect((await store.getRender(id))!.status).to.equal('done');
       const download = await files.download(id, 'clip.mp4', { expiresAtSec: Math.floor(Date.now() / 1000) + 60, contentType: 'video/mp4', contentDisposition: 'attachment' });
       expect(download).to.deep.include({ kind: 'object', key: `renders/${id}/clip.mp4` });
@@ -186,6 +191,103 @@ describe('render files in S3', function () {
       await blobs.close();
       await store.close();
       await gateway.stop();
+      await dir.remove();
+    }
+  });
+
+  it('a render written again replaces its files in place (nothing deleted first, so no moment without them), and this node serves the new bytes, not its cached copy', async () => {
+    const h = await inBucket(false);
+    try {
+      const id = newRenderId();
+      const commit = async (text: string) => {
+        const staging = await h.files.stagingDir(id);
+        await fsp.writeFile(path.join(staging, 'clip.mp4'), text);
+        await h.files.commit(id, [{ name: 'clip.mp4', path: path.join(staging, 'clip.mp4'), contentType: 'video/mp4' }]);
+      };
+      const deleted: string[] = [];
+      const del = h.store.delete.bind(h.store);
+      h.store.delete = async (key: string) => {
+        deleted.push(key);
+        await del(key);
+      };
+      await commit('first take');
+      const first = await h.files.localPath(id, 'clip.mp4');
+      expect(await fsp.readFile(first!, 'utf8')).to.equal('first take');
+      // Held by a reader (pinned) while the render is written again.
+      const held = await h.store.localFile(`renders/${id}/clip.mp4`);
+      await commit('second take, longer');
+      expect(deleted, 'a re-put deletes nothing first').to.deep.equal([]);
+      expect(await fsp.readFile((await h.files.localPath(id, 'clip.mp4'))!, 'utf8')).to.equal('second take, longer');
+      const downloads = h.store.cache.downloads;
+      // The old copy let go: the new one, fetched into the same place, stays.
+      held.release();
+      await new Promise((r) => setTimeout(r, 50));
+      const again = await h.store.localFile(`renders/${id}/clip.mp4`);
+      expect(await fsp.readFile(again.path, 'utf8')).to.equal('second take, longer');
+      again.release();
+      expect(h.store.cache.downloads, 'served from the cache').to.equal(downloads);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a commit refused right before it is made (the renderer lost its job) keeps nothing', async () => {
+    const h = await inBucket(false);
+    try {
+      const id = newRenderId();
+      let refused = 0;
+      const attempt = stageAndCommit(
+        h.files,
+        id,
+        async (staging) => {
+          await fsp.writeFile(path.join(staging, 'clip.mp4'), 'the loser\'s take');
+          return { result: { files: { video: 'clip.mp4' } }, files: [{ name: 'clip.mp4', path: path.join(staging, 'clip.mp4'), contentType: 'video/mp4' }] };
+        },
+        {
+          beforeCommit: async () => {
+            refused++;
+            throw new Error('another renderer has this job now');
+          },
+        },
+      );
+      await attempt.then(
+        () => expect.fail('the commit was made'),
+        (err: Error) => expect(err.message).to.equal('another renderer has this job now'),
+      );
+      expect(refused).to.equal(1);
+      expect(await h.store.list(`renders/${id}/`)).to.deep.equal([]);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('the blob cache and an object written again', () => {
+  it('a download under way when its key is forgotten (the object replaced) is not kept: the reader gets the new bytes', async () => {
+    const dir = await tempDir('blob-cache-reput');
+    try {
+      const cache = await BlobCache.create({ dir: dir.path, maxBytes: 1024 * 1024, log: pino({ level: 'silent' }) });
+      let object = 'old bytes';
+      let forgotten!: () => void;
+      const forgetDone = new Promise<void>((resolve) => (forgotten = resolve));
+      let fetches = 0;
+      const fetch = async (tmp: string) => {
+        const body = object;
+        fetches++;
+        // The first download has read the old object when it is replaced and forgotten.
+        if (fetches === 1) {
+          object = 'new bytes';
+          void cache.forget('renders/x/clip.mp4').then(forgotten);
+          await forgetDone;
+        }
+        await fsp.writeFile(tmp, body);
+      };
+      const blob = await cache.get('renders/x/clip.mp4', fetch);
+      expect(await fsp.readFile(blob.path, 'utf8')).to.equal('new bytes');
+      expect(fetches).to.equal(2);
+      blob.release();
+      expect(cache.keys()).to.deep.equal(['renders/x/clip.mp4']);
+    } finally {
       await dir.remove();
     }
   });

@@ -17,6 +17,11 @@ import type { SignedManifest } from '../../server/clips/manifest.ts';
 import { pino } from 'pino';
 import { DEFAULT_PREFIX, RedisJobQueue } from '../../server/clips/redis-job-queue.ts';
 import { RedisRenderQueue } from '../../server/clips/redis-render-queue.ts';
+import { RenderWorker } from '../../server/clips/redis-render-worker.ts';
+import type { RenderFiles } from '../../server/clips/render-files.ts';
+import { newRenderId, type RenderHooks } from '../../server/clips/render-job.ts';
+import { stageAndCommit } from '../../server/clips/render-runner.ts';
+import { BlobStoreUnavailableError } from '../../server/store/blob-store.ts';
 import type { RenderRecord } from '../../server/store/store.ts';
 import { loadConfig } from '../../server/config.ts';
 import { DataLayout } from '../../server/store/paths.ts';
@@ -105,7 +110,7 @@ describe('render queue: the job steps (Lua) against a real redis-server', functi
     expect(await q.enqueue('a')).to.equal(true);
     expect(await q.enqueue('a')).to.equal(false);
     expect(await q.pending()).to.deep.equal(['a']);
-    expect(await q.job('a')).to.deep.equal({ attempts: 0, renderer: null });
+    expect(await q.job('a')).to.deep.equal({ attempts: 0, renderer: null, waits: 0 });
   });
 
   it('a claim gives a job to one renderer, with a lease; the others get nothing, cannot renew or complete it', async () => {
@@ -168,6 +173,18 @@ describe('render queue: the job steps (Lua) against a real redis-server', functi
     expect(await q.counts()).to.deep.equal({ queued: 1, running: 2, retrying: 0 });
   });
 
+  it('a job handed back to wait for a store: its attempt refunded, its waits counted, kept out of the queue for the delay', async () => {
+    await q.enqueue('a');
+    expect(await q.claim('r1', 5000)).to.deep.equal({ id: 'a', attempts: 1 });
+    expect(await q.release('a', 'r1', { front: false, refund: true, delayMs: 300, waited: true })).to.equal(true);
+    expect(await q.job('a')).to.deep.include({ attempts: 0, waits: 1 });
+    expect(await q.claim('r1', 5000), 'still waiting').to.equal(null);
+    await sleep(400);
+    expect(await q.claim('r1', 5000)).to.deep.equal({ id: 'a', attempts: 1 });
+    expect(await q.release('a', 'r1', { front: false, refund: true, delayMs: 1, waited: true })).to.equal(true);
+    expect(await q.job('a')).to.deep.include({ attempts: 0, waits: 2 });
+  });
+
   it('leftovers in the pending list (no job, or a job already running) are skipped', async () => {
     await client.lPush('test:q:pending', 'ghost');
     expect(await q.claim('r1', 5000)).to.equal(null);
@@ -222,6 +239,119 @@ describe('render queue: the job steps (Lua) against a real redis-server', functi
     const got = claims.filter((c) => c !== null).map((c) => c!.id);
     expect(got.sort()).to.deep.equal(ids);
     expect(Object.keys(await q.active()).sort()).to.deep.equal(ids);
+  });
+});
+
+/** A render row in an in-memory store, for a renderer to take up. */
+async function queuedRender(store: SqliteStore): Promise<string> {
+  const id = newRenderId();
+  await store.createRender({ id, roomId: 'room1', kind: 'clip', status: 'queued', request: { kind: 'clip', seconds: 8 }, createdAt: new Date().toISOString() }, null);
+  return id;
+}
+
+/** RenderFiles that stage nowhere and note what is committed; `commit` may be made to fail. */
+function notedFiles(commit: (renderId: string) => void = () => {}): { files: RenderFiles; committed: string[] } {
+  const committed: string[] = [];
+  const files = {
+    stagingDir: async () => '/nonexistent',
+    commit: async (renderId: string) => {
+      commit(renderId);
+      committed.push(renderId);
+    },
+  } as unknown as RenderFiles;
+  return { files, committed };
+}
+
+const stagedNothing = async () => ({ result: { files: {} }, files: [] });
+
+describe('render queue: a renderer (RenderWorker) and a store that cannot be reached, or a job it lost', function () {
+  this.timeout(60_000);
+  let redis: TestRedis;
+  let client: RedisClientType;
+  const quiet = pino({ level: 'silent' });
+
+  before(async function () {
+    requireComponent('redis-server', redisAvailable(), this);
+    redis = await startRedis();
+    client = createClient({ url: redis.url });
+    await client.connect();
+  });
+  after(async () => {
+    await client?.close();
+    await redis?.stop();
+  });
+  beforeEach(() => client.flushAll());
+
+  it('S3 down for longer than the attempts: the job waits, its attempts refunded, the room told why; it ends done once S3 is back', async () => {
+    const prefix = 'test:down:';
+    const store = await SqliteStore.open(':memory:');
+    // The first four commits find the object store unreachable (what S3BlobStore throws), with two attempts allowed.
+    let commits = 0;
+    const { files, committed } = notedFiles(() => {
+      if (++commits <= 4) throw new BlobStoreUnavailableError('the object store s3://b/ at http://127.0.0.1:1 cannot be reached (put)', { attempts: 2 });
+    });
+    const runner = { render: (render: RenderRecord, _signal: AbortSignal, hooks: RenderHooks) => stageAndCommit(files, render.id, stagedNothing, hooks) };
+    const worker = await RenderWorker.create({ redisUrl: redis.url, store, log: quiet, runner, concurrency: 1, leaseMs: 2000, maxAttempts: 2, retryBaseMs: 20, prefix });
+    const web = await RedisRenderQueue.create({ redisUrl: redis.url, store, log: quiet, prefix });
+    const heard: RenderProgress[] = [];
+    web.on('progress', (_room, p) => heard.push(p));
+    const jobs = new RedisJobQueue(client, prefix);
+    try {
+      const id = await queuedRender(store);
+      await web.enqueue(id);
+      await worker.start();
+      for (let i = 0; i < 300 && (await store.getRender(id))!.status !== 'done' && (await store.getRender(id))!.status !== 'failed'; i++) await sleep(50);
+      const render = (await store.getRender(id))!;
+      expect(render.status, heard.map((p) => p.message).join('\n')).to.equal('done');
+      expect(commits).to.equal(5);
+      expect(committed).to.deep.equal([id]);
+      // Each wait gave its attempt back: the one that counted is the one that worked.
+      expect(render.result).to.deep.include({ attempts: 1 });
+      expect(await jobs.job(id)).to.equal(null);
+      await waitFor(() => heard.some((p) => p.status === 'done'), 5000, 'the room to hear it is done');
+      const waits = heard.filter((p) => p.status === 'queued').map((p) => p.message);
+      expect(waits).to.have.length(4);
+      for (const m of waits) expect(m).to.match(/^the file store is unreachable; the render waits and tries again in \d+ s$/);
+    } finally {
+      await worker.close();
+      await web.close();
+      await store.close();
+    }
+  });
+
+  it('a renderer that lost its job (another has it now) keeps none of its files: the commit is refused right before it is made', async () => {
+    const prefix = 'test:lost:';
+    const store = await SqliteStore.open(':memory:');
+    const { files, committed } = notedFiles();
+    let finished = false;
+    const runner = {
+      render: (render: RenderRecord, _signal: AbortSignal, hooks: RenderHooks) =>
+        stageAndCommit(
+          files,
+          render.id,
+          async () => {
+            // While it rendered, its heartbeat came late and the job went to another renderer.
+            await client.hSet(`${prefix}active`, render.id, 'another-renderer');
+            return stagedNothing();
+          },
+          hooks,
+        ).finally(() => (finished = true)),
+    };
+    const worker = await RenderWorker.create({ redisUrl: redis.url, store, log: quiet, runner, concurrency: 1, leaseMs: 2000, maxAttempts: 2, retryBaseMs: 20, prefix });
+    const jobs = new RedisJobQueue(client, prefix);
+    try {
+      const id = await queuedRender(store);
+      await jobs.enqueue(id);
+      await worker.start();
+      await waitFor(() => finished, 10_000, 'the render to end');
+      await waitFor(() => worker.running === 0, 5000, 'the renderer to let the job go');
+      expect(committed, 'nothing kept').to.deep.equal([]);
+      expect((await store.getRender(id))!.status, 'left to the renderer that has it').to.equal('running');
+      expect(await jobs.active()).to.deep.equal({ [id]: 'another-renderer' });
+    } finally {
+      await worker.close();
+      await store.close();
+    }
   });
 });
 

@@ -48,8 +48,10 @@ export async function listenMediasoup(signal: SignalFn, options: ListenOptions =
       // The transport's whole report: inbound-rtp, codec and candidate pairs, as for the embedded path.
       getStats: () => transport.getStats(),
       async close() {
-        transport.close();
+        // `leave` first: closed first, the transport's DTLS close reaches mediasoup before the
+        // leave does, and the member is dropped as disconnected instead of having left.
         await signal({ type: 'leave' }).catch(() => undefined);
+        transport.close();
       },
     };
   } catch (err) {

@@ -28,7 +28,7 @@ import {
   type StoredChatMessage,
   type TakeRecord,
 } from './store.ts';
-import { INVITE_COLUMNS, MEMBER_COLUMNS, ORDER_COLUMNS, RENDER_COLUMNS, TAKE_COLUMNS, inviteOf, memberOf, orderOf, renderOf, takeOf, type InviteRow, type MemberRow, type OrderRow, type RenderRow, type TakeRow } from './rows.ts';
+import { INVITE_COLUMNS, MEMBER_COLUMNS, ORDER_COLUMNS, RENDER_COLUMNS, ROOM_COLUMNS, ROOM_SUMMARY_COLUMNS, TAKE_COLUMNS, inviteOf, memberOf, orderOf, renderOf, roomOf, roomSummaryOf, takeOf, type InviteRow, type MemberRow, type OrderRow, type RenderRow, type RoomRow, type RoomSummaryRow, type TakeRow } from './rows.ts';
 
 export { PgStoreOpenError, StoreBusyError, StoreUnavailableError };
 
@@ -198,45 +198,13 @@ export class PgStore implements Store {
   }
 
   async getRoom(id: string): Promise<RoomRecord | null> {
-    const { rows } = await this.#query<{
-      id: string;
-      release_id: string;
-      created_at: string;
-      updated_at: string;
-      closed_at: string | null;
-      doc: Buffer | null;
-      timeline: string | null;
-      creator_id: string | null;
-      locked_at: string | null;
-    }>('SELECT id, release_id, created_at, updated_at, closed_at, doc, timeline, creator_id, locked_at FROM rooms WHERE id = $1', [id]);
-    const row = rows[0];
-    if (!row) return null;
-    return {
-      id: row.id,
-      releaseId: row.release_id,
-      createdAt: row.created_at,
-      updatedAt: row.updated_at,
-      closedAt: row.closed_at,
-      doc: row.doc ? new Uint8Array(row.doc) : null,
-      timeline: row.timeline,
-      creatorId: row.creator_id,
-      lockedAt: row.locked_at,
-    };
+    const { rows } = await this.#query<RoomRow>(`SELECT ${ROOM_COLUMNS} FROM rooms WHERE id = $1`, [id]);
+    return rows[0] ? roomOf(rows[0]) : null;
   }
 
   async getRoomSummary(id: string): Promise<RoomSummary | null> {
-    const { rows } = await this.#query<{
-      id: string;
-      release_id: string;
-      created_at: string;
-      updated_at: string;
-      closed_at: string | null;
-      creator_id: string | null;
-      locked_at: string | null;
-    }>('SELECT id, release_id, created_at, updated_at, closed_at, creator_id, locked_at FROM rooms WHERE id = $1', [id]);
-    const row = rows[0];
-    if (!row) return null;
-    return { id: row.id, releaseId: row.release_id, createdAt: row.created_at, updatedAt: row.updated_at, closedAt: row.closed_at, creatorId: row.creator_id, lockedAt: row.locked_at };
+    const { rows } = await this.#query<RoomSummaryRow>(`SELECT ${ROOM_SUMMARY_COLUMNS} FROM rooms WHERE id = $1`, [id]);
+    return rows[0] ? roomSummaryOf(rows[0]) : null;
   }
 
   async saveRoomDoc(id: string, doc: Uint8Array, timeline?: string, fence?: number): Promise<void> {

@@ -2,7 +2,34 @@
 // tables and columns, so that `npm run migrate-store` copies them as they are), and
 // the records they make: one reading of a row for both.
 import type { Role } from '../../shared/roles.ts';
-import type { InviteRecord, MemberRecord, OrderRecord, OrderStatus, RenderRecord, RenderStatus, TakeRecord } from './store.ts';
+import type { InviteRecord, MemberRecord, OrderRecord, OrderStatus, RenderRecord, RenderStatus, RoomRecord, RoomSummary, TakeRecord } from './store.ts';
+
+export const ROOM_SUMMARY_COLUMNS = 'id, release_id, created_at, updated_at, closed_at, creator_id, locked_at';
+export const ROOM_COLUMNS = `${ROOM_SUMMARY_COLUMNS}, doc, timeline`;
+
+export interface RoomSummaryRow {
+  id: string;
+  release_id: string;
+  created_at: string;
+  updated_at: string;
+  closed_at: string | null;
+  creator_id: string | null;
+  locked_at: string | null;
+}
+
+export interface RoomRow extends RoomSummaryRow {
+  /** A Uint8Array from SQLite, a Buffer from PostgreSQL. */
+  doc: Uint8Array | null;
+  timeline: string | null;
+}
+
+export function roomSummaryOf(row: RoomSummaryRow): RoomSummary {
+  return { id: row.id, releaseId: row.release_id, createdAt: row.created_at, updatedAt: row.updated_at, closedAt: row.closed_at, creatorId: row.creator_id, lockedAt: row.locked_at };
+}
+
+export function roomOf(row: RoomRow): RoomRecord {
+  return { ...roomSummaryOf(row), doc: row.doc ? new Uint8Array(row.doc) : null, timeline: row.timeline };
+}
 
 export const TAKE_COLUMNS = 'id, room_id, name, content, created_by, saved_by, created_at';
 

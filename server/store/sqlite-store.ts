@@ -24,7 +24,7 @@ import {
   type Store,
   type StoredChatMessage,
 } from './store.ts';
-import { INVITE_COLUMNS, MEMBER_COLUMNS, ORDER_COLUMNS, RENDER_COLUMNS, TAKE_COLUMNS, inviteOf, memberOf, orderOf, renderOf, takeOf, type InviteRow, type MemberRow, type OrderRow, type RenderRow, type TakeRow } from './rows.ts';
+import { INVITE_COLUMNS, MEMBER_COLUMNS, ORDER_COLUMNS, RENDER_COLUMNS, ROOM_COLUMNS, ROOM_SUMMARY_COLUMNS, TAKE_COLUMNS, inviteOf, memberOf, orderOf, renderOf, roomOf, roomSummaryOf, takeOf, type InviteRow, type MemberRow, type OrderRow, type RenderRow, type RoomRow, type RoomSummaryRow, type TakeRow } from './rows.ts';
 
 /** A take's visuals once its prompt was cleared: the release's own look. */
 const NO_PROMPT = { prompt: null, params: null, summary: null, promptBy: null, promptAtMs: null };
@@ -102,41 +102,13 @@ export class SqliteStore implements Store {
   }
 
   async getRoom(id: string): Promise<RoomRecord | null> {
-    const row = this.#open()
-      .prepare('SELECT id, release_id, created_at, updated_at, closed_at, doc, timeline, creator_id, locked_at FROM rooms WHERE id = ?')
-      .get(id) as
-      | {
-          id: string;
-          release_id: string;
-          created_at: string;
-          updated_at: string;
-          closed_at: string | null;
-          doc: Uint8Array | null;
-          timeline: string | null;
-          creator_id: string | null;
-          locked_at: string | null;
-        }
-      | undefined;
-    if (!row) return null;
-    return {
-      id: row.id,
-      releaseId: row.release_id,
-      createdAt: row.created_at,
-      updatedAt: row.updated_at,
-      closedAt: row.closed_at,
-      doc: row.doc ? new Uint8Array(row.doc) : null,
-      timeline: row.timeline,
-      creatorId: row.creator_id,
-      lockedAt: row.locked_at,
-    };
+    const row = this.#open().prepare(`SELECT ${ROOM_COLUMNS} FROM rooms WHERE id = ?`).get(id) as RoomRow | undefined;
+    return row ? roomOf(row) : null;
   }
 
   async getRoomSummary(id: string): Promise<RoomSummary | null> {
-    const row = this.#open().prepare('SELECT id, release_id, created_at, updated_at, closed_at, creator_id, locked_at FROM rooms WHERE id = ?').get(id) as
-      | { id: string; release_id: string; created_at: string; updated_at: string; closed_at: string | null; creator_id: string | null; locked_at: string | null }
-      | undefined;
-    if (!row) return null;
-    return { id: row.id, releaseId: row.release_id, createdAt: row.created_at, updatedAt: row.updated_at, closedAt: row.closed_at, creatorId: row.creator_id, lockedAt: row.locked_at };
+    const row = this.#open().prepare(`SELECT ${ROOM_SUMMARY_COLUMNS} FROM rooms WHERE id = ?`).get(id) as RoomSummaryRow | undefined;
+    return row ? roomSummaryOf(row) : null;
   }
 
   async saveRoomDoc(id: string, doc: Uint8Array, timeline?: string, fence?: number): Promise<void> {

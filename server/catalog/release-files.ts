@@ -20,9 +20,16 @@ export interface ReleaseFolder {
   release(): void;
 }
 
+/** A folder of a release's files that a reader needs alone (the mixer its stems, the visual engine its pack). */
+export type ReleasePart = 'stems' | 'visual-pack';
+
 /** Where the live mixer, the visual engine and the catalog find a release's files. */
 export interface ReleaseFolders {
-  open(releaseId: string): Promise<ReleaseFolder>;
+  /**
+   * The release's folder; with `part`, only that subfolder's files need be there (S3: only they are
+   * fetched and pinned, so that a still or a loop does not pull every stem into the cache).
+   */
+  open(releaseId: string, part?: ReleasePart): Promise<ReleaseFolder>;
 }
 
 /** The files' version of an ingest: derived from the record's ingest time, so the record names it. */
@@ -62,16 +69,18 @@ export class ReleaseFiles implements ReleaseFolders {
     this.#log = options.log;
   }
 
-  async open(releaseId: string): Promise<ReleaseFolder> {
+  async open(releaseId: string, part?: ReleasePart): Promise<ReleaseFolder> {
     const local = { dir: this.#layout.releaseDir(releaseId), release: () => {} };
     if (this.#blobs.kind === 'local') return local;
     const record = await this.#record(releaseId);
     const prefix = releaseFilesPrefix(record);
-    const objects = await this.#list(prefix);
-    if (objects.length === 0) {
+    const listed = await this.#list(prefix);
+    const objects = part ? listed.filter((o) => o.key.startsWith(`${prefix}${part}/`)) : listed;
+    if (listed.length === 0) {
       if (fs.existsSync(local.dir)) return local;
       throw new BlobNotFoundError(prefix);
     }
+    if (objects.length === 0) throw new BlobNotFoundError(`${prefix}${part}/`);
     // Each file is fetched once per node, however many rooms open the release at once.
     const results = await Promise.allSettled(objects.map((o) => this.#blobs.localFile(o.key)));
     const held = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

@@ -397,7 +397,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     let folder: ReleaseFolder | null = null;
     try {
       // Held while the thread may read the visual pack (once per release and thread).
-      folder = await this.#releases.open(room.release.id);
+      folder = await this.#releases.open(room.release.id, 'visual-pack');
       bytes = await this.#stills.run({ releaseId: room.release.id, releaseDir: folder.dir, width: input.width, height: input.height, frame, text: { Software: SOFTWARE, 'remixroom:manifest': json } });
     } catch (err) {
       throw stillError(err);

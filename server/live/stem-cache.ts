@@ -62,7 +62,7 @@ export class StemCache {
   }
 
   async #load(releaseId: string, stemIds: readonly string[]): Promise<SharedStem[]> {
-    const folder = await this.#folders.open(releaseId);
+    const folder = await this.#folders.open(releaseId, 'stems');
     try {
       return await Promise.all(stemIds.map(async (id) => ({ id, pcm: await readShared(resolveInside(folder.dir, 'stems', `${id}.wav`), `${releaseId}/${id}`) })));
     } finally {

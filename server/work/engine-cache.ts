@@ -29,7 +29,7 @@ export class EngineCache {
 
 /** A release's visual pack, read from its folder (which is let go once read). */
 export async function readPack(folders: ReleaseFolders, releaseId: string): ReturnType<typeof readVisualPack> {
-  const folder = await folders.open(releaseId);
+  const folder = await folders.open(releaseId, 'visual-pack');
   try {
     return await readVisualPack(path.join(folder.dir, 'visual-pack'));
   } finally {

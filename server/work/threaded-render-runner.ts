@@ -82,7 +82,7 @@ export class ThreadedRenderRunner implements Renderer {
     // A loop draws the visuals only.
     const withStems = request.kind !== 'loop';
     // Held for the render: the thread reads the visual pack from it.
-    const folder = await this.#releases.open(release.id);
+    const folder = await this.#releases.open(release.id, 'visual-pack');
     let stems: Awaited<ReturnType<StemCache['acquire']>> = [];
     try {
       if (withStems) stems = await this.#stems.acquire(release.id, release.stems.map((s) => s.id));

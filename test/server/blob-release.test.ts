@@ -115,6 +115,31 @@ describe('releases in S3', function () {
     expect(fs.existsSync(layoutB.releaseDir('rel-s3')), 'node B read through its cache, not DATA_DIR/releases').to.equal(false);
   });
 
+  it('the visual engine (a still, a loop, a render thread) fetches only the visual pack: no stem reaches the cache for it', async () => {
+    const { record } = await ingestRelease(await fixture('pack-only'), { store, layout: layoutA, ffmpeg: null, blobs: await blobsOf(layoutA) });
+    const files = new ReleaseFiles({ store, blobs: await blobsOf(layoutB), layout: layoutB, log });
+    const cached = async () => {
+      const all: string[] = [];
+      const walk = async (dir: string): Promise<void> => {
+        for (const e of await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+          if (e.isDirectory()) await walk(path.join(dir, e.name));
+          else all.push(path.join(dir, e.name));
+        }
+      };
+      await walk(path.join(layoutB.root, 'blob-cache', 'objects'));
+      return all.map((f) => f.slice(f.indexOf(`${record.id}/`)));
+    };
+    expect(await new EngineCache(files).get(record.id)).to.be.an('object');
+    const afterEngine = await cached();
+    expect(afterEngine.some((f) => f.includes('/visual-pack/'))).to.equal(true);
+    expect(afterEngine.filter((f) => f.includes('/stems/'))).to.deep.equal([]);
+    // The mixer's stems come when asked for, and only they.
+    const folder = await files.open(record.id, 'stems');
+    folder.release();
+    expect((await cached()).filter((f) => f.includes('/stems/'))).to.have.length(record.stems.length);
+    expect((await cached()).some((f) => f.includes('/artwork/'))).to.equal(false);
+  });
+
   it('an ingest whose record fails leaves no files in the bucket; --replace moves to new keys and removes the old ones', async () => {
     const blobs = await blobsOf(layoutA);
     const failing = new Proxy(store, {

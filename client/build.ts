@@ -1,5 +1,5 @@
 // Bundles the fan's web app for the browser with esbuild: client/src/main.ts (and
-// the shared/ and media/sfu/browser/ modules it imports) into client/dist/assets,
+// the shared/ modules it imports) into client/dist/assets,
 // with content-hashed names so that they can be cached for good, and writes
 // client/dist/index.html pointing at them. `npm run build:client` runs it; the
 // server serves client/dist (server/http/client-routes.ts).

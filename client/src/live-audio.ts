@@ -11,7 +11,7 @@
 // was on (this tab's sessionStorage), so that a reload brings it back; when the
 // browser refuses to play without a gesture, it is 'blocked' until the next tap
 // or key press anywhere on the page.
-import { listenEmbedded, type MixListener } from '../../media/sfu/browser/embedded-listener.ts';
+import { listenEmbedded, type MixListener } from './live/embedded-listener.ts';
 import type { ConnectionState, RoomConnection } from './room-connection.ts';
 
 export type AudioState = 'off' | 'joining' | 'playing' | 'rejoining' | 'blocked' | 'failed';
@@ -224,7 +224,7 @@ export class LiveAudio {
       const signal = (m: unknown) => this.#conn.signal(m);
       const listener =
         adapter === 'mediasoup'
-          ? await (await import('../../media/sfu/browser/mediasoup-listener.ts')).listenMediasoup(signal, { video: this.#video })
+          ? await (await import('./live/mediasoup-listener.ts')).listenMediasoup(signal, { video: this.#video })
           : await listenEmbedded(signal, {}, { video: this.#video });
       if (!this.#wanted || generation !== this.#generation) {
         await listener.close();

@@ -9,7 +9,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import net from 'node:net';
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpPacket, type RTCRtpTransceiver } from 'werift';
 import { OPUS_CHANNELS, OPUS_CLOCK_RATE, OPUS_FMTP, OPUS_MIME_TYPE, VP8_CLOCK_RATE, VP8_MIME_TYPE, VP8_PAYLOAD_TYPE, InvalidStateError, SignalError, type MemberLeftReason, type SfuRoomStats } from './sfu.ts';
-import { audioAccepted, dropMdnsCandidates, filterCandidates } from './sdp.ts';
+import { audioAccepted, dropMdnsCandidates, filterCandidates } from '../../shared/sdp.ts';
 import { cacheSrtpKeys } from './werift-tuning.ts';
 import { toRpcError, type RpcEvent, type RpcReply, type RpcRequest } from './worker-rpc.ts';
 import type { RtpPortMessage } from '../live/rtp-sink.ts';

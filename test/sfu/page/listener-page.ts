@@ -1,8 +1,8 @@
 // The browser side of the SFU contract suite, bundled with esbuild and served
 // by the test. It joins through the same listener modules the web app uses and
 // measures what arrives: WebRTC stats and the decoded audio, per channel.
-import { listenEmbedded, type MixListener } from '../../../media/sfu/browser/embedded-listener.ts';
-import { listenMediasoup } from '../../../media/sfu/browser/mediasoup-listener.ts';
+import { listenEmbedded, type MixListener } from '../../../client/src/live/embedded-listener.ts';
+import { listenMediasoup } from '../../../client/src/live/mediasoup-listener.ts';
 
 export interface ReceivedStats {
   packetsReceived: number;

@@ -4,7 +4,7 @@
 // parameters carry sprop-stereo=1, which the mediasoup adapter sets.
 import { Device } from 'mediasoup-client';
 import type { types as msc } from 'mediasoup-client';
-import type { MediasoupServerSignal } from '../sfu.ts';
+import type { MediasoupServerSignal } from '../../../shared/sfu-signals.ts';
 import type { ListenOptions, MixListener, SignalFn } from './embedded-listener.ts';
 
 export async function listenMediasoup(signal: SignalFn, options: ListenOptions = {}): Promise<MixListener> {

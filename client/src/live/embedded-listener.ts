@@ -1,7 +1,7 @@
 // Browser side of the embedded adapter: take the server's offer, answer it
 // (saying stereo Opus, which Chromium leaves out), and play the mix.
-import { withOpusStereo } from '../sdp.ts';
-import type { EmbeddedServerSignal } from '../sfu.ts';
+import { withOpusStereo } from '../../../shared/sdp.ts';
+import type { EmbeddedServerSignal } from '../../../shared/sfu-signals.ts';
 
 /** Sends one signaling message to the room (socket.io ack, or a test's bridge) and returns the reply. */
 export type SignalFn = (message: unknown) => Promise<unknown>;

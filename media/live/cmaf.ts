@@ -112,7 +112,15 @@ export class CmafSplitter extends EventEmitter<CmafSplitterEvents> {
   #peek(n: number): Buffer {
     const first = this.#pending[0]!;
     if (first.length >= n) return first.subarray(0, n);
-    return Buffer.concat(this.#pending, Math.min(n, this.#pendingBytes)).subarray(0, n);
+    // Only the few pieces the header spans: a stream pushed in tiny slices must not cost O(pending) per push.
+    const pieces: Buffer[] = [];
+    let have = 0;
+    for (const piece of this.#pending) {
+      if (have >= n) break;
+      pieces.push(piece);
+      have += piece.length;
+    }
+    return Buffer.concat(pieces, Math.min(n, have));
   }
 
   #take(n: number): Buffer {

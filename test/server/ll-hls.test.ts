@@ -339,6 +339,35 @@ describe('LL-HLS rendition', () => {
       r2.push({ data: Buffer.from('late'), durationSec: 0.5, startSec: 0.5, independent: true }); // ignored, no throw
     });
 
+    it('awaitFile holds a request for the hinted next part until it exists; anything else answers at once', async () => {
+      const r = new LlHlsRendition('video', options({ blockTimeoutMs: 60_000 }));
+      r.setInit(videoInit());
+      const feed = new Feeder(r, 2);
+      const first = r.awaitFile('part-0.0.m4s'); // before anything: the first part
+      feed.push(1);
+      expect((await first)!.body.equals(feed.rendition.file('part-0.0.m4s')!.body)).to.equal(true);
+      expect(await r.awaitFile('part-0.5.m4s')).to.equal(null); // not the next one
+      expect(await r.awaitFile('seg-0.m4s')).to.equal(null); // whole segments are not held
+      expect(await r.awaitFile('part-0.0.m4s')).to.not.equal(null);
+      feed.push(3); // segment 0 has parts 0..3; the next is part-0.4 or part-1.0
+      const sameSegment = r.awaitFile('part-0.4.m4s');
+      const nextSegment = r.awaitFile('part-1.0.m4s');
+      expect(r.waiting).to.equal(2);
+      const [pushed] = feed.push(1); // independent and the segment is full: it opens segment 1
+      expect((await nextSegment)!.body.equals(pushed!.data)).to.equal(true);
+      expect(await sameSegment).to.equal(null); // it will never exist: answered, not left to time out
+      const late = r.awaitFile('part-1.1.m4s');
+      r.close();
+      expect(await late).to.equal(null);
+      expect(r.waiting).to.equal(0);
+
+      const t = new LlHlsRendition('video', options({ blockTimeoutMs: 20 }));
+      t.setInit(videoInit());
+      new Feeder(t, 2).push(1);
+      expect(await t.awaitFile('part-0.1.m4s')).to.equal(null);
+      expect(t.waiting).to.equal(0);
+    });
+
     it('beyond maxWaiters a request is answered at once with the current playlist', async () => {
       const r = new LlHlsRendition('audio', options({ maxWaiters: 2 }));
       r.setInit(audioInit);

@@ -162,6 +162,14 @@ interface Segment {
   data: Buffer | null;
 }
 
+interface FileWaiter {
+  msn: number;
+  part: number;
+  name: string;
+  resolve(file: HlsFile | null): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
 interface Waiter {
   msn: number;
   part: number | undefined;
@@ -186,6 +194,7 @@ export class LlHlsRendition {
   #partTargetSec: number;
   #targetDurationSec: number;
   #waiters = new Set<Waiter>();
+  #fileWaiters = new Set<FileWaiter>();
   #version = 0;
   #rendered = new Map<string, string>();
   #closed = false;
@@ -334,7 +343,13 @@ export class LlHlsRendition {
   #changed(): void {
     this.#version++;
     this.#rendered.clear();
-    if (this.#waiters.size === 0) return;
+    for (const waiter of [...this.#fileWaiters]) {
+      const file = this.file(waiter.name);
+      if (!file && this.#couldBeNext(waiter.msn, waiter.part)) continue;
+      this.#fileWaiters.delete(waiter);
+      clearTimeout(waiter.timer);
+      waiter.resolve(file);
+    }
     for (const waiter of [...this.#waiters]) {
       if (!this.#satisfied(waiter.msn, waiter.part)) continue;
       this.#waiters.delete(waiter);
@@ -376,8 +391,9 @@ export class LlHlsRendition {
     return this.#droppedChunks;
   }
 
+  /** Blocked playlist reloads and part requests. */
   get waiting(): number {
-    return this.#waiters.size;
+    return this.#waiters.size + this.#fileWaiters.size;
   }
 
   get closed(): boolean {
@@ -424,7 +440,7 @@ export class LlHlsRendition {
     } else if (this.#segments.length > 0) {
       return Promise.resolve(this.#render(access));
     }
-    if (this.#waiters.size >= this.#opts.maxWaiters) {
+    if (this.waiting >= this.#opts.maxWaiters) {
       if (this.#segments.length > 0) return Promise.resolve(this.#render(access));
       throw new HlsUnavailable(`the ${this.name} rendition has not started yet`);
     }
@@ -557,6 +573,41 @@ export class LlHlsRendition {
     return null;
   }
 
+  /**
+   * Like file(), but a request for the part that comes next (what EXT-X-PRELOAD-HINT names, which players
+   * such as Safari's fetch ahead) is held until it exists, for at most blockTimeoutMs (RFC 8216bis 6.2.6).
+   * Anything else answers at once; null when it cannot or did not come (404).
+   */
+  awaitFile(name: string): Promise<HlsFile | null> {
+    const now = this.file(name);
+    if (now || this.#closed) return Promise.resolve(now);
+    const m = /^part-(0|[1-9][0-9]{0,14})\.(0|[1-9][0-9]{0,3})\.m4s$/.exec(name);
+    if (!m) return Promise.resolve(null);
+    const msn = Number(m[1]);
+    const part = Number(m[2]);
+    if (!this.#couldBeNext(msn, part) || this.waiting >= this.#opts.maxWaiters) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const waiter: FileWaiter = {
+        msn,
+        part,
+        name,
+        resolve,
+        timer: setTimeout(() => {
+          this.#fileWaiters.delete(waiter);
+          resolve(null);
+        }, this.#opts.blockTimeoutMs),
+      };
+      this.#fileWaiters.add(waiter);
+    });
+  }
+
+  /** Whether part `part` of segment `msn` may be the next part pushed. */
+  #couldBeNext(msn: number, part: number): boolean {
+    const open = this.#open();
+    if (!open) return msn === this.#nextMsn && part === 0;
+    return (msn === open.msn && part === open.parts.length) || (msn === open.msn + 1 && part === 0);
+  }
+
   #segment(msn: number): Segment | undefined {
     const first = this.#segments[0];
     if (!first) return undefined;
@@ -573,6 +624,11 @@ export class LlHlsRendition {
       waiter.reject(new HlsUnavailable(`the ${this.name} rendition has ended`));
     }
     this.#waiters.clear();
+    for (const waiter of this.#fileWaiters) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(null);
+    }
+    this.#fileWaiters.clear();
     this.#segments = [];
     this.#inits.clear();
     this.#rendered.clear();

@@ -42,6 +42,8 @@ export class CmafError extends Error {
 
 const SAMPLE_IS_NON_SYNC = 0x0001_0000;
 
+type Ready = CmafInit | CmafChunk;
+
 interface TrackDefaults {
   duration: number;
   flags: number;
@@ -70,10 +72,21 @@ export class CmafSplitter extends EventEmitter<CmafSplitterEvents> {
     if (this.#failed || bytes.length === 0) return;
     this.#pending.push(bytes);
     this.#pendingBytes += bytes.length;
+    // Parse first, emit after: a listener's own exception is its own, not taken for malformed input.
+    const ready: Ready[] = [];
+    let failure: Error | null = null;
     try {
-      this.#drain();
+      this.#drain(ready);
     } catch (err) {
-      this.#fail(err instanceof CmafError ? err : new CmafError(`malformed fragmented MP4: ${(err as Error).message}`));
+      failure = err instanceof CmafError ? err : new CmafError(`malformed fragmented MP4: ${(err as Error).message}`);
+    }
+    try {
+      for (const item of ready) {
+        if ('tracks' in item) this.emit('init', item);
+        else this.emit('chunk', item);
+      }
+    } finally {
+      if (failure) this.#fail(failure);
     }
   }
 
@@ -86,7 +99,7 @@ export class CmafSplitter extends EventEmitter<CmafSplitterEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
-  #drain(): void {
+  #drain(ready: Ready[]): void {
     while (!this.#failed && this.#pendingBytes >= 8) {
       const head = this.#peek(Math.min(16, this.#pendingBytes));
       let size = head.readUInt32BE(0);
@@ -105,7 +118,8 @@ export class CmafSplitter extends EventEmitter<CmafSplitterEvents> {
       }
       if (size > MAX_BOX_BYTES) throw new CmafError(`box '${type}' claims ${size} bytes, more than the ${MAX_BOX_BYTES} allowed`);
       if (this.#pendingBytes < size) return;
-      this.#box(type, this.#take(size));
+      const item = this.#box(type, this.#take(size));
+      if (item) ready.push(item);
     }
   }
 
@@ -146,11 +160,11 @@ export class CmafSplitter extends EventEmitter<CmafSplitterEvents> {
     return out;
   }
 
-  #box(type: string, box: Buffer): void {
+  #box(type: string, box: Buffer): Ready | null {
     switch (type) {
       case 'ftyp':
         this.#ftyp = Buffer.from(box);
-        return;
+        return null;
       case 'moov': {
         if (this.#moof) throw new CmafError("a 'moov' between a 'moof' and its 'mdat'");
         const { tracks, trex } = parseMoov(box);
@@ -158,25 +172,23 @@ export class CmafSplitter extends EventEmitter<CmafSplitterEvents> {
         this.#trex = trex;
         const data = this.#ftyp ? Buffer.concat([this.#ftyp, box]) : Buffer.from(box);
         this.#init = { data, tracks };
-        this.emit('init', this.#init);
-        return;
+        return this.#init;
       }
       case 'moof':
         if (!this.#init) throw new CmafError("a 'moof' before any 'moov'");
         if (this.#moof) throw new CmafError("two 'moof' boxes without an 'mdat' between them");
         this.#moof = Buffer.from(box);
-        return;
+        return null;
       case 'mdat': {
         const moof = this.#moof;
         if (!moof) throw new CmafError("an 'mdat' without its 'moof'");
         this.#moof = null;
         const timing = this.#timing(moof);
-        this.emit('chunk', { data: Buffer.concat([moof, box]), ...timing });
-        return;
+        return { data: Buffer.concat([moof, box]), ...timing };
       }
       default:
         // styp, sidx, prft, free, mfra (written at the end) …: nothing a player of parts needs.
-        return;
+        return null;
     }
   }
 

@@ -271,6 +271,24 @@ describe('CMAF splitter (real ffmpeg fragmented MP4)', function () {
       expect(feed(inits[0]!.data, moof, moof).errors[0]!.message).to.match(/two 'moof'/);
     });
 
+    it('chunks before the bad box are still emitted, then the error; a listener\'s own exception is not taken for bad input', () => {
+      const { inits, chunks } = split(av);
+      const got = feed(inits[0]!.data, chunks[0]!.data, Buffer.from('\0\0\0\x04moof....'));
+      expect(got.chunks).to.have.length(1);
+      expect(got.errors).to.have.length(1);
+
+      const splitter = new CmafSplitter();
+      const errors: Error[] = [];
+      splitter.on('error', (e) => errors.push(e));
+      splitter.on('chunk', () => {
+        throw new Error('listener bug');
+      });
+      splitter.push(inits[0]!.data);
+      expect(() => splitter.push(chunks[0]!.data)).to.throw('listener bug');
+      expect(errors).to.deep.equal([]);
+      expect(splitter.failed).to.equal(null);
+    });
+
     it('with nobody listening for errors, push does not throw and `failed` says why', () => {
       const splitter = new CmafSplitter();
       expect(() => splitter.push(Buffer.from('this is not an mp4 file at all'))).not.to.throw();

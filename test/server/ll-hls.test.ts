@@ -491,6 +491,71 @@ describe('LL-HLS rendition', () => {
       await work?.remove();
     });
 
+    it('live: a player loop of blocking reloads and hinted parts gets every part in order while ffmpeg encodes in real time', async () => {
+      const { spawn } = await import('node:child_process');
+      const rendition = new LlHlsRendition('video', options({ now: Date.now, blockTimeoutMs: 6000 }));
+      const splitter = new CmafSplitter();
+      splitter.on('init', (init) => rendition.setInit(init));
+      splitter.on('chunk', (chunk) => rendition.push(chunk));
+      splitter.on('error', (e) => expect.fail(e.message));
+      const ffmpeg = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc=size=320x180:rate=15', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+        '-t', '4', '-map', '0:v', '-map', '1:a', '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', '15', '-keyint_min', '15', '-sc_threshold', '0', '-pix_fmt', 'yuv420p',
+        '-c:a', 'aac', '-b:a', '128k', '-f', 'mp4', '-movflags', '+frag_keyframe+empty_moov+default_base_moof', '-frag_duration', '500000', '-flush_packets', '1', 'pipe:1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      ffmpeg.stdout.on('data', (b: Buffer) => splitter.push(b));
+      const exited = new Promise<number | null>((resolve) => ffmpeg.on('exit', resolve));
+      let ended = false;
+      void exited.then(() => {
+        ended = true;
+        rendition.close(); // what the owner does when the encoder stops: held requests are answered
+      });
+      try {
+        // As hls.js in low-latency mode: read the playlist, then ask for the part after the last one seen.
+        let text = await rendition.playlist();
+        const init = rendition.file(/URI="([^"]+)"/.exec(text.split('\n').find((l) => l.startsWith('#EXT-X-MAP'))!)![1]!)!.body;
+        const got: { name: string; body: Buffer }[] = [];
+        let next = { msn: 0, part: 0 };
+        let reloads = 0;
+        while (!ended) {
+          const hint = /PRELOAD-HINT:TYPE=PART,URI="([^"]+)"/.exec(text)?.[1];
+          const [reloaded, hinted] = await Promise.all([
+            rendition.playlist(next).then((t) => t, () => null),
+            hint ? rendition.awaitFile(hint) : Promise.resolve(null),
+          ]);
+          if (reloaded === null) break;
+          text = reloaded;
+          reloads++;
+          for (const p of parse(text).segments.flatMap((s) => s.parts.map((part) => ({ ...part, msn: s.msn })))) {
+            if (got.some((g) => g.name === p.uri)) continue;
+            const file = rendition.file(p.uri)!;
+            if (hint === p.uri && hinted) expect(hinted.body.equals(file.body)).to.equal(true);
+            got.push({ name: p.uri, body: file.body });
+          }
+          const latest = rendition.latest!;
+          next = { msn: latest.msn, part: latest.part + 1 };
+        }
+        expect(await exited).to.equal(0);
+        // every part, in order, none missing
+        const order = got.map((g) => g.name.match(/^part-(\d+)\.(\d+)\.m4s$/)!.slice(1).map(Number));
+        expect(order[0]).to.deep.equal([0, 0]);
+        for (let i = 1; i < order.length; i++) {
+          const [pm, pp] = order[i - 1]!;
+          const [m, p] = order[i]!;
+          expect(m === pm ? p === pp! + 1 : m === pm! + 1 && p === 0, `${order[i - 1]} then ${order[i]}`).to.equal(true);
+        }
+        expect(reloads).to.be.greaterThan(order.length / 2); // blocking reloads, one per new part or so
+        const file = path.join(work.path, 'live.mp4');
+        fs.writeFileSync(file, Buffer.concat([init, ...got.map((g) => g.body)]));
+        const probe = await run('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name:format=duration', '-of', 'json', file]);
+        const info = JSON.parse(probe.stdout) as { streams: { codec_name: string }[]; format: { duration: string } };
+        expect(info.streams.map((s) => s.codec_name).sort()).to.deep.equal(['aac', 'h264']);
+        expect(Number(info.format.duration)).to.be.within(3, 4.2);
+      } finally {
+        ffmpeg.kill('SIGKILL');
+        await exited;
+        rendition.close();
+      }
+    });
+
     for (const kind of ['video', 'audio'] as const) {
       it(`${kind}: segments and playlist read back with the stream's duration and codecs`, async () => {
         const inputs = kind === 'video'

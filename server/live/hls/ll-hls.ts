@@ -243,6 +243,7 @@ export class LlHlsRendition {
     // Before the first segment there is nothing to be discontinuous with (a start snapshot has already asked for one).
     if (this.#closed || this.#segments.length === 0) return;
     this.#pendingDiscontinuity = true;
+    this.#rendered.clear(); // the preload hint now names the next segment's first part
   }
 
   push(chunk: CmafChunk): void {

@@ -45,9 +45,8 @@ export interface BroadcastSettings {
 
 export const DEFAULT_BROADCAST: BroadcastSettings = { width: 640, height: 360, fps: 15, videoKbps: 800, audioKbps: 128, keyframeIntervalSec: 1, partSec: 0.5 };
 
-/** A chunk as the encoder hands it out: a CMAF chunk and the wall-clock time of its first sample. */
+/** A chunk as the encoder hands it out: a CMAF chunk with the wall-clock time of its first sample. */
 export interface BroadcastChunk extends CmafChunk {
-  /** ms since the epoch at which this chunk's first sample was the room's present. */
   wallClockMs: number;
 }
 

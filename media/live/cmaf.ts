@@ -29,6 +29,12 @@ export interface CmafChunk {
   startSec: number;
   /** The video track's first sample is a sync sample (audio-only: always true). */
   independent: boolean;
+  /**
+   * When the producer knows it: the wall clock (ms since the epoch) at which this chunk's first
+   * sample was live (the broadcast encoder writes its inputs on the wall clock). The splitter
+   * cannot know it and leaves it out.
+   */
+  wallClockMs?: number;
 }
 
 export type CmafSplitterEvents = { init: [CmafInit]; chunk: [CmafChunk]; error: [Error] };

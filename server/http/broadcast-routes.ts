@@ -184,19 +184,20 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
       try {
         const query = parseBlockingQuery(new URL(req.originalUrl, 'http://x').searchParams);
         text = await rendition.playlist({ ...query, access: `k=${k}` });
-      } catch (err) {
+      } catch (err: unknown) {
         throw hlsHttpError(err);
       }
       sendPlaylist(res, text, query(req));
       return;
     }
-    const found = rendition.file(file);
+    // The part a preload hint names is held until it exists (players fetch it ahead); anything else answers at once.
+    const found = await rendition.awaitFile(file);
     if (!found) {
       res.setHeader('Cache-Control', hlsCacheControl('not-found'));
       throw new HttpError('not_found', 'no such part or segment (not made yet, or dropped from the window)');
     }
     res.setHeader('Content-Type', found.contentType);
-    res.setHeader('Cache-Control', found.cacheControl);
+    res.setHeader('Cache-Control', hlsCacheControl(found.immutable ? 'media' : 'playlist'));
     res.send(found.body);
   });
 

@@ -194,7 +194,8 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
       artwork: (releaseId) => this.#releaseArtwork(releaseId),
       ffmpeg: b!.ffmpeg!,
       ...(b?.settings ? { settings: b.settings } : {}),
-      hls: { segmentTargetSec: b?.segmentSec ?? 2 },
+      // Six segments in the playlist; a blocking reload waits at most three target durations (RFC 8216bis 6.2.5.2).
+      hls: { segmentTargetSec: b?.segmentSec ?? 2, windowSegments: 6, blockTimeoutMs: 3 * (b?.segmentSec ?? 2) * 1000 },
       ...(b?.restart ? { restart: b.restart } : {}),
       ...(b?.endedKeepMs !== undefined ? { endedKeepMs: b.endedKeepMs } : {}),
       log: this.#opts.log,

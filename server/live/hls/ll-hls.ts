@@ -198,6 +198,8 @@ export class LlHlsRendition {
   #version = 0;
   #rendered = new Map<string, string>();
   #closed = false;
+  /** The broadcast stopped: the playlist says EXT-X-ENDLIST (until more comes after a restart). */
+  #ended = false;
   #droppedChunks = 0;
 
   constructor(name: string, opts: LlHlsOptions) {
@@ -228,6 +230,7 @@ export class LlHlsRendition {
   /** A new init after the first one means the encoder restarted: the next segment opens with a discontinuity. */
   setInit(init: CmafInit): void {
     if (this.#closed) return;
+    this.#reopen();
     const codecs = [...init.tracks].sort((a, b) => (a.kind === b.kind ? a.id - b.id : a.kind === 'video' ? -1 : 1)).map((t) => t.codec).join(',');
     const contentType = init.tracks.some((t) => t.kind === 'video') ? 'video/mp4' : 'audio/mp4';
     if (this.#initsSeen++ > 0) this.discontinuity();
@@ -248,6 +251,7 @@ export class LlHlsRendition {
 
   push(chunk: CmafChunk): void {
     if (this.#closed) return;
+    this.#reopen();
     const init = this.#init;
     if (!init) {
       this.#droppedChunks++;
@@ -267,7 +271,7 @@ export class LlHlsRendition {
         this.#droppedChunks++;
         return;
       }
-      this.#openSegment(part, startSec, true);
+      this.#openSegment(part, startSec, true, chunk.wallClockMs);
     } else if (
       (chunk.independent && open.durationSec >= this.#opts.segmentTargetSec - 0.001) ||
       open.durationSec >= this.#opts.segmentTargetSec * FORCED_CUT_TARGETS ||
@@ -284,14 +288,16 @@ export class LlHlsRendition {
     this.#changed();
   }
 
-  #openSegment(part: Part, startSec: number, fresh: boolean): void {
+  #openSegment(part: Part, startSec: number, fresh: boolean, wallClockMs?: number): void {
     const previous = this.#open();
     if (previous) this.#closeSegment(previous);
     const discontinuity = fresh && this.#pendingDiscontinuity;
     if (discontinuity) this.#cc++;
     if (fresh && (discontinuity || !this.#anchor)) {
-      // The chunk arrives when its last sample is encoded: its first sample was about its duration ago.
-      this.#anchor = { wallMs: this.#opts.now() - part.durationSec * 1000, mediaSec: startSec };
+      // Where the producer knows when the chunk was live, that; else: the chunk arrives when its last
+      // sample is encoded, so its first sample was about its duration ago.
+      const wallMs = wallClockMs !== undefined && Number.isFinite(wallClockMs) ? wallClockMs : this.#opts.now() - part.durationSec * 1000;
+      this.#anchor = { wallMs, mediaSec: startSec };
     }
     this.#pendingDiscontinuity = false;
     const anchor = this.#anchor!;
@@ -401,6 +407,42 @@ export class LlHlsRendition {
     return this.#closed;
   }
 
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /**
+   * The broadcast stopped: the open segment closes, the playlist ends with EXT-X-ENDLIST (players
+   * stop there instead of failing), held reloads are answered with it and held part requests with
+   * 404. The files stay readable until close(). A push after it (a restart) goes on after a discontinuity.
+   */
+  end(): void {
+    if (this.#closed || this.#ended) return;
+    this.#ended = true;
+    const open = this.#open();
+    if (open) this.#closeSegment(open);
+    this.#rendered.clear();
+    this.#version++;
+    for (const waiter of this.#waiters) {
+      clearTimeout(waiter.timer);
+      if (this.#segments.length > 0) waiter.resolve(this.#render(waiter.access));
+      else waiter.reject(new HlsUnavailable(`the ${this.name} rendition has ended`));
+    }
+    this.#waiters.clear();
+    for (const waiter of this.#fileWaiters) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(null);
+    }
+    this.#fileWaiters.clear();
+  }
+
+  #reopen(): void {
+    if (!this.#ended) return;
+    this.#ended = false;
+    this.#rendered.clear();
+    if (this.#segments.length > 0) this.#pendingDiscontinuity = true;
+  }
+
   snapshot(): LlHlsSnapshot {
     return { nextMsn: this.#nextMsn, discontinuitySequence: this.#cc, nextInitId: this.#nextInitId };
   }
@@ -426,6 +468,8 @@ export class LlHlsRendition {
     if (part !== undefined && msn === undefined) throw new HlsBadRequest('_HLS_part without _HLS_msn');
     const access = accessSuffix(query.access);
     if (this.#closed) throw new HlsUnavailable(`the ${this.name} rendition has ended`);
+    // Ended: nothing more will come; every reload gets the final playlist at once.
+    if (this.#ended && this.#segments.length > 0) return Promise.resolve(this.#render(access));
     if (msn !== undefined) {
       const open = this.#open();
       const lastWhole = open ? open.msn - 1 : this.#nextMsn - 1;
@@ -523,8 +567,9 @@ export class LlHlsRendition {
         lines.push(`seg-${s.msn}.m4s${access}`);
       }
     }
-    const hint = this.#nextPartName();
+    const hint = this.#ended ? null : this.#nextPartName();
     if (hint) lines.push(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${hint}${access}"`);
+    if (this.#ended) lines.push('#EXT-X-ENDLIST');
     const text = `${lines.join('\n')}\n`;
     if (this.#rendered.size >= PLAYLIST_CACHE_ENTRIES) this.#rendered.clear();
     this.#rendered.set(access, text);
@@ -581,7 +626,7 @@ export class LlHlsRendition {
    */
   awaitFile(name: string): Promise<HlsFile | null> {
     const now = this.file(name);
-    if (now || this.#closed) return Promise.resolve(now);
+    if (now || this.#closed || this.#ended) return Promise.resolve(now);
     const m = /^part-(0|[1-9][0-9]{0,14})\.(0|[1-9][0-9]{0,3})\.m4s$/.exec(name);
     if (!m) return Promise.resolve(null);
     const msn = Number(m[1]);

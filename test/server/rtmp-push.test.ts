@@ -5,6 +5,9 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { RtmpPush, type RtmpState } from '../../server/live/rtmp-push.ts';
@@ -13,6 +16,7 @@ import { commandExists, requireComponent } from '../support/components.ts';
 import { TestFragmentSource } from '../support/fmp4-source.ts';
 import { nginxRtmpAvailable, sharedNginxRtmp, TestNginxRtmp } from '../support/nginx-rtmp.ts';
 import { waitFor } from '../support/room-clients.ts';
+import { tempDir } from '../support/temp.ts';
 
 const run = promisify(execFile);
 
@@ -171,7 +175,6 @@ describe('RTMP push (real nginx-rtmp, real ffmpeg)', function () {
       expect(own.publishes.filter((p) => p.name === key).length).to.equal(2);
       await push.stop();
       expect(states.at(-1)!.status).to.equal('stopped');
-      if (process.env['RTMP_DEBUG']) console.log(states, lines.join(''));
       expect(ffmpegChildren().filter((pid) => pid !== source.pid)).to.deep.equal([]);
       expect(lines.join('\n')).not.to.include(key);
     } finally {
@@ -199,5 +202,54 @@ describe('RTMP push (real nginx-rtmp, real ffmpeg)', function () {
     expect(push.state.status).to.equal('live');
     await push.stop();
     expect(() => process.kill(pusher!, 0)).to.throw();
+  });
+
+  it('rtmps: Node carries the push over TLS to the checked address, with the host name as SNI and the certificate checked against it', async function () {
+    requireComponent('openssl', commandExists('openssl'), this);
+    // A TLS terminator in front of nginx-rtmp (as stunnel would be), with a certificate for ingest.test.
+    const dir = await tempDir('rtmps');
+    const servernames: (string | false | null)[] = [];
+    let terminator: tls.Server | null = null;
+    try {
+      const keyFile = path.join(dir.path, 'key.pem');
+      const certFile = path.join(dir.path, 'cert.pem');
+      await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=ingest.test', '-addext', 'subjectAltName=DNS:ingest.test']);
+      const cert = fs.readFileSync(certFile);
+      terminator = tls.createServer({ key: fs.readFileSync(keyFile), cert }, (socket) => {
+        servernames.push(socket.servername);
+        const upstream = net.connect(nginx.port, '127.0.0.1');
+        socket.pipe(upstream).pipe(socket);
+        socket.on('error', () => upstream.destroy());
+        upstream.on('error', () => socket.destroy());
+        socket.on('close', () => upstream.destroy());
+      });
+      await new Promise<void>((resolve) => terminator!.listen(0, '127.0.0.1', resolve));
+      const tlsPort = (terminator.address() as net.AddressInfo).port;
+      const url = `rtmps://ingest.test:${tlsPort}/live`;
+      const lookup = async () => ['127.0.0.1'];
+
+      const key = freshKey('tls');
+      nginx.allowedKeys.add(key);
+      const { log, lines } = capturedLogger();
+      const source = track(new TestFragmentSource({ durationSec: 60, toneOffAtSec: 60 }));
+      const target = await checkRtmpTarget(url, key, { allowPrivate: true, lookup });
+      const push = track(new RtmpPush({ ffmpeg: 'ffmpeg', target, source, log, tlsCa: cert }));
+      push.start();
+      await waitFor(() => push.state.status === 'live', 20_000, 'the rtmps push to go live');
+      expect(servernames).to.deep.equal(['ingest.test']);
+      expect(nginx.publishes.filter((p) => p.name === key)).to.deep.equal([{ name: key, tcUrl: url, allowed: true }]);
+      await push.stop();
+
+      // Without the test's CA the certificate is not trusted: refused, never pushed in the clear.
+      const untrusted = track(new RtmpPush({ ffmpeg: 'ffmpeg', target, source, log, backoff: { initialMs: 50, maxMs: 50 }, maxFailures: 2 }));
+      untrusted.start();
+      await waitFor(() => untrusted.state.status === 'failed', 20_000, 'the untrusted push to give up');
+      expect(untrusted.state.lastError).to.match(/^the TLS connection to rtmps:\/\/ingest\.test:\d+\/live failed: self[- ]signed certificate/);
+      expect(nginx.publishes.filter((p) => p.name === key)).to.have.length(1);
+      expect(lines.join('\n')).not.to.include(key);
+    } finally {
+      terminator?.close();
+      await dir.remove();
+    }
   });
 });

@@ -55,7 +55,8 @@ const DEFAULT_PORTS: Record<string, number> = { 'rtmp:': 1935, 'rtmps:': 443 };
  * is not public (unless allowPrivate).
  */
 export async function checkRtmpTarget(url: string, key: string, opts: RtmpTargetOptions): Promise<RtmpTarget> {
-  if (typeof url !== 'string' || url.length === 0) throw new RtmpTargetError('the RTMP URL is missing');
+  if (typeof url !== 'string' || url.trim().length === 0) throw new RtmpTargetError('the RTMP URL is missing');
+  url = url.trim();
   if (url.length > RTMP_URL_MAX_CHARS) throw new RtmpTargetError(`the RTMP URL is longer than ${RTMP_URL_MAX_CHARS} characters`);
   checkKey(key);
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
@@ -64,7 +65,7 @@ export async function checkRtmpTarget(url: string, key: string, opts: RtmpTarget
   }
   let parsed: URL;
   try {
-    parsed = new URL(url.trim());
+    parsed = new URL(url);
   } catch {
     throw new RtmpTargetError('the RTMP URL cannot be read (expected rtmp://host[:port]/app)');
   }
@@ -81,13 +82,13 @@ export async function checkRtmpTarget(url: string, key: string, opts: RtmpTarget
   const app = decodePath(parsed.pathname);
 
   const addresses = net.isIP(host) ? [host] : await resolve(host, opts.lookup);
-  if (!opts.allowPrivate) {
-    for (const address of addresses) {
-      const why = nonPublicReason(address);
-      if (why) {
-        const named = address === host ? host : `${host} (${address})`;
-        throw new RtmpTargetError(`the RTMP URL points at ${named}, ${why}: the server does not push to non-public addresses`);
-      }
+  for (const address of addresses) {
+    const why = nonPublicReason(address);
+    // allowPrivate opens loopback and private networks; an unspecified, multicast or broadcast
+    // address is never an ingest (0.0.0.0 would even reach this machine's own ports).
+    if (why && (!opts.allowPrivate || /unspecified|multicast|broadcast/.test(why))) {
+      const named = address === host ? host : `${host} (${address})`;
+      throw new RtmpTargetError(`the RTMP URL points at ${named}, ${why}: the server does not push to non-public addresses`);
     }
   }
   const tls = parsed.protocol === 'rtmps:';

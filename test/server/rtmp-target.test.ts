@@ -29,7 +29,7 @@ async function refusal(url: string, key = KEY, opts: RtmpTargetOptions = publicO
 
 describe('RTMP targets', () => {
   it('a public ingest is accepted: the key is kept apart, the display never holds it, the address is pinned', async () => {
-    const t = await checkRtmpTarget('rtmp://a.rtmp.youtube.com/live2', KEY, publicOnly);
+    const t = await checkRtmpTarget('  rtmp://a.rtmp.youtube.com/live2 ', KEY, publicOnly);
     expect(t.display).to.equal('rtmp://a.rtmp.youtube.com/live2');
     expect(t.display).not.to.include(KEY);
     expect(t).to.include({ tls: false, host: 'a.rtmp.youtube.com', address: PUBLIC_V4, port: 1935, app: 'live2', key: KEY, tcUrl: 'rtmp://a.rtmp.youtube.com/live2' });
@@ -147,5 +147,9 @@ describe('RTMP targets', () => {
     expect(t).to.include({ address: '127.0.0.1', port: 19350, app: 'live' });
     const named = await checkRtmpTarget('rtmp://ingest.lan/live', KEY, { allowPrivate: true, lookup: resolver({ 'ingest.lan': ['192.168.1.20'] }) });
     expect(named).to.include({ host: 'ingest.lan', address: '192.168.1.20', tcUrl: 'rtmp://ingest.lan/live' });
+    // Never an ingest, allowed or not.
+    for (const address of ['0.0.0.0', '224.0.0.1', '255.255.255.255', '[::]', '[ff02::1]']) {
+      expect((await refusal(`rtmp://${address}/live`, KEY, { allowPrivate: true })).message, address).to.match(/unspecified|multicast|broadcast/);
+    }
   });
 });

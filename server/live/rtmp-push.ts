@@ -248,9 +248,9 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
       this.#writeInit(init);
       return;
     }
-    if (this.#fedInit.data.equals(init.data)) return;
-    // A new init (the encoder restarted): an MP4 input cannot change its tracks midway, so this
-    // ffmpeg ends and a new one starts at once with the new init (the ingest sees a reconnect).
+    // A new init means the encoder restarted (its bytes may even be the same): its timestamps
+    // start again, and an MP4 input can neither go back in time nor change its tracks midway. So
+    // this ffmpeg ends and a new one starts at once with the new init (the ingest sees a reconnect).
     this.#log.info('rtmp push: the source has a new init segment; restarting ffmpeg');
     this.#restartForInit = true;
     child.stdin!.end();

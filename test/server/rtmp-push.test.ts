@@ -10,7 +10,8 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
-import { RtmpPush, type RtmpState } from '../../server/live/rtmp-push.ts';
+import { EventEmitter } from 'node:events';
+import { RtmpPush, type FragmentChunk, type FragmentInit, type FragmentSource, type RtmpState } from '../../server/live/rtmp-push.ts';
 import { checkRtmpTarget } from '../../server/live/rtmp-target.ts';
 import { commandExists, requireComponent } from '../support/components.ts';
 import { TestFragmentSource } from '../support/fmp4-source.ts';
@@ -60,6 +61,23 @@ async function audioLevels(file: string, windowSec: number): Promise<number[]> {
     levels.push(10 * Math.log10(sum / per + 1e-12));
   }
   return levels;
+}
+
+/** Forwards one TestFragmentSource at a time, as the room's source does when its encoder restarts. */
+class SwitchingSource extends EventEmitter<{ init: [FragmentInit]; chunk: [FragmentChunk] }> implements FragmentSource {
+  init: FragmentInit | null = null;
+  #from: TestFragmentSource | null = null;
+  readonly #onInit = (init: FragmentInit) => {
+    this.init = init;
+    this.emit('init', init);
+  };
+  readonly #onChunk = (chunk: FragmentChunk) => this.emit('chunk', chunk);
+
+  use(source: TestFragmentSource): void {
+    this.#from?.off('init', this.#onInit).off('chunk', this.#onChunk);
+    this.#from = source;
+    source.on('init', this.#onInit).on('chunk', this.#onChunk);
+  }
 }
 
 describe('RTMP push (real nginx-rtmp, real ffmpeg)', function () {
@@ -251,5 +269,29 @@ describe('RTMP push (real nginx-rtmp, real ffmpeg)', function () {
       terminator?.close();
       await dir.remove();
     }
+  });
+
+  it('a new init segment (the encoder restarted): ffmpeg is restarted at once with it, not counted as a failure', async () => {
+    const key = freshKey('restart');
+    nginx.allowedKeys.add(key);
+    const { log } = capturedLogger();
+    const source = new SwitchingSource();
+    const first = track(new TestFragmentSource({ durationSec: 60, toneOffAtSec: 60 }));
+    source.use(first);
+    const target = await checkRtmpTarget(nginx.url, key, { allowPrivate: true });
+    const push = track(new RtmpPush({ ffmpeg: 'ffmpeg', target, source, log, maxFailures: 1 }));
+    const states: RtmpState[] = [];
+    push.on('state', (s) => states.push(s));
+    push.start();
+    await waitFor(() => push.state.status === 'live', 20_000, 'the push to go live');
+    const [before] = ffmpegChildren().filter((pid) => pid !== first.pid);
+    const second = track(new TestFragmentSource({ durationSec: 60, toneOffAtSec: 60 }));
+    source.use(second);
+    await first.stop();
+    await waitFor(() => states.filter((s) => s.status === 'live').length === 2, 20_000, 'live again after the new init');
+    expect(states.map((s) => s.status)).to.deep.equal(['connecting', 'live', 'connecting', 'live']);
+    expect(push.state).to.include({ attempts: 0, lastError: null });
+    expect(() => process.kill(before!, 0)).to.throw();
+    expect(nginx.publishes.filter((p) => p.name === key)).to.have.length(2);
   });
 });

@@ -1,5 +1,6 @@
 // Mocha root hooks: whatever the whole run shares is removed at its end.
 import { removeDemoTemplate } from './demo-data.ts';
+import { stopSharedNginxRtmp } from './nginx-rtmp.ts';
 import { stopSharedPostgres } from './postgres.ts';
 import { stopSharedS3 } from './s3.ts';
 
@@ -8,5 +9,6 @@ export const mochaHooks = {
     await removeDemoTemplate();
     await stopSharedPostgres();
     await stopSharedS3();
+    await stopSharedNginxRtmp();
   },
 };

@@ -41,6 +41,8 @@ const BroadcastBody = z.object({ enabled: z.boolean() }).strict();
 // Checked in full by checkRtmpTarget; here only their type and size (the key is never echoed back).
 const RtmpBody = z.object({ url: z.string().min(1).max(2048), key: z.string().min(1).max(RTMP_KEY_MAX_CHARS) }).strict();
 const RENDITION = /^(audio|video)$/;
+/** How long a request for a broadcast that is starting waits for its encoder. */
+const START_WAIT_MS = 5000;
 
 export interface BroadcastStatusBody {
   roomId: string;
@@ -67,7 +69,8 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
     if (withKey && enabled) {
       const k = listenKey(roomId);
       body.playlist = `/api/rooms/${roomId}/hls/index.m3u8?k=${k}`;
-      body.renditions = Object.fromEntries((b?.renditionNames ?? ['audio', 'video']).map((name) => [name, `/api/rooms/${roomId}/hls/${name}/index.m3u8?k=${k}`]));
+      const names = b && b.renditionNames.length > 0 ? b.renditionNames : ['audio', 'video'];
+      body.renditions = Object.fromEntries(names.map((name) => [name, `/api/rooms/${roomId}/hls/${name}/index.m3u8?k=${k}`]));
     }
     return body;
   };
@@ -142,10 +145,14 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
     return k;
   };
 
-  /** The live broadcast on this node, or 404 (not in broadcast mode, or not started yet). */
-  const broadcastOf = (roomId: string) => {
+  /**
+   * The broadcast on this node: 404 when the room does not broadcast; one that is starting (its
+   * encoder's first second) is waited for a little, then 503 with a time to come back.
+   */
+  const broadcastOf = async (roomId: string) => {
     const b = deps.live.broadcast(roomId);
-    if (!b || b.renditionNames.length === 0) throw new HttpError('not_found', 'this room is not broadcasting now');
+    if (!b) throw new HttpError('not_found', 'this room is not broadcasting now');
+    if (!(await b.whenStarted(START_WAIT_MS))) throw new HttpError('not_ready', 'the broadcast is starting; try again in a moment', { status: 503, retryAfterMs: 1000 });
     return b;
   };
 
@@ -160,7 +167,7 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
     const roomId = roomIdOf(req);
     await take(limits, ['hls.playlist.address'], { address: limits.addressOf(req) });
     const k = checkKey(req, roomId);
-    const b = broadcastOf(roomId);
+    const b = await broadcastOf(roomId);
     const size = b.videoSize;
     const variants = b.renditionNames.map((name) => {
       const r = b.rendition(name)!;
@@ -177,7 +184,7 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
     await take(limits, [isPlaylist ? 'hls.playlist.address' : 'hls.media.address'], { address: limits.addressOf(req) });
     const k = checkKey(req, roomId);
     if (typeof renditionName !== 'string' || !RENDITION.test(renditionName) || typeof file !== 'string') throw new HttpError('not_found', 'no such rendition');
-    const rendition = broadcastOf(roomId).rendition(renditionName);
+    const rendition = (await broadcastOf(roomId)).rendition(renditionName);
     if (!rendition) throw new HttpError('not_found', 'no such rendition');
     if (isPlaylist) {
       let text: string;

@@ -119,6 +119,24 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
     return name === 'audio' || name === 'video' ? this.#renditions.get(name) : undefined;
   }
 
+  /** Resolves true once the renditions exist (the encoder started), false after `timeoutMs`. */
+  async whenStarted(timeoutMs: number): Promise<boolean> {
+    if (this.#renditions.size > 0) return true;
+    if (this.#closed) return false;
+    return new Promise((resolve) => {
+      const done = (started: boolean) => {
+        clearTimeout(timer);
+        this.off('live', onLive);
+        resolve(started);
+      };
+      const onLive = (live: boolean) => {
+        if (live) done(true);
+      };
+      const timer = setTimeout(() => done(this.#renditions.size > 0), timeoutMs);
+      this.on('live', onLive);
+    });
+  }
+
   /** The size of the video rendition's pictures. */
   get videoSize(): { width: number; height: number } {
     return { width: this.#opts.settings?.width ?? DEFAULT_BROADCAST.width, height: this.#opts.settings?.height ?? DEFAULT_BROADCAST.height };

@@ -206,13 +206,14 @@ describe('LL-HLS rendition', () => {
     expect(p.tags.get('#EXT-X-DISCONTINUITY-SEQUENCE')).to.equal('0');
     expect(r.file('init-1.mp4')!.body.toString()).to.equal('init-video-b');
 
-    // the same init again (a restart that wrote identical bytes): a discontinuity, the same map
+    // the same init again (a restart that wrote identical bytes): a discontinuity, the same map named again
+    // (a player resets its demuxer at a discontinuity and needs the init there)
     restarted.push(3);
     r.setInit(videoInit('b'));
     new Feeder(r, 2, 0).push(1);
     p = parse(await r.playlist());
     expect(p.segments.at(-1)!.discontinuity).to.equal(true);
-    expect(p.segments.at(-1)!.map).to.equal(null);
+    expect(p.segments.at(-1)!.map).to.equal('init-1.mp4');
 
     // discontinuity() alone; and a timeline jump without one is treated as one
     r.discontinuity();
@@ -268,6 +269,41 @@ describe('LL-HLS rendition', () => {
     expect(p.segments[0]!.discontinuity).to.equal(true);
     expect(p.segments[0]!.map).to.equal('init-2.mp4');
     expect(next.snapshot().discontinuitySequence).to.equal(1);
+  });
+
+  it('end(): the playlist says EXT-X-ENDLIST at once, held reloads and part requests are answered; more after it reopens with a discontinuity', async () => {
+    const r = new LlHlsRendition('video', options());
+    r.setInit(videoInit('a'));
+    const feed = new Feeder(r, 2);
+    feed.push(5);
+    const latest = r.latest!;
+    const held = r.playlist({ msn: latest.msn, part: latest.part + 1 });
+    const heldPart = r.awaitFile(`part-${latest.msn}.${latest.part + 1}.m4s`);
+    r.end();
+    const ended = parse(await held);
+    expect(ended.tags.has('#EXT-X-ENDLIST')).to.equal(true);
+    expect(ended.hint, 'no preload hint once ended').to.equal(null);
+    expect(await heldPart).to.equal(null);
+    // Every reload now answers at once with the final playlist; the files stay readable.
+    expect(parse(await r.playlist({ msn: latest.msn + 1 })).tags.has('#EXT-X-ENDLIST')).to.equal(true);
+    expect(r.file(`part-${latest.msn}.0.m4s`)).to.not.equal(null);
+    expect(r.ended).to.equal(true);
+    // A restart within the grace: the stream goes on after a discontinuity.
+    r.setInit(videoInit('a'));
+    new Feeder(r, 2, 100).push(2);
+    const again = parse(await r.playlist());
+    expect(again.tags.has('#EXT-X-ENDLIST')).to.equal(false);
+    expect(again.segments.at(-1)!.discontinuity).to.equal(true);
+    r.close();
+  });
+
+  it('a chunk that says when it was live anchors the program date time there', async () => {
+    const r = new LlHlsRendition('audio', options({ now: () => Date.parse('2026-12-07T12:00:10.000Z') }));
+    r.setInit(videoInit('a'));
+    r.push({ data: Buffer.alloc(10), durationSec: 0.5, startSec: 0, independent: true, wallClockMs: Date.parse('2026-12-07T12:00:08.250Z') });
+    const p = parse(await r.playlist());
+    expect(p.segments[0]!.pdt).to.equal('2026-12-07T12:00:08.250Z');
+    r.close();
   });
 
   it('waits for an independent chunk before the first segment, and drops chunks before any init', async () => {

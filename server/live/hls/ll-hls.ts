@@ -551,7 +551,8 @@ export class LlHlsRendition {
     let map: InitEntry | null = null;
     for (const s of listed) {
       if (s.discontinuity) lines.push('#EXT-X-DISCONTINUITY');
-      if (s.init !== map) {
+      // Again after every discontinuity, even with the same init: the player resets its demuxer there.
+      if (s.init !== map || s.discontinuity) {
         map = s.init;
         lines.push(`#EXT-X-MAP:URI="init-${map.id}.mp4${access}"`);
       }

@@ -205,7 +205,7 @@ export class AudienceBar {
   readonly element: HTMLElement;
   readonly #conn: RoomConnection;
   readonly #words = h('span', { class: 'audience-words' });
-  readonly #ask = h('button', { type: 'button' }, '🎤 Join the stage');
+  readonly #ask = h('button', { type: 'button' }, 'Join the stage');
   readonly #result = h('span', { class: 'hint', role: 'status' });
 
   constructor(conn: RoomConnection) {

@@ -185,13 +185,14 @@ function videoContract(kind: SfuKind, create: () => Promise<Sfu>): void {
   });
 }
 
+const CREATE: Record<SfuKind, () => Promise<Sfu>> = {
+  embedded: () => EmbeddedSfu.create({ connectTimeoutMs: 5000, idleTimeoutMs: 12_000 }),
+  async mediasoup() {
+    const { MediasoupSfu } = await import('../../media/sfu/mediasoup-sfu.ts');
+    return MediasoupSfu.create({ workerBin: MEDIASOUP_WORKER_BIN!, numWorkers: 1 });
+  },
+};
+
 describe('SFU adapters: the visuals as video', () => {
-  for (const adapter of SFU_ADAPTERS) {
-    if (adapter === 'embedded') videoContract('embedded', () => EmbeddedSfu.create({ connectTimeoutMs: 5000, idleTimeoutMs: 12_000 }));
-    else
-      videoContract('mediasoup', async () => {
-        const { MediasoupSfu } = await import('../../media/sfu/mediasoup-sfu.ts');
-        return MediasoupSfu.create({ workerBin: MEDIASOUP_WORKER_BIN!, numWorkers: 1 });
-      });
-  }
+  for (const adapter of SFU_ADAPTERS) videoContract(adapter, CREATE[adapter]);
 });

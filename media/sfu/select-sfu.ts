@@ -1,6 +1,10 @@
 // Which SFU this process uses: mediasoup when its worker binary is there, the
 // embedded one otherwise. The caller passes MEDIASOUP_WORKER_BIN in (config is
 // read in one place, not here) and logs the answer at start.
+// For operators who build the worker themselves: a worker linked against
+// Debian's system OpenSSL (built with kernel TLS) starts, then crashes at the
+// first DTLS handshake, because mediasoup's BIO callback makes OpenSSL believe
+// kernel TLS is on; mediasoup's bundled OpenSSL does not do this, so build with it.
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { EmbeddedSfuOptions } from './embedded-sfu.ts';

@@ -6,7 +6,10 @@
 // video m-line; a join asking for video in a room without the producer gets
 // audio only with a reason; a keyframe request from the SFU reaches the
 // encoder; closing the producer stops the packets. Embedded adapter always,
-// mediasoup when MEDIASOUP_WORKER_BIN names its worker.
+// mediasoup too when MEDIASOUP_WORKER_BIN is set (test/support/sfu-adapters.ts).
+// Both rooms play their mix for the whole suite, as a real server's room does
+// before anyone joins: mediasoup refuses a join to a room whose mix is not
+// playing, and what is tested here is the video, not that.
 import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
 import type { Page } from 'playwright-core';
@@ -14,19 +17,18 @@ import * as Y from 'yjs';
 import { LiveOutput } from '../../media/live/live-output.ts';
 import { VisualOutput, ffmpegHasLibvpx } from '../../media/live/visual-output.ts';
 import { EmbeddedSfu } from '../../media/sfu/embedded-sfu.ts';
-import { isExecutableFile } from '../../media/sfu/select-sfu.ts';
 import { NO_VISUALS_PRODUCER, SignalError, type MixProducer, type Sfu, type SfuKind, type SfuRoom, type VisualsProducer } from '../../media/sfu/sfu.ts';
 import { normalizeRoomDoc, readRoomState } from '../../shared/room-doc.ts';
 import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
 import { requireComponent } from '../support/components.ts';
 import { serveListenerPage, type ServedPage } from '../support/listener-page.ts';
 import { testRoomRelease } from '../support/room-release.ts';
+import { MEDIASOUP_WORKER_BIN, SFU_ADAPTERS, requireSfuAdapter } from '../support/sfu-adapters.ts';
 import { testArtworks } from '../support/visual-fixtures.ts';
 import type { ReceivedStats, ReceivedVideo } from './page/listener-page.ts';
 import { until } from '../support/web-app-page.ts';
 
 const SIZE = { width: 320, height: 180 };
-const workerBin = process.env['MEDIASOUP_WORKER_BIN'];
 
 function ffmpegAvailable(): boolean {
   try {
@@ -48,10 +50,13 @@ function videoContract(kind: SfuKind, create: () => Promise<Sfu>): void {
     let mix: MixProducer | null = null;
     let visuals: VisualsProducer | null = null;
     let audio: LiveOutput | null = null;
+    let otherMix: MixProducer | null = null;
+    let otherAudio: LiveOutput | null = null;
     let video: VisualOutput | null = null;
     const members = new Map<string, { room: SfuRoom; memberId: string }>();
 
     before(async function () {
+      await requireSfuAdapter(kind, this);
       requireComponent(CHROMIUM_COMMAND, chromiumAvailable(), this);
       requireComponent('ffmpeg', ffmpegAvailable() && (await ffmpegHasLibvpx('ffmpeg')), this);
       served = await serveListenerPage();
@@ -61,7 +66,13 @@ function videoContract(kind: SfuKind, create: () => Promise<Sfu>): void {
       const room = rooms.get('with-video')!;
       mix = await room.produceMix();
       audio = await LiveOutput.create({ source: { kind: 'test', signal: { kind: 'tone', leftHz: 440, rightHz: 660, amplitude: 0.3 } }, sink: mix.rtpSink, ssrc: mix.ssrc, payloadType: mix.payloadType });
-      const other = await rooms.get('audio-only')!.produceMix();
+      otherMix = await rooms.get('audio-only')!.produceMix();
+      otherAudio = await LiveOutput.create({
+        source: { kind: 'test', signal: { kind: 'tone', leftHz: 330, rightHz: 550, amplitude: 0.3 } },
+        sink: otherMix.rtpSink,
+        ssrc: otherMix.ssrc,
+        payloadType: otherMix.payloadType,
+      });
       const release = testRoomRelease();
       const doc = new Y.Doc();
       normalizeRoomDoc(doc, release, Date.now());
@@ -79,7 +90,6 @@ function videoContract(kind: SfuKind, create: () => Promise<Sfu>): void {
         release,
         room: { mix: state.mix, arrangement: state.arrangement, visual: state.visual },
       });
-      other.close();
       page = await browser.context.newPage();
       await page.exposeFunction('sfuSignal', async (label: string, message: unknown) => {
         const m = members.get(label)!;
@@ -94,8 +104,10 @@ function videoContract(kind: SfuKind, create: () => Promise<Sfu>): void {
       await browser?.close();
       await video?.close();
       await audio?.close();
+      await otherAudio?.close();
       visuals?.close();
       mix?.close();
+      otherMix?.close();
       for (const r of rooms.values()) r.close();
       await sfu?.close();
       await served?.close();
@@ -153,6 +165,7 @@ function videoContract(kind: SfuKind, create: () => Promise<Sfu>): void {
       await join('audio-only', 'weak', true);
       const v = await videoOf('weak');
       expect(v).to.include({ hasTrack: false, refused: NO_VISUALS_PRODUCER });
+      await until('the audio-only room’s mix reaching the member who asked for video', 20_000, async () => (await audioOf('weak')).packetsReceived > 10);
       expect((await rooms.get('with-video')!.stats()).videoMembers).to.equal(1);
     });
 
@@ -172,12 +185,14 @@ function videoContract(kind: SfuKind, create: () => Promise<Sfu>): void {
   });
 }
 
+const CREATE: Record<SfuKind, () => Promise<Sfu>> = {
+  embedded: () => EmbeddedSfu.create({ connectTimeoutMs: 5000, idleTimeoutMs: 12_000 }),
+  async mediasoup() {
+    const { MediasoupSfu } = await import('../../media/sfu/mediasoup-sfu.ts');
+    return MediasoupSfu.create({ workerBin: MEDIASOUP_WORKER_BIN!, numWorkers: 1 });
+  },
+};
+
 describe('SFU adapters: the visuals as video', () => {
-  videoContract('embedded', () => EmbeddedSfu.create({ connectTimeoutMs: 5000, idleTimeoutMs: 12_000 }));
-  if (isExecutableFile(workerBin)) {
-    videoContract('mediasoup', async () => {
-      const { MediasoupSfu } = await import('../../media/sfu/mediasoup-sfu.ts');
-      return MediasoupSfu.create({ workerBin: workerBin!, numWorkers: 1 });
-    });
-  }
+  for (const adapter of SFU_ADAPTERS) videoContract(adapter, CREATE[adapter]);
 });

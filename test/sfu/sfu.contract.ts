@@ -10,6 +10,7 @@ import type { TestSignal } from '../../media/live/pcm-source.ts';
 import { SignalError, type MemberLeftReason, type MixProducer, type Sfu, type SfuKind, type SfuRoom } from '../../media/sfu/sfu.ts';
 import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
 import { requireComponent } from '../support/components.ts';
+import { requireSfuAdapter } from '../support/sfu-adapters.ts';
 import { serveListenerPage, type ServedPage } from '../support/listener-page.ts';
 import type { ChannelAnalysis, ReceivedStats } from './page/listener-page.ts';
 
@@ -85,6 +86,7 @@ export function sfuContract(under: SfuUnderTest): void {
     const pages: Page[] = [];
 
     before(async function () {
+      await requireSfuAdapter(under.kind, this);
       requireComponent(CHROMIUM_COMMAND, chromiumAvailable(), this);
       served = await serveListenerPage();
       pageUrl = served.url;

@@ -1,19 +1,15 @@
-// Runs the SFU contract against every adapter available here: the embedded one
-// always, mediasoup whenever MEDIASOUP_WORKER_BIN names its worker binary.
+// Runs the SFU contract against every adapter test/support/sfu-adapters.ts
+// names: the embedded one always, mediasoup whenever MEDIASOUP_WORKER_BIN is
+// set (a worker that does not start: skipped with the reason, or under CI=true
+// a failure).
 import { EmbeddedSfu } from '../../media/sfu/embedded-sfu.ts';
-import { isExecutableFile } from '../../media/sfu/select-sfu.ts';
 import type { Sfu } from '../../media/sfu/sfu.ts';
+import { MEDIASOUP_WORKER_BIN, SFU_ADAPTERS } from '../support/sfu-adapters.ts';
 import { sfuContract } from './sfu.contract.ts';
 
-const workerBin = process.env['MEDIASOUP_WORKER_BIN'];
-const mediasoupAvailable = isExecutableFile(workerBin);
 const ran: string[] = [];
 
-console.log(
-  `    SFU contract suite: adapters embedded${
-    mediasoupAvailable ? ` and mediasoup (worker ${workerBin})` : ` (mediasoup not run: ${workerBin ? `${workerBin} is not executable` : 'MEDIASOUP_WORKER_BIN not set'})`
-  }`,
-);
+console.log(`    SFU contract suite: adapters ${SFU_ADAPTERS.join(' and ')}${MEDIASOUP_WORKER_BIN ? ` (worker ${MEDIASOUP_WORKER_BIN})` : ' (mediasoup not run: MEDIASOUP_WORKER_BIN not set)'}`);
 
 describe('SFU adapters', () => {
   afterEach(function () {
@@ -40,12 +36,12 @@ describe('SFU adapters', () => {
     },
   });
 
-  if (mediasoupAvailable) {
+  if (SFU_ADAPTERS.includes('mediasoup')) {
     sfuContract({
       kind: 'mediasoup',
       async create({ connectTimeoutMs }) {
         const { MediasoupSfu } = await import('../../media/sfu/mediasoup-sfu.ts');
-        return MediasoupSfu.create({ workerBin: workerBin!, connectTimeoutMs, numWorkers: 2, iceConsentTimeoutS: 10, disconnectGraceMs: 2000 });
+        return MediasoupSfu.create({ workerBin: MEDIASOUP_WORKER_BIN!, connectTimeoutMs, numWorkers: 2, iceConsentTimeoutS: 10, disconnectGraceMs: 2000 });
       },
       messageForTransport: (transportId) => ({
         type: 'connect',

@@ -59,6 +59,28 @@ export interface RtmpPushOptions {
   stopGraceMs?: number;
   /** rtmps: certificate authorities to trust instead of Node's (tests). */
   tlsCa?: string | Buffer;
+  /**
+   * How long media written to ffmpeg may go unconfirmed (its progress reports no new media time)
+   * before the attempt counts as failed: an ingest that accepts the connection and never answers,
+   * or stops reading, would otherwise hold the push forever. Default 15 s.
+   */
+  stallMs?: number;
+}
+
+/** One ffmpeg run: what it has shown so far. */
+interface PushRun {
+  live: boolean;
+  stderrTail: string[];
+  logged: number;
+  /** rtmps: why the relay's TLS connection failed. */
+  relayError: string | null;
+  /** Set when the watchdog ended the run. */
+  stallError: string | null;
+  /** The media time ffmpeg last reported (µs). */
+  outTimeUs: number;
+  /** When data was first written that ffmpeg's progress has not yet confirmed; null when all is confirmed. */
+  unconfirmedSince: number | null;
+  watchdog: NodeJS.Timeout | null;
 }
 
 /** ffmpeg's stderr lines logged per run at most: a flapping ingest must not flood the log. */
@@ -84,7 +106,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
   #needIndependent = true;
   #restartForInit = false;
   #dropped = 0;
-  #run: { live: boolean; stderrTail: string[]; logged: number; relayError: string | null } | null = null;
+  #run: PushRun | null = null;
   readonly #onInit = (init: FragmentInit) => this.#handleInit(init);
   readonly #onChunk = (chunk: FragmentChunk) => this.#handleChunk(chunk);
 
@@ -179,15 +201,28 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
     ];
     const child = spawn(this.#opts.ffmpeg, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#child = child;
-    const run = { live: false, stderrTail: [] as string[], logged: 0, relayError: null as string | null };
+    const run: PushRun = { live: false, stderrTail: [], logged: 0, relayError: null, stallError: null, outTimeUs: 0, unconfirmedSince: null, watchdog: null };
     this.#run = run;
+    const stallMs = this.#opts.stallMs ?? 15_000;
+    run.watchdog = setInterval(() => {
+      if (run.unconfirmedSince === null || Date.now() - run.unconfirmedSince < stallMs || run.stallError) return;
+      run.stallError = run.live
+        ? `the ingest stopped taking the stream (nothing confirmed for ${Math.round(stallMs / 1000)} s)`
+        : `the ingest did not answer within ${Math.round(stallMs / 1000)} s`;
+      this.#log.warn({ why: run.stallError }, 'rtmp push stalled; ending this attempt');
+      void killChild(child, this.#opts.stopGraceMs ?? 3000);
+    }, Math.max(50, Math.min(1000, stallMs / 4)));
     this.#fedInit = null;
     this.#needIndependent = true;
     child.stdin!.on('error', () => {
       // EPIPE when ffmpeg has exited: its exit says why.
     });
     lines(child.stdout!, (line) => {
-      if (!run.live && /^out_time_us=(\d+)/.exec(line) && Number(line.slice(12)) > 0) {
+      const outTime = /^out_time_us=(\d+)$/.exec(line);
+      if (!outTime || Number(outTime[1]) <= run.outTimeUs) return;
+      run.outTimeUs = Number(outTime[1]);
+      run.unconfirmedSince = null;
+      if (!run.live) {
         run.live = true;
         this.#failures = 0;
         this.#log.info('rtmp push live');
@@ -205,6 +240,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
       run.stderrTail.push(`ffmpeg could not start: ${err.message}`);
     });
     child.once('close', (code, signal) => {
+      if (run.watchdog) clearInterval(run.watchdog);
       if (this.#child !== child) return;
       this.#child = null;
       this.#closeRelay();
@@ -238,6 +274,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
   #writeInit(init: FragmentInit): void {
     this.#fedInit = init;
     this.#needIndependent = true;
+    if (this.#run) this.#run.unconfirmedSince ??= Date.now();
     this.#child?.stdin!.write(init.data);
   }
 
@@ -275,6 +312,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
       this.#needIndependent = true;
       return;
     }
+    if (this.#run) this.#run.unconfirmedSince ??= Date.now();
     stdin.write(chunk.data);
   }
 
@@ -303,7 +341,8 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
 }
 
 /** The host's reason for an ffmpeg run that ended (not by stop()). */
-function describeExit(run: { live: boolean; stderrTail: string[]; relayError: string | null }, code: number | null, signal: NodeJS.Signals | null, display: string): string {
+function describeExit(run: PushRun, code: number | null, signal: NodeJS.Signals | null, display: string): string {
+  if (run.stallError) return run.stallError;
   if (run.relayError) return run.relayError;
   const text = run.stderrTail.join('\n');
   const last = run.stderrTail.at(-1) ?? (signal ? `ffmpeg was killed (${signal})` : `ffmpeg exited with code ${code}`);

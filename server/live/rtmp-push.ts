@@ -97,6 +97,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
   #child: ChildProcess | null = null;
   #relay: TlsRelay | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
+  #retryAt: number | null = null;
   #failures = 0;
   #started = false;
   #stopping: Promise<void> | null = null;
@@ -120,8 +121,10 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
     this.#state = this.#makeState('stopped', null, null);
   }
 
+  /** The state now (while retrying, nextRetryInMs is what is left of the wait). */
   get state(): RtmpState {
-    return { ...this.#state, nextRetryInMs: this.#state.nextRetryInMs };
+    const left = this.#retryAt === null ? null : Math.max(0, this.#retryAt - Date.now());
+    return { ...this.#state, nextRetryInMs: this.#state.status === 'retrying' ? left : null };
   }
 
   /** Chunks dropped because ffmpeg (the ingest) did not keep up. */
@@ -163,6 +166,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
 
   #spawn(): void {
     this.#retryTimer = null;
+    this.#retryAt = null;
     this.#setState('connecting', this.#state.lastError, null);
     const { target } = this.#opts;
     if (target.tls) {
@@ -267,6 +271,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
     }
     const delay = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** (this.#failures - 1));
     this.#log.warn({ failures: this.#failures, why, retryInMs: delay }, 'rtmp push ended; retrying');
+    this.#retryAt = Date.now() + delay;
     this.#setState('retrying', why, delay);
     this.#retryTimer = setTimeout(() => this.#spawn(), delay);
   }
@@ -290,8 +295,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
     // this ffmpeg ends and a new one starts at once with the new init (the ingest sees a reconnect).
     this.#log.info('rtmp push: the source has a new init segment; restarting ffmpeg');
     this.#restartForInit = true;
-    child.stdin!.end();
-    child.kill('SIGTERM');
+    void killChild(child, this.#opts.stopGraceMs ?? 3000);
   }
 
   #handleChunk(chunk: FragmentChunk): void {
@@ -336,7 +340,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
     const safeError = lastError === null ? null : this.#scrub(lastError);
     if (this.#state.status === status && this.#state.lastError === safeError && this.#state.attempts === this.#failures && nextRetryInMs === null) return;
     this.#state = this.#makeState(status, safeError, nextRetryInMs);
-    this.emit('state', this.state);
+    this.emit('state', { ...this.#state });
   }
 }
 

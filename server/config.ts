@@ -67,6 +67,13 @@ const EnvSchema = z.object({
     }, 'needs even sizes 16–1920 x 16–1080 and 1–30 fps')
     .default('640x360@15'),
   LIVE_VIDEO_KBPS: z.coerce.number().int().min(50).max(8000).default(600),
+  /** A room goes into broadcast mode by itself above this many WebRTC listeners (0: only when a host switches it). */
+  BROADCAST_AUTO_LISTENERS: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  /** LL-HLS: the part and segment durations of a broadcast (s). */
+  HLS_PART_SEC: z.coerce.number().min(0.2).max(2).default(0.5),
+  HLS_SEGMENT_SEC: z.coerce.number().min(1).max(10).default(2),
+  /** RTMP out may reach loopback and private addresses (an ingest on the operator's own network; tests). */
+  RTMP_ALLOW_PRIVATE: z.enum(['0', '1']).default('0'),
   RENDER_QUEUE: z.preprocess(emptyToUndefined, z.enum(['local', 'redis'], { message: 'must be local or redis' }).optional()),
   RENDER_CONCURRENCY: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(256).optional()),
   RENDER_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(15_000),
@@ -152,6 +159,12 @@ export interface Config {
   readonly sandboxSettleMs: number;
   /** The visuals as live VP8 video on the SFU (for viewers who cannot draw): size, rate, bitrate. */
   readonly liveVideo: { width: number; height: number; fps: number; bitrateKbps: number };
+  /**
+   * Broadcast mode (stage on WebRTC, audience on LL-HLS, RTMP out): above `autoListeners` WebRTC
+   * listeners a room switches by itself (0: never); the HLS part and segment durations; whether RTMP
+   * out may reach private addresses.
+   */
+  readonly broadcast: { autoListeners: number; partSec: number; segmentSec: number; rtmpAllowPrivate: boolean };
   /**
    * Where render jobs wait: `local` (in the server process) or `redis` (separate
    * `npm run renderer` processes take them; the server does not render). Default:
@@ -249,6 +262,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     renderVideo: (([width, height, fps]) => ({ width: width!, height: height!, fps: fps! }))(e.RENDER_VIDEO.split(/[x@]/).map(Number)),
     sandboxSettleMs: e.SANDBOX_SETTLE_MS,
     liveVideo: (([width, height, fps]) => ({ width: width!, height: height!, fps: fps!, bitrateKbps: e.LIVE_VIDEO_KBPS }))(e.LIVE_VIDEO.split(/[x@]/).map(Number)),
+    broadcast: Object.freeze({ autoListeners: e.BROADCAST_AUTO_LISTENERS, partSec: e.HLS_PART_SEC, segmentSec: Math.max(e.HLS_SEGMENT_SEC, e.HLS_PART_SEC), rtmpAllowPrivate: e.RTMP_ALLOW_PRIVATE === '1' }),
     renderQueue: e.RENDER_QUEUE ?? (e.REDIS_URL ? 'redis' : 'local'),
     renderConcurrency: e.RENDER_CONCURRENCY ?? null,
     renderLeaseMs: e.RENDER_LEASE_MS,

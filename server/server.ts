@@ -142,6 +142,12 @@ export class RemixroomServer {
       log: this.log,
       timings: { ...roomTimingsOf(this.config), ...parts.roomTimings },
       ...(parts.scaleout ? parts.scaleout.hooks() : {}),
+      // After the scale-out bridge has attached (the room's document is the one every node shares):
+      // the live streams follow its broadcast mode.
+      onRoomOpened: async (room) => {
+        await parts.scaleout?.hooks().onRoomOpened(room);
+        this.live.watch(room);
+      },
     });
     this.members = new MemberDirectory({ store: this.store, manager: this.rooms });
     const clipsLog = this.log.child({ component: 'clips' });
@@ -219,6 +225,7 @@ export class RemixroomServer {
         memberTokenTtlSec: this.config.memberTokenTtlSec,
         liveStatus: (id) => this.live.status(id),
       },
+      broadcast: { store: this.store, manager: this.rooms, members: this.members, signer: this.signer, limits: this.limits, live: this.live, secret: this.secrets.tokenSecret, rtmpAllowPrivate: this.config.broadcast.rtmpAllowPrivate },
       orders: { orders: this.orders, clips: this.clips, payments: this.payments, signer: this.signer, store: this.store, log: this.log, limits: this.limits, members: this.members },
       verify: { ffmpeg: this.ffmpeg, watermarkKey, clips: this.clips, manifestPublicKey: manifestSigner.publicKey, tmpDir: this.layout.tmpDir },
       clips: {
@@ -265,7 +272,7 @@ export class RemixroomServer {
     config: Config,
     log: Logger,
     signal?: AbortSignal,
-    options: { roomTimings?: Partial<RoomTimings>; live?: Pick<LiveStreamsOptions, 'sfu' | 'idleStopMs' | 'video'> } = {},
+    options: { roomTimings?: Partial<RoomTimings>; live?: Pick<LiveStreamsOptions, 'sfu' | 'idleStopMs' | 'video' | 'broadcast'> } = {},
   ): Promise<RemixroomServer> {
     const layout = new DataLayout(config.dataDir);
     await prepareDataDir(layout);
@@ -335,6 +342,7 @@ export class RemixroomServer {
         log,
         mediasoupWorkerBin: config.mediasoupWorkerBin ?? undefined,
         video: { ffmpeg: native?.ffmpeg ?? null, settings: config.liveVideo },
+        broadcast: { ffmpeg: native?.ffmpeg ?? null, settings: { partSec: config.broadcast.partSec }, segmentSec: config.broadcast.segmentSec, autoListeners: config.broadcast.autoListeners },
         ...options.live,
       });
       opened.push(live);

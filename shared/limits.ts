@@ -77,6 +77,15 @@ export const LIMITS = {
   'prompt.queue.member': { kind: 'cap', scope: 'member', max: 3, what: 'of your prompts waiting for the host' },
   'prompt.queue.address': { kind: 'cap', scope: 'address', max: 10, what: 'prompts from your address waiting for the host' },
   'signal.member': { kind: 'rate', scope: 'member', capacity: 20, refillPerSec: 1, what: 'live-stream signaling messages' },
+  /** Asking the host to join the stage (a listener in broadcast mode). */
+  'stage.request.member': { kind: 'rate', scope: 'member', capacity: 3, refillPerSec: perMin(2), what: 'requests to join the stage' },
+
+  // A broadcast's HLS: a low-latency player reloads each playlist about twice a second and fetches
+  // two parts a second; an address's bucket fits a household or a venue of a dozen players.
+  'hls.playlist.address': { kind: 'rate', scope: 'address', capacity: 60, refillPerSec: 30, what: 'playlist requests' },
+  'hls.media.address': { kind: 'rate', scope: 'address', capacity: 120, refillPerSec: 40, what: 'media segment requests' },
+  /** A host sending the room out by RTMP: each start is an outbound connection. */
+  'rtmp.start.member': { kind: 'rate', scope: 'member', capacity: 5, refillPerSec: perMin(2), what: 'RTMP pushes started' },
 
   // Renders and files: each costs seconds of CPU.
   'clip.member': { kind: 'rate', scope: 'member', capacity: 3, refillPerSec: perMin(3), what: 'clips' },

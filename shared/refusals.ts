@@ -24,6 +24,8 @@ export const REFUSAL_CODES = [
   'out_of_order',
   /** Something the server could not do just now (the live stream failed to start); try again. */
   'unavailable',
+  /** The room is in broadcast mode: a listener hears it through its HLS, not WebRTC (the stage is for hosts and remixers). */
+  'broadcast',
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 

@@ -84,6 +84,12 @@ export interface RoomRules {
    * A mirror of the store, which the join route reads. Server-managed, like `roles`.
    */
   locked: boolean;
+  /**
+   * The room is in broadcast mode: its stage (hosts, remixers) on WebRTC, its listeners on the
+   * room's HLS (encoded once for all of them). Server-managed: PUT /api/rooms/:roomId/broadcast,
+   * or the server itself above BROADCAST_AUTO_LISTENERS.
+   */
+  broadcast: boolean;
 }
 
 export interface RoomState {
@@ -128,6 +134,7 @@ export function initialRules(release: RoomRelease): RoomRules {
     roles: {},
     removed: [],
     locked: false,
+    broadcast: false,
   };
 }
 
@@ -270,6 +277,7 @@ const RoomRulesSchema = z
     roles: z.record(z.string().min(1).max(64), z.enum(ROLES)),
     removed: z.array(z.string().min(1).max(64)).max(REMOVED_KEPT),
     locked: z.boolean(),
+    broadcast: z.boolean(),
   })
   .strict();
 
@@ -436,6 +444,8 @@ function checkRule(key: string, value: unknown, ctx: WriteContext): Refusal | nu
     case 'locked':
       // The join route reads the store, on whatever node the joiner reaches: the lock is set there.
       return refusal('server_managed', "the room is locked and unlocked through PUT /api/rooms/:roomId/lock, not in the document");
+    case 'broadcast':
+      return refusal('server_managed', 'broadcast mode is switched through PUT /api/rooms/:roomId/broadcast, not in the document');
     default:
       return refusal('unknown_field', `there is no rule "${key}"`);
   }

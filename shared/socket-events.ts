@@ -21,6 +21,7 @@ export const SessionRenew = z.object({ token: z.string().min(1).max(2048) }).str
  * schemas of each SFU's messages; they are checked there). Here: an object with
  * a string `type`, and not more than a browser's SDP needs.
  */
+export const StageRequestPayload = z.object({}).strict();
 export const StreamSignal = z.object({ type: z.string().min(1).max(32) }).passthrough();
 /** What the server answers to a signaling message (an offer, a transport, a consumer…; see media/sfu/sfu.ts). */
 export type StreamSignalReply = { type: string } & Record<string, unknown>;
@@ -128,6 +129,8 @@ export interface ClientToServerEvents {
    * SFU's exchange. `{ type: 'leave' }` stops. Anyone in the room may listen.
    */
   'stream:signal': (payload: z.input<typeof StreamSignal>, ack: Ack<{ signal: StreamSignalReply }>) => void;
+  /** A listener of a broadcast asks the hosts to bring them onto the stage (a host accepts by making them a remixer). */
+  'stage:request': (payload: Record<string, never>, ack: Ack) => void;
   /** A fresh token (same member): the session stays open past the old token's expiry. */
   'session:renew': (payload: z.input<typeof SessionRenew>, ack: Ack<{ expiresAtMs: number }>) => void;
 }
@@ -174,6 +177,14 @@ export interface ServerToClientEvents {
   'stream:ended': (info: StreamEnded) => void;
   /** The server ends this session (token expired, member removed); the socket is disconnected next. */
   'session:ended': (info: SessionEnded) => void;
+  /** To hosts: a listener asks to join the stage. */
+  'stage:requested': (request: StageRequest) => void;
+}
+
+export interface StageRequest {
+  userId: string;
+  name: string;
+  atMs: number;
 }
 
 export type InterServerEvents = Record<string, never>;

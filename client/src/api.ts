@@ -112,6 +112,21 @@ async function call<T>(method: string, path: string, body?: unknown, token?: str
   return { body: json as T, response };
 }
 
+export interface BroadcastStatus {
+  roomId: string;
+  enabled: boolean;
+  unavailable: string | null;
+  live: boolean;
+  playlist?: string;
+  renditions?: Record<string, string>;
+}
+
+export interface RtmpStatus {
+  roomId: string;
+  /** null: no push. The target is shown without its stream key. */
+  push: { status: string; target: string; since: string; attempts: number; lastError: string | null; nextRetryInMs: number | null } | null;
+}
+
 export const api = {
   async releases(): Promise<ReleaseListItem[]> {
     return (await call<{ releases: ReleaseListItem[] }>('GET', '/api/releases')).body.releases;
@@ -215,6 +230,24 @@ export const api = {
   /** What this member made and bought in the room, with fresh links (also after the room ended). */
   async myThings(roomId: string, token: string): Promise<MyThings> {
     return (await call<MyThings>('GET', `/api/rooms/${encodeURIComponent(roomId)}/members/me/things`, undefined, token)).body;
+  },
+  /** Whether the room is in broadcast mode, and (to members) its playlists' addresses with the listen key. */
+  async broadcast(roomId: string, token: string): Promise<BroadcastStatus> {
+    return (await call<BroadcastStatus>('GET', `/api/rooms/${encodeURIComponent(roomId)}/broadcast`, undefined, token)).body;
+  },
+  /** Host: the stage stays on WebRTC, listeners move to the room's HLS (or back). */
+  async setBroadcast(roomId: string, hostToken: string, enabled: boolean): Promise<BroadcastStatus> {
+    return (await call<BroadcastStatus>('PUT', `/api/rooms/${encodeURIComponent(roomId)}/broadcast`, { enabled }, hostToken)).body;
+  },
+  /** Host: the room's push to a streaming platform (RTMP), if one runs. */
+  async rtmp(roomId: string, hostToken: string): Promise<RtmpStatus> {
+    return (await call<RtmpStatus>('GET', `/api/rooms/${encodeURIComponent(roomId)}/rtmp`, undefined, hostToken)).body;
+  },
+  async startRtmp(roomId: string, hostToken: string, url: string, key: string): Promise<RtmpStatus> {
+    return (await call<RtmpStatus>('PUT', `/api/rooms/${encodeURIComponent(roomId)}/rtmp`, { url, key }, hostToken)).body;
+  },
+  async stopRtmp(roomId: string, hostToken: string): Promise<RtmpStatus> {
+    return (await call<RtmpStatus>('DELETE', `/api/rooms/${encodeURIComponent(roomId)}/rtmp`, undefined, hostToken)).body;
   },
   async endRoom(roomId: string, hostToken: string): Promise<void> {
     await call('DELETE', `/api/rooms/${encodeURIComponent(roomId)}`, undefined, hostToken);

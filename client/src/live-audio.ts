@@ -12,9 +12,22 @@
 // browser refuses to play without a gesture, it is 'blocked' until the next tap
 // or key press anywhere on the page.
 import { listenEmbedded, type MixListener } from './live/embedded-listener.ts';
+import type { HlsListener } from './live/hls-listener.ts';
 import type { ConnectionState, RoomConnection } from './room-connection.ts';
 
 export type AudioState = 'off' | 'joining' | 'playing' | 'rejoining' | 'blocked' | 'failed';
+
+/**
+ * Broadcast mode: while `audience()` says so (the room broadcasts and this member is a listener),
+ * the sound comes from the room's HLS instead of WebRTC; with the server's video asked for, the
+ * video rendition plays in `video` (with the sound).
+ */
+export interface AudienceOptions {
+  audience: () => boolean;
+  playlists: () => Promise<{ audio: string; video?: string } | null>;
+  video: HTMLVideoElement;
+  serverNow: () => number;
+}
 
 /** Where this tab remembers that a room's sound was on. */
 const rememberKey = (roomId: string) => `remixroom.audio.${roomId}`;
@@ -31,6 +44,10 @@ export class LiveAudio {
   readonly #audio: HTMLAudioElement;
   readonly #adapter: () => Promise<string | null>;
   #listener: MixListener | null = null;
+  #hls: HlsListener | null = null;
+  readonly #audience: AudienceOptions | null;
+  /** How the sound comes now: the stage's WebRTC or the broadcast's HLS (null while off). */
+  via: 'webrtc' | 'hls' | null = null;
   #context: AudioContext | null = null;
   #analyser: AnalyserNode | null = null;
   #samples: Float32Array<ArrayBuffer> | null = null;
@@ -52,12 +69,15 @@ export class LiveAudio {
   readonly #listeners = new Set<() => void>();
   readonly #offs: (() => void)[] = [];
 
-  constructor(conn: RoomConnection, audio: HTMLAudioElement, adapter: () => Promise<string | null>) {
+  constructor(conn: RoomConnection, audio: HTMLAudioElement, adapter: () => Promise<string | null>, audience: AudienceOptions | null = null) {
     this.#conn = conn;
     this.#audio = audio;
     this.#adapter = adapter;
+    this.#audience = audience;
     const onEnded = (info: { reason: string; rejoin: boolean }) => {
       if (!this.#wanted || this.state === 'blocked') return;
+      // The room went into broadcast mode: this listener moves to its HLS.
+      if (info.reason === 'broadcast') return this.audienceChanged();
       this.#generation++;
       void this.#drop();
       // 'shutdown': the room or the server stops here and comes back; the socket drops next, and the join waits for it.
@@ -69,6 +89,8 @@ export class LiveAudio {
     };
     const onConnection = (s: ConnectionState) => {
       if (!this.#wanted || this.state === 'blocked' || this.state === 'failed') return;
+      // The broadcast's HLS does not go through the room's socket: it plays on while that reconnects.
+      if (this.via === 'hls' && s.socket !== 'closed') return;
       if (s.socket === 'connected') {
         if (this.#waitingForSocket) this.#socketBack();
         return;
@@ -85,6 +107,7 @@ export class LiveAudio {
     const onReconnect = () => {
       // A new socket means a new session on the server: the old stream is gone (unless a join is on its way already).
       if (!this.#wanted || this.state === 'blocked' || this.state === 'failed') return;
+      if (this.via === 'hls') return;
       if (this.state === 'rejoining' && this.#retryTimer) return;
       this.#socketBack();
     };
@@ -158,6 +181,23 @@ export class LiveAudio {
     for (const fn of this.#listeners) fn();
   }
 
+  /** Broadcast mode or this member's role changed: the sound moves between WebRTC and HLS if it must. */
+  audienceChanged(): void {
+    const want = this.#audience?.audience() ? 'hls' : 'webrtc';
+    if (!this.#wanted || this.state === 'blocked' || this.via === want) return;
+    this.#generation++;
+    void this.#drop();
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    this.#attempt = 0;
+    this.#scheduleRejoin(want === 'hls' ? 'the room is broadcasting: moving you to its stream…' : 'you are on the stage: joining the live mix…', 100);
+  }
+
+  /** How far behind the stage this member hears (ms): the broadcast's delay, 0 on the stage's WebRTC. */
+  delayMs(): number {
+    return this.#hls?.delayMs() ?? 0;
+  }
+
   async stop(): Promise<void> {
     this.#wanted = false;
     this.#generation++;
@@ -219,6 +259,7 @@ export class LiveAudio {
     if (!this.#conn.socket.connected) return this.#waitForSocket();
     const generation = ++this.#generation;
     this.#setState('joining', null);
+    if (this.#audience?.audience()) return this.#joinHls(generation);
     try {
       const adapter = await this.#adapter();
       const signal = (m: unknown) => this.#conn.signal(m);
@@ -245,11 +286,14 @@ export class LiveAudio {
         source.connect(this.#analyser);
       }
       this.#attempt = 0;
+      this.via = 'webrtc';
       this.#setState('playing', null);
     } catch (err) {
       if (generation !== this.#generation) return;
       await this.#drop();
       if (!this.#wanted) return;
+      // The server says the room broadcasts (the rules may not have reached this page yet): its HLS then.
+      if ((err as { code?: string }).code === 'broadcast' && this.#audience) return this.#scheduleRejoin('the room is broadcasting: moving you to its stream…', 300);
       if ((err as Error).name === 'NotAllowedError') return this.#blocked();
       // The socket went down under the join: wait for it, without counting a try.
       if (!this.#conn.socket.connected) return this.#waitForSocket();
@@ -257,6 +301,57 @@ export class LiveAudio {
       if (this.#attempt < 5) this.#scheduleRejoin(`could not join the stream (${message}); trying again…`);
       else this.#setState('failed', message);
     }
+  }
+
+  /** The audience's way in: the room's HLS (the video rendition when the server's video is asked for). */
+  async #joinHls(generation: number): Promise<void> {
+    const audience = this.#audience!;
+    try {
+      const playlists = await audience.playlists();
+      if (!playlists) throw new Error('the room is not broadcasting yet');
+      const withVideo = this.#video && playlists.video !== undefined;
+      const media: HTMLMediaElement = withVideo ? audience.video : this.#audio;
+      media.muted = false;
+      // hls.js (~400 kB) is fetched only by the audience of a broadcast.
+      const { listenHls } = await import('./live/hls-listener.ts');
+      const listener = await listenHls(withVideo ? playlists.video! : playlists.audio, media, { serverNow: audience.serverNow });
+      if (!this.#wanted || generation !== this.#generation) {
+        await listener.close();
+        return;
+      }
+      this.#hls = listener;
+      listener.onFailed((why) => {
+        if (this.#hls !== listener) return;
+        this.#generation++;
+        void this.#drop();
+        this.#scheduleRejoin(`${why}; joining again…`);
+      });
+      this.videoRefused = this.#video && !withVideo ? 'the broadcast has no video' : null;
+      const captured = listener.captured();
+      if (this.#context && captured && captured.getAudioTracks().length > 0) {
+        const source = this.#context.createMediaStreamSource(captured);
+        this.#analyser = this.#context.createAnalyser();
+        this.#analyser.fftSize = 1024;
+        this.#samples = new Float32Array(this.#analyser.fftSize);
+        source.connect(this.#analyser);
+      }
+      this.#attempt = 0;
+      this.via = 'hls';
+      this.#setState('playing', null);
+    } catch (err) {
+      if (generation !== this.#generation) return;
+      await this.#drop();
+      if (!this.#wanted) return;
+      if ((err as Error).name === 'NotAllowedError') return this.#blocked();
+      const message = (err as Error).message || String(err);
+      if (this.#attempt < 8) this.#scheduleRejoin(`could not play the broadcast (${message}); trying again…`);
+      else this.#setState('failed', message);
+    }
+  }
+
+  /** Whether the sound comes with the server's video (the broadcast's video rendition plays in the video element). */
+  get hlsVideo(): boolean {
+    return this.#hls !== null && this.#hls.media === this.#audience?.video;
   }
 
   /** The socket is down: the stream went with the session. Join again when it is back (onReconnected). */
@@ -330,6 +425,10 @@ export class LiveAudio {
   async #drop(): Promise<void> {
     const l = this.#listener;
     this.#listener = null;
+    const hls = this.#hls;
+    this.#hls = null;
+    this.via = null;
+    if (hls) await hls.close().catch(() => undefined);
     this.videoTrack = null;
     this.#analyser = null;
     this.#samples = null;

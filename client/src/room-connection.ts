@@ -257,7 +257,7 @@ export class RoomConnection {
     // Never buffered for later: sent after a reconnect, it would reach the next session (a stale 'leave' ending its new stream).
     if (!this.socket.connected) throw new Error('the live channel is not connected');
     const r = await this.socket.timeout(10_000).emitWithAck('stream:signal', message as { type: string });
-    if (!r.ok) throw new Error(r.refusal.message);
+    if (!r.ok) throw Object.assign(new Error(r.refusal.message), { code: r.refusal.code });
     return r.signal;
   }
 

@@ -25,6 +25,7 @@ import { forgetMembership, refreshMembership, type Membership } from './session.
 import { MyThingsPanel } from './my-things.ts';
 import { hostLinkBox } from './host-link.ts';
 import { VisualsView } from './visuals.ts';
+import { AudienceBar, BroadcastPanel } from './broadcast-panel.ts';
 import { apiErrorWords, refusalWords } from './words.ts';
 
 const ROLE_WORDS: Record<Role, string> = { host: 'host', remixer: 'remixer', listener: 'listener' };
@@ -39,6 +40,10 @@ export interface RoomHooks {
   audioStats(): Promise<AudioStats>;
   /** The received mix's level now (0..1), from the page's analyser: what the member hears. */
   audioLevel(): number;
+  /** How the sound comes: the stage's WebRTC, the audience's HLS, or null while off. */
+  audioVia(): 'webrtc' | 'hls' | null;
+  /** How far behind the stage this member hears (ms; 0 on WebRTC). */
+  delayMs(): number;
   visuals(): { paramsKey: string; framesDrawn: number; status: string };
 }
 
@@ -100,6 +105,10 @@ class RoomView {
   readonly #clips: ClipsPanel;
   readonly #visualSaves: VisualSaves;
   readonly #myThings: MyThingsPanel;
+  readonly #broadcast: BroadcastPanel;
+  readonly #audienceBar: AudienceBar;
+  /** Whether this member was in a broadcast's audience at the last render. */
+  #inAudience = false;
   readonly #offs: (() => void)[] = [];
   #state: RoomState | null = null;
   #renderQueued = false;
@@ -182,8 +191,22 @@ class RoomView {
       },
       () => this.#undo.endStep(),
     );
-    this.#audio = new LiveAudio(this.conn, this.#audioElement, async () => (await api.room(me.roomId)).info.streamAdapter);
-    this.#visuals = new VisualsView(release, { state: () => this.#state, serverNow: () => this.conn.serverNow(), energy: () => this.#audio.energy() }, (s) => {
+    this.#audio = new LiveAudio(this.conn, this.#audioElement, async () => (await api.room(me.roomId)).info.streamAdapter, {
+      audience: () => this.#audienceNow(),
+      playlists: async () => {
+        const b = await api.broadcast(me.roomId, me.token);
+        const audio = b.renditions?.['audio'];
+        if (!b.enabled || !audio) return null;
+        const video = b.renditions?.['video'];
+        return { audio, ...(video ? { video } : {}) };
+      },
+      video: this.#serverVideo,
+      serverNow: () => this.conn.serverNow(),
+    });
+    this.#broadcast = new BroadcastPanel(me, this.conn);
+    this.#audienceBar = new AudienceBar(this.conn);
+    // A broadcast's audience hears the stage a few seconds late: the visuals they draw follow what they hear.
+    this.#visuals = new VisualsView(release, { state: () => this.#state, serverNow: () => this.conn.serverNow() - this.#audio.delayMs(), energy: () => this.#audio.energy() }, (s) => {
       this.#visualProblem.textContent = s === 'drawing' ? '' : `Visuals: ${s}`;
     });
     const progress: ProgressSource = {
@@ -207,6 +230,8 @@ class RoomView {
       audio: () => ({ state: this.#audio.state, error: this.#audio.error }),
       audioStats: () => this.#audio.stats(),
       audioLevel: () => this.#audio.energy(),
+      audioVia: () => this.#audio.via,
+      delayMs: () => this.#audio.delayMs(),
       visuals: () => ({ paramsKey: this.#visuals.paramsKey, framesDrawn: this.#visuals.framesDrawn, status: this.#visuals.status }),
     };
   }
@@ -226,6 +251,7 @@ class RoomView {
     this.#myThings.close();
     this.#visuals.close();
     this.#audio.close();
+    this.#broadcast.close();
     this.conn.close();
     delete window.remixroom;
   }
@@ -260,6 +286,7 @@ class RoomView {
         h('figcaption', {}, this.#visualStatus, this.#visualProblem),
       ),
       h('div', { class: 'audio-row' }, this.#audioButton, this.#audioStatus, this.#audioElement),
+      this.#audienceBar.element,
       h(
         'div',
         { class: 'transport', role: 'group', 'aria-label': 'Playback' },
@@ -458,6 +485,7 @@ class RoomView {
       });
     });
     this.#hostPanel.append(
+      this.#broadcast.element,
       stems,
       h('div', { class: 'field' }, h('label', { htmlFor: 'prompt-policy' }, 'Prompts'), this.#policySelect),
       h('label', { class: 'toggle', htmlFor: 'chat-enabled' }, this.#chatEnabled, ' Chat on'),
@@ -555,6 +583,7 @@ class RoomView {
       if (this.#closed) return;
       this.#frame = requestAnimationFrame(tick);
       this.#renderPosition();
+      if (this.#inAudience) this.#audienceBar.update(true, this.#audio.via === 'hls' ? this.#audio.delayMs() : null);
     };
     this.#frame = requestAnimationFrame(tick);
   }
@@ -747,6 +776,22 @@ class RoomView {
       this.#limits.update(state);
     }
     this.#hostPanel.hidden = role !== 'host';
+    this.#broadcast.update(state.rules.broadcast === true);
+    if (role === 'host') this.#broadcast.open();
+    else this.#broadcast.close();
+    // Broadcast mode (or this member's role) changed: the sound moves between the stage's WebRTC and the audience's HLS.
+    const inAudience = this.#audienceNow();
+    if (inAudience !== this.#inAudience) {
+      this.#inAudience = inAudience;
+      this.#audio.audienceChanged();
+    }
+    this.#audienceBar.update(inAudience, this.#audio.via === 'hls' ? this.#audio.delayMs() : null);
+  }
+
+  /** In a broadcast's audience: the room broadcasts and this member listens (hosts and remixers are the stage). */
+  #audienceNow(): boolean {
+    const state = this.#state;
+    return state !== null && state.rules.broadcast === true && this.#role(state) === 'listener';
   }
 
   #renderPosition(): void {
@@ -883,9 +928,17 @@ class RoomView {
       blocked: 'Tap anywhere to bring the sound back.',
       failed: `The audio could not start: ${a.error ?? 'unknown error'}. Press “Start audio” to try again.`,
     };
+    if (a.via === 'hls') words['playing'] = 'Playing the room’s broadcast.';
     this.#audioStatus.textContent = words[a.state] ?? a.state;
     this.#audioButton.textContent = a.state === 'off' || a.state === 'failed' || a.state === 'blocked' ? '▶ Start audio' : '■ Stop audio';
     this.#audioButton.dataset['state'] = a.state;
+    // The broadcast's video rendition plays in the video element itself (with the sound).
+    if (a.hlsVideo) {
+      this.#serverVideo.hidden = false;
+      this.#visuals.canvas.hidden = true;
+      this.#visuals.paused = true;
+      return;
+    }
     // The server's video, when asked for and sent: shown instead of the drawing, which then pauses.
     const track = this.#serverVideoToggle.checked ? a.videoTrack : null;
     const current = (this.#serverVideo.srcObject as MediaStream | null)?.getVideoTracks()[0] ?? null;

@@ -7,21 +7,9 @@ import type { Logger } from 'pino';
 import { DEFAULT_BITRATE, DEFAULT_COMPLEXITY, type OpusComplexity } from './opus-encoder.ts';
 import { OPUS_PAYLOAD_TYPE } from './rtp-packetizer.ts';
 import { rtpSinkTransferList, type RtpSink } from './rtp-sink.ts';
-import type { TestSignal } from './pcm-source.ts';
+import type { PcmSourceSpec, WorkerPcmSourceSpec } from './pcm-source.ts';
 
-export type PcmSourceSpec =
-  | { kind: 'test'; signal: TestSignal }
-  | {
-      kind: 'module';
-      /** Absolute path or file: URL of a module exporting a PcmSourceFactory (e.g. the mixer). */
-      module: string;
-      /** Default: createPcmSource. */
-      exportName?: string;
-      /** Structured-cloned into the worker and handed to the factory. */
-      init?: unknown;
-      /** Transferables inside `init` (e.g. a MessagePort for room state, SharedArrayBuffers need none). */
-      transferList?: Transferable[];
-    };
+export type { PcmSourceSpec };
 
 export interface LiveOutputOptions {
   source: PcmSourceSpec;
@@ -59,7 +47,7 @@ export type LiveOutputEvents = {
 
 /** @internal What the worker is started with. */
 export interface LiveOutputWorkerData {
-  source: Exclude<PcmSourceSpec, { kind: 'module' }> | Omit<Extract<PcmSourceSpec, { kind: 'module' }>, 'transferList'>;
+  source: WorkerPcmSourceSpec;
   sink: RtpSink;
   ssrc: number;
   payloadType: number;

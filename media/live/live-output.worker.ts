@@ -3,11 +3,10 @@
 // signaling and everything else on the main thread cannot make it late.
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { FRAME_DURATION_MS, FRAME_SAMPLES, OPUS_CHANNELS, OpusEncoder } from './opus-encoder.ts';
 import { RtpPacketizer } from './rtp-packetizer.ts';
 import { openRtpSink } from './rtp-sink.ts';
-import { TestSignalSource, type PcmSource, type PcmSourceFactory } from './pcm-source.ts';
+import { loadPcmSource, type PcmSource } from './pcm-source.ts';
 import type { LiveOutputStats, LiveOutputWorkerData, ToLiveOutputWorker, FromLiveOutputWorker } from './live-output.ts';
 
 // Lateness samples kept for the percentiles: the last minute of frames.
@@ -19,17 +18,6 @@ const data = workerData as LiveOutputWorkerData;
 
 function post(message: FromLiveOutputWorker): void {
   port!.postMessage(message);
-}
-
-async function loadSource(): Promise<PcmSource> {
-  const spec = data.source;
-  if (spec.kind === 'test') return new TestSignalSource(spec.signal);
-  const url = spec.module.startsWith('file:') ? spec.module : pathToFileURL(spec.module).href;
-  const mod = (await import(url)) as Record<string, unknown>;
-  const exportName = spec.exportName ?? 'createPcmSource';
-  const factory = mod[exportName];
-  if (typeof factory !== 'function') throw new TypeError(`${spec.module} exports no function ${exportName}`);
-  return await (factory as PcmSourceFactory)(spec.init);
 }
 
 const encoder = new OpusEncoder({ bitrate: data.bitrate, complexity: data.complexity });
@@ -135,7 +123,7 @@ port.on('message', (message: ToLiveOutputWorker) => {
 });
 
 try {
-  source = await loadSource();
+  source = await loadPcmSource(data.source);
 } catch (err) {
   post({ type: 'failed', message: err instanceof Error ? err.message : String(err) });
   await sink.close();

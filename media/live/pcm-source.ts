@@ -24,6 +24,35 @@ export interface PcmSource {
  */
 export type PcmSourceFactory = (init: unknown) => PcmSource | Promise<PcmSource>;
 
+/** Where a live loop's PCM comes from: a test signal, or a module's factory (the room's mixer). */
+export type PcmSourceSpec =
+  | { kind: 'test'; signal: TestSignal }
+  | {
+      kind: 'module';
+      /** Absolute path or file: URL of a module exporting a PcmSourceFactory (e.g. the mixer). */
+      module: string;
+      /** Default: createPcmSource. */
+      exportName?: string;
+      /** Structured-cloned into the worker and handed to the factory. */
+      init?: unknown;
+      /** Transferables inside `init` (e.g. a MessagePort for room state, SharedArrayBuffers need none). */
+      transferList?: Transferable[];
+    };
+
+/** A spec as it reaches a worker (its transferables already moved). */
+export type WorkerPcmSourceSpec = Exclude<PcmSourceSpec, { kind: 'module' }> | Omit<Extract<PcmSourceSpec, { kind: 'module' }>, 'transferList'>;
+
+/** Loads the source a spec names (in the worker that runs the loop). */
+export async function loadPcmSource(spec: WorkerPcmSourceSpec): Promise<PcmSource> {
+  if (spec.kind === 'test') return new TestSignalSource(spec.signal);
+  const url = spec.module.startsWith('file:') ? spec.module : (await import('node:url')).pathToFileURL(spec.module).href;
+  const mod = (await import(url)) as Record<string, unknown>;
+  const exportName = spec.exportName ?? 'createPcmSource';
+  const factory = mod[exportName];
+  if (typeof factory !== 'function') throw new TypeError(`${spec.module} exports no function ${exportName}`);
+  return await (factory as PcmSourceFactory)(spec.init);
+}
+
 export type TestSignal =
   /** A sine per channel, so that the two channels can be told apart at the receiver. */
   | { kind: 'tone'; leftHz: number; rightHz: number; amplitude?: number }

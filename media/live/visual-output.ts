@@ -18,11 +18,12 @@ import { EventEmitter } from 'node:events';
 import { execFile } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { RoomRelease, RoomState } from '../../shared/room-doc.ts';
+import type { RoomRelease } from '../../shared/room-doc.ts';
+import type { VisualRoomState } from './room-visuals.ts';
 import type { EngineArtwork } from '../../shared/visual-engine.ts';
 import { rtpSinkTransferList, type RtpSink } from './rtp-sink.ts';
 
-export type VisualRoomState = Pick<RoomState, 'mix' | 'arrangement' | 'visual'>;
+export type { VisualRoomState };
 
 export interface VisualOutputSettings {
   width: number;

@@ -6,13 +6,11 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { transportPosition } from '../../shared/transport.ts';
-import { VisualEngine, crossfadeMix, yuv420Bytes } from '../../shared/visual-engine.ts';
-import { neutralVisualParams, parseVisualParams, type VisualParams } from '../../shared/visual-params.ts';
-import { ENERGY_SCALE } from './mixer-source.ts';
+import { yuv420Bytes } from '../../shared/visual-engine.ts';
+import { RoomVisualDrawer } from './room-visuals.ts';
 import { openRtpSink } from './rtp-sink.ts';
 import { IvfReader, Vp8Packetizer, type IvfFrame } from './vp8-rtp.ts';
-import type { FromVisualWorker, ToVisualWorker, VisualOutputStats, VisualOutputWorkerData, VisualRoomState } from './visual-output.ts';
+import type { FromVisualWorker, ToVisualWorker, VisualOutputStats, VisualOutputWorkerData } from './visual-output.ts';
 
 /** The encoder is restarted for a keyframe at most this often (a restart costs a process start). */
 const KEYFRAME_RESTART_MIN_MS = 1000;
@@ -33,21 +31,13 @@ function post(message: FromVisualWorker): void {
   port!.postMessage(message);
 }
 
-const engine = new VisualEngine(data.artwork);
-const energyCell = data.energy ? new Int32Array(data.energy, 0, 1) : null;
+const drawer = new RoomVisualDrawer(data.artwork, data.release, data.room, data.energy);
 const sink = openRtpSink(
   data.sink,
   (err) => post({ type: 'error', message: `RTP sink: ${err.message}` }),
   () => requestKeyframe(),
 );
 const packetizer = new Vp8Packetizer({ ssrc: data.ssrc, payloadType: data.payloadType });
-
-let room: VisualRoomState = data.room;
-let paramsKey = '';
-let current: VisualParams = neutralVisualParams();
-let previous: VisualParams | null = null;
-let changedAtMs = 0;
-let fading = false;
 
 interface Encoder {
   proc: ChildProcessWithoutNullStreams;
@@ -269,31 +259,10 @@ function requestKeyframe(): void {
   restartEncoder();
 }
 
-function updateParams(): void {
-  const key = JSON.stringify(room.visual.params ?? null);
-  if (key === paramsKey) return;
-  const next = parseVisualParams(room.visual.params) ?? neutralVisualParams();
-  // As the browser does: the first params are shown as they are; a change fades from the moment the server applied it.
-  previous = paramsKey ? current : null;
-  current = next;
-  paramsKey = key;
-  changedAtMs = room.visual.promptAtMs ?? 0;
-  engine.prepare(next);
-}
-
 function draw(enc: Encoder, slotMs: number): void {
-  updateParams();
-  const now = Date.now();
-  const mix = previous ? crossfadeMix(Math.max(0, (now - changedAtMs) / 1000)) : 1;
-  if (mix >= 1) previous = null;
-  fading = previous !== null;
-  const positionSec = transportPosition(room, data.release, now);
-  const bpm = data.release.bpm ?? 120;
-  const beats = (positionSec * bpm) / 60;
-  const energy = energyCell ? Math.round((Atomics.load(energyCell, 0) / ENERGY_SCALE) * 100) / 100 : 0.5;
   const frame = Buffer.allocUnsafe(frameBytes);
   const t0 = performance.now();
-  engine.renderFrameYuv420(frame, data.width, data.height, { from: previous, to: current, mix, timeSec: positionSec, energy, beatPhase: beats - Math.floor(beats) });
+  drawer.drawYuv420(frame, data.width, data.height);
   stats.drawMsTotal += performance.now() - t0;
   stats.framesDrawn++;
   enc.times.set(enc.nextFrame++, slotMs);
@@ -349,14 +318,14 @@ function currentStats(): VisualOutputStats {
     elapsedMs,
     firstKeyframeMs: stats.firstKeyframeMs,
     lastKeyframeResponseMs: stats.lastKeyframeResponseMs,
-    fading,
+    fading: drawer.fading,
   };
 }
 
 port.on('message', (message: ToVisualWorker) => {
   switch (message.type) {
     case 'room-state':
-      room = message.room;
+      drawer.setRoom(message.room);
       break;
     case 'keyframe':
       requestKeyframe();
@@ -382,6 +351,5 @@ port.on('message', (message: ToVisualWorker) => {
 
 encoder = startEncoder();
 standby = startEncoder();
-updateParams();
 post({ type: 'ready' });
 tick();

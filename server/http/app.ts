@@ -12,6 +12,7 @@ import { clipRoutes, type ClipRoutesDeps } from './clip-routes.ts';
 import { orderRoutes, paymentWebhookRoute, type OrderRoutesDeps } from './order-routes.ts';
 import { verifyRoute } from './verify-routes.ts';
 import type { VerifyDeps } from '../clips/verify.ts';
+import { broadcastRoutes, type BroadcastRoutesDeps } from './broadcast-routes.ts';
 import { clientRoutes } from './client-routes.ts';
 import { roomRoutes, type RoomRoutesDeps } from './room-routes.ts';
 import { takeRoutes } from './take-routes.ts';
@@ -28,6 +29,8 @@ export interface AppDeps {
   orders: OrderRoutesDeps;
   verify: VerifyDeps;
   limits: Limits;
+  /** A room's broadcast (HLS, RTMP); without it those routes are not mounted. */
+  broadcast?: BroadcastRoutesDeps;
 }
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
@@ -72,6 +75,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/releases', releaseRoutes(deps));
   app.use('/api/rooms', roomRoutes(deps.rooms));
   app.use('/api/rooms', takeRoutes(deps.rooms));
+  if (deps.broadcast) app.use('/api/rooms', broadcastRoutes(deps.broadcast));
   app.use('/api/rooms', memberThingsRoutes({ store: deps.orders.store, signer: deps.orders.signer, limits: deps.limits, clips: deps.clips.clips, orders: deps.orders.orders }));
   app.use('/api', clipRoutes(deps.clips));
   app.use('/api/orders', orderRoutes(deps.orders));

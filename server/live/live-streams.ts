@@ -13,6 +13,10 @@ import { localReleaseFolders, type ReleaseFolders } from '../catalog/release-fil
 import { readPack } from '../work/engine-cache.ts';
 import type { EngineArtwork } from '../../shared/visual-engine.ts';
 import { RoomStream, type RoomStreamEndReason, type RoomVideoOptions } from './room-stream.ts';
+import { RoomBroadcast, type RenditionSource } from './room-broadcast.ts';
+import { RtmpPush, type RtmpState } from './rtmp-push.ts';
+import type { RtmpTarget } from './rtmp-target.ts';
+import { ffmpegCannotBroadcast, type BroadcastSettings } from '../../media/live/broadcast-encoder.ts';
 import { StemCache } from './stem-cache.ts';
 
 export interface LiveStreamsOptions {
@@ -28,6 +32,19 @@ export interface LiveStreamsOptions {
   idleStopMs?: number;
   /** The visuals as a video track (for viewers who cannot draw): the native ffmpeg (null: none) and the size and rate. */
   video?: { ffmpeg: string | null; settings?: Partial<VisualOutputSettings>; idleStopMs?: number; restart?: Partial<EncoderRestartPolicy> };
+  /** Broadcast mode: HLS (and RTMP) encoded once per room by a native ffmpeg with libx264. */
+  broadcast?: {
+    ffmpeg: string | null;
+    settings?: Partial<BroadcastSettings>;
+    segmentSec?: number;
+    /** Above this many WebRTC listeners a room switches to broadcast mode by itself (0: never). */
+    autoListeners?: number;
+    restart?: Partial<EncoderRestartPolicy>;
+    /** How long an ended playlist stays readable. */
+    endedKeepMs?: number;
+    /** RTMP pushes' retry policy (tests shorten it). */
+    rtmp?: { backoff?: { initialMs: number; maxMs: number }; maxFailures?: number };
+  };
 }
 
 export type LiveStreamsEvents = {
@@ -52,10 +69,16 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
   readonly #streams = new Map<string, RoomStream>();
   readonly #artwork = new Map<string, Promise<EngineArtwork[]>>();
   readonly #video: RoomVideoOptions;
+  readonly #broadcasts = new Map<string, RoomBroadcast>();
+  /** Each room's push to a streaming platform (one per room), with the source it reads. */
+  readonly #pushes = new Map<string, { push: RtmpPush; source: RenditionSource; broadcast: RoomBroadcast }>();
+  /** Why this node cannot broadcast (no native ffmpeg with libx264), or null. */
+  readonly broadcastUnavailable: string | null;
   #closed = false;
 
-  private constructor(sfu: Sfu, opts: LiveStreamsOptions, encoder: RoomVideoOptions['encoder']) {
+  private constructor(sfu: Sfu, opts: LiveStreamsOptions, encoder: RoomVideoOptions['encoder'], broadcastUnavailable: string | null) {
     super();
+    this.broadcastUnavailable = broadcastUnavailable;
     this.sfu = sfu;
     this.#opts = opts;
     this.#video = {
@@ -84,7 +107,112 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
     else encoder = { ffmpeg };
     if ('unavailable' in encoder) opts.log.warn({ reason: encoder.unavailable }, 'the visuals are not offered as video (audio is unaffected)');
     else opts.log.info({ ffmpeg, ...DEFAULT_VISUAL_OUTPUT, ...opts.video?.settings }, 'the visuals can be published as VP8 video');
-    return new LiveStreams(selected.sfu, opts, encoder);
+    const broadcastFfmpeg = opts.broadcast?.ffmpeg ?? null;
+    const broadcastUnavailable = broadcastFfmpeg ? await ffmpegCannotBroadcast(broadcastFfmpeg) : 'the server has no native ffmpeg to encode a broadcast';
+    if (broadcastUnavailable) opts.log.warn({ reason: broadcastUnavailable }, 'rooms cannot broadcast (HLS, RTMP) on this node');
+    return new LiveStreams(selected.sfu, opts, encoder, broadcastUnavailable);
+  }
+
+  /**
+   * Follows a room that opened here: its broadcast runs while its rules say broadcast mode
+   * (whoever switched it, on whichever node), and above the configured number of WebRTC
+   * listeners the room switches by itself.
+   */
+  watch(room: Room): void {
+    const follow = () => {
+      if (room.closed || this.#closed) return;
+      if (room.rules.broadcast) {
+        if (this.broadcastUnavailable) return;
+        this.#broadcastOf(room).hold('hls').catch((err: unknown) => this.#opts.log.error({ err, roomId: room.id }, 'the room’s broadcast could not start'));
+      } else {
+        void this.#broadcasts.get(room.id)?.release('hls');
+      }
+    };
+    room.on('rules', follow);
+    room.once('close', () => room.off('rules', follow));
+    follow();
+  }
+
+  /** The room's broadcast on this node, if it has one (its playlists, its encoder for RTMP). */
+  broadcast(roomId: string): RoomBroadcast | undefined {
+    const b = this.#broadcasts.get(roomId);
+    return b && !b.closed ? b : undefined;
+  }
+
+  /**
+   * Sends the room to an RTMP ingest (the target checked by checkRtmpTarget): one push per room,
+   * remuxing the broadcast's `video` rendition (the encoder runs for it even outside broadcast
+   * mode). A push already running is replaced. The key lives in the push only, for the room's life.
+   */
+  async startRtmp(room: Room, target: RtmpTarget): Promise<RtmpState> {
+    await this.stopRtmp(room.id);
+    const broadcast = this.broadcastFor(room);
+    await broadcast.hold('rtmp');
+    const name = broadcast.renditionNames.includes('video') ? 'video' : 'audio';
+    const source = broadcast.source(name);
+    const push = new RtmpPush({ ffmpeg: this.#opts.broadcast!.ffmpeg!, target, source, log: this.#opts.log.child({ roomId: room.id }), ...this.#opts.broadcast?.rtmp });
+    const entry = { push, source, broadcast };
+    this.#pushes.set(room.id, entry);
+    // A push that gave up keeps its state (the host reads why) but no longer holds the encoder.
+    push.on('state', (state) => {
+      if (state.status === 'failed' && this.#pushes.get(room.id) === entry) void broadcast.release('rtmp');
+    });
+    push.start();
+    return push.state;
+  }
+
+  /** Stops the room's push, if any; its state stays readable as 'stopped' until the next start. */
+  async stopRtmp(roomId: string): Promise<RtmpState | null> {
+    const entry = this.#pushes.get(roomId);
+    if (!entry) return null;
+    entry.source.detach();
+    await entry.push.stop();
+    // Another start may have replaced it meanwhile: only this push's hold goes.
+    if (this.#pushes.get(roomId) === entry) await entry.broadcast.release('rtmp');
+    return entry.push.state;
+  }
+
+  /** The room's push as the host sees it (never the key), or null when none was started. */
+  rtmpState(roomId: string): RtmpState | null {
+    return this.#pushes.get(roomId)?.push.state ?? null;
+  }
+
+  /** The room's broadcast, made if need be (RTMP out holds its encoder even outside broadcast mode). */
+  broadcastFor(room: Room): RoomBroadcast {
+    if (this.broadcastUnavailable) throw new Error(this.broadcastUnavailable);
+    return this.#broadcastOf(room);
+  }
+
+  #broadcastOf(room: Room): RoomBroadcast {
+    if (this.#closed) throw new Error('the server is shutting down');
+    const existing = this.#broadcasts.get(room.id);
+    if (existing && !existing.closed) return existing;
+    const b = this.#opts.broadcast;
+    const broadcast = new RoomBroadcast({
+      room,
+      stems: this.stems,
+      artwork: (releaseId) => this.#releaseArtwork(releaseId),
+      ffmpeg: b!.ffmpeg!,
+      ...(b?.settings ? { settings: b.settings } : {}),
+      // Six segments in the playlist; a blocking reload waits at most three target durations (RFC 8216bis 6.2.5.2).
+      hls: { segmentTargetSec: b?.segmentSec ?? 2, windowSegments: 6, blockTimeoutMs: 3 * (b?.segmentSec ?? 2) * 1000 },
+      ...(b?.restart ? { restart: b.restart } : {}),
+      ...(b?.endedKeepMs !== undefined ? { endedKeepMs: b.endedKeepMs } : {}),
+      log: this.#opts.log,
+    });
+    this.#broadcasts.set(room.id, broadcast);
+    room.once('close', () => {
+      if (this.#broadcasts.get(room.id) === broadcast) this.#broadcasts.delete(room.id);
+      // The stream key goes with the room.
+      const push = this.#pushes.get(room.id);
+      this.#pushes.delete(room.id);
+      if (push) {
+        push.source.detach();
+        void push.push.stop();
+      }
+      void broadcast.close();
+    });
+    return broadcast;
   }
 
   get adapter(): SfuKind {
@@ -125,6 +253,10 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
     this.#closed = true;
     await Promise.all([...this.#streams.values()].map((s) => s.close('shutdown')));
     this.#streams.clear();
+    await Promise.all([...this.#pushes.values()].map((p) => p.push.stop()));
+    this.#pushes.clear();
+    await Promise.all([...this.#broadcasts.values()].map((b) => b.close()));
+    this.#broadcasts.clear();
     await this.sfu.close();
   }
 
@@ -142,7 +274,15 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
     });
     this.#streams.set(room.id, stream);
     stream.on('ended', (reason) => this.emit('ended', room.id, reason));
-    stream.on('listeners', (count) => this.emit('listeners', room.id, count));
+    stream.on('listeners', (count) => {
+      this.emit('listeners', room.id, count);
+      // A crowd on WebRTC: the room goes into broadcast mode by itself (the web app moves its listeners to HLS).
+      const auto = this.#opts.broadcast?.autoListeners ?? 0;
+      if (auto > 0 && count > auto && !room.closed && !room.rules.broadcast && !this.broadcastUnavailable) {
+        this.#opts.log.info({ roomId: room.id, listeners: count, autoListeners: auto }, 'the room switches to broadcast mode by itself');
+        room.setBroadcast(true);
+      }
+    });
     stream.on('videoStopped', (viewers, reason) => this.emit('videoStopped', room.id, viewers, reason));
     const onClose = (reason: RoomCloseReason) => {
       if (this.#streams.get(room.id) === stream) this.#streams.delete(room.id);

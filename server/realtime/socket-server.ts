@@ -13,6 +13,7 @@ import {
   PromptSubmit,
   ReactionSend,
   SessionRenew,
+  StageRequestPayload,
   StreamSignal,
   type Ack,
   type ChatMessage,
@@ -227,6 +228,19 @@ export class RoomSocketServer {
     handle('reaction:send', ReactionSend, async (c, p) => mapValue(await c.react(member, p.emoji), () => ({})));
     handle('prompt:submit', PromptSubmit, (c, p) => c.submitPrompt(member, p.text));
     handle('prompt:decide', PromptDecide, (c, p) => mapValue(c.decidePrompt(member, p.promptId, p.approve), () => ({})));
+    socket.on('stage:request', (payload: unknown, ack: unknown) => {
+      if (!parse(StageRequestPayload, payload ?? {}, ack)) return;
+      const ask = async () => {
+        const limited = await this.#deps.limits.refusalFor(['stage.request.member'], { member: member.userId });
+        if (limited) return reply(ack, { ok: false, refusal: limited });
+        const { room } = await ready;
+        if (!room.rules.broadcast) return reply(ack, { ok: false, refusal: refusal('out_of_order', 'the room is not broadcasting: everyone is on the stage already') });
+        if (room.roleOf(member) !== 'listener') return reply(ack, { ok: false, refusal: refusal('out_of_order', 'you are on the stage already') });
+        this.io.to(hostsOf(roomId)).emit('stage:requested', { userId: member.userId, name: member.name, atMs: Date.now() });
+        reply(ack, { ok: true, value: {} });
+      };
+      ask().catch(() => reply(ack, { ok: false, refusal: refusal('not_found', 'the room is not available') }));
+    });
     socket.on('session:renew', (payload: unknown, ack: unknown) => {
       const p = parse(SessionRenew, payload, ack);
       if (p) reply(ack, this.#renew(socket, p.token));
@@ -240,6 +254,8 @@ export class RoomSocketServer {
         const { room } = await ready;
         const live = this.#deps.live;
         if (!live) throw new StreamUnavailableError('this server does not stream');
+        // A broadcast's audience is on its HLS (encoded once for all of them); the SFU is the stage's.
+        if (p.type === 'join' && room.rules.broadcast && room.roleOf(member) === 'listener') return reply(ack, { ok: false, refusal: refusal('broadcast', BROADCAST_LISTENER) });
         if (!socket.connected) throw new StreamUnavailableError('disconnected');
         const answer = await live.signal(room, member.sessionId, p);
         // A join answered after the socket went away would leave a transport nobody owns.
@@ -272,9 +288,16 @@ export class RoomSocketServer {
     room.hold(socket);
     // Released on disconnect, which is registered at once: should anything below throw, the
     // connection is dropped (see the constructor) and must not keep the room loaded forever.
+    let broadcasting = room.rules.broadcast;
     const onRules = () => {
       if (room.isRemoved(member.userId)) return this.#end(socket, { reason: 'removed', message: 'a host removed you from this room' });
       const now = room.roleOf(member);
+      // Broadcast mode came on (or they became a listener in it): a listener's WebRTC session ends; the page moves to the HLS.
+      if (room.rules.broadcast && now === 'listener' && (!broadcasting || role !== 'listener')) {
+        this.#deps.live?.leave(roomId, member.sessionId);
+        socket.emit('stream:ended', { reason: 'broadcast', rejoin: false });
+      }
+      broadcasting = room.rules.broadcast;
       if (now === role) return;
       role = now;
       socket.emit('room:notice', { level: 'info', code: 'role_changed', message: roleMessage(now) });
@@ -490,6 +513,8 @@ function signalRefusal(err: unknown, log: Logger, roomId: string): Refusal {
   log.error({ err, roomId }, 'stream signaling failed');
   return refusal('unavailable', 'the live stream is not available just now; try again');
 }
+
+const BROADCAST_LISTENER = 'this room is broadcasting: listeners hear it through its stream (about a few seconds behind the stage); ask the host to join the stage';
 
 function roleMessage(role: Role): string {
   if (role === 'host') return 'the host made you a host of this room';

@@ -515,6 +515,12 @@ export class Room extends EventEmitter<RoomEvents> {
     });
   }
 
+  /** Switches broadcast mode (stage on WebRTC, audience on HLS); every node and member follows the rules. */
+  setBroadcast(enabled: boolean): void {
+    if (this.#rules.broadcast === enabled) return;
+    this.change((doc) => doc.getMap('rules').set('broadcast', enabled));
+  }
+
   /** Mirrors the store's lock on new joins into the rules (every member's page shows it). */
   mirrorLock(locked: boolean): void {
     if (this.#rules.locked === locked) return;

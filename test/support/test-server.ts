@@ -15,7 +15,7 @@ export interface TestServer {
 /** A real server on 127.0.0.1, port 0, over a fresh DATA_DIR holding the demo release. */
 export async function startTestServer(
   overrides: Partial<Config> = {},
-  options: { roomTimings?: Partial<RoomTimings>; dataDir?: string; live?: Pick<LiveStreamsOptions, 'sfu' | 'idleStopMs' | 'video'> } = {},
+  options: { roomTimings?: Partial<RoomTimings>; dataDir?: string; live?: Pick<LiveStreamsOptions, 'sfu' | 'idleStopMs' | 'video' | 'broadcast'> } = {},
 ): Promise<TestServer> {
   const data = options.dataDir ? { path: options.dataDir, remove: async () => {} } : await demoDataDir();
   const config = configFor({ dataDir: data.path, port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides });

@@ -59,6 +59,28 @@ export interface RtmpPushOptions {
   stopGraceMs?: number;
   /** rtmps: certificate authorities to trust instead of Node's (tests). */
   tlsCa?: string | Buffer;
+  /**
+   * How long media written to ffmpeg may go unconfirmed (its progress reports no new media time)
+   * before the attempt counts as failed: an ingest that accepts the connection and never answers,
+   * or stops reading, would otherwise hold the push forever. Default 15 s.
+   */
+  stallMs?: number;
+}
+
+/** One ffmpeg run: what it has shown so far. */
+interface PushRun {
+  live: boolean;
+  stderrTail: string[];
+  logged: number;
+  /** rtmps: why the relay's TLS connection failed. */
+  relayError: string | null;
+  /** Set when the watchdog ended the run. */
+  stallError: string | null;
+  /** The media time ffmpeg last reported (µs). */
+  outTimeUs: number;
+  /** When data was first written that ffmpeg's progress has not yet confirmed; null when all is confirmed. */
+  unconfirmedSince: number | null;
+  watchdog: NodeJS.Timeout | null;
 }
 
 /** ffmpeg's stderr lines logged per run at most: a flapping ingest must not flood the log. */
@@ -75,6 +97,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
   #child: ChildProcess | null = null;
   #relay: TlsRelay | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
+  #retryAt: number | null = null;
   #failures = 0;
   #started = false;
   #stopping: Promise<void> | null = null;
@@ -84,7 +107,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
   #needIndependent = true;
   #restartForInit = false;
   #dropped = 0;
-  #run: { live: boolean; stderrTail: string[]; logged: number; relayError: string | null } | null = null;
+  #run: PushRun | null = null;
   readonly #onInit = (init: FragmentInit) => this.#handleInit(init);
   readonly #onChunk = (chunk: FragmentChunk) => this.#handleChunk(chunk);
 
@@ -98,8 +121,10 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
     this.#state = this.#makeState('stopped', null, null);
   }
 
+  /** The state now (while retrying, nextRetryInMs is what is left of the wait). */
   get state(): RtmpState {
-    return { ...this.#state, nextRetryInMs: this.#state.nextRetryInMs };
+    const left = this.#retryAt === null ? null : Math.max(0, this.#retryAt - Date.now());
+    return { ...this.#state, nextRetryInMs: this.#state.status === 'retrying' ? left : null };
   }
 
   /** Chunks dropped because ffmpeg (the ingest) did not keep up. */
@@ -141,6 +166,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
 
   #spawn(): void {
     this.#retryTimer = null;
+    this.#retryAt = null;
     this.#setState('connecting', this.#state.lastError, null);
     const { target } = this.#opts;
     if (target.tls) {
@@ -179,15 +205,28 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
     ];
     const child = spawn(this.#opts.ffmpeg, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#child = child;
-    const run = { live: false, stderrTail: [] as string[], logged: 0, relayError: null as string | null };
+    const run: PushRun = { live: false, stderrTail: [], logged: 0, relayError: null, stallError: null, outTimeUs: 0, unconfirmedSince: null, watchdog: null };
     this.#run = run;
+    const stallMs = this.#opts.stallMs ?? 15_000;
+    run.watchdog = setInterval(() => {
+      if (run.unconfirmedSince === null || Date.now() - run.unconfirmedSince < stallMs || run.stallError) return;
+      run.stallError = run.live
+        ? `the ingest stopped taking the stream (nothing confirmed for ${Math.round(stallMs / 1000)} s)`
+        : `the ingest did not answer within ${Math.round(stallMs / 1000)} s`;
+      this.#log.warn({ why: run.stallError }, 'rtmp push stalled; ending this attempt');
+      void killChild(child, this.#opts.stopGraceMs ?? 3000);
+    }, Math.max(50, Math.min(1000, stallMs / 4)));
     this.#fedInit = null;
     this.#needIndependent = true;
     child.stdin!.on('error', () => {
       // EPIPE when ffmpeg has exited: its exit says why.
     });
     lines(child.stdout!, (line) => {
-      if (!run.live && /^out_time_us=(\d+)/.exec(line) && Number(line.slice(12)) > 0) {
+      const outTime = /^out_time_us=(\d+)$/.exec(line);
+      if (!outTime || Number(outTime[1]) <= run.outTimeUs) return;
+      run.outTimeUs = Number(outTime[1]);
+      run.unconfirmedSince = null;
+      if (!run.live) {
         run.live = true;
         this.#failures = 0;
         this.#log.info('rtmp push live');
@@ -205,6 +244,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
       run.stderrTail.push(`ffmpeg could not start: ${err.message}`);
     });
     child.once('close', (code, signal) => {
+      if (run.watchdog) clearInterval(run.watchdog);
       if (this.#child !== child) return;
       this.#child = null;
       this.#closeRelay();
@@ -231,6 +271,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
     }
     const delay = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** (this.#failures - 1));
     this.#log.warn({ failures: this.#failures, why, retryInMs: delay }, 'rtmp push ended; retrying');
+    this.#retryAt = Date.now() + delay;
     this.#setState('retrying', why, delay);
     this.#retryTimer = setTimeout(() => this.#spawn(), delay);
   }
@@ -238,6 +279,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
   #writeInit(init: FragmentInit): void {
     this.#fedInit = init;
     this.#needIndependent = true;
+    if (this.#run) this.#run.unconfirmedSince ??= Date.now();
     this.#child?.stdin!.write(init.data);
   }
 
@@ -253,8 +295,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
     // this ffmpeg ends and a new one starts at once with the new init (the ingest sees a reconnect).
     this.#log.info('rtmp push: the source has a new init segment; restarting ffmpeg');
     this.#restartForInit = true;
-    child.stdin!.end();
-    child.kill('SIGTERM');
+    void killChild(child, this.#opts.stopGraceMs ?? 3000);
   }
 
   #handleChunk(chunk: FragmentChunk): void {
@@ -275,6 +316,7 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
       this.#needIndependent = true;
       return;
     }
+    if (this.#run) this.#run.unconfirmedSince ??= Date.now();
     stdin.write(chunk.data);
   }
 
@@ -298,12 +340,13 @@ export class RtmpPush extends EventEmitter<{ state: [RtmpState] }> {
     const safeError = lastError === null ? null : this.#scrub(lastError);
     if (this.#state.status === status && this.#state.lastError === safeError && this.#state.attempts === this.#failures && nextRetryInMs === null) return;
     this.#state = this.#makeState(status, safeError, nextRetryInMs);
-    this.emit('state', this.state);
+    this.emit('state', { ...this.#state });
   }
 }
 
 /** The host's reason for an ffmpeg run that ended (not by stop()). */
-function describeExit(run: { live: boolean; stderrTail: string[]; relayError: string | null }, code: number | null, signal: NodeJS.Signals | null, display: string): string {
+function describeExit(run: PushRun, code: number | null, signal: NodeJS.Signals | null, display: string): string {
+  if (run.stallError) return run.stallError;
   if (run.relayError) return run.relayError;
   const text = run.stderrTail.join('\n');
   const last = run.stderrTail.at(-1) ?? (signal ? `ffmpeg was killed (${signal})` : `ffmpeg exited with code ${code}`);

@@ -206,7 +206,7 @@ describe('RTMP push (real nginx-rtmp, real ffmpeg)', function () {
     const { log } = capturedLogger();
     const source = track(new TestFragmentSource({ durationSec: 60, toneOffAtSec: 60 }));
     const target = await checkRtmpTarget(nginx.url, key, { allowPrivate: true });
-    const push = track(new RtmpPush({ ffmpeg: 'ffmpeg', target, source, log, maxPendingBytes: 16 * 1024 }));
+    const push = track(new RtmpPush({ ffmpeg: 'ffmpeg', target, source, log, maxPendingBytes: 16 * 1024, stallMs: 120_000 }));
     push.start();
     await waitFor(() => push.state.status === 'live', 20_000, 'the push to go live');
     const [pusher] = ffmpegChildren().filter((pid) => pid !== source.pid);
@@ -293,5 +293,34 @@ describe('RTMP push (real nginx-rtmp, real ffmpeg)', function () {
     expect(push.state).to.include({ attempts: 0, lastError: null });
     expect(() => process.kill(before!, 0)).to.throw();
     expect(nginx.publishes.filter((p) => p.name === key)).to.have.length(2);
+  });
+
+  it('an ingest that accepts the connection and never answers: the attempt ends after the stall limit, then the push gives up', async () => {
+    const sockets = new Set<net.Socket>();
+    const blackhole = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.resume(); // reads the handshake, never answers
+    });
+    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    try {
+      const key = freshKey('hole');
+      const { log, lines } = capturedLogger();
+      const source = track(new TestFragmentSource({ durationSec: 60, toneOffAtSec: 60 }));
+      const target = await checkRtmpTarget(`rtmp://127.0.0.1:${(blackhole.address() as net.AddressInfo).port}/live`, key, { allowPrivate: true });
+      const push = track(new RtmpPush({ ffmpeg: 'ffmpeg', target, source, log, backoff: { initialMs: 100, maxMs: 100 }, maxFailures: 2, stallMs: 3000 }));
+      const states: RtmpState[] = [];
+      push.on('state', (s) => states.push(s));
+      push.start();
+      await waitFor(() => push.state.status === 'failed', 40_000, 'the push to give up');
+      expect(states.map((s) => s.status)).to.deep.equal(['connecting', 'retrying', 'connecting', 'failed']);
+      expect(push.state.lastError).to.equal('the ingest did not answer within 3 s');
+      expect(sockets.size).to.equal(2);
+      expect(ffmpegChildren().filter((pid) => pid !== source.pid)).to.deep.equal([]);
+      expect(lines.join('\n')).not.to.include(key);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      blackhole.close();
+    }
   });
 });

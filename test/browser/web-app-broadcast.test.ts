@@ -13,6 +13,7 @@ import { buildClient } from '../../client/build.ts';
 import { ffmpegCannotBroadcast } from '../../media/live/broadcast-encoder.ts';
 import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
 import { commandExists, requireComponent } from '../support/components.ts';
+import { SFU_ADAPTERS, adapterTitle, requireSfuAdapter } from '../support/sfu-adapters.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { connected, until } from '../support/web-app-page.ts';
 
@@ -28,7 +29,7 @@ interface HookWindow {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('web app: a broadcast’s audience hears the room through HLS (hls.js)', function () {
+for (const adapter of SFU_ADAPTERS) describe(adapterTitle('web app: a broadcast’s audience hears the room through HLS (hls.js)', adapter), function () {
   this.timeout(120_000);
   let t: TestServer;
   let browser: LaunchedBrowser | null = null;
@@ -38,9 +39,10 @@ describe('web app: a broadcast’s audience hears the room through HLS (hls.js)'
   const pageErrors: string[] = [];
 
   before(async function () {
+    await requireSfuAdapter(adapter, this);
     requireComponent(CHROMIUM_COMMAND, chromiumAvailable(), this);
     requireComponent('ffmpeg', commandExists('ffmpeg') && (await ffmpegCannotBroadcast('ffmpeg')) === null, this);
-    const [server] = await Promise.all([startTestServer({}, { live: { broadcast: { ffmpeg: 'ffmpeg', segmentSec: 1 } } }), buildClient()]);
+    const [server] = await Promise.all([startTestServer({}, { adapter, live: { broadcast: { ffmpeg: 'ffmpeg', segmentSec: 1 } } }), buildClient()]);
     t = server;
     shots = await fsp.mkdtemp(path.join(os.tmpdir(), 'remixroom-broadcast-shots-'));
     console.log(`        ↳ screenshots: ${shots}`);

@@ -17,6 +17,7 @@ import { DEMO_RELEASE_ID } from '../../server/catalog/demo-release.ts';
 import { commandExists, requireComponent } from '../support/components.ts';
 import { api, connectMember, connectSocket, from, joinAs, nextEvent, openRoom, stemMap, strangerAddress, type Member, type OpenedRoom, type RoomSocket } from '../support/room-clients.ts';
 import { tempDir } from '../support/temp.ts';
+import { SFU_ADAPTERS, adapterTitle, requireSfuAdapter } from '../support/sfu-adapters.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 
 const run = promisify(execFile);
@@ -74,7 +75,7 @@ function readPlaylist(text: string): PlaylistView {
   };
 }
 
-describe('broadcast mode: the room as LL-HLS, encoded once', function () {
+for (const adapter of SFU_ADAPTERS) describe(adapterTitle('broadcast mode: the room as LL-HLS, encoded once', adapter), function () {
   this.timeout(60_000);
   let t: TestServer;
   let room: OpenedRoom;
@@ -84,8 +85,9 @@ describe('broadcast mode: the room as LL-HLS, encoded once', function () {
   const sockets: RoomSocket[] = [];
 
   before(async function () {
+    await requireSfuAdapter(adapter, this);
     requireComponent('ffmpeg', commandExists('ffmpeg') && (await ffmpegCannotBroadcast('ffmpeg')) === null, this);
-    t = await startTestServer({}, { live: { broadcast: { ffmpeg: 'ffmpeg', segmentSec: 1, endedKeepMs: 60_000, restart: { initialMs: 200, maxMs: 400, maxFailures: 4, healthyMs: 60_000 } } } });
+    t = await startTestServer({}, { adapter, live: { broadcast: { ffmpeg: 'ffmpeg', segmentSec: 1, endedKeepMs: 60_000, restart: { initialMs: 200, maxMs: 400, maxFailures: 4, healthyMs: 60_000 } } } });
     room = await openRoom(t.url);
     dir = await tempDir('broadcast-hls');
     listener = await joinAs(t.url, room, 'listener', 'Audience');

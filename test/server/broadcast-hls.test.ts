@@ -18,6 +18,7 @@ import { commandExists, requireComponent } from '../support/components.ts';
 import { api, connectMember, connectSocket, from, joinAs, nextEvent, openRoom, stemMap, strangerAddress, type Member, type OpenedRoom, type RoomSocket } from '../support/room-clients.ts';
 import { tempDir } from '../support/temp.ts';
 import { SFU_ADAPTERS, adapterTitle, requireSfuAdapter } from '../support/sfu-adapters.ts';
+import { listenToRoom, type WeriftListener } from '../support/werift-listener.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 
 const run = promisify(execFile);
@@ -322,5 +323,49 @@ for (const adapter of SFU_ADAPTERS) describe(adapterTitle('broadcast mode: the r
     expect(ended).to.equal(true);
     expect(t.server.live.broadcast(room.roomId)?.live ?? false).to.equal(false);
     expect((await status()).body).to.include({ enabled: false, live: false });
+  });
+});
+
+for (const adapter of SFU_ADAPTERS) describe(adapterTitle('broadcast mode: a crowd on WebRTC switches the room by itself (BROADCAST_AUTO_LISTENERS)', adapter), function () {
+  this.timeout(60_000);
+  let t: TestServer;
+  const listeners: WeriftListener[] = [];
+
+  before(async function () {
+    await requireSfuAdapter(adapter, this);
+    requireComponent('ffmpeg', commandExists('ffmpeg') && (await ffmpegCannotBroadcast('ffmpeg')) === null, this);
+    t = await startTestServer({}, { adapter, live: { broadcast: { ffmpeg: 'ffmpeg', autoListeners: 2 } } });
+  });
+
+  after(async () => {
+    for (const l of listeners) await l.close().catch(() => {});
+    await t?.close();
+  });
+
+  it('stays a party up to the limit; one more listener and it broadcasts, moving its WebRTC listeners to the HLS', async () => {
+    const room = await openRoom(t.url);
+    const rules = async () => (await api<BroadcastStatus>(t.url, 'GET', `/api/rooms/${room.roomId}/broadcast`)).body.enabled;
+    const remixer = await joinAs(t.url, room, 'remixer', 'On stage');
+    const fans = await Promise.all([1, 2, 3].map((i) => joinAs(t.url, room, 'listener', `Fan ${i}`)));
+    listeners.push(await listenToRoom(t.url, room.roomId, remixer.token));
+    listeners.push(await listenToRoom(t.url, room.roomId, fans[0]!.token));
+    await sleep(500);
+    expect(await rules(), 'two listeners: still a party').to.equal(false);
+    listeners.push(await listenToRoom(t.url, room.roomId, fans[1]!.token));
+    const deadline = Date.now() + 10_000;
+    while (!(await rules()) && Date.now() < deadline) await sleep(100);
+    expect(await rules(), 'three listeners: the room broadcasts').to.equal(true);
+    // The listeners' WebRTC sessions end (their pages move to the HLS); the remixer (the stage) stays.
+    const moved = Date.now() + 10_000;
+    while (t.server.live.status(room.roomId).listeners > 1 && Date.now() < moved) await sleep(100);
+    expect(t.server.live.status(room.roomId).listeners).to.equal(1);
+    const heard = listeners[0]!.heard.length;
+    await sleep(500);
+    expect(listeners[0]!.heard.length, 'the stage (the remixer) still receives the mix over WebRTC').to.be.greaterThan(heard + 10);
+    // A listener's new join is refused now.
+    const fourth = await connectSocket(t.url, room.roomId, fans[2]!.token, { address: fans[2]!.address });
+    const again = (await fourth.timeout(10_000).emitWithAck('stream:signal', { type: 'join' })) as { ok: boolean; refusal?: { code: string } };
+    expect(again.refusal?.code).to.equal('broadcast');
+    fourth.disconnect();
   });
 });

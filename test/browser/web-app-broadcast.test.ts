@@ -151,6 +151,26 @@ for (const adapter of SFU_ADAPTERS) describe(adapterTitle('web app: a broadcast�
     expect(await via(fan)).to.equal('hls');
   });
 
+  it('the server’s video for a weak device: the audience plays the video rendition (the visuals with the sound) instead of drawing', async () => {
+    await fan.getByLabel(/Show the server’s video/).check();
+    await fan.waitForFunction(
+      () => {
+        const v = document.querySelector('video.server-video') as HTMLVideoElement | null;
+        return v !== null && !v.hidden && v.videoWidth > 0 && v.getVideoPlaybackQuality().totalVideoFrames > 5;
+      },
+      undefined,
+      { timeout: 30_000 },
+    );
+    const size = await fan.locator('video.server-video').evaluate((v: HTMLVideoElement) => ({ w: v.videoWidth, h: v.videoHeight, muted: v.muted }));
+    expect(size).to.deep.equal({ w: 640, h: 360, muted: false });
+    expect(await via(fan)).to.equal('hls');
+    expect(await fan.evaluate(() => performance.getEntriesByType('resource').some((e) => /\/hls\/video\/part-\d+\.\d+\.m4s/.test(e.name)))).to.equal(true);
+    await until('the fan to hear the mix with the video', 20_000, async () => ((await peakLevel(fan)) > 0.01 ? true : null));
+    await fan.locator('figure.visuals').screenshot({ path: path.join(shots, 'audience-video.png') });
+    await fan.getByLabel(/Show the server’s video/).uncheck();
+    await fan.locator('canvas.visuals-canvas').waitFor({ state: 'visible', timeout: 20_000 });
+  });
+
   it('the listener asks to join the stage; the host brings them on; their sound moves to WebRTC', async () => {
     await fan.getByRole('button', { name: /Join the stage/ }).click();
     const request = host.locator('.stage-requests li', { hasText: 'Fan' });

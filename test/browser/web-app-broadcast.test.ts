@@ -36,6 +36,7 @@ for (const adapter of SFU_ADAPTERS) describe(adapterTitle('web app: a broadcastâ
   let host: Page;
   let fan: Page;
   let shots = '';
+  let roomId = '';
   const pageErrors: string[] = [];
 
   before(async function () {
@@ -61,6 +62,7 @@ for (const adapter of SFU_ADAPTERS) describe(adapterTitle('web app: a broadcastâ
     await first.getByRole('button', { name: 'Open a room' }).click();
     await host.waitForURL(/\/r\/[\w-]+$/, { timeout: 10_000 });
     await connected(host);
+    roomId = /\/r\/([\w-]+)/.exec(host.url())![1]!;
     await host.locator('#link-role').selectOption('listener');
     await host.getByRole('button', { name: 'Make a link' }).click();
     const link = host.locator('.links input[readonly]').first();
@@ -149,6 +151,22 @@ for (const adapter of SFU_ADAPTERS) describe(adapterTitle('web app: a broadcastâ
     // Within the delay the page states and a little more (the mix's reverb tail, the page's analyser).
     expect(heardAfterMs).to.be.below(delayMs + 2500);
     expect(await via(fan)).to.equal('hls');
+  });
+
+  it('the roomâ€™s encoder killed: it restarts and the player plays on after the discontinuity', async () => {
+    const broadcast = t.server.live.broadcast(roomId)!;
+    const before = (await broadcast.status()).encoder!.encoders;
+    broadcast.killEncoderForTest();
+    await until('the encoder to restart', 20_000, async () => ((await broadcast.status()).encoder?.encoders ?? 0) > before || null);
+    // Past the gap the player is playing the new encoder's parts: sound again, on the HLS.
+    await sleep(3000);
+    const level = await until('the fan to hear the mix after the restart', 30_000, async () => {
+      const l = await peakLevel(fan);
+      return l > 0.01 ? l : null;
+    });
+    expect(await via(fan)).to.equal('hls');
+    expect(await fan.evaluate(() => (window as HookWindow).remixroom!.audio().state)).to.equal('playing');
+    console.log(`        â†³ after the encoder's restart: level ${level.toFixed(3)}`);
   });
 
   it('the serverâ€™s video for a weak device: the audience plays the video rendition (the visuals with the sound) instead of drawing', async () => {

@@ -368,7 +368,7 @@ export function roomDocProblems(doc: Y.Doc, release: RoomRelease): string[] {
 
   // rules, first: the values are checked against them
   const rules = roots.rules;
-  exactKeys('rules', rules, ['editableStems', 'stemRanges', 'masterRanges', 'promptPolicy', 'chatEnabled', 'takesByRemixers', 'roles', 'removed', 'locked'], out);
+  exactKeys('rules', rules, ['editableStems', 'stemRanges', 'masterRanges', 'promptPolicy', 'chatEnabled', 'takesByRemixers', 'roles', 'removed', 'locked', 'broadcast'], out);
   const releaseEditable = release.rules.editableStems ?? release.stems.map((s) => s.id);
   const editable = rules.get('editableStems');
   if (!Array.isArray(editable) || editable.length > 64 || !editable.every((s) => typeof s === 'string')) out.push(`rules.editableStems: ${show(editable)}`);
@@ -389,6 +389,7 @@ export function roomDocProblems(doc: Y.Doc, release: RoomRelease): string[] {
   const removed = rules.get('removed');
   if (!Array.isArray(removed) || !removed.every((u) => typeof u === 'string' && u.length > 0 && u.length <= 64)) out.push(`rules.removed: ${show(removed)}`);
   if (typeof rules.get('locked') !== 'boolean') out.push(`rules.locked: ${show(rules.get('locked'))}`);
+  if (typeof rules.get('broadcast') !== 'boolean') out.push(`rules.broadcast: ${show(rules.get('broadcast'))}`);
 
   // mix
   exactKeys('mix', roots.mix, ['stems', 'master'], out);

@@ -11,9 +11,8 @@
 // no NACK (no retransmission history to keep). So the room parses nothing: it
 // hands the packet's bytes to each listener's DirectAudioSender, which writes its
 // SSRC and payload type into a copy of the header, encrypts it with the peer's
-// own SRTP keys and rollover counter (AES-GCM in srtp-gcm.ts, without a cipher
-// per packet; AES-CM with werift's cipher), and gives the datagram to the socket
-// of the nominated ICE pair. The sender's
+// own SRTP context (werift's cipher, so the bytes are the ones werift would send),
+// and gives the datagram to the socket of the nominated ICE pair. The sender's
 // counters (packets, octets, last RTP and NTP time) are kept as werift keeps them,
 // so its RTCP sender reports say the same.
 //
@@ -22,9 +21,7 @@
 // path. A packet it cannot send this way (padding, extensions, CSRCs, a pending
 // sequence remap) goes through werift's own sendRtp.
 import net from 'node:net';
-import type { KeyObject } from 'node:crypto';
 import { RtpPacket, type RTCPeerConnection, type RTCRtpSender } from 'werift';
-import { SrtpGcmSender } from './srtp-gcm.ts';
 
 interface SsrcState {
   rolloverCounter: number;
@@ -33,13 +30,7 @@ interface SsrcState {
 interface SrtpContextShape {
   getSrtpSsrcState(ssrc: number): SsrcState;
   updateRolloverCount(seq: number, s: SsrcState): void;
-  cipher: {
-    encryptRtp(header: HeaderShape, payload: Buffer, roc: number): Buffer;
-    /** CipherAesGcm only (AEAD_AES_128_GCM); CipherAesCtr has a 10-byte HMAC tag instead. */
-    aeadAuthTagLen?: number;
-    srtpSessionKey?: Buffer | KeyObject;
-    srtpSessionSalt?: Buffer;
-  };
+  cipher: { encryptRtp(header: HeaderShape, payload: Buffer, roc: number): Buffer };
 }
 
 /** What werift's ciphers read of a header (CipherAesCtr and CipherAesGcm both). */
@@ -58,7 +49,7 @@ interface PairShape {
   remoteAddr: [string, number];
   packetsSent: number;
   bytesSent: number;
-  protocol: { transport?: { socket?: SocketShape; closed?: boolean } };
+  protocol: { type?: string; transport?: { socket?: SocketShape; closed?: boolean } };
 }
 
 interface ConnectionShape {
@@ -104,8 +95,6 @@ export class DirectAudioSender {
   readonly #context: SrtpContextShape;
   readonly #connection: ConnectionShape;
   readonly #header: HeaderShape & { bytes: Buffer };
-  /** AEAD_AES_128_GCM without a cipher per packet; null: werift's cipher (AES-CM + HMAC-SHA1). */
-  readonly #gcm: SrtpGcmSender | null;
   /** Packets sent here and through werift's fallback, for tests and stats. */
   sent = 0;
   fellBack = 0;
@@ -115,10 +104,6 @@ export class DirectAudioSender {
     this.#transport = transport;
     this.#context = context;
     this.#connection = connection;
-    const cipher = context.cipher;
-    const key = cipher.srtpSessionKey;
-    const salt = cipher.srtpSessionSalt;
-    this.#gcm = cipher.aeadAuthTagLen === 16 && key && Buffer.isBuffer(salt) && salt.length >= 12 ? new SrtpGcmSender(key, salt) : null;
     // The cipher keeps nothing of the header between packets: one reused object.
     this.#header = {
       ssrc: 0,
@@ -129,11 +114,6 @@ export class DirectAudioSender {
         return this.bytes;
       },
     };
-  }
-
-  /** Which encryption it uses: its own AES-GCM, or werift's cipher (AES-CM + HMAC-SHA1). */
-  get encryption(): 'aes-gcm' | 'werift' {
-    return this.#gcm ? 'aes-gcm' : 'werift';
   }
 
   /**
@@ -205,20 +185,31 @@ export class DirectAudioSender {
     const context = this.#context;
     const state = context.getSrtpSsrcState(ssrc);
     context.updateRolloverCount(seq, state);
-    let srtp: Buffer;
-    if (this.#gcm) {
-      srtp = this.#gcm.encryptRtp(header, payload, ssrc, seq, state.rolloverCounter);
-    } else {
-      this.#header.ssrc = ssrc;
-      this.#header.sequenceNumber = seq;
-      this.#header.bytes = header;
-      srtp = context.cipher.encryptRtp(this.#header, payload, state.rolloverCounter);
-    }
+    this.#header.ssrc = ssrc;
+    this.#header.sequenceNumber = seq;
+    this.#header.bytes = header;
+    // werift's cipher (AES-GCM or AES-CM + HMAC-SHA1, whichever DTLS agreed),
+    // with the session keys as KeyObjects (cacheSrtpKeys). A cipher of our own
+    // without an OpenSSL context per packet (ECB keystream + GHASH in JS, byte-
+    // identical) was measured and dropped: no faster with hundreds of peers, its
+    // per-key GHASH tables falling out of the caches (bench/README.md, listeners).
+    const srtp = context.cipher.encryptRtp(this.#header, payload, state.rolloverCounter);
     this.#transport.bytesSent += srtp.length;
     this.#transport.packetsSent++;
     this.#sendDatagram(srtp);
     this.sent++;
     if (!sender.rtcpRunning) sender.runRtcp().catch(() => {});
+  }
+
+  #lastAddress = '';
+  #lastAddressIsIp = false;
+
+  #isIp(address: string): boolean {
+    if (address !== this.#lastAddress) {
+      this.#lastAddress = address;
+      this.#lastAddressIsIp = net.isIP(address) !== 0;
+    }
+    return this.#lastAddressIsIp;
   }
 
   #sendDatagram(data: Buffer): void {
@@ -227,9 +218,9 @@ export class DirectAudioSender {
     const pair = connection.nominated!;
     const transport = pair.protocol.transport;
     const [address, port] = pair.remoteAddr;
-    // A UDP pair to an IP address: straight to its socket, as werift's
-    // UdpTransport would after its promises. Anything else (TURN, TCP): werift.
-    if (transport?.socket && transport.closed === false && typeof transport.socket.send === 'function' && net.isIP(address)) {
+    // A host/STUN pair over UDP to an IP address: straight to its socket, as
+    // werift's UdpTransport would after its promises. Anything else (TURN, TCP): werift.
+    if (pair.protocol.type === 'stun' && transport?.socket && transport.closed === false && typeof transport.socket.send === 'function' && this.#isIp(address)) {
       transport.socket.send(data, port, address);
       pair.packetsSent++;
       pair.bytesSent += data.length;

@@ -49,6 +49,8 @@ const DEFAULT_STEPS = [50, 100, 200, 300, 400, 500, 600];
 const DEFAULT_SECONDS = 8;
 const DEFAULT_WINDOWS = 3;
 const SETTLE_MS = 2000;
+/** How long the listeners of a step may take to connect (ICE + DTLS) before those still connecting count as failed joins. */
+const CONNECT_WAIT_MS = 30_000;
 /** Jitter is "steady" while the listeners' p99 stays under this (ms). 20 ms = one packet interval. */
 const STEADY_JITTER_P99_MS = 10;
 /** One RTP packet in this many (by sequence number) is decrypted by werift; the rest are only counted. */
@@ -67,6 +69,8 @@ interface WindowStats {
   jitters: number[];
   maxGapMs: number;
   peersSilent: number;
+  /** Silent peers whose own connection state is not 'connected' (their DTLS never finished on this side, say). */
+  silentNotConnected: number;
   /** Packets handed to werift to decrypt, and those that came out of it (authenticated). */
   sampled: number;
   sampledDecrypted: number;
@@ -303,6 +307,7 @@ function startReceivers(): void {
           jitters: [],
           maxGapMs: 0,
           peersSilent: 0,
+          silentNotConnected: 0,
           sampled: 0,
           sampledDecrypted: 0,
           cpuFraction: (used.user + used.system) / 1000 / (performance.now() - cpu.at),
@@ -316,7 +321,10 @@ function startReceivers(): void {
           stats.expected += l.lastExtSeq - start.extSeq;
           stats.sampled += l.sampled - start.sampled;
           stats.sampledDecrypted += l.sampledDecrypted - start.sampledDecrypted;
-          if (got === 0) stats.peersSilent++;
+          if (got === 0) {
+            stats.peersSilent++;
+            if (l.pc.connectionState !== 'connected') stats.silentNotConnected++;
+          }
           stats.jitters.push(l.jitter);
           stats.maxGapMs = Math.max(stats.maxGapMs, l.maxGap);
         }
@@ -358,6 +366,8 @@ interface WindowResult {
   jitterMs: { p50: number; p99: number; max: number };
   maxArrivalGapMs: number;
   silentListeners: number;
+  /** Of those, listeners whose own peer connection never reached 'connected' (the SFU may count them connected). */
+  silentListenersNotConnected: number;
   sampled: number;
   sampledDecrypted: number;
   /** Share of one core the SFU used (embedded: its thread's CPU time; mediasoup: its worker process). */
@@ -381,6 +391,7 @@ interface WindowResult {
 
 interface StepResult {
   listeners: number;
+  /** Joins refused, and listeners (of all joined so far) not connected CONNECT_WAIT_MS after their joins. */
   joinFailures: number;
   joinSeconds: number;
   pass: boolean;
@@ -530,6 +541,17 @@ async function measureAdapter(kind: SfuKind, opts: RunOptions): Promise<Record<s
         joinFailures += r.failed;
         for (const e of r.errors) console.error(`listeners: a join failed: ${e}`);
       }
+      // A join is done when the SFU counts the member connected (ICE and DTLS
+      // through), not when its answer is sent: on a loaded machine handshakes lag.
+      let connected = 0;
+      for (const until = performance.now() + CONNECT_WAIT_MS; ; ) {
+        connected = (await room.stats()).members.filter((m) => m.state === 'connected').length;
+        if (connected >= target - joinFailures || performance.now() > until) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      const notConnected = Math.max(0, target - joinFailures - connected);
+      if (notConnected) console.error(`listeners: ${notConnected} of ${target} listeners not connected ${CONNECT_WAIT_MS / 1000} s after their joins`);
+      joinFailures += notConnected;
       const joinSeconds = (performance.now() - joinStarted) / 1000;
       joined = target;
       await new Promise((r) => setTimeout(r, SETTLE_MS));
@@ -566,6 +588,7 @@ async function measureAdapter(kind: SfuKind, opts: RunOptions): Promise<Record<s
           jitterMs: { p50: pick(0.5), p99: pick(0.99), max: jitters[jitters.length - 1] ?? 0 },
           maxArrivalGapMs: Math.max(...stats.map((s) => s.maxGapMs)),
           silentListeners: sum((s) => s.peersSilent),
+          silentListenersNotConnected: sum((s) => s.silentNotConnected),
           sampled: sum((s) => s.sampled),
           sampledDecrypted: sum((s) => s.sampledDecrypted),
           sfuCpuFraction: cpu,
@@ -639,11 +662,11 @@ function describeFailure(step: StepResult): string {
   // The window closest to passing says most about the limit.
   const w = [...step.windows].sort((a, b) => a.lost + a.droppedLateInSfu - (b.lost + b.droppedLateInSfu))[0]!;
   const reasons: string[] = [];
-  if (step.joinFailures) reasons.push(`${step.joinFailures} joins failed`);
+  if (step.joinFailures) reasons.push(`${step.joinFailures} joins failed or never connected`);
   if (w.lost) reasons.push(`${w.lost} packets lost at listeners`);
   if (w.droppedLateInSfu) reasons.push(`${w.droppedLateInSfu} dropped late in the SFU`);
   if (w.skippedBySendLoop) reasons.push(`${w.skippedBySendLoop} frames skipped by the send loop`);
-  if (w.silentListeners) reasons.push(`${w.silentListeners} listeners silent`);
+  if (w.silentListeners) reasons.push(`${w.silentListeners} listeners silent (${w.silentListenersNotConnected} of them not connected on their side)`);
   if (w.jitterMs.p99 >= STEADY_JITTER_P99_MS) reasons.push(`jitter p99 ${w.jitterMs.p99.toFixed(1)} ms`);
   if (w.sampled - w.sampledDecrypted > Math.max(2, w.sampled * 0.01)) reasons.push(`${w.sampled - w.sampledDecrypted} of ${w.sampled} sampled packets did not decrypt`);
   return `${step.listeners} listeners: ${reasons.join(', ')} (SFU thread ${(step.sfuCpuFraction * 100).toFixed(0)}% of a core, busiest receiver process ${(w.receiversMaxEventLoopUtilization * 100).toFixed(0)}% busy)`;

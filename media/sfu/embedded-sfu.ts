@@ -48,6 +48,11 @@ export interface EmbeddedSfuOptions {
   handshakeSlotMs?: number;
   /** A mix packet older than this when the SFU thread gets to it is dropped, not sent late. Default 80 ms. */
   maxForwardDelayMs?: number;
+  /**
+   * Send the mix through werift's own per-listener path (as before
+   * DirectAudioSender): for the listeners bench's comparison, not for production.
+   */
+  weriftSendPath?: boolean;
   log?: Logger;
 }
 
@@ -82,6 +87,7 @@ export class EmbeddedSfu extends EventEmitter<SfuEvents> implements Sfu {
         maxConcurrentHandshakes: options.maxConcurrentHandshakes ?? 2,
         handshakeSlotMs: options.handshakeSlotMs ?? 3_000,
         maxForwardDelayMs: options.maxForwardDelayMs ?? 80,
+        weriftSendPath: options.weriftSendPath ?? false,
         payloadType: OPUS_PAYLOAD_TYPE,
       },
       options.log,
@@ -133,6 +139,11 @@ export class EmbeddedSfu extends EventEmitter<SfuEvents> implements Sfu {
   /** The SFU thread's load: peers, CPU, event-loop delay, joins waiting. */
   workerStats(): Promise<EmbeddedWorkerStats> {
     return this.#rpc.request('workerStats', {});
+  }
+
+  /** A V8 CPU profile of the SFU's thread over the next `ms` (for benchmarks; the thread keeps serving). */
+  cpuProfile(ms: number): Promise<object> {
+    return this.#rpc.request('cpuProfile', { ms });
   }
 
   close(): Promise<void> {

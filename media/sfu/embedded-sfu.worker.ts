@@ -4,13 +4,15 @@
 // cannot starve the forwarding of the mix to those already listening, and a
 // packet that reaches this thread too late is dropped instead of being sent in
 // a burst.
+import { Session } from 'node:inspector/promises';
 import { PerformanceObserver, monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import net from 'node:net';
-import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpPacket, type RTCRtpTransceiver } from 'werift';
+import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpPacket, ntpTime, type RTCRtpTransceiver } from 'werift';
 import { OPUS_CHANNELS, OPUS_CLOCK_RATE, OPUS_FMTP, OPUS_MIME_TYPE, VP8_CLOCK_RATE, VP8_MIME_TYPE, VP8_PAYLOAD_TYPE, InvalidStateError, SignalError, type MemberLeftReason, type SfuRoomStats } from './sfu.ts';
 import { audioAccepted, dropMdnsCandidates, filterCandidates } from '../../shared/sdp.ts';
 import { cacheSrtpKeys } from './werift-tuning.ts';
+import { DirectAudioSender } from './direct-audio-sender.ts';
 import { toRpcError, type RpcEvent, type RpcReply, type RpcRequest } from './worker-rpc.ts';
 import type { RtpPortMessage } from '../live/rtp-sink.ts';
 
@@ -26,6 +28,8 @@ export interface EmbeddedSfuWorkerOptions {
   handshakeSlotMs: number;
   maxForwardDelayMs: number;
   payloadType: number;
+  /** Send the mix through werift's own per-sender path instead of DirectAudioSender (for comparison). */
+  weriftSendPath: boolean;
 }
 
 /** @internal */
@@ -115,6 +119,8 @@ interface Peer {
   /** The visuals' transceiver, when the member asked for video. */
   video: RTCRtpTransceiver | null;
   state: 'connecting' | 'connected';
+  /** The mix's sender once connected (null: werift's own path, through the room's track). */
+  direct: DirectAudioSender | null;
   createdAt: number;
   lastHeardAt: number;
   disconnectedAt: number | null;
@@ -135,6 +141,8 @@ class Room {
   readonly id: string;
   readonly track = new MediaStreamTrack({ kind: 'audio' });
   readonly peers = new Map<string, Peer>();
+  /** Connected peers whose mix goes through a DirectAudioSender, not the track. */
+  readonly direct = new Set<DirectAudioSender>();
   producer: Producer | null = null;
   readonly videoTrack = new MediaStreamTrack({ kind: 'video' });
   videoProducer: Producer | null = null;
@@ -166,8 +174,13 @@ class Room {
     if (this.peers.size === 0) return;
     const buffer = Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength);
     if (this.seqShift) buffer.writeUInt16BE((buffer.readUInt16BE(2) - this.seqShift) & 0xffff, 2);
-    // Parsed once here; werift's senders each clone it before rewriting the header.
-    this.track.writeRtp(RtpPacket.deSerialize(buffer));
+    if (this.direct.size) {
+      const ntp = ntpTime();
+      for (const sender of this.direct) sender.send(buffer, ntp);
+    }
+    // The rest (connecting, or werift not shaped as DirectAudioSender expects):
+    // parsed once here; werift's senders each clone it before rewriting the header.
+    if (this.peers.size > this.direct.size) this.track.writeRtp(RtpPacket.deSerialize(buffer));
   }
 
   /**
@@ -275,6 +288,7 @@ async function createTransport(args: { roomId: string; memberId: string; transpo
       transceiver,
       video,
       state: 'connecting',
+      direct: null,
       createdAt: now,
       lastHeardAt: now,
       disconnectedAt: null,
@@ -310,6 +324,10 @@ function watch(peer: Peer): void {
       if (peer.state !== 'connected') {
         peer.state = 'connected';
         cacheSrtpKeys(pc);
+        if (!options.weriftSendPath) {
+          peer.direct = DirectAudioSender.attach(pc, transceiver.sender);
+          if (peer.direct) peer.room.direct.add(peer.direct);
+        }
         emit('transportconnected', { transportId: peer.transportId });
         // A new viewer needs a keyframe before it can show anything.
         if (peer.video) peer.room.requestKeyframe();
@@ -365,6 +383,7 @@ function closePeer(transportId: string, reason: MemberLeftReason, notify = true)
   peer.closed = true;
   peers.delete(transportId);
   peer.room.peers.delete(transportId);
+  if (peer.direct) peer.room.direct.delete(peer.direct);
   releaseSlot(peer);
   peer.pc.close().catch((err: unknown) => emit('log', { level: 'warn', msg: 'closing a peer failed', err: String(err) }));
   if (notify) emit('transportclosed', { transportId, reason });
@@ -498,6 +517,26 @@ function workerStats(): EmbeddedWorkerStats {
   return stats;
 }
 
+/**
+ * A CPU profile of this thread over `ms` (V8's sampling profiler, as
+ * `node --cpu-prof` writes it): for the listeners bench, which profiles the
+ * thread under load without restarting it.
+ */
+async function cpuProfile(args: { ms: number }): Promise<object> {
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: 200 });
+    await session.post('Profiler.start');
+    await new Promise((r) => setTimeout(r, Math.max(10, Math.min(args.ms, 120_000))));
+    const { profile } = await session.post('Profiler.stop');
+    return profile;
+  } finally {
+    session.disconnect();
+  }
+}
+
 // ---- Requests ------------------------------------------------------------------------
 
 const handlers: Record<string, (args: never) => unknown> = {
@@ -552,6 +591,7 @@ const handlers: Record<string, (args: never) => unknown> = {
   },
   workerStats,
   warmUp,
+  cpuProfile,
   async shutdown() {
     clearInterval(sweep);
     loopDelay.disable();

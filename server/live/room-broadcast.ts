@@ -191,13 +191,15 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
 
   /** Whoever held it no longer needs it; the encoder stops with the last. */
   async release(holder: BroadcastHolder): Promise<void> {
-    this.#holders.delete(holder);
     if (holder === 'hls' && this.#relay && this.#relayStarted) {
-      // The playlists end on every node; then another node may take the lease (and nobody wants it).
-      if (this.#publishing()) this.#relay.publish([{ type: 'end' }]);
+      // The node that encodes ends the playlists on every node (its last chunk, then the end), then
+      // lets the lease go (nobody else wants it: the rules say the same on every node).
+      if (this.#publishing()) await this.#stop('the room left broadcast mode', true);
+      this.#holders.delete(holder);
       this.#relayStarted = false;
       await this.#relay.stop();
     }
+    this.#holders.delete(holder);
     await this.#reconcile();
   }
 

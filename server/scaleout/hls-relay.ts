@@ -26,8 +26,12 @@ import { RoomLease } from './room-lease.ts';
 
 export const HLS_LEASE_TTL_MS = 3000;
 export const HLS_LEASE_RENEW_MS = 1000;
-/** About a minute and a half of a two-rendition broadcast (two chunks a second each, and a resume per segment). */
-export const HLS_STREAM_MAX_LEN = 600;
+/**
+ * About a minute of a two-rendition broadcast (two chunks a second each, and a resume per segment):
+ * several times the playlists' window (6 segments and 2 retained), so that a node starting to
+ * follow rebuilds the whole window from the oldest resume point it finds.
+ */
+export const HLS_STREAM_MAX_LEN = 300;
 /** A stream nobody appended a segment to for this long is deleted. */
 const STREAM_TTL_MS = 120_000;
 const DEFAULT_BLOCK_MS = 500;

@@ -265,4 +265,15 @@ describe('broadcast mode across nodes: one encoder per room, the same playlists 
     expect(views[1]!.discontinuitySequence).to.equal(views[0]!.discontinuitySequence);
     expect(views[1]!.discontinuities).to.deep.equal(views[0]!.discontinuities);
   });
+
+  it('switched off through any node: the encoder stops and the playlists end on every node (EXT-X-ENDLIST), C included', async () => {
+    const alive = [a, b].filter((n) => n.process.child.exitCode === null && n.process.child.signalCode === null);
+    const off = await api(alive[0]!.url, 'PUT', `/api/rooms/${room.roomId}/broadcast`, { enabled: false }, room.hostToken);
+    expect(off.status).to.equal(200);
+    for (const n of [...alive, c]) {
+      await until(`EXT-X-ENDLIST on ${n.name}`, 10_000, async () => (await playlist(n))?.text.includes('#EXT-X-ENDLIST'));
+    }
+    await until('no encoder left', 10_000, async () => alive.every((n) => encodersOf(n.process.child.pid!) === 0));
+    await until('the encoding lease given back', 10_000, async () => (await admin.get(LEASE(room.roomId))) === null);
+  });
 });

@@ -64,6 +64,8 @@ export class BroadcastRenditions extends EventEmitter<{
   readonly #renditions = new Map<BroadcastRenditionName, LlHlsRendition>();
   /** Each rendition's current init, for whoever starts reading in the middle. */
   readonly #inits = new Map<BroadcastRenditionName, CmafInit>();
+  /** Renditions that missed operations: their operations wait for the next resume point, which remakes them. */
+  readonly #stale = new Set<BroadcastRenditionName>();
   #dropTimer: NodeJS.Timeout | null = null;
   #ended = false;
   #closed = false;
@@ -153,6 +155,14 @@ export class BroadcastRenditions extends EventEmitter<{
   }
 
   /**
+   * Operations were lost on the way (a node reading the log saw a gap): each rendition stays as it is
+   * until its next resume point, where it is made again from it (the numbering then agrees again).
+   */
+  resync(): void {
+    for (const name of this.#renditions.keys()) this.#stale.add(name);
+  }
+
+  /**
    * Applies one operation. Returns what a log of them must carry for it, in order: the operation,
    * preceded by a 'resume' when a chunk opened a segment (where a node reading late begins).
    */
@@ -160,6 +170,7 @@ export class BroadcastRenditions extends EventEmitter<{
     if (this.#closed) return [];
     switch (op.type) {
       case 'create': {
+        this.#stale.delete(op.rendition);
         this.#renditions.get(op.rendition)?.close();
         this.#inits.delete(op.rendition);
         this.#add(op.rendition, new LlHlsRendition(op.rendition, { ...this.#opts.hls, partTargetSec: op.partTargetSec }));
@@ -167,14 +178,16 @@ export class BroadcastRenditions extends EventEmitter<{
       }
       case 'resume': {
         // Already following this rendition: nothing to do (the chunk that comes next opens the segment).
-        if (this.has(op.rendition)) return [op];
+        if (this.has(op.rendition) && !this.#stale.has(op.rendition)) return [op];
+        this.#stale.delete(op.rendition);
+        this.#renditions.get(op.rendition)?.close();
         this.#add(op.rendition, new LlHlsRendition(op.rendition, { ...this.#opts.hls, partTargetSec: op.partTargetSec, start: op.at }));
         this.#inits.set(op.rendition, op.cmaf);
         return [op];
       }
       case 'init': {
         const r = this.#renditions.get(op.rendition);
-        if (!r) return [op];
+        if (!r || this.#stale.has(op.rendition)) return [op];
         this.#reopen();
         this.#inits.set(op.rendition, op.init);
         r.setInit(op.init);
@@ -183,7 +196,7 @@ export class BroadcastRenditions extends EventEmitter<{
       }
       case 'chunk': {
         const r = this.#renditions.get(op.rendition);
-        if (!r) return [op];
+        if (!r || this.#stale.has(op.rendition)) return [op];
         this.#reopen();
         const before = r.latest?.msn;
         r.push(op.chunk);

@@ -56,6 +56,9 @@ interface Follow {
   renditions: BroadcastRenditions;
   /** The last entry applied (or skipped), '0' before the first. */
   lastId: string;
+  /** Who appended the last entry read, and its number: a gap in one node's numbers is a loss. */
+  lastNode: string | null;
+  lastSeq: number;
 }
 
 export class HlsRelay {
@@ -113,7 +116,7 @@ export class HlsRelay {
    */
   follow(roomId: string, renditions: BroadcastRenditions): () => void {
     if (this.#closed) return () => {};
-    const follow: Follow = { roomId, key: this.streamKey(roomId), renditions, lastId: '0' };
+    const follow: Follow = { roomId, key: this.streamKey(roomId), renditions, lastId: '0', lastNode: null, lastSeq: 0 };
     this.#follows.set(roomId, follow);
     this.#wake?.();
     return () => {
@@ -124,6 +127,8 @@ export class HlsRelay {
   /** The room's side of it for RoomBroadcast: its encoding lease, appending, catching up. */
   room(roomId: string): BroadcastRelay {
     let lease: RoomLease | null = null;
+    /** This node's entries for the room, numbered from 1: followers see a gap when one was lost. */
+    let seq = 0;
     return {
       start: (events) => {
         if (this.#closed || lease) return;
@@ -144,7 +149,7 @@ export class HlsRelay {
       },
       catchUp: () => this.#catchUp(roomId),
       publish: (ops) => {
-        for (const op of ops) this.#append(roomId, op);
+        for (const op of ops) this.#append(roomId, op, ++seq);
       },
       stop: async () => {
         const l = lease;
@@ -169,12 +174,12 @@ export class HlsRelay {
     return this.#opts.keyPrefix ?? 'remixroom';
   }
 
-  #append(roomId: string, op: BroadcastOp): void {
+  #append(roomId: string, op: BroadcastOp, seq: number): void {
     const key = this.streamKey(roomId);
     const fields = encodeOp(op);
     const maxLen = String(this.#opts.maxLen ?? HLS_STREAM_MAX_LEN);
     // One connection, commands in order: the stream holds the operations as they were applied.
-    this.#writer.sendCommand(['XADD', key, 'MAXLEN', '~', maxLen, '*', 'n', this.nodeId, ...fields]).then(
+    this.#writer.sendCommand(['XADD', key, 'MAXLEN', '~', maxLen, '*', 'n', this.nodeId, 's', String(seq), ...fields]).then(
       () => {
         if (this.#appendFailing) this.#log.info({ roomId }, 'appending the broadcast to Redis works again');
         this.#appendFailing = false;
@@ -233,7 +238,18 @@ export class HlsRelay {
   #deliver(follow: Follow, id: string, fields: Map<string, Buffer>): void {
     if (compareIds(id, follow.lastId) <= 0) return; // applied already (a catch-up and the loop read it both)
     follow.lastId = id;
-    if (fields.get('n')?.toString() === this.nodeId) return;
+    const node = fields.get('n')?.toString() ?? '';
+    const seq = Number(fields.get('s')?.toString());
+    // A gap in the numbers of the node that appends (an append that failed, entries trimmed before
+    // this node read them): applying what follows would make other playlists than that node's.
+    const gap = node === follow.lastNode && seq !== follow.lastSeq + 1;
+    follow.lastNode = node;
+    follow.lastSeq = seq;
+    if (node === this.nodeId) return;
+    if (gap) {
+      this.#log.warn({ key: follow.key, id }, 'broadcast entries were lost: the renditions start again from the next segment');
+      follow.renditions.resync();
+    }
     let op: BroadcastOp;
     try {
       op = decodeOp(fields);

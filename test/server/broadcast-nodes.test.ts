@@ -95,6 +95,8 @@ describe('broadcast mode across nodes: one encoder per room, the same playlists 
   let a: Node;
   let b: Node;
   let c: Node;
+  /** The node that encodes after the kill. */
+  let holder: Node;
   let room: OpenedRoom;
   /** The audio rendition's playlist path with the listen key. */
   let audio = '';
@@ -250,6 +252,7 @@ describe('broadcast mode across nodes: one encoder per room, the same playlists 
     expect(view.discontinuities, 'a discontinuity before it').to.include(part.msn);
     expect(encodersOf(survivor.process.child.pid!), 'the survivor encodes').to.equal(1);
     expect(await admin.get(LEASE(room.roomId))).to.equal(survivor.nodeId);
+    holder = survivor;
     last = part;
     // And keeps going: the next parts come one after another, from the survivor and from C alike.
     for (let i = 0; i < 8; i++) {
@@ -266,8 +269,27 @@ describe('broadcast mode across nodes: one encoder per room, the same playlists 
     expect(views[1]!.discontinuities).to.deep.equal(views[0]!.discontinuities);
   });
 
+  it('the encoding node shut down (SIGTERM, a rolling restart): it gives the lease back and a node that has the room loaded goes on at once', async () => {
+    const d = await spawnNode('D');
+    await member(d, 'remixer', 'Dee');
+    // D follows the room's playlists (it has loaded the room) before the holder goes.
+    await until('parts on D', 20_000, async () => ((await playlist(d))?.parts.length ?? 0) >= 3);
+    const last = (await playlist(c))!.parts.at(-1)!;
+    const stoppedAt = Date.now();
+    await stopChild(holder.process.child, 'SIGTERM');
+    const { view, part } = await nextPart(c, last, 20_000);
+    console.log(`      handover: the first part after the shutdown was served ${Date.now() - stoppedAt} ms after SIGTERM (its exit included)`);
+    expect(part.msn).to.be.greaterThan(last.msn);
+    expect(view.discontinuities).to.include(part.msn);
+    expect(await admin.get(LEASE(room.roomId))).to.equal(d.nodeId);
+    expect(encodersOf(d.process.child.pid!)).to.equal(1);
+    const next = await nextPart(d, part, 10_000);
+    const [x, y] = await Promise.all([c, d].map((n) => until(`${next.part.uri} on ${n.name}`, 5000, () => partBytes(n, next.part.uri))));
+    expect(x!.equals(y!)).to.equal(true);
+  });
+
   it('switched off through any node: the encoder stops and the playlists end on every node (EXT-X-ENDLIST), C included', async () => {
-    const alive = [a, b].filter((n) => n.process.child.exitCode === null && n.process.child.signalCode === null);
+    const alive = nodes.filter((n) => n !== c).filter((n) => n.process.child.exitCode === null && n.process.child.signalCode === null);
     const off = await api(alive[0]!.url, 'PUT', `/api/rooms/${room.roomId}/broadcast`, { enabled: false }, room.hostToken);
     expect(off.status).to.equal(200);
     for (const n of [...alive, c]) {

@@ -5,15 +5,20 @@
 // encodes the room (one libx264 ffmpeg on the machine for it); a player that
 // alternates between the nodes, as a viewer behind a round-robin balancer does,
 // sees one numbering and the same bytes for the same part everywhere, C
-// included. The encoding node is killed (SIGKILL): the other takes over within
-// seconds, its playlist goes on after a discontinuity with higher numbers, and
-// the player keeps getting parts.
+// included. An RTMP push started on the node that does not encode remuxes the
+// other's encode (no second encoder). The encoding node is killed (SIGKILL): the
+// other takes over within seconds, its playlist goes on after a discontinuity with
+// higher numbers, and the player keeps getting parts; shut down (SIGTERM), it hands
+// the room over at once; switched off, the playlists end everywhere.
 import fs from 'node:fs';
 import crypto from 'node:crypto';
 import { expect } from 'chai';
 import { createClient, type RedisClientType } from 'redis';
 import { ffmpegCannotBroadcast } from '../../media/live/broadcast-encoder.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { commandExists, requireComponent } from '../support/components.ts';
+import { nginxRtmpAvailable, sharedNginxRtmp } from '../support/nginx-rtmp.ts';
 import { demoDataDir } from '../support/demo-data.ts';
 import { redisAvailable, startRedis, stopChild, type TestRedis } from '../support/redis.ts';
 import { api, connectMember, joinAs, openRoom, type Member, type OpenedRoom } from '../support/room-clients.ts';
@@ -136,6 +141,7 @@ describe('broadcast mode across nodes: one encoder per room, the same playlists 
       ROOM_GRACE_MS: '60000',
       ROOM_LEASE_TTL_MS: '3000',
       HLS_SEGMENT_SEC: '1',
+      RTMP_ALLOW_PRIVATE: '1',
     });
     const node: Node = { name, url: '', nodeId: '', process: p };
     nodes.push(node);
@@ -233,6 +239,27 @@ describe('broadcast mode across nodes: one encoder per room, the same playlists 
     const map = (await playlist(a))!.map!;
     const init = await Promise.all([a, b, c].map((n) => partBytes(n, map)));
     expect(init[1]!.equals(init[0]!) && init[2]!.equals(init[0]!), 'the same init segment everywhere').to.equal(true);
+  });
+
+  it('an RTMP push started on the node that does not encode remuxes what the other encodes: still one encoder on the machine', async function () {
+    requireComponent('nginx libnginx-mod-rtmp', nginxRtmpAvailable(), this);
+    const nginx = await sharedNginxRtmp();
+    const key = `nodes-${crypto.randomBytes(6).toString('hex')}`;
+    nginx.allowedKeys.add(key);
+    const follower = encoding()[0] === a ? b : a;
+    const started = await api<{ push: { status: string } }>(follower.url, 'PUT', `/api/rooms/${room.roomId}/rtmp`, { url: nginx.url, key }, room.hostToken);
+    expect(started.status).to.equal(201);
+    await until('the push live', 20_000, async () => {
+      const st = await api<{ push: { status: string } | null }>(follower.url, 'GET', `/api/rooms/${room.roomId}/rtmp`, undefined, room.hostToken);
+      return st.body.push?.status === 'live';
+    });
+    await sleep(3000);
+    expect(encodersOf(follower.process.child.pid!), 'the follower started no encoder of its own').to.equal(0);
+    expect([a, b, c].reduce((n, node) => n + encodersOf(node.process.child.pid!), 0)).to.equal(1);
+    const stopped = await api<{ push: { status: string } }>(follower.url, 'DELETE', `/api/rooms/${room.roomId}/rtmp`, undefined, room.hostToken);
+    expect(stopped.body.push.status).to.equal('stopped');
+    const { stdout } = await promisify(execFile)('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', nginx.recording(key)]);
+    expect(stdout.split('\n').filter(Boolean).sort()).to.deep.equal(['aac', 'h264']);
   });
 
   it('the encoding node killed (SIGKILL): the other takes over within seconds, the playlist goes on after a discontinuity with higher numbers, players keep getting parts', async function () {

@@ -87,6 +87,8 @@ export { RenditionSource };
 interface Running {
   encoder: BroadcastEncoder;
   releaseId: string;
+  /** Scale-out: it applied operations here that the log does not have (RTMP only, or after the lease was lost). */
+  unpublished: boolean;
 }
 
 export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
@@ -258,6 +260,7 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
   #apply(op: BroadcastOp): void {
     const ops = this.#out.apply(op);
     if (this.#publishing()) this.#relay!.publish(ops);
+    else if (this.#running) this.#running.unpublished = true;
   }
 
   /** Starts or stops the encoder as the holders (and the lease) say; one at a time. */
@@ -322,6 +325,7 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
       }
       this.#failure = null;
       const partTargetSec = this.#opts.settings?.partSec ?? 0.5;
+      const running: Running = { encoder, releaseId: release.id, unpublished: !this.#publishing() };
       let continued = false;
       for (const name of encoder.renditions) {
         // Still there from an earlier run (ended a moment ago, or another node's): it goes on after a discontinuity.
@@ -329,7 +333,6 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
         else this.#apply({ type: 'create', rendition: name, partTargetSec });
       }
       if (continued) this.#apply({ type: 'discontinuity' });
-      const running: Running = { encoder, releaseId: release.id };
       encoder.on('init', (name, cmafInit) => {
         if (this.#running === running) this.#apply({ type: 'init', rendition: name, init: cmafInit });
       });
@@ -360,6 +363,9 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
     this.#running = null;
     // Ends the playlists (here, and on the other nodes when this one encoded for them) before the encoder's last bytes could.
     if (end) this.#apply({ type: 'end' });
+    // The renditions go on with what the encoding node appends; where they took in what it does not
+    // have, they start again at its next resume point instead of serving other numbers.
+    else if (this.#relay && running.unpublished) this.#out.resync();
     await running.encoder.close().catch((err: unknown) => this.#log.warn({ err }, 'closing the broadcast encoder'));
     this.#opts.stems.release(running.releaseId);
     this.#log.info({ why }, 'the room’s broadcast stopped');

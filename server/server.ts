@@ -36,6 +36,7 @@ import { RoomSocketServer } from './realtime/socket-server.ts';
 import { RoomManager, type RoomTimings } from './rooms/room-manager.ts';
 import { SyncServer } from './rooms/sync-server.ts';
 import { RedisBridge } from './scaleout/redis-bridge.ts';
+import { HlsRelay } from './scaleout/hls-relay.ts';
 import { DataLayout } from './store/paths.ts';
 import { closeRedisClient } from './util/redis-client.ts';
 import { openStore } from './store/open-store.ts';
@@ -86,6 +87,8 @@ export class RemixroomServer {
   readonly #redis: RedisClientType | null;
   /** Scale-out (REDIS_URL): links this node's rooms to the other nodes' through Redis. */
   readonly #scaleout: RedisBridge | null;
+  /** Scale-out of broadcast mode: the node encoding a room's HLS and what every node follows. */
+  readonly #hlsRelay: HlsRelay | null;
   readonly #socketAdapter: SocketAdapter | null;
   /** Where renders wait (in this process, or Redis for `npm run renderer` processes), and this process's render threads (none with Redis). */
   readonly #renderQueue: RenderQueue;
@@ -105,6 +108,7 @@ export class RemixroomServer {
     ffmpeg: string | null;
     redis: RedisClientType | null;
     scaleout: RedisBridge | null;
+    hlsRelay?: HlsRelay | null;
     socketAdapter: SocketAdapter | null;
     live: LiveStreams;
     renderQueue: RenderQueue | null;
@@ -120,6 +124,7 @@ export class RemixroomServer {
     this.ffmpeg = parts.ffmpeg;
     this.#redis = parts.redis;
     this.#scaleout = parts.scaleout;
+    this.#hlsRelay = parts.hlsRelay ?? null;
     this.#socketAdapter = parts.socketAdapter;
     this.live = parts.live;
     this.catalog = new Catalog(this.store, this.layout, parts.releaseFiles);
@@ -312,6 +317,16 @@ export class RemixroomServer {
         }
         opened.push(scaleout);
       }
+      // Broadcast mode across nodes: one node encodes a room's HLS, every node serves it.
+      let hlsRelay: HlsRelay | null = null;
+      if (config.redisUrl && scaleout) {
+        try {
+          hlsRelay = await HlsRelay.create({ redisUrl: config.redisUrl, nodeId: scaleout.nodeId, log });
+        } catch (err) {
+          throw new StartupError(`scale-out needs Redis: ${(err as Error).message}; check REDIS_URL`);
+        }
+        opened.push(hlsRelay);
+      }
       let socketAdapter: SocketAdapter | null = null;
       if (config.redisUrl) {
         socketAdapter = await connectSocketAdapter(config.redisUrl, log);
@@ -343,11 +358,12 @@ export class RemixroomServer {
         mediasoupWorkerBin: config.mediasoupWorkerBin ?? undefined,
         video: { ffmpeg: native?.ffmpeg ?? null, settings: config.liveVideo },
         broadcast: { ffmpeg: native?.ffmpeg ?? null, settings: { partSec: config.broadcast.partSec }, segmentSec: config.broadcast.segmentSec, autoListeners: config.broadcast.autoListeners },
+        hlsRelay,
         ...options.live,
       });
       opened.push(live);
       const { live: _liveOptions, ...rest } = options;
-      const server = new RemixroomServer({ config, log, layout, metrics, store, blobs, releaseFiles, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, socketAdapter, live, renderQueue, ...rest });
+      const server = new RemixroomServer({ config, log, layout, metrics, store, blobs, releaseFiles, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, hlsRelay, socketAdapter, live, renderQueue, ...rest });
       const onAbort = () => server.#abort.abort(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
@@ -416,6 +432,7 @@ export class RemixroomServer {
     await this.rooms.closeAll();
     // The rooms' streams stopped with them; now the SFU and its workers.
     await this.live.close();
+    await this.#hlsRelay?.close();
     // After the rooms saved (with their leases still held); then their subscriptions and leases go.
     await this.#scaleout?.close();
     this.#sync.close();

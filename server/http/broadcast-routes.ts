@@ -150,7 +150,7 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
    * encoder's first second) is waited for a little, then 503 with a time to come back.
    */
   const broadcastOf = async (roomId: string) => {
-    const b = deps.live.broadcast(roomId);
+    const b = deps.live.hls(roomId);
     if (!b) throw new HttpError('not_found', 'this room is not broadcasting now');
     if (!(await b.whenStarted(START_WAIT_MS))) throw new HttpError('not_ready', 'the broadcast is starting; try again in a moment', { status: 503, retryAfterMs: 1000 });
     return b;

@@ -13,10 +13,11 @@ import { localReleaseFolders, type ReleaseFolders } from '../catalog/release-fil
 import { readPack } from '../work/engine-cache.ts';
 import type { EngineArtwork } from '../../shared/visual-engine.ts';
 import { RoomStream, type RoomStreamEndReason, type RoomVideoOptions } from './room-stream.ts';
-import { RoomBroadcast, type RenditionSource } from './room-broadcast.ts';
+import { RoomBroadcast, type BroadcastRelay, type RenditionSource } from './room-broadcast.ts';
+import { BroadcastRenditions, type HlsView } from './broadcast-renditions.ts';
 import { RtmpPush, type RtmpState } from './rtmp-push.ts';
 import type { RtmpTarget } from './rtmp-target.ts';
-import { ffmpegCannotBroadcast, type BroadcastSettings } from '../../media/live/broadcast-encoder.ts';
+import { DEFAULT_BROADCAST, ffmpegCannotBroadcast, type BroadcastSettings } from '../../media/live/broadcast-encoder.ts';
 import { StemCache } from './stem-cache.ts';
 
 export interface LiveStreamsOptions {
@@ -45,6 +46,28 @@ export interface LiveStreamsOptions {
     /** RTMP pushes' retry policy (tests shorten it). */
     rtmp?: { backoff?: { initialMs: number; maxMs: number }; maxFailures?: number };
   };
+  /**
+   * Scale-out (server/scaleout/hls-relay.ts): one node encodes each room's broadcast for all, and
+   * every node serves the same playlists, also for rooms it has not loaded.
+   */
+  hlsRelay?: HlsRelayLike | null;
+}
+
+/** What LiveStreams needs of the HLS relay. */
+export interface HlsRelayLike {
+  follow(roomId: string, renditions: BroadcastRenditions): () => void;
+  room(roomId: string): BroadcastRelay;
+}
+
+/** A mirror of a room's renditions unused for this long (no HLS request, room not loaded here) is dropped. */
+const MIRROR_IDLE_MS = 60_000;
+
+interface Mirror {
+  renditions: BroadcastRenditions;
+  unfollow: () => void;
+  /** A RoomBroadcast serves it (the room is loaded here): it lives as long as that one. */
+  owned: boolean;
+  usedAt: number;
 }
 
 export type LiveStreamsEvents = {
@@ -70,6 +93,9 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
   readonly #artwork = new Map<string, Promise<EngineArtwork[]>>();
   readonly #video: RoomVideoOptions;
   readonly #broadcasts = new Map<string, RoomBroadcast>();
+  /** Scale-out: each room's renditions as the node that encodes it makes them, by room id. */
+  readonly #mirrors = new Map<string, Mirror>();
+  #mirrorSweep: NodeJS.Timeout | null = null;
   /** Each room's push to a streaming platform (one per room), with the source it reads. */
   readonly #pushes = new Map<string, { push: RtmpPush; source: RenditionSource; broadcast: RoomBroadcast }>();
   /** Why this node cannot broadcast (no native ffmpeg with libx264), or null. */
@@ -140,6 +166,54 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
   }
 
   /**
+   * What the HLS routes serve for a room: its broadcast here; with scale-out, for a room not loaded
+   * here, the renditions of the node that encodes it, followed from the moment someone asks.
+   */
+  hls(roomId: string): HlsView | undefined {
+    const b = this.broadcast(roomId);
+    if (b || !this.#opts.hlsRelay || this.#closed) return b;
+    const mirror = this.#mirrorOf(roomId);
+    mirror.usedAt = Date.now();
+    return mirror.renditions;
+  }
+
+  #mirrorOf(roomId: string): Mirror {
+    const relay = this.#opts.hlsRelay!;
+    let mirror = this.#mirrors.get(roomId);
+    if (mirror && !mirror.renditions.closed) return mirror;
+    const b = this.#opts.broadcast;
+    const renditions = new BroadcastRenditions({
+      hls: this.#hlsOptions(),
+      ...(b?.endedKeepMs !== undefined ? { endedKeepMs: b.endedKeepMs } : {}),
+      videoSize: { width: b?.settings?.width ?? DEFAULT_BROADCAST.width, height: b?.settings?.height ?? DEFAULT_BROADCAST.height },
+    });
+    mirror = { renditions, unfollow: relay.follow(roomId, renditions), owned: false, usedAt: Date.now() };
+    this.#mirrors.set(roomId, mirror);
+    this.#mirrorSweep ??= setInterval(() => this.#sweepMirrors(), MIRROR_IDLE_MS / 4).unref();
+    return mirror;
+  }
+
+  #sweepMirrors(): void {
+    const now = Date.now();
+    for (const [roomId, mirror] of this.#mirrors) {
+      if (mirror.owned || now - mirror.usedAt < MIRROR_IDLE_MS) continue;
+      this.#dropMirror(roomId, mirror);
+    }
+  }
+
+  #dropMirror(roomId: string, mirror: Mirror): void {
+    if (this.#mirrors.get(roomId) === mirror) this.#mirrors.delete(roomId);
+    mirror.unfollow();
+    mirror.renditions.close();
+  }
+
+  #hlsOptions() {
+    const segmentSec = this.#opts.broadcast?.segmentSec ?? 2;
+    // Six segments in the playlist; a blocking reload waits at most three target durations (RFC 8216bis 6.2.5.2).
+    return { segmentTargetSec: segmentSec, windowSegments: 6, blockTimeoutMs: 3 * segmentSec * 1000 };
+  }
+
+  /**
    * Sends the room to an RTMP ingest (the target checked by checkRtmpTarget): one push per room,
    * remuxing the broadcast's `video` rendition (the encoder runs for it even outside broadcast
    * mode). A push already running is replaced. The key lives in the push only, for the room's life.
@@ -188,21 +262,26 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
     const existing = this.#broadcasts.get(room.id);
     if (existing && !existing.closed) return existing;
     const b = this.#opts.broadcast;
+    const relay = this.#opts.hlsRelay ?? null;
+    // Scale-out: the renditions follow the node that encodes the room (this one, when it holds the lease).
+    const mirror = relay ? this.#mirrorOf(room.id) : null;
+    if (mirror) mirror.owned = true;
     const broadcast = new RoomBroadcast({
       room,
       stems: this.stems,
       artwork: (releaseId) => this.#releaseArtwork(releaseId),
       ffmpeg: b!.ffmpeg!,
       ...(b?.settings ? { settings: b.settings } : {}),
-      // Six segments in the playlist; a blocking reload waits at most three target durations (RFC 8216bis 6.2.5.2).
-      hls: { segmentTargetSec: b?.segmentSec ?? 2, windowSegments: 6, blockTimeoutMs: 3 * (b?.segmentSec ?? 2) * 1000 },
+      hls: this.#hlsOptions(),
       ...(b?.restart ? { restart: b.restart } : {}),
       ...(b?.endedKeepMs !== undefined ? { endedKeepMs: b.endedKeepMs } : {}),
+      ...(mirror && relay ? { renditions: mirror.renditions, relay: relay.room(room.id) } : {}),
       log: this.#opts.log,
     });
     this.#broadcasts.set(room.id, broadcast);
     room.once('close', () => {
       if (this.#broadcasts.get(room.id) === broadcast) this.#broadcasts.delete(room.id);
+      if (mirror) this.#dropMirror(room.id, mirror);
       // The stream key goes with the room.
       const push = this.#pushes.get(room.id);
       this.#pushes.delete(room.id);
@@ -257,6 +336,8 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
     this.#pushes.clear();
     await Promise.all([...this.#broadcasts.values()].map((b) => b.close()));
     this.#broadcasts.clear();
+    if (this.#mirrorSweep) clearInterval(this.#mirrorSweep);
+    for (const [roomId, mirror] of [...this.#mirrors]) this.#dropMirror(roomId, mirror);
     await this.sfu.close();
   }
 

@@ -20,7 +20,8 @@ import type { EncoderRestartPolicy } from '../../media/live/visual-output.ts';
 import type { EngineArtwork } from '../../shared/visual-engine.ts';
 import type { Logger } from '../logger.ts';
 import type { Room } from '../rooms/room.ts';
-import { LlHlsRendition, type LlHlsOptions } from './hls/ll-hls.ts';
+import type { LlHlsOptions, LlHlsRendition } from './hls/ll-hls.ts';
+import { BroadcastRenditions, RenditionSource, type BroadcastOp } from './broadcast-renditions.ts';
 import { STEM_SAMPLE_RATE, type StemCache } from './stem-cache.ts';
 
 const MIXER_SOURCE_MODULE = fileURLToPath(new URL('../../media/live/mixer-source.ts', import.meta.url));
@@ -39,6 +40,10 @@ export interface RoomBroadcastOptions {
   log: Logger;
   /** How long an ended playlist stays readable (players see EXT-X-ENDLIST). */
   endedKeepMs?: number;
+  /** The renditions to feed and serve (scale-out: shared with what follows the node that encodes); by default its own. */
+  renditions?: BroadcastRenditions;
+  /** Scale-out: one node encodes the room for all (see BroadcastRelay). */
+  relay?: BroadcastRelay;
 }
 
 export interface RoomBroadcastStatus {
@@ -52,32 +57,38 @@ export interface RoomBroadcastStatus {
 }
 
 export type RoomBroadcastEvents = {
-  /** Each rendition's init segment (the first, and after every restart), and each chunk, as the encoder makes them. */
+  /** Each rendition's init segment (the first, and after every restart), and each chunk, as the encoder (or, with scale-out, the node that encodes) makes them. */
   init: [rendition: BroadcastRenditionName, init: CmafInit];
   chunk: [rendition: BroadcastRenditionName, chunk: BroadcastChunk];
   /** The encoder started or stopped. */
   live: [live: boolean];
 };
 
-/** One rendition's init and chunks, as RoomBroadcast.source hands them out. */
-export class RenditionSource extends EventEmitter<{ init: [CmafInit]; chunk: [CmafChunk] }> {
-  readonly #init: () => CmafInit | null;
-  /** Stops following the broadcast. */
-  detach: () => void = () => {};
-
-  constructor(init: () => CmafInit | null) {
-    super();
-    this.#init = init;
-  }
-
-  get init(): CmafInit | null {
-    return this.#init();
-  }
+/**
+ * Scale-out (server/scaleout/hls-relay.ts): one node at a time encodes a room's broadcast, the one
+ * holding its encoding lease; it appends its operations to a log that every other node serving the
+ * room applies to its own renditions.
+ */
+export interface BroadcastRelay {
+  /** Starts competing for the room's encoding lease. */
+  start(events: { acquired: () => void; lost: () => void }): void;
+  /** Whether this node holds the lease now. */
+  readonly holds: boolean;
+  /** Applies what the log holds that this node has not applied yet (before it encodes after another node). */
+  catchUp(): Promise<void>;
+  /** Appends operations to the log, in order. */
+  publish(ops: BroadcastOp[]): void;
+  /** Stops competing; gives the lease back if held. */
+  stop(): Promise<void>;
 }
+
+export { RenditionSource };
 
 interface Running {
   encoder: BroadcastEncoder;
   releaseId: string;
+  /** Scale-out: it applied operations here that the log does not have (RTMP only, or after the lease was lost). */
+  unpublished: boolean;
 }
 
 export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
@@ -85,27 +96,40 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
   readonly #opts: RoomBroadcastOptions;
   readonly #log: Logger;
   readonly #holders = new Set<BroadcastHolder>();
-  readonly #renditions = new Map<BroadcastRenditionName, LlHlsRendition>();
-  /** Each rendition's current init, for whoever starts reading in the middle (an RTMP push). */
-  readonly #inits = new Map<BroadcastRenditionName, CmafInit>();
+  /** The playlists this node serves: fed by its encoder, or (scale-out) by the node that encodes. */
+  readonly #out: BroadcastRenditions;
+  readonly #relay: BroadcastRelay | null;
+  #relayStarted = false;
   #running: Running | null = null;
   #starting: Promise<void> | null = null;
+  #reconciling: Promise<void> = Promise.resolve();
   #statePosted = false;
   #failure: string | null = null;
-  #dropTimer: NodeJS.Timeout | null = null;
   #closed = false;
   readonly #offUpdate: () => void;
+  readonly #offOut: () => void;
 
   constructor(opts: RoomBroadcastOptions) {
     super();
     this.room = opts.room;
     this.#opts = opts;
     this.#log = opts.log.child({ roomId: opts.room.id, component: 'room-broadcast' });
+    this.#out = opts.renditions ?? new BroadcastRenditions({ hls: opts.hls, ...(opts.endedKeepMs !== undefined ? { endedKeepMs: opts.endedKeepMs } : {}) });
+    this.#relay = opts.relay ?? null;
     const onUpdate = () => this.#scheduleState();
     opts.room.on('update', onUpdate);
     this.#offUpdate = () => opts.room.off('update', onUpdate);
+    const onInit = (name: BroadcastRenditionName, init: CmafInit) => this.emit('init', name, init);
+    const onChunk = (name: BroadcastRenditionName, chunk: BroadcastChunk) => this.emit('chunk', name, chunk);
+    this.#out.on('init', onInit);
+    this.#out.on('chunk', onChunk);
+    this.#offOut = () => {
+      this.#out.off('init', onInit);
+      this.#out.off('chunk', onChunk);
+    };
   }
 
+  /** The encoder runs on this node now. */
   get live(): boolean {
     return this.#running !== null;
   }
@@ -114,27 +138,20 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
     return this.#closed;
   }
 
-  /** The rendition's playlist and files, while the room broadcasts (and a little after it ended). */
-  rendition(name: string): LlHlsRendition | undefined {
-    return name === 'audio' || name === 'video' ? this.#renditions.get(name) : undefined;
+  /** The renditions this node serves. */
+  get renditions(): BroadcastRenditions {
+    return this.#out;
   }
 
-  /** Resolves true once the renditions exist (the encoder started), false after `timeoutMs`. */
-  async whenStarted(timeoutMs: number): Promise<boolean> {
-    if (this.#renditions.size > 0) return true;
-    if (this.#closed) return false;
-    return new Promise((resolve) => {
-      const done = (started: boolean) => {
-        clearTimeout(timer);
-        this.off('live', onLive);
-        resolve(started);
-      };
-      const onLive = (live: boolean) => {
-        if (live) done(true);
-      };
-      const timer = setTimeout(() => done(this.#renditions.size > 0), timeoutMs);
-      this.on('live', onLive);
-    });
+  /** The rendition's playlist and files, while the room broadcasts (and a little after it ended). */
+  rendition(name: string): LlHlsRendition | undefined {
+    return this.#out.rendition(name);
+  }
+
+  /** Resolves true once the renditions exist (the encoder started, here or on the node that encodes), false after `timeoutMs`. */
+  whenStarted(timeoutMs: number): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(this.#out.size > 0);
+    return this.#out.whenReady(timeoutMs);
   }
 
   /** The size of the video rendition's pictures. */
@@ -143,12 +160,12 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
   }
 
   get renditionNames(): BroadcastRenditionName[] {
-    return [...this.#renditions.keys()];
+    return this.#out.names;
   }
 
   /** The current init segment of a rendition (null before the encoder made one). */
   initOf(name: BroadcastRenditionName): CmafInit | null {
-    return this.#inits.get(name) ?? null;
+    return this.#out.initOf(name);
   }
 
   /**
@@ -156,33 +173,36 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
    * a consumer that starts in the middle: an RTMP push remuxes the `video` one.
    */
   source(name: BroadcastRenditionName): RenditionSource {
-    const source = new RenditionSource(() => this.#inits.get(name) ?? null);
-    const onInit = (n: BroadcastRenditionName, init: CmafInit) => {
-      if (n === name) source.emit('init', init);
-    };
-    const onChunk = (n: BroadcastRenditionName, chunk: BroadcastChunk) => {
-      if (n === name) source.emit('chunk', chunk);
-    };
-    this.on('init', onInit);
-    this.on('chunk', onChunk);
-    source.detach = () => {
-      this.off('init', onInit);
-      this.off('chunk', onChunk);
-    };
-    return source;
+    return this.#out.source(name);
   }
 
-  /** Someone needs the encoder (the room went into broadcast mode, a push started); starts it if it is not running. */
+  /**
+   * Someone needs the encoder (the room went into broadcast mode, a push started); starts it if it
+   * is not running. With scale-out, broadcast mode runs it only on the node holding the room's
+   * encoding lease; the others serve what that one encodes.
+   */
   async hold(holder: BroadcastHolder): Promise<void> {
     if (this.#closed) throw new Error('the room has closed');
     this.#holders.add(holder);
-    await this.#ensureRunning();
+    if (this.#relay && holder === 'hls' && !this.#relayStarted) {
+      this.#relayStarted = true;
+      this.#relay.start({ acquired: () => void this.#reconcile(true), lost: () => void this.#reconcile() });
+    }
+    await this.#reconcile();
   }
 
   /** Whoever held it no longer needs it; the encoder stops with the last. */
   async release(holder: BroadcastHolder): Promise<void> {
+    if (holder === 'hls' && this.#relay && this.#relayStarted) {
+      // The node that encodes ends the playlists on every node (its last chunk, then the end), then
+      // lets the lease go (nobody else wants it: the rules say the same on every node).
+      if (this.#publishing()) await this.#stop('the room left broadcast mode', true);
+      this.#holders.delete(holder);
+      this.#relayStarted = false;
+      await this.#relay.stop();
+    }
     this.#holders.delete(holder);
-    if (this.#holders.size === 0) await this.#stop('nobody holds the broadcast');
+    await this.#reconcile();
   }
 
   get holders(): BroadcastHolder[] {
@@ -194,7 +214,10 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
     return {
       live: running !== null,
       holders: this.holders,
-      renditions: [...this.#renditions.values()].map((r) => ({ name: r.name as BroadcastRenditionName, codecs: r.codecs, bandwidth: r.bandwidth, latest: r.latest })),
+      renditions: this.#out.names.map((name) => {
+        const r = this.#out.rendition(name)!;
+        return { name, codecs: r.codecs, bandwidth: r.bandwidth, latest: r.latest };
+      }),
       failure: this.#failure,
       encoder: running && !running.encoder.closed ? await running.encoder.stats().catch(() => null) : null,
     };
@@ -210,8 +233,55 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
     this.#closed = true;
     this.#offUpdate();
     this.#holders.clear();
-    await this.#stop('the room closed');
-    this.#dropRenditions();
+    if (this.#relay && this.#relayStarted) {
+      this.#relayStarted = false;
+      // Not the end of the broadcast: another node serving the room takes over (or nobody, and it ends there).
+      await this.#relay.stop();
+    }
+    await this.#stop('the room closed', false);
+    this.#offOut();
+    if (!this.#opts.renditions) this.#out.close();
+  }
+
+  /** Whether this node's encoder should run now. */
+  #shouldEncode(): boolean {
+    if (this.#closed) return false;
+    if (!this.#relay) return this.#holders.size > 0;
+    if (this.#holders.has('hls')) return this.#relay.holds;
+    return this.#holders.has('rtmp');
+  }
+
+  /** Whether what this node encodes goes to the other nodes. */
+  #publishing(): boolean {
+    return this.#relay !== null && this.#holders.has('hls') && this.#relayStarted && this.#relay.holds;
+  }
+
+  /** Applies an operation here, and appends it to the log when this node encodes the room for all. */
+  #apply(op: BroadcastOp): void {
+    const ops = this.#out.apply(op);
+    if (this.#publishing()) this.#relay!.publish(ops);
+    else if (this.#running) this.#running.unpublished = true;
+  }
+
+  /** Starts or stops the encoder as the holders (and the lease) say; one at a time. */
+  #reconcile(takeover = false): Promise<void> {
+    const next = this.#reconciling.then(async () => {
+      if (this.#shouldEncode()) {
+        if (this.#running || this.#starting) return this.#starting ?? undefined;
+        if (takeover && this.#relay) {
+          // Continue from the log: what the former encoder appended last, then a discontinuity.
+          await this.#relay.catchUp();
+          if (!this.#shouldEncode()) return;
+          this.#log.info('this node took over the room’s broadcast encoding');
+        }
+        return this.#ensureRunning();
+      }
+      // Lost the lease (another node encodes): stop without ending the playlists, which that node goes on with.
+      const end = !this.#relay || !this.#holders.has('hls');
+      await this.#stop(end ? 'nobody holds the broadcast' : 'another node encodes the room', end);
+    });
+    this.#reconciling = next.catch((err: unknown) => this.#log.error({ err }, 'the room’s broadcast could not start'));
+    return next;
   }
 
   #ensureRunning(): Promise<void> {
@@ -248,40 +318,37 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
         log: this.#log,
         ...(this.#opts.restart ? { restart: this.#opts.restart } : {}),
       });
-      if (this.#closed || this.#holders.size === 0) {
+      if (!this.#shouldEncode()) {
         await encoder.close();
         cache.release(release.id);
         return;
       }
-      this.#cancelDrop();
       this.#failure = null;
       const partTargetSec = this.#opts.settings?.partSec ?? 0.5;
+      const running: Running = { encoder, releaseId: release.id, unpublished: !this.#publishing() };
+      let continued = false;
       for (const name of encoder.renditions) {
-        const existing = this.#renditions.get(name);
-        // Still there from an earlier run (ended a moment ago): it goes on after a discontinuity.
-        if (existing && !existing.closed) existing.discontinuity();
-        else this.#renditions.set(name, new LlHlsRendition(name, { ...this.#opts.hls, partTargetSec }));
+        // Still there from an earlier run (ended a moment ago, or another node's): it goes on after a discontinuity.
+        if (this.#out.has(name)) continued = true;
+        else this.#apply({ type: 'create', rendition: name, partTargetSec });
       }
-      const running: Running = { encoder, releaseId: release.id };
+      if (continued) this.#apply({ type: 'discontinuity' });
       encoder.on('init', (name, cmafInit) => {
-        this.#inits.set(name, cmafInit);
-        this.#renditions.get(name)?.setInit(cmafInit);
-        this.emit('init', name, cmafInit);
+        if (this.#running === running) this.#apply({ type: 'init', rendition: name, init: cmafInit });
       });
       encoder.on('chunk', (name, chunk) => {
-        this.#renditions.get(name)?.push(chunk);
-        this.emit('chunk', name, chunk);
+        if (this.#running === running) this.#apply({ type: 'chunk', rendition: name, chunk });
       });
       encoder.on('error', () => {
         // Restarting: what comes next follows a discontinuity (its init says so too).
-        for (const r of this.#renditions.values()) r.discontinuity();
+        if (this.#running === running) this.#apply({ type: 'discontinuity' });
       });
       encoder.once('failed', (err) => {
         this.#failure = err.message;
-        if (this.#running === running) void this.#stop(`the encoder kept failing: ${err.message}`);
+        if (this.#running === running) void this.#stop(`the encoder kept failing: ${err.message}`, true);
       });
       this.#running = running;
-      this.#log.info({ ms: Math.round(performance.now() - started), renditions: encoder.renditions, holders: this.holders }, 'the room’s broadcast started');
+      this.#log.info({ ms: Math.round(performance.now() - started), renditions: encoder.renditions, holders: this.holders, publishing: this.#publishing() }, 'the room’s broadcast started');
       this.emit('live', true);
     } catch (err) {
       cache.release(release.id);
@@ -289,36 +356,20 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
     }
   }
 
-  async #stop(why: string): Promise<void> {
+  async #stop(why: string, end: boolean): Promise<void> {
     await this.#starting?.catch(() => {});
     const running = this.#running;
     if (!running) return;
     this.#running = null;
+    // Ends the playlists (here, and on the other nodes when this one encoded for them) before the encoder's last bytes could.
+    if (end) this.#apply({ type: 'end' });
+    // The renditions go on with what the encoding node appends; where they took in what it does not
+    // have, they start again at its next resume point instead of serving other numbers.
+    else if (this.#relay && running.unpublished) this.#out.resync();
     await running.encoder.close().catch((err: unknown) => this.#log.warn({ err }, 'closing the broadcast encoder'));
     this.#opts.stems.release(running.releaseId);
-    for (const r of this.#renditions.values()) r.end();
-    this.#inits.clear();
     this.#log.info({ why }, 'the room’s broadcast stopped');
     this.emit('live', false);
-    if (!this.#closed) this.#scheduleDrop();
-  }
-
-  #scheduleDrop(): void {
-    this.#cancelDrop();
-    this.#dropTimer = setTimeout(() => this.#dropRenditions(), this.#opts.endedKeepMs ?? 30_000);
-    this.#dropTimer.unref();
-  }
-
-  #cancelDrop(): void {
-    if (this.#dropTimer) clearTimeout(this.#dropTimer);
-    this.#dropTimer = null;
-  }
-
-  #dropRenditions(): void {
-    this.#cancelDrop();
-    if (this.#running) return;
-    for (const r of this.#renditions.values()) r.close();
-    this.#renditions.clear();
   }
 
   #scheduleState(): void {

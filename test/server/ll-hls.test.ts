@@ -271,6 +271,61 @@ describe('LL-HLS rendition', () => {
     expect(next.snapshot().discontinuitySequence).to.equal(1);
   });
 
+  it('a rendition made from resumeOf(msn) and fed the same operations from that segment on renders the same playlists and files (another node mirroring the encoder), also across a discontinuity', async () => {
+    const opts = options({ windowSegments: 3, now: () => T0 });
+    const src = new LlHlsRendition('video', opts);
+    type Op = { init: CmafInit } | { chunk: CmafChunk } | { discontinuity: true };
+    const ops: Op[] = [];
+    const resumes = new Map<number, { at: number; resume: NonNullable<ReturnType<LlHlsRendition['resumeOf']>> }>();
+    const apply = (r: LlHlsRendition, op: Op) => ('init' in op ? r.setInit(op.init) : 'chunk' in op ? r.push(op.chunk) : r.discontinuity());
+    let t = 0;
+    let n = 0;
+    const feed = (op: Op) => {
+      const before = src.latest?.msn;
+      apply(src, op);
+      ops.push(op);
+      const after = src.latest?.msn;
+      // As the encoding node does: where a chunk opened a segment, the resume point (taken at once).
+      if (after !== undefined && after !== before) resumes.set(after, { at: ops.length - 1, resume: src.resumeOf(after)! });
+    };
+    const chunks = (count: number) => {
+      for (let i = 0; i < count; i++, n++, t += 0.5) feed({ chunk: { data: Buffer.alloc(700 + (n % 13), n % 251), durationSec: 0.5, startSec: t, independent: n % 2 === 0, wallClockMs: T0 + t * 1000 + 40 } as CmafChunk });
+    };
+    feed({ init: videoInit('a') });
+    chunks(13);
+    // The encoder restarted: a new init, its timeline from 0.
+    feed({ init: videoInit('b') });
+    t = 0;
+    chunks(9);
+    feed({ discontinuity: true }); // another node took over (same init: no new MAP number)
+    chunks(24);
+    const discontinuous = [...resumes.entries()].filter(([, r]) => r.resume.discontinuity).map(([msn]) => msn);
+    expect(discontinuous.length).to.equal(2);
+    for (const msn of [discontinuous[0]!, discontinuous[0]! + 1, discontinuous[1]!]) {
+      const { at, resume } = resumes.get(msn)!;
+      const mirror = new LlHlsRendition('video', { ...opts, start: resume });
+      for (const op of ops.slice(at)) apply(mirror, op);
+      const [a, b] = [await src.playlist(), await mirror.playlist()];
+      // Once the source's window holds nothing from before the resume point, they are the same text.
+      expect(Number(parse(a).tags.get('#EXT-X-MEDIA-SEQUENCE'))).to.be.at.least(msn);
+      expect(b).to.equal(a);
+      for (const seg of parse(a).segments) {
+        for (const uri of [...seg.parts.map((p) => p.uri), ...(seg.uri ? [seg.uri] : []), ...(seg.map ? [seg.map] : [])]) {
+          expect(mirror.file(uri)?.body.equals(src.file(uri)!.body), uri).to.equal(true);
+        }
+      }
+      expect(mirror.latest).to.deep.equal(src.latest);
+      expect(mirror.snapshot()).to.deep.equal(src.snapshot());
+      mirror.close();
+    }
+    // A plain snapshot still opens with a discontinuity (a takeover), a resume point does not.
+    const resumed = new LlHlsRendition('video', { ...opts, start: resumes.get(discontinuous[1]! + 1)!.resume });
+    apply(resumed, ops[resumes.get(discontinuous[1]! + 1)!.at]!);
+    expect(parse(await resumed.playlist()).segments[0]!.discontinuity).to.equal(false);
+    resumed.close();
+    src.close();
+  });
+
   it('end(): the playlist says EXT-X-ENDLIST at once, held reloads and part requests are answered; more after it reopens with a discontinuity', async () => {
     const r = new LlHlsRendition('video', options());
     r.setInit(videoInit('a'));

@@ -20,8 +20,12 @@ export interface LlHlsOptions {
   maxWaiters?: number;
   /** ms since the epoch, for EXT-X-PROGRAM-DATE-TIME (tests). */
   now?: () => number;
-  /** Continue another encoder's numbering (a takeover): the first segment opens with a discontinuity. */
-  start?: LlHlsSnapshot;
+  /**
+   * Continue another encoder's numbering (a takeover): the first segment opens with a discontinuity.
+   * With a resume point (resumeOf() on the node that encodes), the rendition continues that one's
+   * exactly from the segment it names: same numbers, same discontinuity sequence, no discontinuity of its own.
+   */
+  start?: LlHlsSnapshot | LlHlsResume;
 }
 
 /** What a node that takes over a room's encoding needs to continue the numbering. */
@@ -32,6 +36,23 @@ export interface LlHlsSnapshot {
   discontinuitySequence: number;
   /** The next init-<n>.mp4 number (names are immutable: a CDN may hold the old ones). */
   nextInitId: number;
+}
+
+/**
+ * Where a segment began, as the rendition stood just before it opened: a rendition made from it and
+ * fed the same chunks from that segment on renders the same playlists (another node mirroring this one).
+ */
+export interface LlHlsResume extends LlHlsSnapshot {
+  continues: true;
+  /** Whether the segment opens with EXT-X-DISCONTINUITY (discontinuitySequence is the one before it). */
+  discontinuity: boolean;
+  /** The init the segment uses. */
+  init: { id: number; data: Buffer; codecs: string; contentType: string };
+  /** The advertised PART-TARGET and TARGETDURATION then (both only grow). */
+  partTargetSec: number;
+  targetDurationSec: number;
+  /** What EXT-X-PROGRAM-DATE-TIME counts from. */
+  anchor: { wallMs: number; mediaSec: number } | null;
 }
 
 export interface HlsFile {
@@ -160,6 +181,8 @@ interface Segment {
   bytes: number;
   /** The whole segment, made once when it closes; the parts then become views into it. */
   data: Buffer | null;
+  /** The rendition just before this segment opened (resumeOf). */
+  resume: LlHlsResume;
 }
 
 interface FileWaiter {
@@ -201,6 +224,8 @@ export class LlHlsRendition {
   /** The broadcast stopped: the playlist says EXT-X-ENDLIST (until more comes after a restart). */
   #ended = false;
   #droppedChunks = 0;
+  /** Made from a resume point: the first chunk opens its segment even if it is not independent (a forced cut). */
+  #resuming = false;
 
   constructor(name: string, opts: LlHlsOptions) {
     if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(name)) throw new TypeError(`rendition name '${name}' is not a short lower-case word`);
@@ -223,6 +248,18 @@ export class LlHlsRendition {
     this.#pendingDiscontinuity = start !== undefined;
     this.#partTargetSec = opts.partTargetSec;
     this.#targetDurationSec = Math.max(1, Math.round(opts.segmentTargetSec));
+    if (start && 'continues' in start && start.continues) {
+      // Not a takeover: the same stream, read from one of its segment starts.
+      this.#pendingDiscontinuity = start.discontinuity;
+      const init: InitEntry = { ...start.init, data: Buffer.from(start.init.data) };
+      this.#init = init;
+      this.#inits.set(init.id, init);
+      this.#initsSeen = 1;
+      this.#partTargetSec = Math.max(opts.partTargetSec, start.partTargetSec);
+      this.#targetDurationSec = Math.max(this.#targetDurationSec, start.targetDurationSec);
+      this.#anchor = start.anchor ? { ...start.anchor } : null;
+      this.#resuming = true;
+    }
   }
 
   // ---- input -------------------------------------------------------------------
@@ -267,7 +304,7 @@ export class LlHlsRendition {
     const part: Part = { data: chunk.data, durationSec, independent: chunk.independent };
     if (!open || this.#pendingDiscontinuity || open.init !== init) {
       // A segment a player joins must start where it can decode: wait for the next independent chunk.
-      if (!chunk.independent) {
+      if (!chunk.independent && !this.#resuming) {
         this.#droppedChunks++;
         return;
       }
@@ -291,7 +328,20 @@ export class LlHlsRendition {
   #openSegment(part: Part, startSec: number, fresh: boolean, wallClockMs?: number): void {
     const previous = this.#open();
     if (previous) this.#closeSegment(previous);
+    const resume: LlHlsResume = {
+      continues: true,
+      nextMsn: this.#nextMsn,
+      discontinuitySequence: this.#cc,
+      nextInitId: this.#nextInitId,
+      discontinuity: false,
+      init: this.#init!,
+      partTargetSec: this.#partTargetSec,
+      targetDurationSec: this.#targetDurationSec,
+      anchor: this.#anchor ? { ...this.#anchor } : null,
+    };
+    this.#resuming = false;
     const discontinuity = fresh && this.#pendingDiscontinuity;
+    resume.discontinuity = discontinuity;
     if (discontinuity) this.#cc++;
     if (fresh && (discontinuity || !this.#anchor)) {
       // Where the producer knows when the chunk was live, that; else: the chunk arrives when its last
@@ -312,6 +362,7 @@ export class LlHlsRendition {
       durationSec: part.durationSec,
       bytes: part.data.length,
       data: null,
+      resume,
     });
     const keep = this.#opts.windowSegments + RETAINED_SEGMENTS + 1;
     if (this.#segments.length > keep) {
@@ -441,6 +492,14 @@ export class LlHlsRendition {
     this.#ended = false;
     this.#rendered.clear();
     if (this.#segments.length > 0) this.#pendingDiscontinuity = true;
+  }
+
+  /** Where segment `msn` began (null once it left the rendition): what another node starts a mirror from. */
+  resumeOf(msn: number): LlHlsResume | null {
+    const segment = this.#segment(msn);
+    if (!segment) return null;
+    const { init } = segment.resume;
+    return { ...segment.resume, init: { id: init.id, data: init.data, codecs: init.codecs, contentType: init.contentType } };
   }
 
   snapshot(): LlHlsSnapshot {

@@ -25,14 +25,22 @@
 //  - CPU (from /proc, over the window): the server process, split by thread name
 //    (MainThread; broadcast-encod = the room's mixer + visuals for the encoder;
 //    embedded-sfu; V8 and libuv helpers), the encoder's ffmpeg, and the viewers'
-//    own processes (with their event-loop delay p99: if they ran late, so do the timings).
+//    own processes (with their event-loop delay p99: if they ran late, so do the timings);
+//  - slowFetches: part fetches over 100 ms by the part's index in its segment and
+//    the share of their time before the first byte (1 = all of it: waiting on the
+//    server or the scheduler, not the transfer); listenOverflows: the kernel's
+//    count of connections dropped at a full accept queue (machine-wide) — a
+//    viewer whose first request is unanswered for 10 s is usually one of these.
 // A step passes with part fetch p99 < 100 ms, no errors and no viewer behind; the
 // steps stop at the first that fails (`--keep-going` runs them all, to see where
 // the server's CPU, not the latency, runs out). viewersPerCore = N / the server process's
 // cores at the largest passing step (the issue's goal: ≥ 5,000); also N / the
 // cores of the threads that serve HTTP (the process minus broadcast-encod and
-// embedded-sfu, which cost the same with 0 viewers).
+// embedded-sfu, which cost the same with 0 viewers); and capacityViewersPerCore =
+// N / (the server's CPU − its CPU with the room idle): what a core would hold if
+// latency did not matter (the throughput limit, not the goal's measure).
 import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import { cpuSeconds, intArg, parseArgs, percentile, round, rssBytes, sleep, MIB } from './support/proc.ts';
 import { encoderPids, forkChild, openBroadcastRoom, threadCpu } from './support/broadcast-room.ts';
 import type { ViewerLoadConfig, ViewerLoadResult } from './support/hls-viewer-load.ts';
@@ -83,6 +91,7 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     const perStep: Record<string, unknown>[] = [];
     let largestPassing: Record<string, unknown> | null = null;
     for (const n of steps) {
+      const overflows0 = listenOverflows();
       const startAtMs = Date.now() + 1000;
       const measureFromMs = startAtMs + warmupSec * 1000;
       const measureToMs = measureFromMs + seconds * 1000;
@@ -140,6 +149,10 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
         requestsPerSec: round((partFetch.length + reloadWait.length) / seconds),
         partMbitPerSec: round((got.reduce((a, r) => a + r.partBytes, 0) * 8) / seconds / 1e6, 1),
         errors,
+        // Part fetches over 100 ms: how many, by the part's index in its segment (0 = the one that opens a segment), and the median share of the time spent before the first byte.
+        slowFetches: slowSummary(got.flatMap((r) => r.slow)),
+        // Connections the kernel dropped because a listening socket's accept queue was full (the whole machine's counter, over the step).
+        listenOverflows: listenOverflows() - overflows0,
         serverCpuPct: u.serverPct,
         serverThreadsCpuPct: u.threadsPct,
         ffmpegCpuPct: u.ffmpegPct,
@@ -149,6 +162,9 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
         serverRssMb,
         viewersPerCore: round(n / serverCores, 0),
         viewersPerServingCore: round(n / servingCores, 0),
+        // What the viewers add to the idle room: the server's marginal cost per viewer, and the viewers a core would hold at that cost.
+        marginalCpuPctPerViewer: round((u.serverPct - idle.serverPct) / n, 4),
+        capacityViewersPerCore: round(n / Math.max(1e-3, (u.serverPct - idle.serverPct) / 100), 0),
         loadAfter: (await import('node:os')).loadavg().map((x) => round(x)),
       };
       perStep.push(step);
@@ -218,6 +234,22 @@ function usage(a: Snapshot, b: Snapshot) {
     if (d > 0) threadsPct[name] = d;
   }
   return { serverPct: pct(b.server - a.server), threadsPct, ffmpegPct: pct(b.ffmpeg - a.ffmpeg), childrenPct: pct(b.children - a.children) };
+}
+
+/** TcpExt ListenOverflows from /proc/net/netstat (machine-wide). */
+function listenOverflows(): number {
+  const lines = fs.readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const keys = lines[0]?.split(/\s+/) ?? [];
+  const values = lines[1]?.split(/\s+/) ?? [];
+  const i = keys.indexOf('ListenOverflows');
+  return i < 0 ? 0 : Number(values[i]);
+}
+
+function slowSummary(slow: ViewerLoadResult['slow']) {
+  const byIndex: Record<string, number> = {};
+  for (const x of slow) byIndex[x.index] = (byIndex[x.index] ?? 0) + 1;
+  const share = slow.map((x) => x.ttfbMs / x.totalMs).sort((a, b) => a - b);
+  return { count: slow.length, byPartIndex: byIndex, medianTtfbShare: slow.length ? round(percentile(share, 50)) : null };
 }
 
 function sortedAll(arrays: number[][]): number[] {

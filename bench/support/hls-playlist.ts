@@ -67,7 +67,8 @@ export function nextPart(pl: MediaPlaylist, after: { msn: number; index: number 
 export interface HttpAnswer {
   status: number;
   body: Buffer;
-  /** performance.now() when the last byte arrived. */
+  /** performance.now() when the first and the last byte arrived. */
+  firstByteAt: number;
   doneAt: number;
 }
 
@@ -81,6 +82,7 @@ export class HttpConn {
   readonly #headers: string;
   #socket: net.Socket | null = null;
   #buf: Buffer = Buffer.alloc(0);
+  #firstByteAt = 0;
   #pending: { resolve: (a: HttpAnswer) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | null = null;
 
   constructor(host: string, port: number, extraHeaders: Record<string, string>) {
@@ -131,6 +133,7 @@ export class HttpConn {
   }
 
   #onData(d: Buffer): void {
+    if (this.#buf.length === 0) this.#firstByteAt = performance.now();
     this.#buf = this.#buf.length === 0 ? d : Buffer.concat([this.#buf, d]);
     const headEnd = this.#buf.indexOf('\r\n\r\n');
     if (headEnd < 0) return;
@@ -148,6 +151,6 @@ export class HttpConn {
     if (!p) return;
     clearTimeout(p.timer);
     if (/\r\nconnection:\s*close/i.test(head)) this.close();
-    p.resolve({ status, body, doneAt });
+    p.resolve({ status, body, firstByteAt: this.#firstByteAt, doneAt });
   }
 }

@@ -40,6 +40,8 @@ export interface ViewerLoadResult {
   /** Per viewer: parts fetched in the window. */
   partsPerViewer: number[];
   partBytes: number;
+  /** Part fetches over 100 ms (at most 2,000): the part's index in its segment, time to first byte, total. */
+  slow: { index: number; ttfbMs: number; totalMs: number }[];
   errors: Record<string, number>;
   cpuSec: number;
   loopDelayP99Ms: number;
@@ -55,6 +57,7 @@ async function main(): Promise<void> {
     maxLagParts: new Array<number>(cfg.count).fill(0),
     partsPerViewer: new Array<number>(cfg.count).fill(0),
     partBytes: 0,
+    slow: [],
     errors: {},
     cpuSec: 0,
     loopDelayP99Ms: 0,
@@ -80,7 +83,7 @@ async function main(): Promise<void> {
       get: (kind: string, path: string) =>
         http.get(path).catch((err: unknown) => {
           error(`${kind}: ${err instanceof Error ? err.message : String(err)}`);
-          return { status: 0, body: Buffer.alloc(0), doneAt: performance.now() };
+          return { status: 0, body: Buffer.alloc(0), firstByteAt: performance.now(), doneAt: performance.now() };
         }),
       close: () => http.close(),
     };
@@ -115,6 +118,7 @@ async function main(): Promise<void> {
           }
           if (inWindow()) {
             result.partFetchMs.push(a.doneAt - t0);
+            if (a.doneAt - t0 > 100 && result.slow.length < 2000) result.slow.push({ index: listed.index, ttfbMs: a.firstByteAt - t0, totalMs: a.doneAt - t0 });
             result.edgeLatencyMs.push(Date.now() - (listed.startWallMs + listed.durationSec * 1000));
             result.partsPerViewer[v]!++;
             result.partBytes += a.body.length;

@@ -9,8 +9,8 @@
 // a bounded loop per viewer doing what hls.js does in low-latency mode — part GET,
 // blocking reload for the next part (`_HLS_msn`/`_HLS_part`), part GET … — each
 // viewer on its own keep-alive connection with its own X-Forwarded-For address.
-// Viewers start spread over 3 s; figures are taken over `--seconds` after
-// `--warmup` seconds.
+// Viewers start spread over 3 s (2 ms apart beyond 1,500 viewers); figures are
+// taken over `--seconds` after `--warmup` seconds (at least 5 s after the last start).
 //
 // Figures per step:
 //  - part fetch: from the request of a part the playlist listed to its last byte
@@ -31,6 +31,7 @@
 //    server or the scheduler, not the transfer); listenOverflows: the kernel's
 //    count of connections dropped at a full accept queue (machine-wide) — a
 //    viewer whose first request is unanswered for 10 s is usually one of these.
+// (Per-core figures count the viewers served: those that fetched a part in the window.)
 // A step passes with part fetch p99 < 100 ms, no errors and no viewer behind; the
 // steps stop at the first that fails (`--keep-going` runs them all, to see where
 // the server's CPU, not the latency, runs out). viewersPerCore = N / the server process's
@@ -48,7 +49,8 @@ import { startBenchServer } from './support/server.ts';
 
 const GOAL_VIEWERS_PER_CORE = 5000;
 const PART_FETCH_P99_MS = 100;
-const RAMP_MS = 3000;
+/** Viewers start spread over max(3 s, 2 ms each): at most 500 new connections a second (a surge beyond overflows the server's accept queue, see listenOverflows). */
+const rampMsFor = (n: number) => Math.max(3000, 2 * n);
 const ENCODER_THREADS = ['broadcast-encod', 'embedded-sfu'];
 
 export async function run(argv: string[]): Promise<Record<string, unknown>> {
@@ -86,6 +88,8 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     const base = snapshot(server.pid, ffmpeg, []);
     await sleep(baselineSec * 1000);
     const idle = usage(base, snapshot(server.pid, ffmpeg, []));
+    const ffmpegRssMb = round(ffmpeg.reduce((a, p) => a + rssBytes(p), 0) / MIB, 1);
+    const encoderPidsSeen = new Set(ffmpeg);
     console.log(`hls-viewers: idle room: server ${idle.serverPct}% (${JSON.stringify(idle.threadsPct)}), ffmpeg ${idle.ffmpegPct}%`);
 
     const perStep: Record<string, unknown>[] = [];
@@ -93,7 +97,8 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     for (const n of steps) {
       const overflows0 = listenOverflows();
       const startAtMs = Date.now() + 1000;
-      const measureFromMs = startAtMs + warmupSec * 1000;
+      const rampMs = rampMsFor(n);
+      const measureFromMs = startAtMs + Math.max(warmupSec * 1000, rampMs + 5000);
       const measureToMs = measureFromMs + seconds * 1000;
       const results: Promise<ViewerLoadResult>[] = [];
       const pids: number[] = [];
@@ -101,7 +106,7 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
       for (let p = 0; p < procs; p++) {
         const count = Math.floor(n / procs) + (p < n % procs ? 1 : 0);
         if (count === 0) continue;
-        const cfg: ViewerLoadConfig = { host: hostname, port: Number(port), playlistPath: path, firstViewer: 1000 + first + 100_000 * perStep.length, count, startAtMs, rampMs: RAMP_MS, measureFromMs, measureToMs, behindParts };
+        const cfg: ViewerLoadConfig = { host: hostname, port: Number(port), playlistPath: path, firstViewer: 1000 + first + 100_000 * perStep.length, count, startAtMs, rampMs, measureFromMs, measureToMs, behindParts };
         first += count;
         const child = forkChild(new URL('./support/hls-viewer-load.ts', import.meta.url), JSON.stringify(cfg));
         children.add(child);
@@ -114,9 +119,13 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
         );
       }
       await sleep(Math.max(0, measureFromMs - Date.now()));
-      const s0 = snapshot(server.pid, ffmpeg, pids);
+      // The encoder may have been restarted (the server restarts an ffmpeg that fails or falls behind).
+      const encoders = encoderPids(server.pid);
+      encoders.forEach((p) => encoderPidsSeen.add(p));
+      const s0 = snapshot(server.pid, encoders, pids);
       await sleep(Math.max(0, measureToMs - Date.now()));
-      const u = usage(s0, snapshot(server.pid, ffmpeg, pids));
+      const u = usage(s0, snapshot(server.pid, encoders, pids));
+      encoderPids(server.pid).forEach((p) => encoderPidsSeen.add(p));
       const serverRssMb = round(rssBytes(server.pid) / MIB, 1);
       const got = await withTimeout(Promise.all(results), 30_000, "the viewers' processes did not report");
       for (const c of children) c.kill('SIGKILL');
@@ -133,11 +142,14 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
       const expectedParts = (seconds * 1000) / 512;
       const behind = got.reduce((a, r) => a + r.maxLagParts.filter((l, i) => l > behindParts || r.partsPerViewer[i]! < expectedParts / 2).length, 0);
       const p99 = round(percentile(partFetch, 99));
+      // Viewers that fetched a part in the window (in a failing step some may never have got in): the per-core figures count these.
+      const served = partsPer.filter((x) => x > 0).length;
       const passed = p99 < PART_FETCH_P99_MS && errorCount === 0 && behind === 0;
       const serverCores = u.serverPct / 100;
       const servingCores = (u.serverPct - ENCODER_THREADS.reduce((a, t) => a + (u.threadsPct[t] ?? 0), 0)) / 100;
       const step = {
         viewers: n,
+        viewersServed: served,
         passed,
         partFetchMs: { p50: round(percentile(partFetch, 50)), p90: round(percentile(partFetch, 90)), p99, max: round(partFetch.at(-1) ?? Number.NaN) },
         reloadWaitMs: { p50: round(percentile(reloadWait, 50)), p99: round(percentile(reloadWait, 99)), max: round(reloadWait.at(-1) ?? Number.NaN) },
@@ -160,11 +172,11 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
         viewersLoopDelayP99Ms: round(Math.max(...got.map((r) => r.loopDelayP99Ms))),
         viewersRssMb: round(got.reduce((a, r) => a + r.rssMb, 0), 1),
         serverRssMb,
-        viewersPerCore: round(n / serverCores, 0),
-        viewersPerServingCore: round(n / servingCores, 0),
+        viewersPerCore: round(served / serverCores, 0),
+        viewersPerServingCore: round(served / servingCores, 0),
         // What the viewers add to the idle room: the server's marginal cost per viewer, and the viewers a core would hold at that cost.
-        marginalCpuPctPerViewer: round((u.serverPct - idle.serverPct) / n, 4),
-        capacityViewersPerCore: round(n / Math.max(1e-3, (u.serverPct - idle.serverPct) / 100), 0),
+        marginalCpuPctPerViewer: round((u.serverPct - idle.serverPct) / Math.max(1, served), 4),
+        capacityViewersPerCore: round(served / Math.max(1e-3, (u.serverPct - idle.serverPct) / 100), 0),
         loadAfter: (await import('node:os')).loadavg().map((x) => round(x)),
       };
       perStep.push(step);
@@ -187,8 +199,16 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
         ffmpegCpuPct: idle.ffmpegPct,
         broadcastThreadCpuPct: idle.threadsPct['broadcast-encod'] ?? null,
         sfuThreadCpuPct: idle.threadsPct['embedded-sfu'] ?? null,
-        ffmpegRssMb: round(ffmpeg.reduce((a, p) => a + rssBytes(p), 0) / MIB, 1),
+        ffmpegRssMb,
       },
+      // ffmpeg processes seen beyond the first: encoder restarts during the run (the server's warnings below say why).
+      encoderRestarts: encoderPidsSeen.size - 1,
+      serverWarnings: server.proc
+        .output()
+        .split('\n')
+        .filter((l) => /"level":(40|50|60)/.test(l))
+        .slice(-5)
+        .map((l) => l.slice(0, 400)),
       idleServerCpuPct: idle.serverPct,
       idleServerThreadsCpuPct: idle.threadsPct,
       cores: (await import('node:os')).cpus().length,

@@ -26,7 +26,7 @@ export interface ViewerLoadConfig {
   /** The measuring window, Date.now() values. */
   measureFromMs: number;
   measureToMs: number;
-  /** A viewer whose newest listed part is more than this many parts past the one it wants has fallen behind. */
+  /** A viewer whose newest listed part is more than this many parts past the one it wants has fallen behind (judged by the parent). */
   behindParts: number;
 }
 
@@ -178,7 +178,5 @@ async function main(): Promise<void> {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const sleepUntil = (t: number) => sleep(Math.max(0, t - Date.now()));
 
-if (process.send) {
-  // A stuck viewer must not keep the child alive forever: bounded by the window plus a margin.
-  await main();
-}
+// Only as a forked child (the parent kills it if it has not reported 30 s after the window).
+if (process.send) await main();

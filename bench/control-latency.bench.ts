@@ -17,27 +17,15 @@
 // on loopback, and the listener's decrypt. So it is an upper bound of "update
 // at the server → first RTP packet out", by the loopback legs.
 import { performance } from 'node:perf_hooks';
-import { Decoder } from '@evan/opus';
-import { io, type Socket } from 'socket.io-client';
-import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from 'werift';
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
-import { cacheSrtpKeys } from '../media/sfu/werift-tuning.ts';
-import { OPUS_FMTP } from '../media/sfu/sfu.ts';
-import type { ClientToServerEvents, ServerToClientEvents } from '../shared/socket-events.ts';
 import { intArg, parseArgs, percentile, round, sleep } from './support/proc.ts';
 import { joinWithInvite, openBenchRoom, startBenchServer } from './support/server.ts';
+import { listenOverWebRtc, waitFor, waitUntil, type WebRtcListener } from './support/webrtc-listener.ts';
 
 /** The goal (issue 4): p99 under 30 ms. */
 const GOAL_P99_MS = 30;
 const SAMPLE_TIMEOUT_MS = 2000;
-
-type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
-
-interface Received {
-  atMs: number;
-  levelDb: number;
-}
 
 export async function run(argv: string[]): Promise<Record<string, unknown>> {
   const args = parseArgs(argv, ['samples', 'threshold-db']);
@@ -47,8 +35,7 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
 
   const server = await startBenchServer();
   let provider: WebsocketProvider | null = null;
-  let socket: Client | null = null;
-  let pc: RTCPeerConnection | null = null;
+  let listener: WebRtcListener | null = null;
   try {
     const room = await openBenchRoom(server.url);
     const remixerToken = await joinWithInvite(server.url, room, 'Remixer');
@@ -68,47 +55,8 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     doc.transact(() => transport.set('playing', true));
 
     // The listener: signaling over socket.io, media with werift, every packet decoded.
-    socket = io(server.url, { auth: { roomId: room.roomId, token: listenerToken }, transports: ['websocket'], reconnection: false });
-    await new Promise<void>((resolve, reject) => {
-      socket!.once('connect', () => resolve());
-      socket!.once('connect_error', reject);
-    });
-    const signal = async (message: unknown) => {
-      const r = (await (socket!.timeout(10_000).emitWithAck as (ev: string, m: unknown) => Promise<unknown>)('stream:signal', message)) as
-        | { ok: true; signal: Record<string, unknown> }
-        | { ok: false; refusal: { code: string; message: string } };
-      if (!r.ok) throw new Error(`signaling refused: ${r.refusal.code}: ${r.refusal.message}`);
-      return r.signal;
-    };
-    const joinStarted = performance.now();
-    const offer = (await signal({ type: 'join' })) as { adapter: string; transportId: string; sdp: string };
-    if (offer.adapter !== 'embedded') throw new Error(`this benchmark speaks the embedded SFU's signaling; the server uses ${offer.adapter}`);
-    const received: Received[] = [];
-    const decoder = new Decoder({ channels: 2, sample_rate: 48_000 });
-    pc = new RTCPeerConnection({
-      codecs: { audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48_000, channels: 2, payloadType: 111, parameters: OPUS_FMTP })], video: [] },
-      iceUseIpv4: true,
-      iceUseIpv6: false,
-    });
-    pc.onTrack.subscribe((t: MediaStreamTrack) =>
-      t.onReceiveRtp.subscribe((rtp: RtpPacket) => {
-        const atMs = performance.now();
-        const pcm = decoder.decode(rtp.payload);
-        const samplesI16 = new Int16Array(pcm.buffer, pcm.byteOffset, pcm.byteLength >> 1);
-        let sum = 0;
-        for (let i = 0; i < samplesI16.length; i++) sum += samplesI16[i]! * samplesI16[i]!;
-        const rms = Math.sqrt(sum / Math.max(1, samplesI16.length)) / 32768;
-        received.push({ atMs, levelDb: 20 * Math.log10(rms + 1e-12) });
-        if (received.length > 10_000) received.splice(0, 5000);
-      }),
-    );
-    pc.connectionStateChange.subscribe((s) => s === 'connected' && cacheSrtpKeys(pc!));
-    await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
-    await pc.setLocalDescription(await pc.createAnswer());
-    await waitUntil('ICE gathering', 10_000, () => pc!.iceGatheringState === 'complete');
-    await signal({ type: 'answer', transportId: offer.transportId, sdp: pc.localDescription!.sdp });
-    await waitUntil('the first packets', 15_000, () => received.length > 10);
-    const joinMs = performance.now() - joinStarted;
+    listener = await listenOverWebRtc(server.url, room.roomId, listenerToken);
+    const { received, joinMs } = listener;
 
     const lastLevelSince = (t: number) => received.filter((r) => r.atMs > t);
     const silentFor = async (ms: number) =>
@@ -137,7 +85,7 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     const p99 = round(percentile(s, 99));
     return {
       bench: 'control-latency',
-      adapter: offer.adapter,
+      adapter: listener.adapter,
       samples: latencies.length,
       missed,
       thresholdDb,
@@ -151,8 +99,7 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
       goalMet: missed === 0 && p99 < GOAL_P99_MS,
     };
   } finally {
-    await pc?.close().catch(() => undefined);
-    socket?.disconnect();
+    await listener?.close();
     provider?.destroy();
     await server.stop();
   }
@@ -160,23 +107,4 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
 
 function sorted(values: number[]): number[] {
   return [...values].sort((a, b) => a - b);
-}
-
-async function waitUntil(what: string, timeoutMs: number, check: () => boolean): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-/** Polls every millisecond or so (the answer is a packet's arrival time, taken when it arrived, not when polled). */
-async function waitFor<T>(timeoutMs: number, probe: () => T | null): Promise<T | null> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== null) return v;
-    if (performance.now() > deadline) return null;
-    await sleep(2);
-  }
 }

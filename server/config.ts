@@ -69,6 +69,8 @@ const EnvSchema = z.object({
   LIVE_VIDEO_KBPS: z.coerce.number().int().min(50).max(8000).default(600),
   /** A room goes into broadcast mode by itself above this many WebRTC listeners (0: only when a host switches it). */
   BROADCAST_AUTO_LISTENERS: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  /** Rooms one node broadcasts at once (each is an H.264 encoder, about a fifth of a core). */
+  BROADCAST_MAX_ROOMS: z.coerce.number().int().min(1).max(1000).default(4),
   /** LL-HLS: the part and segment durations of a broadcast (s). */
   HLS_PART_SEC: z.coerce.number().min(0.2).max(2).default(0.5),
   HLS_SEGMENT_SEC: z.coerce.number().min(1).max(10).default(2),
@@ -164,7 +166,7 @@ export interface Config {
    * listeners a room switches by itself (0: never); the HLS part and segment durations; whether RTMP
    * out may reach private addresses.
    */
-  readonly broadcast: { autoListeners: number; partSec: number; segmentSec: number; rtmpAllowPrivate: boolean };
+  readonly broadcast: { autoListeners: number; maxRooms: number; partSec: number; segmentSec: number; rtmpAllowPrivate: boolean };
   /**
    * Where render jobs wait: `local` (in the server process) or `redis` (separate
    * `npm run renderer` processes take them; the server does not render). Default:
@@ -262,7 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     renderVideo: (([width, height, fps]) => ({ width: width!, height: height!, fps: fps! }))(e.RENDER_VIDEO.split(/[x@]/).map(Number)),
     sandboxSettleMs: e.SANDBOX_SETTLE_MS,
     liveVideo: (([width, height, fps]) => ({ width: width!, height: height!, fps: fps!, bitrateKbps: e.LIVE_VIDEO_KBPS }))(e.LIVE_VIDEO.split(/[x@]/).map(Number)),
-    broadcast: Object.freeze({ autoListeners: e.BROADCAST_AUTO_LISTENERS, partSec: e.HLS_PART_SEC, segmentSec: Math.max(e.HLS_SEGMENT_SEC, e.HLS_PART_SEC), rtmpAllowPrivate: e.RTMP_ALLOW_PRIVATE === '1' }),
+    broadcast: Object.freeze({ autoListeners: e.BROADCAST_AUTO_LISTENERS, maxRooms: e.BROADCAST_MAX_ROOMS, partSec: e.HLS_PART_SEC, segmentSec: Math.max(e.HLS_SEGMENT_SEC, e.HLS_PART_SEC), rtmpAllowPrivate: e.RTMP_ALLOW_PRIVATE === '1' }),
     renderQueue: e.RENDER_QUEUE ?? (e.REDIS_URL ? 'redis' : 'local'),
     renderConcurrency: e.RENDER_CONCURRENCY ?? null,
     renderLeaseMs: e.RENDER_LEASE_MS,

@@ -17,7 +17,7 @@ export function createLogger(config: Pick<Config, 'logLevel'> & { logFormat?: Co
       level: config.logLevel,
       base: { service: 'remixroom' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: ['req.headers.authorization', 'req.query.token', '*.token', '*.hostToken'], censor: '[redacted]' },
+      redact: { paths: ['req.headers.authorization', 'req.query.token', 'req.query.k', '*.token', '*.hostToken'], censor: '[redacted]' },
     },
     destination ?? (config.logFormat === 'pretty' ? new PrettyConsole() : undefined),
   );

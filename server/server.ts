@@ -357,7 +357,7 @@ export class RemixroomServer {
         log,
         mediasoupWorkerBin: config.mediasoupWorkerBin ?? undefined,
         video: { ffmpeg: native?.ffmpeg ?? null, settings: config.liveVideo },
-        broadcast: { ffmpeg: native?.ffmpeg ?? null, settings: { partSec: config.broadcast.partSec }, segmentSec: config.broadcast.segmentSec, autoListeners: config.broadcast.autoListeners },
+        broadcast: { ffmpeg: native?.ffmpeg ?? null, settings: { partSec: config.broadcast.partSec }, segmentSec: config.broadcast.segmentSec, autoListeners: config.broadcast.autoListeners, maxRooms: config.broadcast.maxRooms },
         hlsRelay,
         ...options.live,
       });

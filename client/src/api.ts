@@ -117,6 +117,7 @@ export interface BroadcastStatus {
   enabled: boolean;
   unavailable: string | null;
   live: boolean;
+  failure: string | null;
   playlist?: string;
   renditions?: Record<string, string>;
 }

@@ -74,6 +74,13 @@ export class BroadcastPanel {
       this.#listenLink.replaceChildren();
       this.#pending.clear();
       this.#renderRequests();
+      // Switched off by the server itself (its encoder kept failing): say why.
+      void api
+        .broadcast(this.#me.roomId, this.#me.token)
+        .then((status) => {
+          if (status.failure && !this.#enabled) this.#hint.textContent = `The broadcast stopped: ${status.failure}. Everyone hears the live mix over WebRTC again.`;
+        })
+        .catch(() => {});
     }
   }
 

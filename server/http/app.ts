@@ -34,6 +34,8 @@ export interface AppDeps {
 }
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
+/** A broadcast's playlists and media (server/http/broadcast-routes.ts). */
+const HLS_PATH = /^\/api\/rooms\/[^/]+\/hls\//;
 
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
@@ -50,8 +52,9 @@ export function createApp(deps: AppDeps): express.Express {
         res.setHeader('x-request-id', id);
         return id;
       },
-      // Probes and scrapes would drown the log.
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
+      // Probes and scrapes would drown the log, and so would a broadcast's audience (a few requests a
+      // second each, carrying the room's listen key): HLS requests are counted in /metrics, not logged.
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' || HLS_PATH.test(req.url ?? '') },
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
     }),
   );

@@ -41,6 +41,8 @@ const BroadcastBody = z.object({ enabled: z.boolean() }).strict();
 // Checked in full by checkRtmpTarget; here only their type and size (the key is never echoed back).
 const RtmpBody = z.object({ url: z.string().min(1).max(2048), key: z.string().min(1).max(RTMP_KEY_MAX_CHARS) }).strict();
 const RENDITION = /^(audio|video)$/;
+/** A listen key: 22 characters of base64url (128 bits of an HMAC). */
+const LISTEN_KEY = /^[A-Za-z0-9_-]{22}$/;
 /** How long a request for a broadcast that is starting waits for its encoder. */
 const START_WAIT_MS = 5000;
 
@@ -51,6 +53,8 @@ export interface BroadcastStatusBody {
   unavailable: string | null;
   /** The encoder runs (on this node). */
   live: boolean;
+  /** Why this node's encoder last gave up (the room then left broadcast mode), if it did. */
+  failure: string | null;
   /** The multivariant playlist, with the listen key: members only. */
   playlist?: string;
   /** The renditions' own playlists (audio alone; video with the sound), with the key: members only. */
@@ -65,7 +69,7 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
 
   const statusOf = (roomId: string, enabled: boolean, withKey: boolean): BroadcastStatusBody => {
     const b = deps.live.broadcast(roomId);
-    const body: BroadcastStatusBody = { roomId, enabled, unavailable: deps.live.broadcastUnavailable, live: b?.live ?? false };
+    const body: BroadcastStatusBody = { roomId, enabled, unavailable: deps.live.broadcastUnavailable, live: b?.live ?? false, failure: b?.failure ?? null };
     if (withKey && enabled) {
       const k = listenKey(roomId);
       body.playlist = `/api/rooms/${roomId}/hls/index.m3u8?k=${k}`;
@@ -79,9 +83,18 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
   router.get('/:roomId/broadcast', async (req, res) => {
     const roomId = roomIdOf(req);
     const withKey = req.headers.authorization !== undefined;
-    if (withKey) await memberOf(deps.members, deps.signer, req, roomId);
-    const room = await openRoom(deps.manager, roomId);
-    res.json(statusOf(roomId, room.rules.broadcast, withKey));
+    if (withKey) {
+      // A member may load the room (as its page's connections do); the answer is the room's rules.
+      await memberOf(deps.members, deps.signer, req, roomId);
+      const room = await openRoom(deps.manager, roomId);
+      res.json(statusOf(roomId, room.rules.broadcast, true));
+      return;
+    }
+    // Anyone else: as this node sees it, never loading the room (a loaded room in broadcast mode starts an encoder).
+    await take(limits, ['hls.playlist.address'], { address: limits.addressOf(req) });
+    const loaded = deps.manager.get(roomId);
+    if (!loaded && !(await deps.store.getRoomSummary(roomId))) throw new HttpError('not_found', `no room "${roomId}"`);
+    res.json(statusOf(roomId, loaded ? loaded.rules.broadcast : false, false));
   });
 
   /** The host switches broadcast mode: the stage stays on WebRTC, listeners move to HLS. */
@@ -91,7 +104,8 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
     if (standing.role !== 'host') throw new HttpError('forbidden', 'only a host can switch broadcast mode');
     const { enabled } = parse(BroadcastBody, req.body);
     await take(limits, ['room.moderate.member'], { member: claims.sub });
-    if (enabled && deps.live.broadcastUnavailable) throw new HttpError('not_ready', `this server cannot broadcast: ${deps.live.broadcastUnavailable}`);
+    const refused = enabled ? deps.live.broadcastRefusal(roomId) : null;
+    if (refused) throw new HttpError('not_ready', refused, { status: 503, retryAfterMs: 60_000 });
     const room = await openRoom(deps.manager, roomId);
     // The rules carry it to every member and every node; the node serving the room starts the encoder.
     room.setBroadcast(enabled);
@@ -117,7 +131,8 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
     const claims = await requireHost(req, roomId);
     const { url, key } = parse(RtmpBody, req.body);
     await take(limits, ['rtmp.start.member'], { member: claims.sub });
-    if (deps.live.broadcastUnavailable) throw new HttpError('not_ready', `this server cannot broadcast: ${deps.live.broadcastUnavailable}`);
+    const refused = deps.live.broadcastRefusal(roomId);
+    if (refused) throw new HttpError('not_ready', refused, { status: 503, retryAfterMs: 60_000 });
     let target;
     try {
       target = await checkRtmpTarget(url, key, { allowPrivate: deps.rtmpAllowPrivate });
@@ -139,7 +154,8 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
   const checkKey = (req: Request, roomId: string) => {
     const k = req.query['k'];
     const expected = listenKey(roomId);
-    if (typeof k !== 'string' || k.length !== expected.length || !crypto.timingSafeEqual(Buffer.from(k), Buffer.from(expected))) {
+    // The shape first: timingSafeEqual compares bytes, and a key of other characters is no key.
+    if (typeof k !== 'string' || !LISTEN_KEY.test(k) || !crypto.timingSafeEqual(Buffer.from(k), Buffer.from(expected))) {
       throw new HttpError('forbidden', "this needs the room's listen link (the playlist address a member's page or the host gives)");
     }
     return k;
@@ -159,7 +175,7 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
   const sendPlaylist = (res: Response, text: string, blocking: boolean) => {
     res.setHeader('Content-Type', PLAYLIST_CONTENT_TYPE);
     // A blocking reload's address names its msn/part: its answer never changes, and a CDN may keep it.
-    res.setHeader('Cache-Control', hlsCacheControl(blocking ? 'media' : 'playlist'));
+    res.setHeader('Cache-Control', hlsCacheControl(blocking ? 'blocking' : 'playlist'));
     res.send(text);
   };
 
@@ -205,6 +221,9 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
     }
     res.setHeader('Content-Type', found.contentType);
     res.setHeader('Cache-Control', hlsCacheControl(found.immutable ? 'media' : 'playlist'));
+    // Names are never reused (numbered from the broadcast's start): the name is the entity tag, and
+    // Express does not hash every part it sends to make one.
+    res.setHeader('ETag', `"${renditionName}-${file}"`);
     res.send(found.body);
   });
 

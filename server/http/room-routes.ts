@@ -107,6 +107,8 @@ export function roomRoutes(deps: RoomRoutesDeps): Router {
       createdAt: record.createdAt,
       ended: record.closedAt !== null,
       memberCount: room?.peerCount ?? 0,
+      // Broadcast mode (its playlist's address, with the listen key, at GET /api/rooms/:roomId/broadcast for members).
+      broadcast: room?.rules.broadcast ?? false,
       // On this node: in scale-out each node mixes for its own listeners.
       ...liveOf(deps, roomId),
     });

@@ -15,7 +15,8 @@ import type { CmafChunk, CmafInit } from '../../media/live/cmaf.ts';
 import { LlHlsRendition, type LlHlsOptions, type LlHlsResume } from './hls/ll-hls.ts';
 
 export type BroadcastOp =
-  | { type: 'create'; rendition: BroadcastRenditionName; partTargetSec: number }
+  /** `firstNumber`: the new rendition's first msn and init number (above any of the room's earlier broadcasts). */
+  | { type: 'create'; rendition: BroadcastRenditionName; partTargetSec: number; firstNumber?: number }
   | { type: 'resume'; rendition: BroadcastRenditionName; partTargetSec: number; at: LlHlsResume; cmaf: CmafInit }
   | { type: 'init'; rendition: BroadcastRenditionName; init: CmafInit }
   | { type: 'chunk'; rendition: BroadcastRenditionName; chunk: BroadcastChunk }
@@ -173,7 +174,7 @@ export class BroadcastRenditions extends EventEmitter<{
         this.#stale.delete(op.rendition);
         this.#renditions.get(op.rendition)?.close();
         this.#inits.delete(op.rendition);
-        this.#add(op.rendition, new LlHlsRendition(op.rendition, { ...this.#opts.hls, partTargetSec: op.partTargetSec }));
+        this.#add(op.rendition, new LlHlsRendition(op.rendition, { ...this.#opts.hls, partTargetSec: op.partTargetSec, ...(op.firstNumber !== undefined ? { firstNumber: op.firstNumber } : {}) }));
         return [op];
       }
       case 'resume': {

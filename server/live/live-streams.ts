@@ -20,6 +20,9 @@ import type { RtmpTarget } from './rtmp-target.ts';
 import { DEFAULT_BROADCAST, ffmpegCannotBroadcast, type BroadcastSettings } from '../../media/live/broadcast-encoder.ts';
 import { StemCache } from './stem-cache.ts';
 
+/** Rooms one node broadcasts at once unless BROADCAST_MAX_ROOMS says otherwise. */
+export const DEFAULT_MAX_BROADCASTS = 4;
+
 export interface LiveStreamsOptions {
   layout: DataLayout;
   /** Where releases' files are read (S3: fetched into the node's cache); default DATA_DIR/releases. */
@@ -40,6 +43,8 @@ export interface LiveStreamsOptions {
     segmentSec?: number;
     /** Above this many WebRTC listeners a room switches to broadcast mode by itself (0: never). */
     autoListeners?: number;
+    /** Rooms this node broadcasts at once (default 4): each is an encoder. */
+    maxRooms?: number;
     restart?: Partial<EncoderRestartPolicy>;
     /** How long an ended playlist stays readable. */
     endedKeepMs?: number;
@@ -93,6 +98,12 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
   readonly #artwork = new Map<string, Promise<EngineArtwork[]>>();
   readonly #video: RoomVideoOptions;
   readonly #broadcasts = new Map<string, RoomBroadcast>();
+  /** Rooms whose broadcast mode was switched off (by a host, or a failing encoder): no switching on by itself. */
+  readonly #autoOff = new Set<string>();
+  /** Broadcasts and pushes of closed rooms still stopping (a shutdown waits for them). */
+  readonly #closing = new Set<Promise<void>>();
+  /** Each room's RTMP starts and stops, one after the other. */
+  readonly #rtmpTurns = new Map<string, Promise<unknown>>();
   /** Scale-out: each room's renditions as the node that encodes it makes them, by room id. */
   readonly #mirrors = new Map<string, Mirror>();
   #mirrorSweep: NodeJS.Timeout | null = null;
@@ -145,18 +156,41 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
    * listeners the room switches by itself.
    */
   watch(room: Room): void {
+    let was = room.rules.broadcast;
     const follow = () => {
       if (room.closed || this.#closed) return;
+      // Switched off (by a host, or after its encoder gave up): the room is not switched on again by itself.
+      if (was && !room.rules.broadcast) this.#autoOff.add(room.id);
+      was = room.rules.broadcast;
       if (room.rules.broadcast) {
-        if (this.broadcastUnavailable) return;
+        const refused = this.broadcastRefusal(room.id);
+        if (refused) {
+          this.#opts.log.warn({ roomId: room.id, why: refused }, 'the room is in broadcast mode, but this node does not encode it');
+          return;
+        }
         this.#broadcastOf(room).hold('hls').catch((err: unknown) => this.#opts.log.error({ err, roomId: room.id }, 'the room’s broadcast could not start'));
       } else {
         void this.#broadcasts.get(room.id)?.release('hls');
       }
     };
     room.on('rules', follow);
-    room.once('close', () => room.off('rules', follow));
+    room.once('close', () => {
+      room.off('rules', follow);
+      this.#autoOff.delete(room.id);
+    });
     follow();
+  }
+
+  /**
+   * Why the room cannot broadcast from this node now (no encoder; or as many rooms as the node may
+   * encode already), or null. A room that broadcasts already is never refused.
+   */
+  broadcastRefusal(roomId: string): string | null {
+    if (this.broadcastUnavailable) return `this server cannot broadcast: ${this.broadcastUnavailable}`;
+    const max = this.#opts.broadcast?.maxRooms ?? DEFAULT_MAX_BROADCASTS;
+    const held = [...this.#broadcasts.values()].filter((b) => !b.closed && b.holders.length > 0);
+    if (held.some((b) => b.room.id === roomId)) return null;
+    return held.length >= max ? `this server is broadcasting ${held.length} rooms already, as many as it may (BROADCAST_MAX_ROOMS); try again later` : null;
   }
 
   /** The room's broadcast on this node, if it has one (its playlists, its encoder for RTMP). */
@@ -218,10 +252,37 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
    * remuxing the broadcast's `video` rendition (the encoder runs for it even outside broadcast
    * mode). A push already running is replaced. The key lives in the push only, for the room's life.
    */
-  async startRtmp(room: Room, target: RtmpTarget): Promise<RtmpState> {
-    await this.stopRtmp(room.id);
+  startRtmp(room: Room, target: RtmpTarget): Promise<RtmpState> {
+    return this.#rtmpInTurn(room.id, () => this.#startRtmp(room, target));
+  }
+
+  /** Stops the room's push, if any; its state stays readable as 'stopped' until the next start. */
+  stopRtmp(roomId: string): Promise<RtmpState | null> {
+    return this.#rtmpInTurn(roomId, () => this.#stopRtmp(roomId));
+  }
+
+  /** One start or stop at a time per room: two quick starts must not leave a push nobody can stop. */
+  #rtmpInTurn<T>(roomId: string, fn: () => Promise<T>): Promise<T> {
+    const next = (this.#rtmpTurns.get(roomId) ?? Promise.resolve()).catch(() => {}).then(fn);
+    const settled = next.catch(() => {});
+    this.#rtmpTurns.set(roomId, settled);
+    void settled.then(() => {
+      if (this.#rtmpTurns.get(roomId) === settled) this.#rtmpTurns.delete(roomId);
+    });
+    return next;
+  }
+
+  async #startRtmp(room: Room, target: RtmpTarget): Promise<RtmpState> {
+    const refused = this.broadcastRefusal(room.id);
+    if (refused) throw new BroadcastRefusedError(refused);
+    await this.#stopRtmp(room.id);
     const broadcast = this.broadcastFor(room);
     await broadcast.hold('rtmp');
+    // The room closed (or the server began to stop) while the encoder started: no push to leave behind.
+    if (room.closed || this.#closed || broadcast.closed) {
+      await broadcast.release('rtmp').catch(() => {});
+      throw new Error('the room closed while its push started');
+    }
     const name = broadcast.renditionNames.includes('video') ? 'video' : 'audio';
     const source = broadcast.source(name);
     const push = new RtmpPush({ ffmpeg: this.#opts.broadcast!.ffmpeg!, target, source, log: this.#opts.log.child({ roomId: room.id }), ...this.#opts.broadcast?.rtmp });
@@ -235,8 +296,7 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
     return push.state;
   }
 
-  /** Stops the room's push, if any; its state stays readable as 'stopped' until the next start. */
-  async stopRtmp(roomId: string): Promise<RtmpState | null> {
+  async #stopRtmp(roomId: string): Promise<RtmpState | null> {
     const entry = this.#pushes.get(roomId);
     if (!entry) return null;
     entry.source.detach();
@@ -279,17 +339,29 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
       log: this.#opts.log,
     });
     this.#broadcasts.set(room.id, broadcast);
+    // An encoder that gave up: the room leaves broadcast mode (its listeners go back to WebRTC rather
+    // than to a playlist that ended), and the host reads why in the broadcast's status.
+    broadcast.on('failed', (why) => {
+      if (room.closed || !room.rules.broadcast) return;
+      this.#opts.log.error({ roomId: room.id, why }, 'the room leaves broadcast mode: its encoder kept failing');
+      room.setBroadcast(false);
+    });
     room.once('close', () => {
       if (this.#broadcasts.get(room.id) === broadcast) this.#broadcasts.delete(room.id);
       if (mirror) this.#dropMirror(room.id, mirror);
       // The stream key goes with the room.
       const push = this.#pushes.get(room.id);
       this.#pushes.delete(room.id);
-      if (push) {
-        push.source.detach();
-        void push.push.stop();
-      }
-      void broadcast.close();
+      const closing = (async () => {
+        if (push) {
+          push.source.detach();
+          await push.push.stop();
+        }
+        await broadcast.close();
+      })().catch((err: unknown) => this.#opts.log.warn({ err, roomId: room.id }, 'closing the room’s broadcast'));
+      // A shutdown waits for it (the encoder stopped, ffmpeg reaped, the lease handed over).
+      this.#closing.add(closing);
+      void closing.finally(() => this.#closing.delete(closing));
     });
     return broadcast;
   }
@@ -336,6 +408,8 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
     this.#pushes.clear();
     await Promise.all([...this.#broadcasts.values()].map((b) => b.close()));
     this.#broadcasts.clear();
+    // Those of rooms that closed before (the rooms close first in a shutdown).
+    await Promise.all([...this.#closing]);
     if (this.#mirrorSweep) clearInterval(this.#mirrorSweep);
     for (const [roomId, mirror] of [...this.#mirrors]) this.#dropMirror(roomId, mirror);
     await this.sfu.close();
@@ -359,7 +433,7 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
       this.emit('listeners', room.id, count);
       // A crowd on WebRTC: the room goes into broadcast mode by itself (the web app moves its listeners to HLS).
       const auto = this.#opts.broadcast?.autoListeners ?? 0;
-      if (auto > 0 && count > auto && !room.closed && !room.rules.broadcast && !this.broadcastUnavailable) {
+      if (auto > 0 && count > auto && !room.closed && !room.rules.broadcast && !this.broadcastRefusal(room.id) && !this.#autoOff.has(room.id)) {
         this.#opts.log.info({ roomId: room.id, listeners: count, autoListeners: auto }, 'the room switches to broadcast mode by itself');
         room.setBroadcast(true);
       }
@@ -374,4 +448,9 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
     room.once('close', onClose);
     return stream;
   }
+}
+
+/** The room cannot broadcast from this node now (no encoder, or the node's limit of rooms). */
+export class BroadcastRefusedError extends Error {
+  override readonly name = 'BroadcastRefusedError';
 }

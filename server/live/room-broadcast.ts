@@ -62,6 +62,8 @@ export type RoomBroadcastEvents = {
   chunk: [rendition: BroadcastRenditionName, chunk: BroadcastChunk];
   /** The encoder started or stopped. */
   live: [live: boolean];
+  /** The encoder failed too often in a row and gave up (the broadcast stopped): why. */
+  failed: [why: string];
 };
 
 /**
@@ -96,6 +98,7 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
   readonly #opts: RoomBroadcastOptions;
   readonly #log: Logger;
   readonly #holders = new Set<BroadcastHolder>();
+  #turns: Promise<void> = Promise.resolve();
   /** The playlists this node serves: fed by its encoder, or (scale-out) by the node that encodes. */
   readonly #out: BroadcastRenditions;
   readonly #relay: BroadcastRelay | null;
@@ -181,7 +184,26 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
    * is not running. With scale-out, broadcast mode runs it only on the node holding the room's
    * encoding lease; the others serve what that one encodes.
    */
-  async hold(holder: BroadcastHolder): Promise<void> {
+  hold(holder: BroadcastHolder): Promise<void> {
+    return this.#inTurn(() => this.#hold(holder));
+  }
+
+  /** Whoever held it no longer needs it; the encoder stops with the last. */
+  release(holder: BroadcastHolder): Promise<void> {
+    return this.#inTurn(() => this.#release(holder));
+  }
+
+  /**
+   * Holds and releases one after the other: a release waits for the encoder to stop, and a hold
+   * arriving meanwhile (broadcast mode switched off and on again) must not be undone by it.
+   */
+  #inTurn(fn: () => Promise<void>): Promise<void> {
+    const next = this.#turns.then(fn);
+    this.#turns = next.catch(() => {});
+    return next;
+  }
+
+  async #hold(holder: BroadcastHolder): Promise<void> {
     if (this.#closed) throw new Error('the room has closed');
     this.#holders.add(holder);
     if (this.#relay && holder === 'hls' && !this.#relayStarted) {
@@ -191,8 +213,7 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
     await this.#reconcile();
   }
 
-  /** Whoever held it no longer needs it; the encoder stops with the last. */
-  async release(holder: BroadcastHolder): Promise<void> {
+  async #release(holder: BroadcastHolder): Promise<void> {
     if (holder === 'hls' && this.#relay && this.#relayStarted) {
       // The node that encodes ends the playlists on every node (its last chunk, then the end), then
       // lets the lease go (nobody else wants it: the rules say the same on every node).
@@ -221,6 +242,11 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
       failure: this.#failure,
       encoder: running && !running.encoder.closed ? await running.encoder.stats().catch(() => null) : null,
     };
+  }
+
+  /** Why the last encoder gave up (it kept failing), or null. */
+  get failure(): string | null {
+    return this.#failure;
   }
 
   /** For fault tests: kills the running ffmpeg as if it had crashed. */
@@ -330,7 +356,8 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
       for (const name of encoder.renditions) {
         // Still there from an earlier run (ended a moment ago, or another node's): it goes on after a discontinuity.
         if (this.#out.has(name)) continued = true;
-        else this.#apply({ type: 'create', rendition: name, partTargetSec });
+        // Numbered from the wall clock's seconds: never a name an earlier broadcast of the room (cached for good by players and CDNs) used.
+        else this.#apply({ type: 'create', rendition: name, partTargetSec, firstNumber: Math.floor(Date.now() / 1000) });
       }
       if (continued) this.#apply({ type: 'discontinuity' });
       encoder.on('init', (name, cmafInit) => {
@@ -346,6 +373,7 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
       encoder.once('failed', (err) => {
         this.#failure = err.message;
         if (this.#running === running) void this.#stop(`the encoder kept failing: ${err.message}`, true);
+        this.emit('failed', err.message);
       });
       this.#running = running;
       this.#log.info({ ms: Math.round(performance.now() - started), renditions: encoder.renditions, holders: this.holders, publishing: this.#publishing() }, 'the room’s broadcast started');

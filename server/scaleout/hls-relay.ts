@@ -298,7 +298,7 @@ const EMPTY = Buffer.alloc(0);
 export function encodeOp(op: BroadcastOp): (string | Buffer)[] {
   switch (op.type) {
     case 'create':
-      return ['t', op.type, 'r', op.rendition, 'm', JSON.stringify({ partTargetSec: op.partTargetSec })];
+      return ['t', op.type, 'r', op.rendition, 'm', JSON.stringify({ partTargetSec: op.partTargetSec, firstNumber: op.firstNumber })];
     case 'resume': {
       const { init, ...at } = op.at;
       const meta = { partTargetSec: op.partTargetSec, at: { ...at, init: { id: init.id, codecs: init.codecs, contentType: init.contentType } }, tracks: op.cmaf.tracks, sameData: init.data.equals(op.cmaf.data) };
@@ -326,7 +326,7 @@ export function decodeOp(fields: Map<string, Buffer>): BroadcastOp {
   const name: BroadcastRenditionName = rendition;
   switch (type) {
     case 'create':
-      return { type, rendition: name, partTargetSec: Number(meta['partTargetSec']) };
+      return { type, rendition: name, partTargetSec: Number(meta['partTargetSec']), ...(typeof meta['firstNumber'] === 'number' ? { firstNumber: meta['firstNumber'] } : {}) };
     case 'resume': {
       const at = meta['at'] as Record<string, unknown> & { init: { id: number; codecs: string; contentType: string } };
       const cmaf: CmafInit = { data: meta['sameData'] ? data : (fields.get('c') ?? EMPTY), tracks: meta['tracks'] as CmafInit['tracks'] };

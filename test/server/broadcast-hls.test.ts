@@ -177,6 +177,15 @@ for (const adapter of SFU_ADAPTERS) describe(adapterTitle('broadcast mode: the r
     const mv = await (await get((await status(listener.token)).body.playlist!)).text();
     expect(mv).to.match(/#EXT-X-STREAM-INF:[^\n]*CODECS="mp4a\.40\.2"/);
     expect(mv).to.match(/#EXT-X-STREAM-INF:[^\n]*CODECS="avc1\.[0-9a-fA-F]{6},mp4a\.40\.2"[^\n]*RESOLUTION=640x360/);
+    // What a player does with the listen link: every variant's address, relative to the playlist, is a live playlist.
+    const multivariantUrl = (await status(listener.token)).body.playlist!;
+    const variants = mv.split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(variants).to.have.length(2);
+    for (const v of variants) {
+      const res = await get(resolveUri(multivariantUrl, v));
+      expect(res.status, v).to.equal(200);
+      expect(await res.text()).to.match(/#EXT-X-PART:/);
+    }
 
     const view = await playlistWith(audioPlaylist, 6);
     expect(view.text).to.match(/#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=/);
@@ -230,6 +239,7 @@ for (const adapter of SFU_ADAPTERS) describe(adapterTitle('broadcast mode: the r
     expect((await get(`${base}/audio/index.m3u8?k=${'A'.repeat(22)}`)).status).to.equal(403);
     expect((await get(`${base}/audio/index.m3u8`)).status).to.equal(403);
     expect((await get(`${base}/index.m3u8?k=${k}x`)).status).to.equal(403);
+    expect((await get(`${base}/index.m3u8?k=${encodeURIComponent('é'.repeat(22))}`)).status, 'a key of other characters').to.equal(403);
     const view = readPlaylist(await (await get(audioPlaylist)).text());
     const ahead = view.parts.at(-1)!.msn + 50;
     const notYet = await get(`${base}/audio/part-${ahead}.0.m4s?k=${k}`);
@@ -237,11 +247,12 @@ for (const adapter of SFU_ADAPTERS) describe(adapterTitle('broadcast mode: the r
     expect(notYet.headers.get('cache-control')).to.equal('no-cache');
     // Once the window has moved on, the oldest parts are gone.
     let listed = view;
-    while (listed.mediaSequence < 4) {
+    const start = view.mediaSequence;
+    while (listed.mediaSequence < start + 3) {
       await sleep(500);
       listed = readPlaylist(await (await get(audioPlaylist)).text());
     }
-    expect((await get(`${base}/audio/part-${listed.mediaSequence - 3}.0.m4s?k=${k}`)).status, 'dropped from the window').to.equal(404);
+    expect((await get(`${base}/audio/part-${start}.0.m4s?k=${k}`)).status, 'dropped from the window').to.equal(404);
     expect((await get(`${base}/audio/index.m3u8?k=${k}&_HLS_msn=abc`)).status).to.equal(400);
     expect((await get(`${base}/audio/index.m3u8?k=${k}&_HLS_msn=${ahead}`)).status, 'more than two segments ahead').to.equal(400);
     expect((await get(`${base}/audio/index.m3u8?k=${k}&_HLS_part=1`)).status, '_HLS_part alone').to.equal(400);
@@ -324,6 +335,32 @@ for (const adapter of SFU_ADAPTERS) describe(adapterTitle('broadcast mode: the r
     expect(t.server.live.broadcast(room.roomId)?.live ?? false).to.equal(false);
     expect((await status()).body).to.include({ enabled: false, live: false });
   });
+
+  it('switched on again at once after off: it broadcasts (a release waiting for the encoder does not undo the new hold), with new names', async () => {
+    const before = readPlaylist(await (await get(audioPlaylist)).text());
+    expect((await api(t.url, 'PUT', `/api/rooms/${room.roomId}/broadcast`, { enabled: true }, room.hostToken)).status).to.equal(200);
+    expect((await api(t.url, 'PUT', `/api/rooms/${room.roomId}/broadcast`, { enabled: false }, room.hostToken)).status).to.equal(200);
+    expect((await api(t.url, 'PUT', `/api/rooms/${room.roomId}/broadcast`, { enabled: true }, room.hostToken)).status).to.equal(200);
+    const view = await playlistWith(audioPlaylist, 3, before.parts.at(-1)!.msn);
+    expect(view.ended).to.equal(false);
+    await sleep(1500);
+    expect(t.server.live.broadcast(room.roomId)?.live, 'the encoder runs').to.equal(true);
+    expect((await status()).body).to.include({ enabled: true });
+    // Parts of this broadcast never have the name of an earlier one's (players and CDNs keep them for good).
+    const oldNames = new Set(before.parts.map((p) => p.uri.split('?')[0]));
+    const lastBefore = before.parts.at(-1)!.msn;
+    for (const p of view.parts.filter((p) => p.msn > lastBefore)) expect(oldNames.has(p.uri.split('?')[0]), p.uri).to.equal(false);
+    expect((await api(t.url, 'PUT', `/api/rooms/${room.roomId}/broadcast`, { enabled: false }, room.hostToken)).status).to.equal(200);
+  });
+
+  it('the public status does not load a room (a loaded room in broadcast mode would start an encoder)', async () => {
+    const other = await openRoom(t.url);
+    const anon = await api<BroadcastStatus>(t.url, 'GET', `/api/rooms/${other.roomId}/broadcast`);
+    expect(anon.status).to.equal(200);
+    expect(anon.body).to.include({ enabled: false });
+    expect(t.server.rooms.get(other.roomId), 'not loaded by a stranger’s status request').to.equal(undefined);
+    expect((await api(t.url, 'GET', `/api/rooms/nosuchroom123/broadcast`)).status).to.equal(404);
+  });
 });
 
 for (const adapter of SFU_ADAPTERS) describe(adapterTitle('broadcast mode: a crowd on WebRTC switches the room by itself (BROADCAST_AUTO_LISTENERS)', adapter), function () {
@@ -334,7 +371,7 @@ for (const adapter of SFU_ADAPTERS) describe(adapterTitle('broadcast mode: a cro
   before(async function () {
     await requireSfuAdapter(adapter, this);
     requireComponent('ffmpeg', commandExists('ffmpeg') && (await ffmpegCannotBroadcast('ffmpeg')) === null, this);
-    t = await startTestServer({}, { adapter, live: { broadcast: { ffmpeg: 'ffmpeg', autoListeners: 2 } } });
+    t = await startTestServer({}, { adapter, live: { broadcast: { ffmpeg: 'ffmpeg', autoListeners: 2, maxRooms: 1 } } });
   });
 
   after(async () => {
@@ -367,5 +404,11 @@ for (const adapter of SFU_ADAPTERS) describe(adapterTitle('broadcast mode: a cro
     const again = (await fourth.timeout(10_000).emitWithAck('stream:signal', { type: 'join' })) as { ok: boolean; refusal?: { code: string } };
     expect(again.refusal?.code).to.equal('broadcast');
     fourth.disconnect();
+    // This node may broadcast one room at once: another room's host is refused, with the reason.
+    const other = await openRoom(t.url);
+    const refused = await api<{ error: { message: string } }>(t.url, 'PUT', `/api/rooms/${other.roomId}/broadcast`, { enabled: true }, other.hostToken);
+    expect(refused.status).to.equal(503);
+    expect(refused.body.error.message).to.match(/BROADCAST_MAX_ROOMS/);
+    expect((await api<BroadcastStatus>(t.url, 'GET', `/api/rooms/${other.roomId}/broadcast`, undefined, other.hostToken)).body.enabled).to.equal(false);
   });
 });

@@ -517,8 +517,8 @@ describe('LL-HLS rendition', () => {
     );
     expect(text).to.equal(
       '#EXTM3U\n#EXT-X-VERSION:9\n' +
-        '#EXT-X-STREAM-INF:BANDWIDTH=812346,CODECS="avc1.64001f,mp4a.40.2",RESOLUTION=640x360\nvideo.m3u8?k=abc\n' +
-        '#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS="mp4a.40.2"\naudio.m3u8?k=abc\n',
+        '#EXT-X-STREAM-INF:BANDWIDTH=812346,CODECS="avc1.64001f,mp4a.40.2",RESOLUTION=640x360\nvideo/index.m3u8?k=abc\n' +
+        '#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS="mp4a.40.2"\naudio/index.m3u8?k=abc\n',
     );
     expect(() => multivariantPlaylist([{ name: '../x', codecs: '', bandwidth: 1 }], '')).to.throw(TypeError);
     expect(() => multivariantPlaylist([{ name: 'a', codecs: 'x"', bandwidth: 1 }], '')).to.throw(TypeError);
@@ -535,7 +535,7 @@ describe('LL-HLS rendition', () => {
       r.setInit(videoInit('b'));
       new Feeder(r, 2, 0).push(2);
       const text = await r.playlist({ access: 'k=abc' });
-      const details = M3U8Parser.parseLevelPlaylist(text, 'https://example.test/api/rooms/r1/hls/video.m3u8?k=abc', 0, 'main' as never, 0, null);
+      const details = M3U8Parser.parseLevelPlaylist(text, 'https://example.test/api/rooms/r1/hls/video/index.m3u8?k=abc', 0, 'main' as never, 0, null);
       expect(details.live).to.equal(true);
       expect(details.canBlockReload).to.equal(true);
       expect(details.partTarget).to.equal(0.5);
@@ -549,7 +549,7 @@ describe('LL-HLS rendition', () => {
         [2, 0.5, 0],
       ]);
       expect(details.fragments[1]!.programDateTime! - details.fragments[0]!.programDateTime!).to.equal(2000);
-      expect(details.fragments[0]!.initSegment?.url).to.equal('https://example.test/api/rooms/r1/hls/init-0.mp4?k=abc');
+      expect(details.fragments[0]!.initSegment?.url).to.equal('https://example.test/api/rooms/r1/hls/video/init-0.mp4?k=abc');
       const parts = details.partList!;
       expect(parts.map((p) => [p.fragment.sn, p.index, p.independent])).to.deep.equal([
         [0, 0, true], [0, 1, false], [0, 2, true], [0, 3, false],
@@ -557,15 +557,15 @@ describe('LL-HLS rendition', () => {
         [2, 0, true],
         [3, 0, true], [3, 1, false],
       ]);
-      expect(parts.at(-1)!.url).to.equal('https://example.test/api/rooms/r1/hls/part-3.1.m4s?k=abc');
+      expect(parts.at(-1)!.url).to.equal('https://example.test/api/rooms/r1/hls/video/part-3.1.m4s?k=abc');
       expect(details.preloadHint?.['URI']).to.equal('part-3.2.m4s?k=abc');
       expect(details.preloadHint?.['TYPE']).to.equal('PART');
       // the open segment after the restart: a new cc and the new init
       expect(parts.at(-1)!.fragment.cc).to.equal(1);
-      expect(parts.at(-1)!.fragment.initSegment?.url).to.equal('https://example.test/api/rooms/r1/hls/init-1.mp4?k=abc');
+      expect(parts.at(-1)!.fragment.initSegment?.url).to.equal('https://example.test/api/rooms/r1/hls/video/init-1.mp4?k=abc');
       const master = M3U8Parser.parseMasterPlaylist(multivariantPlaylist([{ name: 'video', codecs: r.codecs, bandwidth: r.bandwidth, resolution: '640x360' }], 'k=abc'), 'https://example.test/api/rooms/r1/hls/index.m3u8?k=abc');
       expect(master.levels.map((l) => [l.url, l.videoCodec, l.audioCodec, l.width])).to.deep.equal([
-        ['https://example.test/api/rooms/r1/hls/video.m3u8?k=abc', 'avc1.64001f', 'mp4a.40.2', 640],
+        ['https://example.test/api/rooms/r1/hls/video/index.m3u8?k=abc', 'avc1.64001f', 'mp4a.40.2', 640],
       ]);
     });
   });

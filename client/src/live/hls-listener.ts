@@ -74,7 +74,10 @@ export async function listenHls(url: string, media: HTMLMediaElement, opts: HlsL
       await parsed;
       await media.play();
     } catch (err) {
-      hls.destroy();
+      // A retry scheduled by the error handler finds no player (it reads `hls`).
+      const dead = hls;
+      hls = null;
+      dead.destroy();
       throw err;
     }
   } else if (media.canPlayType('application/vnd.apple.mpegurl')) {

@@ -26,6 +26,12 @@ export interface LlHlsOptions {
    * exactly from the segment it names: same numbers, same discontinuity sequence, no discontinuity of its own.
    */
   start?: LlHlsSnapshot | LlHlsResume;
+  /**
+   * A fresh rendition's first media sequence number and init number (without `start`). Names are
+   * immutable to caches, so a room's next broadcast must not reuse them: the caller passes a number
+   * above any it used before (the wall clock's seconds do: segments are longer than a second).
+   */
+  firstNumber?: number;
 }
 
 /** What a node that takes over a room's encoding needs to continue the numbering. */
@@ -112,8 +118,10 @@ const TIMELINE_JUMP_SEC = 1;
 const PLAYLIST_CACHE_ENTRIES = 256;
 
 /** The Cache-Control value for what the routes answer. */
-export function hlsCacheControl(kind: 'media' | 'playlist' | 'not-found' | 'error'): string {
+export function hlsCacheControl(kind: 'media' | 'playlist' | 'blocking' | 'not-found' | 'error'): string {
   switch (kind) {
+    case 'blocking':
+      return 'public, max-age=60'; // a reload that names its msn/part: any later answer to it lists that part too
     case 'media':
       return 'public, max-age=31536000, immutable'; // names are never reused (msn and init numbers only grow)
     case 'playlist':
@@ -204,7 +212,7 @@ interface Waiter {
 
 export class LlHlsRendition {
   readonly name: string;
-  #opts: Required<Omit<LlHlsOptions, 'start' | 'now'>> & { now: () => number };
+  #opts: Required<Omit<LlHlsOptions, 'start' | 'now' | 'firstNumber'>> & { now: () => number };
   #segments: Segment[] = []; // retained closed segments, then the open one (if any)
   #init: InitEntry | null = null;
   #inits = new Map<number, InitEntry>();
@@ -242,9 +250,10 @@ export class LlHlsRendition {
       now: opts.now ?? Date.now,
     };
     const start = opts.start;
-    this.#nextMsn = start?.nextMsn ?? 0;
+    const first = opts.firstNumber !== undefined && Number.isSafeInteger(opts.firstNumber) && opts.firstNumber >= 0 ? opts.firstNumber : 0;
+    this.#nextMsn = start?.nextMsn ?? first;
     this.#cc = start?.discontinuitySequence ?? 0;
-    this.#nextInitId = start?.nextInitId ?? 0;
+    this.#nextInitId = start?.nextInitId ?? first;
     this.#pendingDiscontinuity = start !== undefined;
     this.#partTargetSec = opts.partTargetSec;
     this.#targetDurationSec = Math.max(1, Math.round(opts.segmentTargetSec));
@@ -766,7 +775,8 @@ export function multivariantPlaylist(renditions: VariantEntry[], query: string):
     if (r.codecs) attrs.push(`CODECS="${r.codecs}"`);
     if (r.resolution) attrs.push(`RESOLUTION=${r.resolution}`);
     lines.push(`#EXT-X-STREAM-INF:${attrs.join(',')}`);
-    lines.push(`${r.name}.m3u8${access}`);
+    // Each rendition's playlist sits in a folder of its own, beside its media: <name>/index.m3u8.
+    lines.push(`${r.name}/index.m3u8${access}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -32,6 +32,7 @@ import { ThreadedRenderRunner } from './work/threaded-render-runner.ts';
 import { OrderService } from './orders/order-service.ts';
 import { SandboxPayments } from './orders/payments.ts';
 import { LiveStreams, type LiveStreamsOptions } from './live/live-streams.ts';
+import { ListenKeys, hlsServer } from './http/hls-server.ts';
 import { RoomSocketServer } from './realtime/socket-server.ts';
 import { RoomManager, type RoomTimings } from './rooms/room-manager.ts';
 import { SyncServer } from './rooms/sync-server.ts';
@@ -214,6 +215,7 @@ export class RemixroomServer {
       settleMs: this.config.sandboxSettleMs,
     });
     this.orders = new OrderService({ store: this.store, clips: this.clips, payments: this.payments, log: this.log.child({ component: 'orders' }) });
+    const listenKeys = new ListenKeys(this.secrets.tokenSecret);
     const app = (this.app = createApp({
       log: this.log,
       metrics: this.metrics,
@@ -230,7 +232,7 @@ export class RemixroomServer {
         memberTokenTtlSec: this.config.memberTokenTtlSec,
         liveStatus: (id) => this.live.status(id),
       },
-      broadcast: { store: this.store, manager: this.rooms, members: this.members, signer: this.signer, limits: this.limits, live: this.live, secret: this.secrets.tokenSecret, rtmpAllowPrivate: this.config.broadcast.rtmpAllowPrivate },
+      broadcast: { store: this.store, manager: this.rooms, members: this.members, signer: this.signer, limits: this.limits, live: this.live, keys: listenKeys, rtmpAllowPrivate: this.config.broadcast.rtmpAllowPrivate },
       orders: { orders: this.orders, clips: this.clips, payments: this.payments, signer: this.signer, store: this.store, log: this.log, limits: this.limits, members: this.members },
       verify: { ffmpeg: this.ffmpeg, watermarkKey, clips: this.clips, manifestPublicKey: manifestSigner.publicKey, tmpDir: this.layout.tmpDir },
       clips: {
@@ -246,7 +248,11 @@ export class RemixroomServer {
         },
       },
     }));
-    this.#http = http.createServer(app);
+    // A broadcast's playlists and media are answered before Express (hls-server.ts): the audience's hot path.
+    const hls = hlsServer({ live: this.live, limits: this.limits, keys: listenKeys, metrics: this.metrics, log: this.log.child({ component: 'hls' }) });
+    this.#http = http.createServer((req, res) => {
+      if (!hls(req, res)) app(req, res);
+    });
     const connections = new AddressConnections(this.limits.cap('connections.address'));
     this.#sync = new SyncServer({ manager: this.rooms, signer: this.signer, members: this.members, limits: this.limits, connections, log: this.log, metrics: this.metrics });
     this.#sync.attach(this.#http);

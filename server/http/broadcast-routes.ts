@@ -1,27 +1,20 @@
 // A room's broadcast over HTTP: the host switches broadcast mode
 // (PUT /api/rooms/:roomId/broadcast), anyone sees whether it is on
-// (GET /api/rooms/:roomId/broadcast; members also get the playlist's address
-// with its listen key), and players read the LL-HLS playlists and media:
-//   /api/rooms/:roomId/hls/index.m3u8            the multivariant playlist
-//   /api/rooms/:roomId/hls/<rendition>/index.m3u8 a media playlist (blocking reloads: _HLS_msn, _HLS_part)
-//   /api/rooms/:roomId/hls/<rendition>/<file>     init-<n>.mp4, seg-<msn>.m4s, part-<msn>.<i>.m4s
-// Reading them needs the room's listen key (`?k=`): a member's page gets it from
-// the status, a host can hand the address to anyone (a listen link). It is the
-// same for every viewer, so a CDN caches one copy of each file. A part that does
-// not exist yet, or was dropped, is a 404 that costs nothing; playlist and media
-// requests are limited per address.
-import crypto from 'node:crypto';
-import { Router, type Request, type Response } from 'express';
+// (GET /api/rooms/:roomId/broadcast; members also get the playlists' addresses
+// with the room's listen key), and the host sends the room to an RTMP ingest
+// (PUT/GET/DELETE /api/rooms/:roomId/rtmp). The playlists and media themselves
+// are served before Express, by hls-server.ts (the audience's hot path).
+import { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { MemberDirectory } from '../auth/members.ts';
 import type { TokenSigner } from '../auth/tokens.ts';
 import type { Limits } from '../limits/limits.ts';
 import { RTMP_KEY_MAX_CHARS, RtmpTargetError, checkRtmpTarget } from '../live/rtmp-target.ts';
-import { HlsError, PLAYLIST_CONTENT_TYPE, hlsCacheControl, multivariantPlaylist, parseBlockingQuery } from '../live/hls/ll-hls.ts';
-import type { LiveStreams } from '../live/live-streams.ts';
+import { BroadcastRefusedError, type LiveStreams } from '../live/live-streams.ts';
 import type { RoomManager } from '../rooms/room-manager.ts';
 import type { Store } from '../store/store.ts';
 import { HttpError } from './http-error.ts';
+import type { ListenKeys } from './hls-server.ts';
 import { memberOf, openRoom, parse, roomIdOf, take } from './route-helpers.ts';
 
 export interface BroadcastRoutesDeps {
@@ -31,8 +24,8 @@ export interface BroadcastRoutesDeps {
   signer: TokenSigner;
   limits: Limits;
   live: LiveStreams;
-  /** The key listen keys are derived from (the token secret). */
-  secret: string;
+  /** The rooms' listen keys (shared with the HLS server, which checks them). */
+  keys: ListenKeys;
   /** RTMP_ALLOW_PRIVATE: pushes may reach loopback and private addresses. */
   rtmpAllowPrivate: boolean;
 }
@@ -40,11 +33,6 @@ export interface BroadcastRoutesDeps {
 const BroadcastBody = z.object({ enabled: z.boolean() }).strict();
 // Checked in full by checkRtmpTarget; here only their type and size (the key is never echoed back).
 const RtmpBody = z.object({ url: z.string().min(1).max(2048), key: z.string().min(1).max(RTMP_KEY_MAX_CHARS) }).strict();
-const RENDITION = /^(audio|video)$/;
-/** A listen key: 22 characters of base64url (128 bits of an HMAC). */
-const LISTEN_KEY = /^[A-Za-z0-9_-]{22}$/;
-/** How long a request for a broadcast that is starting waits for its encoder. */
-const START_WAIT_MS = 5000;
 
 export interface BroadcastStatusBody {
   roomId: string;
@@ -64,8 +52,7 @@ export interface BroadcastStatusBody {
 export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
   const router = Router();
   const { limits } = deps;
-  const listenKeyBase = Buffer.from(crypto.hkdfSync('sha256', deps.secret, 'remixroom', 'hls-listen-key-v1', 32));
-  const listenKey = (roomId: string) => crypto.createHmac('sha256', listenKeyBase).update(roomId).digest('base64url').slice(0, 22);
+  const listenKey = (roomId: string) => deps.keys.of(roomId);
 
   const statusOf = (roomId: string, enabled: boolean, withKey: boolean): BroadcastStatusBody => {
     const b = deps.live.broadcast(roomId);
@@ -141,7 +128,11 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
       throw err;
     }
     const room = await openRoom(deps.manager, roomId);
-    const push = await deps.live.startRtmp(room, target);
+    const push = await deps.live.startRtmp(room, target).catch((err: unknown) => {
+      // Another room took this node's last broadcast meanwhile.
+      if (err instanceof BroadcastRefusedError) throw new HttpError('not_ready', err.message, { status: 503, retryAfterMs: 60_000 });
+      throw err;
+    });
     res.status(201).json({ roomId, push });
   });
 
@@ -151,90 +142,5 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
     res.json({ roomId, push: await deps.live.stopRtmp(roomId) });
   });
 
-  const checkKey = (req: Request, roomId: string) => {
-    const k = req.query['k'];
-    const expected = listenKey(roomId);
-    // The shape first: timingSafeEqual compares bytes, and a key of other characters is no key.
-    if (typeof k !== 'string' || !LISTEN_KEY.test(k) || !crypto.timingSafeEqual(Buffer.from(k), Buffer.from(expected))) {
-      throw new HttpError('forbidden', "this needs the room's listen link (the playlist address a member's page or the host gives)");
-    }
-    return k;
-  };
-
-  /**
-   * The broadcast on this node: 404 when the room does not broadcast; one that is starting (its
-   * encoder's first second) is waited for a little, then 503 with a time to come back.
-   */
-  const broadcastOf = async (roomId: string) => {
-    const b = deps.live.hls(roomId);
-    if (!b) throw new HttpError('not_found', 'this room is not broadcasting now');
-    if (!(await b.whenStarted(START_WAIT_MS))) throw new HttpError('not_ready', 'the broadcast is starting; try again in a moment', { status: 503, retryAfterMs: 1000 });
-    return b;
-  };
-
-  const sendPlaylist = (res: Response, text: string, blocking: boolean) => {
-    res.setHeader('Content-Type', PLAYLIST_CONTENT_TYPE);
-    // A blocking reload's address names its msn/part: its answer never changes, and a CDN may keep it.
-    res.setHeader('Cache-Control', hlsCacheControl(blocking ? 'blocking' : 'playlist'));
-    res.send(text);
-  };
-
-  router.get('/:roomId/hls/index.m3u8', async (req, res) => {
-    const roomId = roomIdOf(req);
-    await take(limits, ['hls.playlist.address'], { address: limits.addressOf(req) });
-    const k = checkKey(req, roomId);
-    const b = await broadcastOf(roomId);
-    const size = b.videoSize;
-    const variants = b.renditionNames.map((name) => {
-      const r = b.rendition(name)!;
-      return { name, codecs: r.codecs, bandwidth: r.bandwidth, ...(name === 'video' ? { resolution: `${size.width}x${size.height}` } : {}) };
-    });
-    sendPlaylist(res, multivariantPlaylist(variants, `k=${k}`), false);
-  });
-
-  router.get('/:roomId/hls/:rendition/:file', async (req, res) => {
-    const roomId = roomIdOf(req);
-    const renditionName = req.params['rendition'];
-    const file = req.params['file'];
-    const isPlaylist = file === 'index.m3u8';
-    await take(limits, [isPlaylist ? 'hls.playlist.address' : 'hls.media.address'], { address: limits.addressOf(req) });
-    const k = checkKey(req, roomId);
-    if (typeof renditionName !== 'string' || !RENDITION.test(renditionName) || typeof file !== 'string') throw new HttpError('not_found', 'no such rendition');
-    const rendition = (await broadcastOf(roomId)).rendition(renditionName);
-    if (!rendition) throw new HttpError('not_found', 'no such rendition');
-    if (isPlaylist) {
-      let text: string;
-      try {
-        const query = parseBlockingQuery(new URL(req.originalUrl, 'http://x').searchParams);
-        text = await rendition.playlist({ ...query, access: `k=${k}` });
-      } catch (err: unknown) {
-        throw hlsHttpError(err);
-      }
-      sendPlaylist(res, text, query(req));
-      return;
-    }
-    // The part a preload hint names is held until it exists (players fetch it ahead); anything else answers at once.
-    const found = await rendition.awaitFile(file);
-    if (!found) {
-      res.setHeader('Cache-Control', hlsCacheControl('not-found'));
-      throw new HttpError('not_found', 'no such part or segment (not made yet, or dropped from the window)');
-    }
-    res.setHeader('Content-Type', found.contentType);
-    res.setHeader('Cache-Control', hlsCacheControl(found.immutable ? 'media' : 'playlist'));
-    // Names are never reused (numbered from the broadcast's start): the name is the entity tag, and
-    // Express does not hash every part it sends to make one.
-    res.setHeader('ETag', `"${renditionName}-${file}"`);
-    res.send(found.body);
-  });
-
   return router;
-}
-
-const query = (req: Request) => req.query['_HLS_msn'] !== undefined;
-
-function hlsHttpError(err: unknown): unknown {
-  if (!(err instanceof HlsError)) return err;
-  if (err.status === 400) return new HttpError('bad_request', err.message);
-  if (err.status === 404) return new HttpError('not_found', err.message);
-  return new HttpError('not_ready', err.message, { status: 503, retryAfterMs: 1000 });
 }

@@ -59,6 +59,9 @@ export class StartupError extends Error {
 /** Staging folders older than this are leftovers of a crash. */
 const STALE_TMP_MS = 60 * 60 * 1000;
 
+/** Connections waiting to be accepted (a livestream's audience arrives at once). */
+const LISTEN_BACKLOG = 4096;
+
 export class RemixroomServer {
   readonly config: Config;
   readonly log: Logger;
@@ -468,7 +471,8 @@ export class RemixroomServer {
       };
       this.#http.once('error', onError);
       this.#http.once('listening', onListening);
-      this.#http.listen(port, host);
+      // A broadcast's crowd arriving at once queues (the kernel caps it at somaxconn) instead of being dropped at Node's default 511.
+      this.#http.listen({ port, host, backlog: LISTEN_BACKLOG });
     });
     this.#http.on('error', (err) => this.log.error({ err }, 'HTTP server error'));
   }

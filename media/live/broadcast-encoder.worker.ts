@@ -2,10 +2,10 @@
 // and the drawn frames, written on the wall clock into one ffmpeg, and its two
 // fragmented-MP4 outputs cut into CMAF chunks for the main thread.
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
+import { CLOCK_TICKS, processCpuTicks } from './process-cpu.ts';
 import { yuv420Bytes } from '../../shared/visual-engine.ts';
 import { CmafSplitter } from './cmaf.ts';
 import { loadPcmSource, type PcmSource } from './pcm-source.ts';
@@ -18,7 +18,6 @@ const BLOCK_MS = (BLOCK_FRAMES / SAMPLE_RATE) * 1000;
 const TICK_MS = 10;
 /** ffmpeg has this much unread input (either pipe): it has stopped keeping up, and is restarted. */
 const MAX_BACKLOG_SEC = 3;
-const CLOCK_TICKS = 100;
 const STOP_WAIT_MS = 2000;
 
 const port = parentPort;
@@ -87,17 +86,6 @@ function ffmpegArgs(): string[] {
   return args;
 }
 
-function encoderTicks(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
-
 function startEncoder(): Encoder {
   stats.encoders++;
   const proc = spawn(data.ffmpeg, ffmpegArgs(), { stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'] });
@@ -146,7 +134,7 @@ function startEncoder(): Encoder {
 
 function stopEncoder(enc: Encoder): void {
   if (enc.closed) return;
-  finishedEncoderTicks += encoderTicks(enc.proc.pid);
+  finishedEncoderTicks += processCpuTicks(enc.proc.pid);
   enc.closed = true;
   enc.audioIn.destroy();
   enc.videoIn?.destroy();
@@ -239,7 +227,7 @@ function tick(): void {
 function currentStats(): BroadcastStats {
   const elapsedMs = Math.max(1, performance.now() - threadStart);
   const cpu = process.threadCpuUsage(cpuStart);
-  const ticks = finishedEncoderTicks + (encoder && !encoder.closed ? encoderTicks(encoder.proc.pid) : 0);
+  const ticks = finishedEncoderTicks + (encoder && !encoder.closed ? processCpuTicks(encoder.proc.pid) : 0);
   return {
     renditions,
     settings,

@@ -3,9 +3,9 @@
 // so by the engine: a third of RGBA's bytes through the pipe, no conversion in
 // ffmpeg), packetizes its VP8 and sends it to the SFU. See visual-output.ts.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
+import { CLOCK_TICKS, processCpuTicks } from './process-cpu.ts';
 import { yuv420Bytes } from '../../shared/visual-engine.ts';
 import { RoomVisualDrawer } from './room-visuals.ts';
 import { openRtpSink } from './rtp-sink.ts';
@@ -18,7 +18,6 @@ const KEYFRAME_RESTART_MIN_MS = 1000;
 const RECENT_KEYFRAME_MS = 250;
 /** Frames the encoder may hold before new ones are skipped instead of queued. */
 const MAX_QUEUED_FRAMES = 2;
-const CLOCK_TICKS = 100;
 
 const port = parentPort;
 if (!port) throw new Error('visual-output.worker.ts must run as a worker thread');
@@ -215,21 +214,9 @@ function sendFrame(enc: Encoder, frame: IvfFrame): void {
   }
 }
 
-function encoderTicks(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime: fields 14 and 15 of the whole line, 12 and 13 after the name.
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
-
 function stopEncoder(enc: Encoder): void {
   if (enc.closed) return;
-  finishedEncoderTicks += encoderTicks(enc.proc.pid);
+  finishedEncoderTicks += processCpuTicks(enc.proc.pid);
   enc.closed = true;
   enc.proc.stdin.destroy();
   enc.proc.kill('SIGKILL');
@@ -296,7 +283,7 @@ function tick(): void {
 function currentStats(): VisualOutputStats {
   const elapsedMs = Math.max(1, performance.now() - startMs);
   const cpu = process.threadCpuUsage(cpuStart);
-  const ticks = finishedEncoderTicks + [encoder, standby].reduce((n, e) => n + (e && !e.closed ? encoderTicks(e.proc.pid) : 0), 0);
+  const ticks = finishedEncoderTicks + [encoder, standby].reduce((n, e) => n + (e && !e.closed ? processCpuTicks(e.proc.pid) : 0), 0);
   return {
     width: data.width,
     height: data.height,

@@ -293,7 +293,7 @@ export class LiveAudio {
       await this.#drop();
       if (!this.#wanted) return;
       // The server says the room broadcasts (the rules may not have reached this page yet): its HLS then.
-      if ((err as { code?: string }).code === 'broadcast' && this.#audience) return this.#scheduleRejoin('the room is broadcasting: moving you to its stream…', 300);
+      if ((err as { code?: string }).code === 'broadcast' && this.#audience && this.#attempt < 8) return this.#scheduleRejoin('the room is broadcasting: moving you to its stream…', 300);
       if ((err as Error).name === 'NotAllowedError') return this.#blocked();
       // The socket went down under the join: wait for it, without counting a try.
       if (!this.#conn.socket.connected) return this.#waitForSocket();

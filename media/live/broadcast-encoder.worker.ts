@@ -167,16 +167,17 @@ function encoderFailed(enc: Encoder, why: string): void {
 }
 
 function writeAudio(enc: Encoder, blocks: number): void {
-  const out = Buffer.allocUnsafe(blocks * BLOCK_FRAMES * 4);
+  // s16le through a typed array (this machine and ffmpeg's input are little-endian): no call per sample.
+  const samples = new Int16Array(blocks * BLOCK_FRAMES * 2);
   for (let b = 0; b < blocks; b++) {
     source!.render(pcm, BLOCK_FRAMES);
-    const base = b * BLOCK_FRAMES * 4;
+    const base = b * BLOCK_FRAMES * 2;
     for (let i = 0; i < BLOCK_FRAMES * 2; i++) {
       const v = pcm[i]!;
-      out.writeInt16LE(v >= 1 ? 32767 : v <= -1 ? -32768 : Math.round(v * 32767), base + i * 2);
+      samples[base + i] = v >= 1 ? 32767 : v <= -1 ? -32768 : Math.round(v * 32767);
     }
   }
-  enc.audioIn.write(out);
+  enc.audioIn.write(Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength));
   enc.blocksWritten += blocks;
   stats.audioBlocksWritten += blocks;
 }

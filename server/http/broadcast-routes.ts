@@ -66,6 +66,13 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
     return body;
   };
 
+  /** The caller, when the store knows them as a host of the room now (never as their token says). */
+  const requireHost = async (req: Request, roomId: string, action = 'send the room to a streaming platform') => {
+    const { claims, standing } = await memberOf(deps.members, deps.signer, req, roomId, "the host's token");
+    if (standing.role !== 'host') throw new HttpError('forbidden', `only a host can ${action}`);
+    return claims;
+  };
+
   /** Whether the room is in broadcast mode; a member (bearer token) also gets the playlists' addresses. */
   router.get('/:roomId/broadcast', async (req, res) => {
     const roomId = roomIdOf(req);
@@ -87,8 +94,7 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
   /** The host switches broadcast mode: the stage stays on WebRTC, listeners move to HLS. */
   router.put('/:roomId/broadcast', async (req, res) => {
     const roomId = roomIdOf(req);
-    const { claims, standing } = await memberOf(deps.members, deps.signer, req, roomId, "the host's token");
-    if (standing.role !== 'host') throw new HttpError('forbidden', 'only a host can switch broadcast mode');
+    const claims = await requireHost(req, roomId, 'switch broadcast mode');
     const { enabled } = parse(BroadcastBody, req.body);
     await take(limits, ['room.moderate.member'], { member: claims.sub });
     const refused = enabled ? deps.live.broadcastRefusal(roomId) : null;
@@ -99,11 +105,6 @@ export function broadcastRoutes(deps: BroadcastRoutesDeps): Router {
     res.json(statusOf(roomId, enabled, true));
   });
 
-  const requireHost = async (req: Request, roomId: string) => {
-    const { claims, standing } = await memberOf(deps.members, deps.signer, req, roomId, "the host's token");
-    if (standing.role !== 'host') throw new HttpError('forbidden', 'only a host can send the room to a streaming platform');
-    return claims;
-  };
 
   /** Host: the room's push to a streaming platform, as it stands (never the key). */
   router.get('/:roomId/rtmp', async (req, res) => {

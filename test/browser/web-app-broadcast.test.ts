@@ -15,7 +15,7 @@ import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrows
 import { commandExists, requireComponent } from '../support/components.ts';
 import { SFU_ADAPTERS, adapterTitle, requireSfuAdapter } from '../support/sfu-adapters.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { connected, until } from '../support/web-app-page.ts';
+import { connected, until, openRoomAsHost } from '../support/web-app-page.ts';
 
 interface HookWindow {
   remixroom?: {
@@ -55,14 +55,7 @@ for (const adapter of SFU_ADAPTERS) describe(adapterTitle('web app: a broadcastâ
     };
     host = await open('host');
     fan = await open('fan');
-    await host.goto(`${t.url}/`);
-    const first = host.locator('.release-card').first();
-    await first.waitFor({ timeout: 10_000 });
-    await first.getByLabel('Your name').fill('Ana');
-    await first.getByRole('button', { name: 'Open a room' }).click();
-    await host.waitForURL(/\/r\/[\w-]+$/, { timeout: 10_000 });
-    await connected(host);
-    roomId = /\/r\/([\w-]+)/.exec(host.url())![1]!;
+    roomId = await openRoomAsHost(host, t.url, 'Ana');
     await host.locator('#link-role').selectOption('listener');
     await host.getByRole('button', { name: 'Make a link' }).click();
     const link = host.locator('.links input[readonly]').first();

@@ -16,7 +16,7 @@ import { findNativeFfmpeg } from '../../media/audio/ffmpeg.ts';
 import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
 import { requireComponent } from '../support/components.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { connected } from '../support/web-app-page.ts';
+import { connected, openRoomAsHost } from '../support/web-app-page.ts';
 
 interface Hooks {
   role(): string;
@@ -51,14 +51,7 @@ describe('web app in Chromium: a fan keeps who they are, their clips and the cha
     host = await browser.context.newPage();
     host.on('pageerror', (err) => pageErrors.push(`host: ${err.message}`));
     host.on('dialog', (d) => void d.accept());
-    await host.goto(`${t.url}/`);
-    const first = host.locator('.release-card').first();
-    await first.waitFor({ timeout: 10_000 });
-    await first.getByLabel('Your name').fill('Ana');
-    await first.getByRole('button', { name: 'Open a room' }).click();
-    await host.waitForURL(/\/r\/[\w-]+$/, { timeout: 10_000 });
-    await connected(host);
-    roomId = /\/r\/([\w-]+)/.exec(host.url())![1]!;
+    roomId = await openRoomAsHost(host, t.url, 'Ana');
     userId = (await tabMember(host, roomId)).userId!;
     expect(userId).to.match(/^u_/);
   });

@@ -13,7 +13,7 @@ import { buildClient } from '../../client/build.ts';
 import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
 import { requireComponent } from '../support/components.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { connected } from '../support/web-app-page.ts';
+import { connected, openRoomAsHost } from '../support/web-app-page.ts';
 
 const TOKEN_TTL_SEC = 12;
 
@@ -49,14 +49,7 @@ describe('web app in Chromium: token refresh, co-hosts, removal', function () {
     };
     host = await open('host');
     guest = await open('guest');
-    await host.goto(`${t.url}/`);
-    const first = host.locator('.release-card').first();
-    await first.waitFor({ timeout: 10_000 });
-    await first.getByLabel('Your name').fill('Ana');
-    await first.getByRole('button', { name: 'Open a room' }).click();
-    await host.waitForURL(/\/r\/[\w-]+$/, { timeout: 10_000 });
-    await connected(host);
-    roomId = /\/r\/([\w-]+)/.exec(host.url())![1]!;
+    roomId = await openRoomAsHost(host, t.url, 'Ana');
     const joinUrl = await host.locator('#share-link').inputValue();
     await guest.goto(joinUrl);
     await guest.locator('#join-name').fill('Bo');

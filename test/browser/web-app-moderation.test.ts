@@ -11,7 +11,7 @@ import { buildClient } from '../../client/build.ts';
 import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrowser } from '../support/browser.ts';
 import { requireComponent } from '../support/components.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { connected } from '../support/web-app-page.ts';
+import { connected, openRoomAsHost } from '../support/web-app-page.ts';
 
 interface Hooks {
   connection(): { sync: string; synced: boolean; socket: string };
@@ -49,13 +49,7 @@ describe('web app in Chromium: a host locks the room and clears a prompt', funct
     browser = await launchChromium();
     host = await open('host');
     guest = await open('guest');
-    await host.goto(`${t.url}/`);
-    const first = host.locator('.release-card').first();
-    await first.waitFor({ timeout: 10_000 });
-    await first.getByLabel('Your name').fill('Ana');
-    await first.getByRole('button', { name: 'Open a room' }).click();
-    await host.waitForURL(/\/r\/[\w-]+$/, { timeout: 10_000 });
-    await connected(host);
+    await openRoomAsHost(host, t.url, 'Ana');
     joinUrl = await host.locator('#share-link').inputValue();
     await guest.goto(joinUrl);
     await guest.locator('#join-name').fill('Bo');

@@ -13,7 +13,7 @@ import { chromiumAvailable, launchChromium, CHROMIUM_COMMAND, type LaunchedBrows
 import { requireComponent } from '../support/components.ts';
 import { SFU_ADAPTERS, adapterTitle, requireSfuAdapter } from '../support/sfu-adapters.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { until, connected } from '../support/web-app-page.ts';
+import { until, connected, openRoomAsHost } from '../support/web-app-page.ts';
 
 interface Hooks {
   state(): { mix: { stems: Record<string, { gainDb: number; mute: boolean }> } } | null;
@@ -61,13 +61,7 @@ for (const adapter of SFU_ADAPTERS) {
       };
       a = await open('A');
       b = await open('B');
-      await a.goto(`${t.url}/`);
-      const first = a.locator('.release-card').first();
-      await first.waitFor({ timeout: 10_000 });
-      await first.getByLabel('Your name').fill('Ana');
-      await first.getByRole('button', { name: 'Open a room' }).click();
-      await a.waitForURL(/\/r\/[\w-]+$/, { timeout: 10_000 });
-      await connected(a);
+      await openRoomAsHost(a, t.url, 'Ana');
       const joinUrl = await a.locator('#share-link').inputValue();
       await b.goto(joinUrl);
       await b.getByLabel(/display name/).fill('Ben');

@@ -30,3 +30,18 @@ export async function connected(page: Page, timeout = 30_000): Promise<void> {
     { timeout },
   );
 }
+
+/**
+ * Opens a room from the web app's front page as its host (the first release's card, the host's
+ * name), waits until the page is in the room, and answers the room's id.
+ */
+export async function openRoomAsHost(page: Page, baseUrl: string, name: string): Promise<string> {
+  await page.goto(`${baseUrl}/`);
+  const first = page.locator('.release-card').first();
+  await first.waitFor({ timeout: 10_000 });
+  await first.getByLabel('Your name').fill(name);
+  await first.getByRole('button', { name: 'Open a room' }).click();
+  await page.waitForURL(/\/r\/[\w-]+$/, { timeout: 10_000 });
+  await connected(page);
+  return /\/r\/([\w-]+)/.exec(page.url())![1]!;
+}

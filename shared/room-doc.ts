@@ -92,6 +92,18 @@ export interface RoomRules {
   broadcast: boolean;
 }
 
+/** Which model drew a prompt's texture: named in the room, in the applied prompt and in every manifest. */
+export interface GeneratedVisual {
+  modelId: string;
+  /** The texture's artwork id in the params (`gen-<key>`). */
+  textureId: string;
+  /** The model's training record. */
+  recordUrl: string;
+}
+
+/** The visual map's values a prompt sets (and a take brings back). */
+export const VISUAL_KEYS = ['prompt', 'params', 'summary', 'promptBy', 'promptAtMs', 'model'] as const;
+
 export interface RoomState {
   meta: { schemaVersion: number; releaseId: string; createdAtMs: number };
   mix: { stems: Record<string, StemStrip>; master: MasterSection };
@@ -102,6 +114,8 @@ export interface RoomState {
     summary: string | null;
     promptBy: string | null;
     promptAtMs: number | null;
+    /** The visual model that drew part of the picture (null: the artwork alone, today's engine). */
+    model: GeneratedVisual | null;
     history: Record<string, HistoryEntry>;
     queue: Record<string, { promptId: string; text: string; userId: string; name: string; atMs: number }>;
   };
@@ -222,7 +236,7 @@ export function normalizeRoomDoc(doc: Y.Doc, release: RoomRelease, nowMs: number
   setIfMissing(transport, 'anchorMs', () => nowMs);
 
   const visual = doc.getMap('visual');
-  for (const k of ['prompt', 'params', 'summary', 'promptBy', 'promptAtMs'] as const) setIfMissing(visual, k, () => null);
+  for (const k of VISUAL_KEYS) setIfMissing(visual, k, () => null);
   childMap(visual, 'history');
   childMap(visual, 'queue');
   return changed;

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { Refusal } from './refusals.ts';
 import type { Role } from './roles.ts';
+import type { GeneratedVisual } from './room-doc.ts';
 
 /** The handshake: `io(origin, { auth: { roomId, token } })`. */
 export const HandshakeAuth = z.object({ roomId: z.string().min(1).max(64), token: z.string().min(1).max(2048) }).strict();
@@ -87,6 +88,8 @@ export interface AppliedPrompt {
   /** What the prompt did, for everyone to read: "'stormy' → darker palette, faster ripple". */
   summary: string;
   effects: string[];
+  /** The visual model that drew part of the picture, with its training record. */
+  generated?: GeneratedVisual;
 }
 
 /**

@@ -161,6 +161,47 @@ export class VisualEngine {
   }
 
   /**
+   * Adds an image to draw from after construction (a texture the visual model generated
+   * when a prompt arrived), or replaces the one with its id. It is drawn like a painting
+   * as soon as params name it; params that named it before it arrived get a new composite.
+   */
+  addArtwork(artwork: EngineArtwork): void {
+    if (this.#art.some((a) => a.id === artwork.id)) throw new RangeError(`"${artwork.id}" is one of the engine's own artworks`);
+    this.#evictUsing(artwork.id);
+    this.#byId.set(artwork.id, prepare(artwork));
+  }
+
+  /** Forgets an added image (the constructor's artwork stays); params naming it draw without it. */
+  removeArtwork(id: string): void {
+    if (this.#art.some((a) => a.id === id)) return;
+    if (this.#byId.delete(id)) this.#evictUsing(id);
+  }
+
+  /** The ids of the images added after construction, oldest first. */
+  get addedArtworkIds(): string[] {
+    const own = new Set(this.#art.map((a) => a.id));
+    return [...this.#byId.keys()].filter((id) => !own.has(id));
+  }
+
+  /** Forgets the oldest added images but `max` of them, never those in `keep` (an engine kept between renders stays bounded). */
+  trimAdded(keep: ReadonlySet<string>, max: number): void {
+    const old = this.addedArtworkIds.filter((id) => !keep.has(id));
+    for (const id of old.slice(0, Math.max(0, old.length - max))) this.removeArtwork(id);
+  }
+
+  /** Whether params naming `id` can draw it now. */
+  hasArtwork(id: string): boolean {
+    return this.#byId.has(id);
+  }
+
+  #evictUsing(id: string): void {
+    for (const key of this.#composites.keys()) {
+      const parts = key.slice(0, key.indexOf('|')).split(',');
+      if (parts.some((p) => p.slice(0, p.lastIndexOf(':')) === id)) this.#composites.delete(key);
+    }
+  }
+
+  /**
    * Builds what `params` need (the blended, softened, recoloured texture: a few ms) ahead
    * of the first frame that uses them, e.g. when a prompt arrives, so that the fade does
    * not start with a slow frame. Optional: renderFrame builds it when missing.

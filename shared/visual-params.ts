@@ -13,6 +13,14 @@ export const MAX_BLEND = 3;
 /** At most this many hue bands are emphasised or suppressed. */
 export const MAX_HUE_BANDS = 4;
 
+/** Prefix of a texture the release's visual model generated, named in `artworks` like a painting. */
+export const GENERATED_ID_PREFIX = 'gen-';
+
+/** Whether an artwork id names a generated texture (`gen-` and 32 hex digits of its cache key). */
+export function isGeneratedArtworkId(id: string): boolean {
+  return id.length === GENERATED_ID_PREFIX.length + 32 && id.startsWith(GENERATED_ID_PREFIX) && /^[0-9a-f]{32}$/.test(id.slice(GENERATED_ID_PREFIX.length));
+}
+
 export interface ArtworkWeight {
   id: string;
   /** Relative weight, > 0; the engine normalizes the weights of a blend. */

@@ -69,6 +69,11 @@ export class VisualSequence {
   get length(): number {
     return this.#changes.length;
   }
+
+  /** Every params kept, oldest first (what a render may draw). */
+  get allParams(): VisualParams[] {
+    return this.#changes.map((c) => c.params);
+  }
 }
 
 /** The mix's RMS level (linear, 0..1) as the engine's energy (0..1): −40 dBFS → 0, −6 dBFS → 1. */

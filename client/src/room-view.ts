@@ -755,7 +755,8 @@ class RoomView {
         : 'Your prompt changes the visuals for everyone at once.';
     const cur = state.visual;
     // The summary names the prompt itself ("'stormy' → darker palette, …").
-    this.#visualStatus.textContent = cur.prompt ? `Now: ${cur.summary ?? `“${cur.prompt}”`}` : 'Now: the cover, as the artist made it. Type a prompt to change it.';
+    this.#visualStatus.replaceChildren(cur.prompt ? `Now: ${cur.summary ?? `“${cur.prompt}”`}` : 'Now: the cover, as the artist made it. Type a prompt to change it.');
+    if (cur.prompt && cur.model) this.#visualStatus.append(' ', modelRecordLink(cur.model.recordUrl));
     this.#renderHistory(state);
 
     // Chat.
@@ -915,7 +916,8 @@ class RoomView {
   }
 
   #applied(p: AppliedPrompt): void {
-    this.#promptResult.textContent = `${p.name}’s prompt did this: ${p.summary}`;
+    this.#promptResult.replaceChildren(`${p.name}’s prompt did this: ${p.summary}`);
+    if (p.generated) this.#promptResult.append(' ', modelRecordLink(p.generated.recordUrl));
   }
 
   #renderAudio(): void {
@@ -1026,6 +1028,11 @@ function endedPage(me: Membership, reason: string, app: { navigate(path: string)
 }
 
 const PANEL_KEY = 'remixroom.panel.';
+
+/** The link to the training record of the model that drew part of the picture. */
+function modelRecordLink(url: string): HTMLElement {
+  return h('a', { href: url, target: '_blank', rel: 'noopener', class: 'model-record' }, '(what the model was trained on)');
+}
 
 /**
  * A panel that opens and closes (native <details>): its heading is the summary.

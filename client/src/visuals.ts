@@ -7,12 +7,14 @@ import type { ReleaseView } from '../../shared/api-types.ts';
 import { transportPosition } from '../../shared/transport.ts';
 import type { RoomState } from '../../shared/room-doc.ts';
 import { VisualEngine, crossfadeMix, type EngineArtwork } from '../../shared/visual-engine.ts';
-import { neutralVisualParams, parseVisualParams, type VisualParams } from '../../shared/visual-params.ts';
+import { isGeneratedArtworkId, neutralVisualParams, parseVisualParams, type VisualParams } from '../../shared/visual-params.ts';
 
 const WIDTH = 640;
 const HEIGHT = 360;
 /** Frames a second at most: the picture's motion is slow; this spares phones. */
 const MAX_FPS = 30;
+/** Generated textures kept loaded at most (each about 1 MB prepared); those in use always stay. */
+const GENERATED_KEEP = 6;
 
 export interface VisualsSource {
   state(): RoomState | null;
@@ -35,7 +37,11 @@ export class VisualsView {
   #previous: VisualParams | null = null;
   #changedAtMs = 0;
   #lastFrameKey = '';
+  /** Generated textures asked for or loaded, oldest first. */
+  readonly #generated: string[] = [];
   framesDrawn = 0;
+  /** Generated textures loaded into the engine so far (for tests). */
+  generatedLoaded = 0;
   /** While the server's video is shown instead, nothing is drawn here (a weak device's CPU). */
   paused = false;
   status = 'loading the artwork…';
@@ -96,6 +102,7 @@ export class VisualsView {
       this.#current = next;
       this.#paramsKey = key;
       this.#changedAtMs = state.visual.promptAtMs ?? 0;
+      this.#loadGenerated(next);
       this.#engine.prepare(next);
     }
     const now = this.#source.serverNow();
@@ -122,10 +129,53 @@ export class VisualsView {
     this.framesDrawn += 1;
   }
 
+  /**
+   * Fetches the textures the release's visual model generated for these params (the same
+   * bytes every member and the server draw): until one arrives the picture is drawn from the
+   * rest, then from it too.
+   */
+  #loadGenerated(p: VisualParams): void {
+    for (const { id } of p.artworks) {
+      if (!isGeneratedArtworkId(id) || this.#generated.includes(id)) continue;
+      this.#generated.push(id);
+      void fetchGenerated(this.#release.id, id)
+        .then((art) => {
+          if (this.#closed || !this.#engine || !art) return;
+          this.#engine.addArtwork(art);
+          this.generatedLoaded += 1;
+          this.#lastFrameKey = '';
+          this.#evictGenerated();
+        })
+        .catch(() => {
+          // Not drawn (the picture keeps the artwork alone); asked again by the next prompt that names it.
+          this.#generated.splice(this.#generated.indexOf(id), 1);
+        });
+    }
+  }
+
+  #evictGenerated(): void {
+    if (!this.#engine) return;
+    this.#engine.trimAdded(new Set([...this.#current.artworks, ...(this.#previous?.artworks ?? [])].map((a) => a.id)), GENERATED_KEEP);
+    const loaded = new Set(this.#engine.addedArtworkIds);
+    // Forgotten ones are fetched again if a prompt names them again.
+    for (let i = this.#generated.length - 1; i >= 0; i--) if (!loaded.has(this.#generated[i]!)) this.#generated.splice(i, 1);
+  }
+
   #setStatus(s: string): void {
     this.status = s;
     this.#onStatus(s);
   }
+}
+
+/** A generated texture's raw RGBA (square), or null when the server has none by that id. */
+async function fetchGenerated(releaseId: string, id: string): Promise<EngineArtwork | null> {
+  const res = await fetch(`/api/releases/${encodeURIComponent(releaseId)}/visual-model/textures/${id}`);
+  if (res.status === 404) return null;
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  const rgba = new Uint8Array(await res.arrayBuffer());
+  const side = Math.round(Math.sqrt(rgba.length / 4));
+  if (side < 1 || side * side * 4 !== rgba.length) throw new Error('not a square RGBA texture');
+  return { id, width: side, height: side, rgba };
 }
 
 async function loadArtwork(id: string, url: string): Promise<EngineArtwork> {

@@ -109,6 +109,7 @@ export interface BroadcastWorkerData {
 /** @internal */
 export type ToBroadcastWorker =
   | { type: 'room-state'; room: VisualRoomState }
+  | { type: 'texture'; artwork: EngineArtwork }
   | { type: 'source-control'; message: unknown }
   | { type: 'stats'; id: number }
   | { type: 'kill-encoder' }
@@ -208,6 +209,11 @@ export class BroadcastEncoder extends EventEmitter<BroadcastEncoderEvents> {
   /** The room's checked state changed (the visuals follow it; the mixer gets `sourceControl`). */
   update(room: VisualRoomState): void {
     if (!this.closed) this.#worker.postMessage({ type: 'room-state', room } satisfies ToBroadcastWorker);
+  }
+
+  /** Hands the drawer a texture the visual model generated (see RoomVisualDrawer.addTexture). */
+  addTexture(artwork: EngineArtwork): void {
+    if (!this.closed) this.#worker.postMessage({ type: 'texture', artwork } satisfies ToBroadcastWorker);
   }
 
   /** A control message for the sound's source (the mixer's room-state message, a test signal). */

@@ -250,6 +250,9 @@ port.on('message', (message: ToBroadcastWorker) => {
     case 'room-state':
       drawer?.setRoom(message.room);
       break;
+    case 'texture':
+      drawer?.addTexture(message.artwork);
+      break;
     case 'source-control':
       try {
         source?.control?.(message.message);

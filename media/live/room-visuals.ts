@@ -9,6 +9,9 @@ import { neutralVisualParams, parseVisualParams, type VisualParams } from '../..
 import type { RoomRelease, RoomState } from '../../shared/room-doc.ts';
 import { ENERGY_SCALE } from './mixer-source.ts';
 
+/** Generated textures a drawer keeps at most (about 1 MB each); those in use always stay. */
+const GENERATED_KEEP = 6;
+
 export type VisualRoomState = Pick<RoomState, 'mix' | 'arrangement' | 'visual'>;
 
 export class RoomVisualDrawer {
@@ -33,6 +36,19 @@ export class RoomVisualDrawer {
 
   setRoom(room: VisualRoomState): void {
     this.#room = room;
+  }
+
+  /**
+   * A texture the release's visual model generated for a prompt (the main thread loads the
+   * bytes before or just after the params naming it arrive); the oldest not in use go past a few.
+   */
+  addTexture(artwork: EngineArtwork): void {
+    if (this.#engine.hasArtwork(artwork.id)) return;
+    this.#engine.addArtwork(artwork);
+    const inUse = new Set([artwork.id, ...this.#current.artworks.map((a) => a.id), ...(this.#previous?.artworks ?? []).map((a) => a.id)]);
+    this.#engine.trimAdded(inUse, GENERATED_KEEP);
+    // Params that named it before it came are drawn with it from the next frame.
+    this.#engine.prepare(this.#current);
   }
 
   /** Draws the frame for wall-clock time `nowMs` into `out` (yuv420p, BT.601 limited range). */

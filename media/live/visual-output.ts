@@ -113,7 +113,7 @@ export interface VisualOutputWorkerData extends VisualOutputSettings {
 }
 
 /** @internal */
-export type ToVisualWorker = { type: 'room-state'; room: VisualRoomState } | { type: 'keyframe' } | { type: 'stats'; id: number } | { type: 'stop' };
+export type ToVisualWorker = { type: 'room-state'; room: VisualRoomState } | { type: 'texture'; artwork: EngineArtwork } | { type: 'keyframe' } | { type: 'stats'; id: number } | { type: 'stop' };
 
 /** @internal */
 export type FromVisualWorker =
@@ -254,6 +254,12 @@ export class VisualOutput extends EventEmitter<VisualOutputEvents> {
   requestKeyframe(): void {
     if (this.closed) return;
     this.#worker.postMessage({ type: 'keyframe' } satisfies ToVisualWorker);
+  }
+
+  /** Hands the drawer a texture the visual model generated (see RoomVisualDrawer.addTexture). */
+  addTexture(artwork: EngineArtwork): void {
+    if (this.closed) return;
+    this.#worker.postMessage({ type: 'texture', artwork } satisfies ToVisualWorker);
   }
 
   stats(): Promise<VisualOutputStats> {

@@ -314,6 +314,9 @@ port.on('message', (message: ToVisualWorker) => {
     case 'room-state':
       drawer.setRoom(message.room);
       break;
+    case 'texture':
+      drawer.addTexture(message.artwork);
+      break;
     case 'keyframe':
       requestKeyframe();
       break;

@@ -31,7 +31,9 @@ import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
 import { planClip } from './clip-plan.ts';
 import { contentDisposition, downloadName, type DownloadWhat } from './download-name.ts';
-import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
+import { MANIFEST_VERSION, SOFTWARE, manifestVisualModels, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
+import { loadGeneratedTextures, type GeneratedTextureLoader } from '../work/generated-textures.ts';
+import { VISUAL_MODEL_METHOD } from '../../media/visuals/model/types.ts';
 import type { RenderDownload, RenderFiles } from './render-files.ts';
 import { newRenderId, RENDER_FILES, RENDER_ID, type ClipRequest, type ClipResult, type FullRequest, type LoopRequest } from './render-job.ts';
 import type { RenderJobCounts, RenderQueue } from './render-queue.ts';
@@ -81,6 +83,8 @@ export interface ClipServiceDeps {
   queue: RenderQueue;
   /** Where the renders' files are kept: downloads are read through it. */
   files: RenderFiles;
+  /** Where the textures the visual model generated for prompts are read (none: stills are drawn without them). */
+  textures?: GeneratedTextureLoader | null;
 }
 
 /** How long a presigned URL of a bought version lives (each click of the signed link makes a new one). */
@@ -375,6 +379,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     if (!window) throw new ClipError('bad_request', 'that moment is not kept');
     const plan = planClip(window, room.release);
     const record = await this.#deps.store.getRelease(room.release.id);
+    const generated = await loadGeneratedTextures(room.release.id, plan.visuals.allParams, this.#deps.textures ?? null, this.#deps.log);
     const renderId = newRenderId();
     const manifest: Manifest = {
       version: MANIFEST_VERSION,
@@ -386,6 +391,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
       window: { fromMs: atMs, toMs: atMs, seconds: 0 },
       requestedBy: input.member,
       contributors: plan.contributors,
+      ...manifestVisualModels(room.release.id, generated.models, VISUAL_MODEL_METHOD),
       software: SOFTWARE,
       createdAt: new Date(now).toISOString(),
     };
@@ -398,7 +404,7 @@ export class ClipService extends EventEmitter<ClipServiceEvents> {
     try {
       // Held while the thread may read the visual pack (once per release and thread).
       folder = await this.#releases.open(room.release.id, 'visual-pack');
-      bytes = await this.#stills.run({ releaseId: room.release.id, releaseDir: folder.dir, width: input.width, height: input.height, frame, text: { Software: SOFTWARE, 'remixroom:manifest': json } });
+      bytes = await this.#stills.run({ releaseId: room.release.id, releaseDir: folder.dir, textures: generated.artworks, width: input.width, height: input.height, frame, text: { Software: SOFTWARE, 'remixroom:manifest': json } });
     } catch (err) {
       throw stillError(err);
     } finally {

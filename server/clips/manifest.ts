@@ -18,6 +18,20 @@ export interface ManifestContributor {
   prompts: { text: string; atMs: number }[];
 }
 
+export interface ManifestVisualModel {
+  /** SHA-256 of the model's weights. */
+  id: string;
+  method: string;
+  /** The training record: which artworks (with their hashes and consent), the code, the seed, the steps. */
+  record: string;
+}
+
+/** How a manifest names the models that drew a file (none: the field is left out). */
+export function manifestVisualModels(releaseId: string, modelIds: readonly string[], method: string): { visualModels?: ManifestVisualModel[] } {
+  if (modelIds.length === 0) return {};
+  return { visualModels: [...modelIds].sort().map((id) => ({ id, method, record: `/api/releases/${encodeURIComponent(releaseId)}/visual-model/${id}` })) };
+}
+
 export interface ManifestFile {
   name: string;
   sha256: string;
@@ -34,6 +48,11 @@ export interface Manifest {
   window: { fromMs: number; toMs: number; seconds: number };
   requestedBy: { userId: string; name: string };
   contributors: ManifestContributor[];
+  /**
+   * The visual models that generated imagery drawn in the file (absent: none did), each
+   * named by the SHA-256 of its weights, with where its training record is read.
+   */
+  visualModels?: ManifestVisualModel[];
   software: string;
   createdAt: string;
   /** The files as rendered (absent from the copy embedded inside a file, which cannot hash itself). */

@@ -32,7 +32,9 @@ import type { RenderRecord, Store } from '../store/store.ts';
 import { EngineCache } from '../work/engine-cache.ts';
 import type { ReleaseFolders } from '../catalog/release-files.ts';
 import { planClip, type ClipPlan } from './clip-plan.ts';
-import { MANIFEST_VERSION, SOFTWARE, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
+import { MANIFEST_VERSION, SOFTWARE, manifestVisualModels, type Manifest, type ManifestSigner, type SignedManifest } from './manifest.ts';
+import { addGeneratedTextures, type GeneratedTextureLoader } from '../work/generated-textures.ts';
+import { VISUAL_MODEL_METHOD } from '../../media/visuals/model/types.ts';
 import type { RenderFile, RenderFiles } from './render-files.ts';
 import { RENDER_FILES, type ClipRequest, type ClipResult, type FullRequest, type LoopRequest, type Renderer, type RenderHooks, type RenderRequest } from './render-job.ts';
 
@@ -56,6 +58,8 @@ export interface RenderStagerDeps {
   signer: ManifestSigner;
   /** Size and rate of the video (default 1280x720 at 30 fps). */
   video?: { width: number; height: number; fps: number };
+  /** Where the textures the visual model generated for prompts are read (none: drawn without them). */
+  textures?: GeneratedTextureLoader | null;
   /** Marks the audio with the render's id (the watermark). */
   watermark?: (pcm: Float32Array, renderId: string) => Float32Array | Promise<Float32Array>;
 }
@@ -129,6 +133,7 @@ export class RenderStager {
     const plan = request.kind === 'clip' ? planClip(request.window, release) : planFull(request, release);
     const fromMs = request.kind === 'clip' ? request.window.fromMs : 0;
     const engine = await this.engine(release.id);
+    const models = await addGeneratedTextures(engine, release.id, plan.visuals.allParams, this.#deps.textures ?? null, this.#deps.log);
     const stems = await cache.acquire(release.id, release.stems.map((s) => s.id));
     try {
       const manifest: Manifest = {
@@ -141,6 +146,7 @@ export class RenderStager {
         window: request.kind === 'clip' ? { fromMs: request.window.fromMs, toMs: request.window.toMs, seconds: request.seconds } : { fromMs: 0, toMs: request.seconds * 1000, seconds: request.seconds },
         requestedBy: request.requestedBy,
         contributors: request.kind === 'clip' ? mergePrompts(plan.contributors, request.prompts) : request.contributors,
+        ...manifestVisualModels(record.id, models, VISUAL_MODEL_METHOD),
         software: SOFTWARE,
         createdAt: render.createdAt,
       };
@@ -197,6 +203,7 @@ export class RenderStager {
     const record = await this.#deps.store.getRelease(request.releaseId);
     if (!record) throw new Error(`the release ${request.releaseId} is gone`);
     const engine = await this.engine(record.id);
+    const models = await addGeneratedTextures(engine, record.id, [request.visualParams], this.#deps.textures ?? null, this.#deps.log);
     const manifest: Manifest = {
       version: MANIFEST_VERSION,
       renderId: render.id,
@@ -207,6 +214,7 @@ export class RenderStager {
       window: { fromMs: request.startMs, toMs: request.startMs + request.seconds * 1000, seconds: request.seconds },
       requestedBy: request.requestedBy,
       contributors: [],
+      ...manifestVisualModels(record.id, models, VISUAL_MODEL_METHOD),
       software: SOFTWARE,
       createdAt: render.createdAt,
     };

@@ -11,6 +11,7 @@ import { DEFAULT_VISUAL_OUTPUT, ffmpegHasLibvpx, type EncoderRestartPolicy, type
 import { engineArtwork } from '../../media/visuals/visual-pack.ts';
 import { localReleaseFolders, type ReleaseFolders } from '../catalog/release-files.ts';
 import { readPack } from '../work/engine-cache.ts';
+import type { GeneratedTextureLoader } from '../work/generated-textures.ts';
 import type { EngineArtwork } from '../../shared/visual-engine.ts';
 import { RoomStream, type RoomStreamEndReason, type RoomVideoOptions } from './room-stream.ts';
 import { RoomBroadcast, type BroadcastRelay, type RenditionSource } from './room-broadcast.ts';
@@ -36,6 +37,8 @@ export interface LiveStreamsOptions {
   idleStopMs?: number;
   /** The visuals as a video track (for viewers who cannot draw): the native ffmpeg (null: none) and the size and rate. */
   video?: { ffmpeg: string | null; settings?: Partial<VisualOutputSettings>; idleStopMs?: number; restart?: Partial<EncoderRestartPolicy> };
+  /** Where the textures the visual model generated for prompts are read, for the server's video and broadcast. */
+  textures?: GeneratedTextureLoader | null;
   /** Broadcast mode: HLS (and RTMP) encoded once per room by a native ffmpeg with libx264. */
   broadcast?: {
     ffmpeg: string | null;
@@ -122,6 +125,7 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
       encoder,
       settings: { ...DEFAULT_VISUAL_OUTPUT, ...opts.video?.settings },
       artwork: (releaseId) => this.#releaseArtwork(releaseId),
+      textures: opts.textures ?? null,
       ...(opts.video?.idleStopMs !== undefined ? { idleStopMs: opts.video.idleStopMs } : {}),
       ...(opts.video?.restart ? { restart: opts.video.restart } : {}),
     };
@@ -330,6 +334,7 @@ export class LiveStreams extends EventEmitter<LiveStreamsEvents> {
       room,
       stems: this.stems,
       artwork: (releaseId) => this.#releaseArtwork(releaseId),
+      textures: this.#opts.textures ?? null,
       ffmpeg: b!.ffmpeg!,
       ...(b?.settings ? { settings: b.settings } : {}),
       hls: this.#hlsOptions(),

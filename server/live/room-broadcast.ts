@@ -17,6 +17,7 @@ import { BroadcastEncoder, DEFAULT_BROADCAST, type BroadcastChunk, type Broadcas
 import type { CmafChunk, CmafInit } from '../../media/live/cmaf.ts';
 import type { MixerSourceInit, MixerSourceStateMessage } from '../../media/live/mixer-source.ts';
 import type { EncoderRestartPolicy } from '../../media/live/visual-output.ts';
+import { TextureFeed, type GeneratedTextureLoader } from '../work/generated-textures.ts';
 import type { EngineArtwork } from '../../shared/visual-engine.ts';
 import type { Logger } from '../logger.ts';
 import type { Room } from '../rooms/room.ts';
@@ -44,6 +45,8 @@ export interface RoomBroadcastOptions {
   renditions?: BroadcastRenditions;
   /** Scale-out: one node encodes the room for all (see BroadcastRelay). */
   relay?: BroadcastRelay;
+  /** Where the textures the visual model generated for the room's prompts are read (none: drawn without). */
+  textures?: GeneratedTextureLoader | null;
 }
 
 export interface RoomBroadcastStatus {
@@ -89,6 +92,8 @@ export { RenditionSource };
 interface Running {
   encoder: BroadcastEncoder;
   releaseId: string;
+  /** Hands the drawer the textures the room's params name. */
+  textures: TextureFeed;
   /** Scale-out: it applied operations here that the log does not have (RTMP only, or after the lease was lost). */
   unpublished: boolean;
 }
@@ -351,7 +356,9 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
       }
       this.#failure = null;
       const partTargetSec = this.#opts.settings?.partSec ?? 0.5;
-      const running: Running = { encoder, releaseId: release.id, unpublished: !this.#publishing() };
+      const textures = new TextureFeed(release.id, this.#opts.textures ?? null, (art) => encoder.addTexture(art), this.#log);
+      textures.sync(state.visual.params);
+      const running: Running = { encoder, releaseId: release.id, textures, unpublished: !this.#publishing() };
       let continued = false;
       for (const name of encoder.renditions) {
         // Still there from an earlier run (ended a moment ago, or another node's): it goes on after a discontinuity.
@@ -410,6 +417,7 @@ export class RoomBroadcast extends EventEmitter<RoomBroadcastEvents> {
       const state = this.room.state();
       running.encoder.sourceControl({ type: 'room-state', room: { mix: state.mix, arrangement: state.arrangement } } satisfies MixerSourceStateMessage);
       running.encoder.update({ mix: state.mix, arrangement: state.arrangement, visual: state.visual });
+      running.textures.sync(state.visual.params);
     });
   }
 }

@@ -31,6 +31,7 @@ import {
   type SfuRoom,
   type VisualsProducer,
 } from '../../media/sfu/sfu.ts';
+import { TextureFeed, type GeneratedTextureLoader } from '../work/generated-textures.ts';
 import type { EngineArtwork } from '../../shared/visual-engine.ts';
 import type { Logger } from '../logger.ts';
 import type { Room } from '../rooms/room.ts';
@@ -52,6 +53,8 @@ export interface RoomVideoOptions {
   /** The release's artwork for the engine (its visual pack). */
   artwork(releaseId: string): Promise<EngineArtwork[]>;
   idleStopMs?: number;
+  /** Where the textures the visual model generated for the room's prompts are read (none: drawn without). */
+  textures?: GeneratedTextureLoader | null;
   /** How a failing encoder is restarted before the output gives up (tests use short waits). */
   restart?: Partial<EncoderRestartPolicy>;
 }
@@ -78,6 +81,8 @@ export interface RoomStreamOptions {
 interface RunningVideo {
   producer: VisualsProducer;
   output: VisualOutput;
+  /** Hands the drawer the textures the room's params name. */
+  textures: TextureFeed;
 }
 
 export interface RoomVideoStatus {
@@ -253,6 +258,8 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
         ...(video.restart ? { restart: video.restart } : {}),
       });
       output.on('error', (err) => this.#log.warn({ err }, 'the visuals’ video'));
+      const textures = new TextureFeed(this.room.release.id, video.textures ?? null, (art) => output.addTexture(art), this.#log);
+      textures.sync(state.visual.params);
       // An output that closes by itself has given up (its encoder kept failing): the video stops for
       // everyone, its producer (and so the viewers' video tracks) with it; audio goes on, and video
       // joins are answered audio only for VIDEO_RETRY_AFTER_FAILURE_MS.
@@ -268,7 +275,7 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
         if (viewers.length > 0) this.emit('videoStopped', viewers, 'the server’s video stopped (its encoder kept failing); the visuals are drawn here again');
       });
       this.#log.info({ ms: Math.round(performance.now() - started), ...video.settings }, 'the visuals’ video started');
-      return { producer, output };
+      return { producer, output, textures };
     } catch (err) {
       producer.close();
       throw err;
@@ -424,6 +431,7 @@ export class RoomStream extends EventEmitter<RoomStreamEvents> {
       const message: MixerSourceStateMessage = { type: 'room-state', room: { mix: state.mix, arrangement: state.arrangement } };
       running.output.control(message);
       running.video?.output.update({ mix: state.mix, arrangement: state.arrangement, visual: state.visual });
+      running.video?.textures.sync(state.visual.params);
     });
   }
 

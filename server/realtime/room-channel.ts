@@ -10,10 +10,12 @@ import { limitRefusal, refusal, type Refusal } from '../../shared/refusals.ts';
 import type { RateLimitName } from '../../shared/limits.ts';
 import { interpretPrompt } from '../../shared/prompt-interpreter.ts';
 import type { AppliedPrompt, ChatMessage, PendingPrompt, Reaction } from '../../shared/socket-events.ts';
-import { parseVisualParams } from '../../shared/visual-params.ts';
+import { parseVisualParams, type VisualParams } from '../../shared/visual-params.ts';
+import { GENERATED_ID_PREFIX } from '../../media/visuals/model/types.ts';
 import { REACTIONS } from '../../shared/socket-events.ts';
 import type { Member, Room } from '../rooms/room.ts';
 import type { Limits } from '../limits/limits.ts';
+import type { PromptVisuals } from '../rooms/prompt-visuals.ts';
 
 export const CHAT_MAX_LENGTH = 500;
 
@@ -49,6 +51,10 @@ export class RoomChannel {
    * document that every member reads); prompts queued through another node are not known here.
    */
   readonly #promptAddresses = new Map<string, string>();
+  /** The release's visual model, where there is one to steer (none: the interpreter's params as they are). */
+  readonly #visuals: Pick<PromptVisuals, 'steer'> | null;
+  /** Prompts are applied one after another, in the order they were let through, whatever their texture costs. */
+  #applying: Promise<void> = Promise.resolve();
 
   /**
    * `moderation`: the room's lists (moderationListsOf) already compiled, to share one compiled
@@ -59,8 +65,15 @@ export class RoomChannel {
     room: Room,
     out: ChannelOutput,
     limits: Limits,
-    opts: { now?: () => number; artist?: string; moderation?: CompiledModeration; history?: { add(roomId: string, message: ChatMessage): Promise<void> } } = {},
+    opts: {
+      now?: () => number;
+      artist?: string;
+      moderation?: CompiledModeration;
+      history?: { add(roomId: string, message: ChatMessage): Promise<void> };
+      visuals?: Pick<PromptVisuals, 'steer'> | null;
+    } = {},
   ) {
+    this.#visuals = opts.visuals ?? null;
     this.#room = room;
     this.#out = out;
     this.#limits = limits;
@@ -122,7 +135,7 @@ export class RoomChannel {
     if (!v.ok) return { ok: false, refusal: refusal(v.code, v.message) };
     const prompt: PendingPrompt = { promptId: crypto.randomUUID(), text: v.text, userId: member.userId, name: member.name, atMs: this.#now() };
     if (policyNow === 'open' || role === 'host') {
-      this.#apply(prompt);
+      await this.#apply(prompt);
       return { ok: true, value: { status: 'applied', promptId: prompt.promptId } };
     }
     const full = this.#queueFull(member);
@@ -145,15 +158,15 @@ export class RoomChannel {
   }
 
   /** The host lets a queued prompt through, or drops it. */
-  decidePrompt(member: Member, promptId: string, approve: boolean): Result<null> {
+  async decidePrompt(member: Member, promptId: string, approve: boolean): Promise<Result<null>> {
     if (this.#room.roleOf(member) !== 'host') return { ok: false, refusal: refusal('host_only', 'only the host can approve prompts') };
     const queue = this.#queueMap();
     const prompt = queue.get(promptId) as PendingPrompt | undefined;
     if (!prompt) return { ok: false, refusal: refusal('not_found', 'that prompt is no longer waiting') };
     this.#room.change(() => queue.delete(promptId));
     this.#promptAddresses.delete(promptId);
-    if (approve) this.#apply(prompt);
     this.#out.toHosts(this.pendingPrompts());
+    if (approve) await this.#apply(prompt);
     return { ok: true, value: null };
   }
 
@@ -161,15 +174,32 @@ export class RoomChannel {
     return ([...this.#queueMap().values()] as PendingPrompt[]).sort((a, b) => a.atMs - b.atMs);
   }
 
-  #apply(p: PendingPrompt): void {
+  /** Applies a prompt after those before it; resolves once the room shows it (or the room is gone). */
+  #apply(p: PendingPrompt): Promise<void> {
+    const run = this.#applying.then(() => this.#applyNow(p));
+    this.#applying = run.catch(() => {});
+    return run;
+  }
+
+  async #applyNow(p: PendingPrompt): Promise<void> {
+    if (this.#room.closed) return;
     // Each prompt builds on what the visuals show now ("slower", "less glitch").
     const previous = parseVisualParams(this.#room.doc.getMap('visual').get('params'));
-    const meaning = interpretPrompt(p.text, { artwork: this.#room.release.artwork, previous });
+    const release = this.#room.release;
+    const meaning = interpretPrompt(p.text, { artwork: release.artwork, previous: previous && withoutGenerated(previous) });
+    const steered = this.#visuals && release.artwork.length > 0 ? await this.#visuals.steer(release.id, release.artwork[0]!.id, meaning.params, p.text) : null;
+    if (this.#room.closed) return;
+    const generated = steered?.generated ?? null;
+    const effects = generated ? [...meaning.effects, GENERATED_EFFECT] : meaning.effects;
+    const summary = generated ? `${meaning.summary}, ${GENERATED_EFFECT}` : meaning.summary;
     this.#room.applyPrompt(
-      { text: p.text, by: p.userId, name: p.name, atMs: this.#now(), summary: meaning.summary },
-      meaning.params as unknown as Record<string, unknown>,
+      { text: p.text, by: p.userId, name: p.name, atMs: this.#now(), summary },
+      (steered?.params ?? meaning.params) as unknown as Record<string, unknown>,
+      generated,
     );
-    this.#out.toRoom({ applied: { promptId: p.promptId, text: p.text, userId: p.userId, name: p.name, summary: meaning.summary, effects: meaning.effects } });
+    this.#out.toRoom({
+      applied: { promptId: p.promptId, text: p.text, userId: p.userId, name: p.name, summary, effects, ...(generated ? { generated } : {}) },
+    });
   }
 
   #queueMap(): Y.Map<unknown> {
@@ -180,6 +210,18 @@ export class RoomChannel {
     const r = await this.#limits.refusalFor(names, { member: member.userId, address: member.address });
     return r ? { ok: false, refusal: r } : null;
   }
+}
+
+/** What "what your prompt did" says when the model drew part of the picture. */
+export const GENERATED_EFFECT = 'new imagery generated from the artist\'s artwork by a model trained only on it';
+
+/**
+ * Params as the interpreter knows them: a generated texture is not an artwork it can name, so
+ * the next prompt builds on the artworks it was drawn with (their shares as they were).
+ */
+function withoutGenerated(p: VisualParams): VisualParams {
+  const own = p.artworks.filter((a) => !a.id.startsWith(GENERATED_ID_PREFIX));
+  return own.length === p.artworks.length ? p : { ...p, artworks: own };
 }
 
 function gone(): { ok: false; refusal: Refusal } {

@@ -227,7 +227,7 @@ export class RoomSocketServer {
     handle('chat:send', ChatSend, async (c, p) => mapValue(await c.chat(member, p.text), (message) => ({ message })));
     handle('reaction:send', ReactionSend, async (c, p) => mapValue(await c.react(member, p.emoji), () => ({})));
     handle('prompt:submit', PromptSubmit, (c, p) => c.submitPrompt(member, p.text));
-    handle('prompt:decide', PromptDecide, (c, p) => mapValue(c.decidePrompt(member, p.promptId, p.approve), () => ({})));
+    handle('prompt:decide', PromptDecide, async (c, p) => mapValue(await c.decidePrompt(member, p.promptId, p.approve), () => ({})));
     socket.on('stage:request', (payload: unknown, ack: unknown) => {
       if (!parse(StageRequestPayload, payload ?? {}, ack)) return;
       const ask = async () => {

@@ -12,6 +12,8 @@ import {
   checkChange,
   effectiveRange,
   VISUAL_HISTORY_LIMIT,
+  VISUAL_KEYS,
+  type GeneratedVisual,
   normalizeRoomDoc,
   pathOf,
   readRoomState,
@@ -540,7 +542,7 @@ export class Room extends EventEmitter<RoomEvents> {
     const wasActive = entry !== undefined && visual.get('prompt') === entry.text && visual.get('promptAtMs') === entry.atMs;
     this.change(() => {
       history.delete(seq);
-      if (wasActive) for (const k of ['prompt', 'params', 'summary', 'promptBy', 'promptAtMs'] as const) visual.set(k, null);
+      if (wasActive) for (const k of VISUAL_KEYS) visual.set(k, null);
     });
     return { cleared: true, wasActive, text: entry?.text, atMs: entry?.atMs };
   }
@@ -619,8 +621,8 @@ export class Room extends EventEmitter<RoomEvents> {
       const visual = doc.getMap('visual');
       const v = content.visual;
       if (v && typeof v === 'object') {
-        for (const key of ['prompt', 'params', 'summary', 'promptBy', 'promptAtMs'] as const) {
-          const value = v[key] ?? null;
+        for (const key of VISUAL_KEYS) {
+          const value = (v as Record<string, unknown>)[key] ?? null;
           if (JSON.stringify(visual.get(key) ?? null) !== JSON.stringify(value)) visual.set(key, value);
         }
       }
@@ -634,7 +636,7 @@ export class Room extends EventEmitter<RoomEvents> {
   }
 
   /** Sets the active prompt and adds it to the history (oldest entries beyond the limit go). */
-  applyPrompt(entry: HistoryEntry, params: Record<string, unknown> | null): void {
+  applyPrompt(entry: HistoryEntry, params: Record<string, unknown> | null, model: GeneratedVisual | null = null): void {
     this.change((doc) => {
       const visual = doc.getMap('visual');
       visual.set('prompt', entry.text);
@@ -642,6 +644,7 @@ export class Room extends EventEmitter<RoomEvents> {
       visual.set('summary', entry.summary);
       visual.set('promptBy', entry.name);
       visual.set('promptAtMs', entry.atMs);
+      visual.set('model', model);
       const history = visual.get('history') as Y.Map<unknown>;
       const seq = String(entry.atMs).padStart(15, '0') + '-' + String(history.size).padStart(4, '0');
       history.set(seq, entry);

@@ -4,7 +4,7 @@
 // without a copy.
 import { workerData } from 'node:worker_threads';
 import { renderStillPng } from '../../media/visuals/still.ts';
-import type { FrameInput } from '../../shared/visual-engine.ts';
+import type { EngineArtwork, FrameInput } from '../../shared/visual-engine.ts';
 import { DataLayout } from '../store/paths.ts';
 import { EngineCache } from './engine-cache.ts';
 import { ownBuffer, serveTasks } from './worker-tasks.ts';
@@ -20,6 +20,8 @@ export interface StillTask {
   width: number;
   height: number;
   frame: FrameInput;
+  /** Textures the visual model generated that the frame names (loaded by the main thread). */
+  textures?: EngineArtwork[];
   /** PNG tEXt entries (Latin-1). */
   text: Record<string, string>;
 }
@@ -39,6 +41,8 @@ serveTasks<StillTask, Uint8Array>(async (task, ctx) => {
   } finally {
     current = null;
   }
+  engine.trimAdded(new Set((task.textures ?? []).map((a) => a.id)), 8);
+  for (const art of task.textures ?? []) if (!engine.hasArtwork(art.id)) engine.addArtwork(art);
   const png = await renderStillPng(engine, task.width, task.height, task.frame, task.text);
   const buffer = ownBuffer(png);
   ctx.transfer(buffer);

@@ -97,6 +97,33 @@ describe('visual engine', () => {
     expect(sha(frame(warm, 120, 90, { to: p, timeSec: 2 }))).to.equal(sha(frame(cold, 120, 90, { to: p, timeSec: 2 })));
   });
 
+  it('draws an image added later (a generated texture) once params name it, the same as an engine built with it, and forgets it again', () => {
+    const gen = { ...ART[1]!, id: 'gen-0123456789abcdef0123456789abcdef' };
+    const p: VisualParams = { ...neutralVisualParams(), artworks: [{ id: gen.id, weight: 1 }] };
+    const engine = new VisualEngine([ART[0]!]);
+    const without = sha(frame(engine, 96, 64, { to: p, timeSec: 1 }));
+    expect(without, 'an id it does not have draws the first artwork').to.equal(sha(frame(engine, 96, 64, { to: neutralVisualParams(), timeSec: 1 })));
+    engine.addArtwork(gen);
+    expect(engine.hasArtwork(gen.id)).to.equal(true);
+    expect(engine.addedArtworkIds).to.deep.equal([gen.id]);
+    const withIt = sha(frame(engine, 96, 64, { to: p, timeSec: 1 }));
+    expect(withIt, 'the params composite is made again with it').to.not.equal(without);
+    expect(withIt).to.equal(sha(frame(new VisualEngine([ART[0]!, gen]), 96, 64, { to: p, timeSec: 1 })));
+    expect(() => engine.addArtwork({ ...ART[0]! }), 'an own artwork cannot be replaced').to.throw(RangeError);
+    engine.removeArtwork(gen.id);
+    expect(sha(frame(engine, 96, 64, { to: p, timeSec: 1 }))).to.equal(without);
+    engine.removeArtwork(ART[0]!.id);
+    expect(engine.hasArtwork(ART[0]!.id), 'own artwork stays').to.equal(true);
+  });
+
+  it('keeps at most the given number of added images, never those in use', () => {
+    const engine = new VisualEngine([ART[0]!]);
+    const ids = [0, 1, 2, 3, 4].map((i) => `gen-${String(i).repeat(32)}`);
+    for (const id of ids) engine.addArtwork({ ...ART[1]!, id });
+    engine.trimAdded(new Set([ids[0]!]), 2);
+    expect(engine.addedArtworkIds).to.deep.equal([ids[0], ids[3], ids[4]]);
+  });
+
   it("zooms toward the artwork's focus (its most salient region), and is centred without zoom", () => {
     const centred = new VisualEngine([ART[0]!]);
     const focused = new VisualEngine([{ ...ART[0]!, focus: { x: 0.35, y: 0.4 } }]);

@@ -10,8 +10,9 @@ export const VISUAL_MODEL_METHOD = 'sw-patch-generator';
 export const VISUAL_MODEL_METHOD_VERSION = 1;
 /** Side of a generated texture, as the engine's TEXTURE_SIZE. */
 export const GENERATED_TEXTURE_SIZE = 512;
-/** Prefix of a generated texture's artwork id in VisualParams.artworks. */
-export const GENERATED_ID_PREFIX = 'gen-';
+import { GENERATED_ID_PREFIX, isGeneratedArtworkId } from '../../../shared/visual-params.ts';
+
+export { GENERATED_ID_PREFIX, isGeneratedArtworkId };
 
 /** One training image: a consented artwork of the release, decoded. */
 export interface TrainingImage {
@@ -91,10 +92,6 @@ export interface Conditioning {
 /** The artwork id a generated texture has in VisualParams.artworks (≤ 64 characters). */
 export function textureArtworkId(key: string): string {
   return GENERATED_ID_PREFIX + key.slice(0, 32);
-}
-
-export function isGeneratedArtworkId(id: string): boolean {
-  return id.startsWith(GENERATED_ID_PREFIX) && /^[0-9a-f]{32}$/.test(id.slice(GENERATED_ID_PREFIX.length));
 }
 
 /**

@@ -26,6 +26,7 @@ import { MyThingsPanel } from './my-things.ts';
 import { hostLinkBox } from './host-link.ts';
 import { VisualsView } from './visuals.ts';
 import { AudienceBar, BroadcastPanel } from './broadcast-panel.ts';
+import { ModelPanel } from './model-panel.ts';
 import { apiErrorWords, refusalWords } from './words.ts';
 
 const ROLE_WORDS: Record<Role, string> = { host: 'host', remixer: 'remixer', listener: 'listener' };
@@ -44,7 +45,7 @@ export interface RoomHooks {
   audioVia(): 'webrtc' | 'hls' | null;
   /** How far behind the stage this member hears (ms; 0 on WebRTC). */
   delayMs(): number;
-  visuals(): { paramsKey: string; framesDrawn: number; status: string };
+  visuals(): { paramsKey: string; framesDrawn: number; status: string; generatedLoaded: number };
 }
 
 declare global {
@@ -106,6 +107,7 @@ class RoomView {
   readonly #visualSaves: VisualSaves;
   readonly #myThings: MyThingsPanel;
   readonly #broadcast: BroadcastPanel;
+  #modelPanel: ModelPanel | null = null;
   readonly #audienceBar: AudienceBar;
   /** Whether this member was in a broadcast's audience at the last render. */
   #inAudience = false;
@@ -232,7 +234,7 @@ class RoomView {
       audioLevel: () => this.#audio.energy(),
       audioVia: () => this.#audio.via,
       delayMs: () => this.#audio.delayMs(),
-      visuals: () => ({ paramsKey: this.#visuals.paramsKey, framesDrawn: this.#visuals.framesDrawn, status: this.#visuals.status }),
+      visuals: () => ({ paramsKey: this.#visuals.paramsKey, framesDrawn: this.#visuals.framesDrawn, status: this.#visuals.status, generatedLoaded: this.#visuals.generatedLoaded }),
     };
   }
 
@@ -252,6 +254,7 @@ class RoomView {
     this.#visuals.close();
     this.#audio.close();
     this.#broadcast.close();
+    this.#modelPanel?.close();
     this.conn.close();
     delete window.remixroom;
   }
@@ -484,6 +487,7 @@ class RoomView {
         this.#showNotice(`The room could not be ended. ${apiErrorWords(err)}`);
       });
     });
+    this.#modelPanel = new ModelPanel(this.#release.id);
     this.#hostPanel.append(
       this.#broadcast.element,
       stems,
@@ -492,6 +496,7 @@ class RoomView {
       moderation,
       this.#limits.element,
       links,
+      this.#modelPanel.element,
       ...[hostLinkBox(this.#me)].filter((x): x is HTMLElement => x !== null),
       end,
     );

@@ -297,7 +297,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   });
 }
 
-/** A config for tests and tools: the defaults, with overrides. */
+/** A config for tests and tools: the defaults, with overrides; no visual model is trained unless asked (minutes of CPU). */
 export function configFor(overrides: Partial<Config> & { dataDir: string }): Config {
-  return Object.freeze({ ...loadConfig({}, process.cwd(), false), ...overrides });
+  return Object.freeze({ ...loadConfig({ VISUAL_MODEL_TRAIN: 'off' }, process.cwd(), false), ...overrides });
 }

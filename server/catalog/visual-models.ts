@@ -21,13 +21,14 @@
 // model without it is trained (VISUAL_MODEL_TRAIN=auto).
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Conditioning, Hyperparameters, TrainConfig, TrainingImage, TrainProgress, TrainResult } from '../../media/visuals/model/types.ts';
 import { VISUAL_MODEL_METHOD, VISUAL_MODEL_METHOD_VERSION, canonicalConditioning } from '../../media/visuals/model/types.ts';
+import { trainInChild } from '../../media/visuals/model/training-process.ts';
+import { describeWeights } from '../../media/visuals/model/weights.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store.ts';
@@ -90,7 +91,7 @@ export interface VisualModelCode {
   /** The weights' format name for the record (weights.ts's describeWeights(bytes).format). */
   weightsFormat(weights: Uint8Array): string;
   /** Steps when VISUAL_MODEL_STEPS is unset. */
-  defaultSteps: number;
+  defaultSteps(): Promise<number>;
 }
 
 export type VisualModelsEvents = {
@@ -562,10 +563,10 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
         if (art) images.push({ id: art.id, sha256: asset.sha256, width: art.textureSize, height: art.textureSize, rgba: art.texture });
       }
       if (images.length === 0) throw new VisualModelError(`release "${releaseId}" has no artwork with the artist's consent to train on`);
-      const code = await this.#modelCode();
+      const code = this.#code ?? DEFAULT_CODE;
       const config: TrainConfig = {
         seed: this.#config.seed,
-        steps: this.#config.steps ?? code.defaultSteps,
+        steps: this.#config.steps ?? (await code.defaultSteps()),
         ...(this.#hyperparameters ? { hyperparameters: this.#hyperparameters } : {}),
       };
       await this.#blobs.putBuffer(markerKey, Buffer.from(JSON.stringify({ host: os.hostname(), pid: process.pid, startedAt: new Date().toISOString() })), { contentType: 'application/json' });
@@ -653,9 +654,6 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
     }
   }
 
-  async #modelCode(): Promise<VisualModelCode> {
-    return this.#code ?? defaultModelCode();
-  }
 }
 
 /** Where a model's record is served. */
@@ -700,33 +698,9 @@ function processAlive(pid: number): boolean {
   }
 }
 
-let defaultCode: Promise<VisualModelCode> | null = null;
-
-/** media/visuals/model/, loaded on the first training (a process that never trains never loads it). */
-function defaultModelCode(): Promise<VisualModelCode> {
-  defaultCode ??= (async () => {
-    const trainingProcess = './../../media/visuals/model/training-process.ts';
-    const weightsModule = './../../media/visuals/model/weights.ts';
-    const trainModule = './../../media/visuals/model/train.ts';
-    const [tp, w, t] = (await Promise.all([import(trainingProcess), import(weightsModule), import(trainModule)])) as [
-      { trainInChild: VisualModelTrainer },
-      { describeWeights(bytes: Uint8Array): { format: string } },
-      Record<string, unknown>,
-    ];
-    const steps = Object.values(t).find((v) => typeof v === 'object' && v !== null && 'steps' in v) as { steps?: number } | undefined;
-    return {
-      train: tp.trainInChild,
-      weightsFormat: (bytes) => w.describeWeights(bytes).format,
-      defaultSteps: typeof steps?.steps === 'number' ? steps.steps : 1500,
-    };
-  })();
-  defaultCode.catch(() => {
-    defaultCode = null;
-  });
-  return defaultCode;
-}
-
-/** True when the file exists (for installShipped's callers). */
-export function hasShippedModel(dir: string): boolean {
-  return fs.existsSync(path.join(dir, 'record.json')) && fs.existsSync(path.join(dir, 'weights.bin'));
-}
+/** media/visuals/model/; its train.ts (which loads tfjs, 140 MB) only when a training needs its default steps. */
+const DEFAULT_CODE: VisualModelCode = {
+  train: trainInChild,
+  weightsFormat: (bytes) => describeWeights(bytes).format,
+  defaultSteps: async () => (await import('../../media/visuals/model/train.ts')).DEFAULT_STEPS,
+};

@@ -25,7 +25,7 @@ import { writeFixtureRelease, type FixtureOptions } from '../support/release-fix
 import { tempDir } from '../support/temp.ts';
 
 /** A tiny model: a training of a few steps takes a second or two. */
-const TINY: Partial<Hyperparameters> = { levels: [8, 8], noise: [4, 2], code: 4, scales: [[1, 3, 4]], banks: 1, quantiles: 64, batch: 1, crop: 16, trainScale: 32 };
+const TINY: Partial<Hyperparameters> = { levels: [8, 6], code: 4, noise: [4, 2], scales: [[1, 1, 4], [1, 3, 8], [2, 3, 8]], banks: 2, quantiles: 256, batch: 2, crop: 16, trainScale: 32, dilations: [1, 1], margin: 1 };
 const log = pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
 
 const sha256 = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');

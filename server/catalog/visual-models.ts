@@ -82,7 +82,7 @@ export interface TextureMeta {
 /** Runs one training into `weightsFile` (media/visuals/model/training-process.ts's trainInChild). */
 export type VisualModelTrainer = (
   job: { images: TrainingImage[]; config: TrainConfig; weightsFile: string },
-  opts: { onProgress?: (p: TrainProgress) => void; signal?: AbortSignal; log?: Logger },
+  opts: { onProgress?: (p: TrainProgress) => void; signal?: AbortSignal; log?: Logger; onSpawn?: (pid: number) => void },
 ) => Promise<TrainResult>;
 
 /** The model code the service uses; by default media/visuals/model/, loaded on first use. */
@@ -431,6 +431,11 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
       if (m.retired) continue;
       const artworkId = withdrawnAssetOf(m.record, assets.withheld);
       if (!artworkId) continue;
+      // Another node (or the ingest's own process) may have retired it since the listing: its time stands.
+      if (await this.#readRetired(releaseId, m.record.modelId)) {
+        retired.push(m.record.modelId);
+        continue;
+      }
       const retirement: Retirement = { at: new Date().toISOString(), because: `consent withdrawn for artwork "${artworkId}"` };
       await this.#blobs.putBuffer(modelKey(releaseId, m.record.modelId, 'retired.json'), Buffer.from(JSON.stringify(retirement)), { contentType: 'application/json' });
       this.#log.info({ releaseId, modelId: m.record.modelId, artworkId }, 'visual model retired: consent withdrawn');
@@ -578,6 +583,8 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
         {
           signal: job.abort.signal,
           log,
+          // Minutes of a core: the rooms' mixing and streaming come first.
+          onSpawn: (pid) => lowerPriority(pid, log),
           onProgress: (p) => {
             job.progress = { step: p.step, of: p.of, loss: p.loss };
             for (const l of job.listeners) l(job.progress);
@@ -687,6 +694,17 @@ async function collect(stream: Readable): Promise<Buffer> {
 async function ensureDir(dir: string): Promise<string> {
   await fsp.mkdir(dir, { recursive: true });
   return dir;
+}
+
+/** Niceness of a training child (0 normal, 19 lowest). */
+const TRAINING_NICENESS = 10;
+
+function lowerPriority(pid: number, log: Logger): void {
+  try {
+    os.setPriority(pid, TRAINING_NICENESS);
+  } catch (err) {
+    log.debug({ err, pid }, 'visual model: cannot lower the training\'s priority');
+  }
 }
 
 function processAlive(pid: number): boolean {

@@ -20,6 +20,9 @@ import type { BlobStore } from '../../server/store/blob-store.ts';
 import { openBlobStore } from '../../server/store/open-blobs.ts';
 import { DataLayout } from '../../server/store/paths.ts';
 import { SqliteStore } from '../../server/store/sqlite-store.ts';
+import type { S3Config } from '../../server/config.ts';
+import { requireComponent } from '../support/components.ts';
+import { s3Available, sharedS3 } from '../support/s3.ts';
 import { REPO_ROOT } from '../support/server-process.ts';
 import { writeFixtureRelease, type FixtureOptions } from '../support/release-fixture.ts';
 import { tempDir } from '../support/temp.ts';
@@ -353,6 +356,62 @@ describe('visual models (server side)', function () {
       expect(off.code, off.stderr).to.equal(0);
       // The same artwork: the model trained before still fits it.
       expect(off.stdout).to.include(`visual model ${id}: already trained on this artwork`);
+    });
+  });
+
+  describe('in an S3 bucket (Ceph radosgw), across two nodes', () => {
+    before(async function () {
+      requireComponent('radosgw', s3Available(), this);
+    });
+
+    it('one node trains into the bucket; another serves the model, and both see its retirement', async () => {
+      const s3 = await sharedS3();
+      const config: S3Config = { bucket: await s3.newBucket(), endpoint: s3.endpoint, public: false, cacheMb: 64, prefix: '', credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey }, region: s3.region };
+      const store = await SqliteStore.open(path.join(work.path, 'shared.sqlite'));
+      const nodes = await Promise.all(
+        ['a', 'b'].map(async (name) => {
+          const layout = new DataLayout(path.join(work.path, name));
+          await fsp.mkdir(layout.tmpDir, { recursive: true });
+          const blobs = await openBlobStore({ s3: config }, layout, log, null);
+          const models = new VisualModels({ store, blobs, layout, folders: new ReleaseFiles({ store, blobs, layout, log }), log, config: { train: 'off', steps: 3, seed: 1 }, hyperparameters: TINY, pollMs: 60_000 });
+          return { layout, blobs, models };
+        }),
+      );
+      try {
+        const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+        const folder = path.join(work.path, 'release');
+        await writeFixtureRelease(folder, { id: 'fixture', stems: [{ id: 'a', seconds: 6 }], excerpts: [{ id: 'all', title: 'All', startSec: 0, endSec: 6 }], artwork: ARTWORK });
+        await ingestRelease(folder, { store, layout: a.layout, ffmpeg: null, blobs: a.blobs });
+        const record = await a.models.train('fixture');
+        const keys = (await a.blobs.list('visual-models/fixture/')).map((o) => o.key);
+        expect(keys).to.include.members([`visual-models/fixture/${record.modelId}/weights.bin`, `visual-models/fixture/${record.modelId}/record.json`]);
+        // Nothing of it under node A's DATA_DIR but its cache: the bucket holds the model.
+        expect(await fsp.readdir(a.layout.root).catch(() => [])).to.not.include('visual-models');
+
+        expect(await b.models.current('fixture')).to.deep.equal(record);
+        expect(sha256(await b.models.weights('fixture', record.modelId))).to.equal(record.modelId);
+        const rgba = new Uint8Array(4 * 4 * 4).fill(9);
+        await a.models.saveTexture('fixture', 'cd'.repeat(32), record.modelId, { artworks: [], detail: 0, busy: 1 }, 3, rgba);
+        expect((await b.models.readTexture('fixture', 'cd'.repeat(16)))!.meta).to.include({ modelId: record.modelId, size: 4, seed: 3 });
+
+        const file = path.join(folder, 'release.json');
+        const manifest = JSON.parse(await fsp.readFile(file, 'utf8'));
+        manifest.artwork.find((x: { id: string }) => x.id === 'cover').consent = false;
+        await fsp.writeFile(file, JSON.stringify(manifest));
+        await ingestRelease(folder, { store, layout: a.layout, ffmpeg: null, blobs: a.blobs, replace: true });
+        expect(await a.models.current('fixture')).to.equal(null);
+        expect(await b.models.current('fixture')).to.equal(null);
+        const view = (await b.models.view('fixture'))!;
+        expect(view.history).to.have.length(1);
+        expect(view.history[0]).to.deep.include({ modelId: record.modelId, status: 'retired' });
+        expect(view.history[0]!.retired!.because).to.equal('consent withdrawn for artwork "cover"');
+      } finally {
+        for (const n of nodes) {
+          await n.models.close();
+          await n.blobs.close();
+        }
+        await store.close();
+      }
     });
   });
 });

@@ -3,6 +3,8 @@
 // DATA_DIR or the S3 bucket with its training record, and prints the record's summary.
 // A running server notices the new model by itself. A command-line entry point, so it
 // prints to the console.
+import fsp from 'node:fs/promises';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../config.ts';
@@ -13,12 +15,12 @@ import { ReleaseFiles } from './release-files.ts';
 import { TrainingProgressPrinter, recordSummary } from './visual-model-cli.ts';
 import { VisualModels } from './visual-models.ts';
 
-const USAGE = 'usage: npm run train-visuals -- <release id>';
+const USAGE = 'usage: npm run train-visuals -- <release id> [--out <folder>]\n  --out: also write weights.bin and record.json there (how media/demo/visual-model/ is made)';
 
 async function main(): Promise<number> {
   let args;
   try {
-    args = parseArgs({ allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+    args = parseArgs({ allowPositionals: true, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   } catch (err) {
     console.error(`${(err as Error).message}\n${USAGE}`);
     return 2;
@@ -70,6 +72,13 @@ async function main(): Promise<number> {
     const record = await models.train(releaseId, { onProgress: (p) => progress.update(p) });
     progress.done();
     console.log(recordSummary(record));
+    if (args.values.out) {
+      const out = path.resolve(args.values.out);
+      await fsp.mkdir(out, { recursive: true });
+      await fsp.writeFile(path.join(out, 'weights.bin'), await models.weights(releaseId, record.modelId));
+      await fsp.writeFile(path.join(out, 'record.json'), `${JSON.stringify(record, null, 2)}\n`);
+      console.log(`wrote ${path.join(out, 'weights.bin')} and record.json`);
+    }
     return 0;
   } catch (err) {
     progress.done();

@@ -668,6 +668,11 @@ export function recordUrl(releaseId: string, modelId: string): string {
   return `/api/releases/${encodeURIComponent(releaseId)}/visual-model/${modelId}`;
 }
 
+/** Where a generated texture's bytes are served (its id in VisualParams.artworks is textureArtworkId(key)). */
+export function textureUrl(releaseId: string, key: string): string {
+  return `/api/releases/${encodeURIComponent(releaseId)}/visual-model/textures/gen-${key.slice(0, 32)}`;
+}
+
 function modelKey(releaseId: string, modelId: string, file: 'weights.bin' | 'record.json' | 'retired.json'): string {
   return `${ROOT}/${releaseId}/${modelId}/${file}`;
 }

@@ -344,9 +344,13 @@ describe('visual models (server side)', function () {
       const stored = JSON.parse(await fsp.readFile(path.join(work.path, 'data', 'visual-models', 'cli-release', id!, 'record.json'), 'utf8'));
       expect(stored).to.include({ modelId: id, steps: 2, seed: 1 });
 
-      const again = await run('server/catalog/train-visuals-cli.ts', ['cli-release'], { VISUAL_MODEL_STEPS: '2' });
+      const out = path.join(work.path, 'shipped');
+      const again = await run('server/catalog/train-visuals-cli.ts', ['cli-release', '--out', out], { VISUAL_MODEL_STEPS: '2' });
       expect(again.code, again.stderr).to.equal(0);
       expect(again.stdout).to.include(`visual model ${id} of cli-release`);
+      // --out: the files a shipped model is made of.
+      expect(sha256(await fsp.readFile(path.join(out, 'weights.bin')))).to.equal(id);
+      expect(JSON.parse(await fsp.readFile(path.join(out, 'record.json'), 'utf8'))).to.deep.equal(stored);
 
       const unknown = await run('server/catalog/train-visuals-cli.ts', ['no-such-release'], {});
       expect(unknown.code).to.equal(1);

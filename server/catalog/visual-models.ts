@@ -271,7 +271,8 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
     let p = this.#ensuring.get(releaseId);
     if (!p) {
       p = this.#ensure(releaseId).catch((err: unknown) => {
-        if (!this.#closed) this.#log.warn({ err, releaseId }, 'visual model: no model');
+        // The training said why already (warn); this is only who asked.
+        if (!this.#closed) this.#log.debug({ err, releaseId }, 'visual model: ensure found no model');
         return null;
       });
       const pending = p;

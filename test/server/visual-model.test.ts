@@ -14,7 +14,7 @@ import { ingestRelease } from '../../server/catalog/ingest.ts';
 import { ReleaseFiles } from '../../server/catalog/release-files.ts';
 import { VisualModels, type VisualModelsOptions } from '../../server/catalog/visual-models.ts';
 import type { VisualModelRecord } from '../../server/catalog/visual-model-record.ts';
-import { configFor } from '../../server/config.ts';
+import { ConfigError, configFor, loadConfig } from '../../server/config.ts';
 import { RemixroomServer } from '../../server/server.ts';
 import type { BlobStore } from '../../server/store/blob-store.ts';
 import { openBlobStore } from '../../server/store/open-blobs.ts';
@@ -185,6 +185,33 @@ describe('visual models (server side)', function () {
     ]);
     expect(view.history[1]!.retired!.because).to.equal('consent withdrawn for artwork "waves"');
     expect((await models.model('fixture', first.modelId))!.retired!.because).to.match(/waves/);
+  });
+
+  it('notices an ingest made by another process by itself: the poll retires the model and says the release changed', async () => {
+    h = await harness(work.path);
+    const first = await h.models().train('fixture');
+    const models = h.models({ train: 'off', pollMs: 100 });
+    await models.start();
+    expect((await models.view('fixture'))!.current!.modelId).to.equal(first.modelId);
+    const changed = new Promise<string>((resolve) => models.once('changed', resolve));
+    await h.reingest((m) => {
+      m.artwork.find((a) => a.id === 'cover')!.consent = false;
+    });
+    expect(await changed).to.equal('fixture');
+    expect(JSON.parse(await fsp.readFile(path.join(h.layout.root, `visual-models/fixture/${first.modelId}/retired.json`), 'utf8')).because).to.equal('consent withdrawn for artwork "cover"');
+    // Training is off here: no model, and none queued.
+    expect((await models.view('fixture'))!).to.deep.include({ status: 'none', current: null });
+  });
+
+  it('VISUAL_MODEL_TRAIN, VISUAL_MODEL_STEPS and VISUAL_MODEL_SEED are read and checked', () => {
+    expect(loadConfig({}).visualModel).to.deep.equal({ train: 'auto', steps: null, seed: 1 });
+    expect(loadConfig({ VISUAL_MODEL_TRAIN: 'off', VISUAL_MODEL_STEPS: '300', VISUAL_MODEL_SEED: '7' }).visualModel).to.deep.equal({ train: 'off', steps: 300, seed: 7 });
+    expect(() => loadConfig({ VISUAL_MODEL_TRAIN: 'yes' })).to.throw(ConfigError, /^VISUAL_MODEL_TRAIN="yes" must be auto/);
+    expect(() => loadConfig({ VISUAL_MODEL_STEPS: '0' })).to.throw(ConfigError, /^VISUAL_MODEL_STEPS="0" must be a whole number of steps/);
+    expect(() => loadConfig({ VISUAL_MODEL_STEPS: '2.5' })).to.throw(ConfigError, /^VISUAL_MODEL_STEPS=/);
+    expect(() => loadConfig({ VISUAL_MODEL_SEED: '-1' })).to.throw(ConfigError, /^VISUAL_MODEL_SEED="-1"/);
+    // Tests and tools never train unless they ask.
+    expect(configFor({ dataDir: work.path }).visualModel.train).to.equal('off');
   });
 
   it('a training whose child is killed midway leaves no record, and the next ensure trains again', async () => {

@@ -172,6 +172,8 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
   /** Parsed records by key: a record is written once. */
   readonly #records = new Map<string, VisualModelRecord>();
   readonly #listings = new Map<string, { at: number; models: Promise<StoredModel[]> }>();
+  /** The current model of each release as the poll last saw it (to say when another process changed it). */
+  readonly #announced = new Map<string, string | null>();
   /** Releases another process is training, to say so when its model appears. */
   readonly #elsewhere = new Set<string>();
   #poll: NodeJS.Timeout | null = null;
@@ -603,6 +605,11 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
         await this.#blobs.putFile(modelKey(releaseId, record.modelId, 'weights.bin'), weightsFile, { contentType: 'application/octet-stream' });
         // Last: the model exists from here on.
         await this.#blobs.putBuffer(modelKey(releaseId, record.modelId, 'record.json'), Buffer.from(JSON.stringify(record, null, 2)), { contentType: 'application/json' });
+      } else {
+        // Training is deterministic: consent withdrawn and given again trains the very model once retired,
+        // which stays retired (its history says so). Another seed makes another one.
+        const retirement = await this.#readRetired(releaseId, record.modelId);
+        if (retirement) throw new VisualModelError(`training made model ${record.modelId} again, which was retired (${retirement.because}); train with another VISUAL_MODEL_SEED`);
       }
       this.#listings.delete(releaseId);
       this.#failures.delete(releaseId);
@@ -651,9 +658,14 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
           // The other process finished (or died): its model, or a training of our own.
           this.#elsewhere.delete(r.id);
           this.#listings.delete(r.id);
-          this.emit('changed', r.id);
           if (this.#config.train === 'auto') void this.ensure(r.id);
         }
+        // A model trained or retired by another process (`npm run train-visuals`, another node) changes
+        // the current one without an ingest: the listing (kept LISTING_TTL_MS) says so.
+        const release = await this.#store.getRelease(r.id);
+        const current = release ? ((await this.#currentOf(release))?.modelId ?? null) : null;
+        if (this.#announced.has(r.id) && this.#announced.get(r.id) !== current) this.emit('changed', r.id);
+        this.#announced.set(r.id, current);
       }
     } catch (err) {
       this.#log.warn({ err }, 'visual model: cannot look for new ingests');

@@ -185,6 +185,19 @@ describe('visual models (server side)', function () {
     ]);
     expect(view.history[1]!.retired!.because).to.equal('consent withdrawn for artwork "waves"');
     expect((await models.model('fixture', first.modelId))!.retired!.because).to.match(/waves/);
+
+    // Consent given again: the same seed trains the very model retired, which stays retired; another seed trains anew.
+    await h.reingest((m) => {
+      m.artwork.find((a) => a.id === 'waves')!.consent = true;
+    });
+    expect(await models.ensure('fixture')).to.equal(null);
+    const failed = (await models.view('fixture'))!;
+    expect(failed.status).to.equal('failed');
+    expect(failed.failure).to.include(`training made model ${first.modelId} again, which was retired`);
+    const reseeded = await h.models({ config: { train: 'off', steps: 3, seed: 2 } }).train('fixture');
+    expect(reseeded.modelId).to.not.equal(first.modelId);
+    expect(reseeded.assets.map((a) => a.id)).to.deep.equal(['cover', 'waves']);
+    expect((await h.models().current('fixture'))!.modelId).to.equal(reseeded.modelId);
   });
 
   it('notices an ingest made by another process by itself: the poll retires the model and says the release changed', async () => {
@@ -201,6 +214,12 @@ describe('visual models (server side)', function () {
     expect(JSON.parse(await fsp.readFile(path.join(h.layout.root, `visual-models/fixture/${first.modelId}/retired.json`), 'utf8')).because).to.equal('consent withdrawn for artwork "cover"');
     // Training is off here: no model, and none queued.
     expect((await models.view('fixture'))!).to.deep.include({ status: 'none', current: null });
+
+    // A model trained by another process (npm run train-visuals) is announced too.
+    const again = new Promise<string>((resolve) => models.once('changed', resolve));
+    const second = await h.models().train('fixture');
+    expect(await again).to.equal('fixture');
+    expect((await models.current('fixture'))!.modelId).to.equal(second.modelId);
   });
 
   it('VISUAL_MODEL_TRAIN, VISUAL_MODEL_STEPS and VISUAL_MODEL_SEED are read and checked', () => {

@@ -123,9 +123,9 @@ async function visualModel(
   process.once('SIGINT', stop);
   const progress = new TrainingProgressPrinter();
   try {
-    await models.reconcile(releaseId);
-    const retired = (await models.view(releaseId))?.history.filter((h) => h.status === 'retired' && h.retired?.because.startsWith('consent withdrawn')) ?? [];
-    for (const h of retired) console.error(`note: visual model ${h.modelId} is retired: ${h.retired!.because}`);
+    for (const modelId of await models.reconcile(releaseId)) {
+      console.error(`note: visual model ${modelId} is retired: ${(await models.model(releaseId, modelId))?.retired?.because ?? 'consent withdrawn'}`);
+    }
     const current = await models.current(releaseId);
     if (current) {
       console.log(`visual model ${current.modelId}: already trained on this artwork`);

@@ -165,7 +165,7 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
   readonly #failures = new Map<string, string>();
   /** The ingest of each release this process has reconciled (retirements done, training asked). */
   readonly #seen = new Map<string, string>();
-  readonly #reconciling = new Map<string, Promise<void>>();
+  readonly #reconciling = new Map<string, Promise<string[]>>();
   readonly #ensuring = new Map<string, Promise<VisualModelRecord | null>>();
   /** Consented assets per ingest (`<releaseId>@<ingestedAt>`): an ingest's files never change. */
   readonly #assets = new Map<string, Promise<ReleaseAssets>>();
@@ -299,8 +299,9 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
    * Looks at the release as ingested now: retires every model trained on artwork whose
    * consent is withheld now, and (VISUAL_MODEL_TRAIN=auto) queues a training when no model
    * fits. Called for an ingest made in this process; others are noticed by themselves.
+   * Answers the ids of the models it retired.
    */
-  reconcile(releaseId: string): Promise<void> {
+  reconcile(releaseId: string): Promise<string[]> {
     let p = this.#reconciling.get(releaseId);
     if (!p) {
       p = this.#reconcile(releaseId).finally(() => this.#reconciling.delete(releaseId));
@@ -415,15 +416,16 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
     return this.#enqueue(releaseId);
   }
 
-  async #reconcile(releaseId: string): Promise<void> {
+  async #reconcile(releaseId: string): Promise<string[]> {
     const release = await this.#store.getRelease(releaseId);
-    if (!release) return;
+    if (!release) return [];
     const before = this.#seen.get(releaseId);
     const assets = await this.#assetsOf(release);
     const retired = await this.#retireWithdrawn(releaseId, assets);
     this.#seen.set(releaseId, release.ingestedAt);
     if (retired.length > 0 || (before !== undefined && before !== release.ingestedAt)) this.emit('changed', releaseId);
     if (this.#config.train === 'auto' && !this.#closed && !(await this.#currentOf(release))) void this.ensure(releaseId);
+    return retired;
   }
 
   /** Retires each model trained on artwork whose consent is withheld now; answers their ids. */

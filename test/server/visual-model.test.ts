@@ -380,13 +380,13 @@ describe('visual models (server side)', function () {
 
     it('ingest trains the model with a progress bar; train-visuals trains it again by name', async () => {
       const folder = path.join(work.path, 'release');
-      await writeFixtureRelease(folder, { id: 'cli-release', stems: [{ id: 'a', seconds: 6 }], excerpts: [{ id: 'all', title: 'All', startSec: 0, endSec: 6 }], artwork: [{ id: 'cover', width: 96, height: 96 }] });
+      await writeFixtureRelease(folder, { id: 'cli-release', stems: [{ id: 'a', seconds: 6 }], excerpts: [{ id: 'all', title: 'All', startSec: 0, endSec: 6 }], artwork: [{ id: 'cover', width: 96, height: 96 }, { id: 'extra', width: 96, height: 96 }] });
       const ingest = await run('server/catalog/ingest-cli.ts', [folder], { VISUAL_MODEL_STEPS: '2' });
       expect(ingest.code, ingest.stderr).to.equal(0);
       expect(ingest.stderr).to.match(/^train visual model 100% step 2\/2 loss /m);
       const id = /^visual model ([0-9a-f]{64}) of cli-release/m.exec(ingest.stdout)?.[1];
       expect(id, ingest.stdout).to.be.a('string');
-      expect(ingest.stdout).to.match(/trained on 1 artwork image: cover \(/);
+      expect(ingest.stdout).to.match(/trained on 2 artwork images: cover \(.*\), extra \(/);
       const stored = JSON.parse(await fsp.readFile(path.join(work.path, 'data', 'visual-models', 'cli-release', id!, 'record.json'), 'utf8'));
       expect(stored).to.include({ modelId: id, steps: 2, seed: 1 });
 
@@ -406,6 +406,16 @@ describe('visual models (server side)', function () {
       expect(off.code, off.stderr).to.equal(0);
       // The same artwork: the model trained before still fits it.
       expect(off.stdout).to.include(`visual model ${id}: already trained on this artwork`);
+
+      // Consent withdrawn for one image: the model is retired at once, even without training.
+      const manifestFile = path.join(folder, 'release.json');
+      const manifest = JSON.parse(await fsp.readFile(manifestFile, 'utf8'));
+      manifest.artwork[1].consent = false;
+      await fsp.writeFile(manifestFile, JSON.stringify(manifest));
+      const withdrawn = await run('server/catalog/ingest-cli.ts', [folder, '--replace', '--no-train'], {});
+      expect(withdrawn.code, withdrawn.stderr).to.equal(0);
+      expect(withdrawn.stderr).to.include(`note: visual model ${id} is retired: consent withdrawn for artwork "extra"`);
+      expect(withdrawn.stderr).to.include('note: no visual model trained (--no-train); npm run train-visuals -- cli-release trains one');
     });
   });
 

@@ -27,6 +27,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Conditioning, Hyperparameters, TrainConfig, TrainingImage, TrainProgress, TrainResult } from '../../media/visuals/model/types.ts';
 import { VISUAL_MODEL_METHOD, VISUAL_MODEL_METHOD_VERSION, canonicalConditioning } from '../../media/visuals/model/types.ts';
+import { VisualModelError } from '../../media/visuals/model/errors.ts';
 import { trainInChild } from '../../media/visuals/model/training-process.ts';
 import { describeWeights } from '../../media/visuals/model/weights.ts';
 import type { Config } from '../config.ts';
@@ -100,9 +101,8 @@ export type VisualModelsEvents = {
   progress: [releaseId: string, progress: TrainProgress];
 };
 
-export class VisualModelError extends Error {
-  override readonly name = 'VisualModelError';
-}
+/** Training or a model's use cannot be done with this input; the message says why, for a person. */
+export { VisualModelError };
 
 export class InvalidStateError extends Error {
   override readonly name = 'InvalidStateError';
@@ -622,7 +622,12 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
       this.emit('changed', releaseId);
       return existing ?? record;
     } catch (err) {
-      const message = job.abort.signal.aborted ? 'stopped: the server shut down' : (err as Error).message;
+      // Shown to anyone (GET …/visual-model): a reason meant for a person, else no internals (paths, stacks).
+      const message = job.abort.signal.aborted
+        ? 'stopped: the server shut down'
+        : err instanceof VisualModelError
+          ? err.message
+          : "the training stopped before it finished (the server's log says why)";
       this.#failures.set(releaseId, message);
       if (!job.abort.signal.aborted) log.warn({ err }, 'visual model: training failed');
       throw err;

@@ -90,6 +90,11 @@ const EnvSchema = z.object({
       .refine((v) => v.split(',').every((entry) => parseProxyEntry(entry.trim()) !== null), 'must be a comma-separated list of IP addresses or CIDR ranges, like 10.0.0.0/8,fd00::/8')
       .optional(),
   ),
+  /** `auto`: train a release's visual model at start (when it has none) and after an ingest; `off`: never train here. */
+  VISUAL_MODEL_TRAIN: z.preprocess(emptyToUndefined, z.enum(['auto', 'off'], { message: 'must be auto (train a release\'s visual model when it has none) or off (never train in this process)' }).default('auto')),
+  /** Training steps per model; unset: the method's default. The budget is in steps, never seconds, so that a seed gives the same weights. */
+  VISUAL_MODEL_STEPS: z.preprocess(emptyToUndefined, z.coerce.number({ message: 'must be a whole number of steps from 1 to 100000' }).int('must be a whole number of steps from 1 to 100000').min(1, 'must be a whole number of steps from 1 to 100000').max(100_000, 'must be a whole number of steps from 1 to 100000').optional()),
+  VISUAL_MODEL_SEED: z.preprocess(emptyToUndefined, z.coerce.number({ message: 'must be a whole number from 0 to 4294967295' }).int('must be a whole number from 0 to 4294967295').min(0, 'must be a whole number from 0 to 4294967295').max(0xffffffff, 'must be a whole number from 0 to 4294967295').default(1)),
   S3_BUCKET: z.preprocess(
     emptyToUndefined,
     z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name: 3–63 lowercase letters, digits, dots and hyphens').optional(),
@@ -201,6 +206,12 @@ export interface Config {
    * AWS SDK's own sources (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, …).
    */
   readonly s3: S3Config | null;
+  /**
+   * The visual model of each release (server/catalog/visual-models.ts): `train` `auto` trains one
+   * for a release without one (at start, after an ingest), `off` never trains in this process;
+   * `steps` null: the method's default; `seed` of every training.
+   */
+  readonly visualModel: { readonly train: 'auto' | 'off'; readonly steps: number | null; readonly seed: number };
 }
 
 export interface S3Config {
@@ -282,10 +293,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
           prefix: e.S3_PREFIX ? `${e.S3_PREFIX.replace(/\/+$/, '')}/` : '',
         })
       : null,
+    visualModel: Object.freeze({ train: e.VISUAL_MODEL_TRAIN, steps: e.VISUAL_MODEL_STEPS ?? null, seed: e.VISUAL_MODEL_SEED }),
   });
 }
 
-/** A config for tests and tools: the defaults, with overrides. */
+/** A config for tests and tools: the defaults, with overrides; no visual model is trained unless asked (minutes of CPU). */
 export function configFor(overrides: Partial<Config> & { dataDir: string }): Config {
-  return Object.freeze({ ...loadConfig({}, process.cwd(), false), ...overrides });
+  return Object.freeze({ ...loadConfig({ VISUAL_MODEL_TRAIN: 'off' }, process.cwd(), false), ...overrides });
 }

@@ -12,7 +12,8 @@ import { findNativeFfmpeg } from '../media/audio/ffmpeg.ts';
 import { TokenSigner } from './auth/tokens.ts';
 import { MemberDirectory } from './auth/members.ts';
 import { Catalog } from './catalog/catalog.ts';
-import { ensureDemoRelease } from './catalog/demo-release.ts';
+import { DEMO_RELEASE_ID, DEMO_VISUAL_MODEL_DIR, ensureDemoRelease } from './catalog/demo-release.ts';
+import { VisualModels, type VisualModelsOptions } from './catalog/visual-models.ts';
 import type { Config } from './config.ts';
 import { createApp } from './http/app.ts';
 import { ChatHistory } from './realtime/chat-history.ts';
@@ -71,6 +72,8 @@ export class RemixroomServer {
   /** Renders and release assets: files under DATA_DIR, or the S3 bucket of S3_BUCKET (with a local cache). */
   readonly blobs: BlobStore;
   readonly catalog: Catalog;
+  /** Each release's visual model: the current one, training, records, generated textures. */
+  readonly visualModels: VisualModels;
   readonly secrets: Secrets;
   readonly ffmpeg: string | null;
   readonly signer: TokenSigner;
@@ -117,6 +120,7 @@ export class RemixroomServer {
     live: LiveStreams;
     renderQueue: RenderQueue | null;
     roomTimings?: Partial<RoomTimings>;
+    visualModels?: Pick<VisualModelsOptions, 'hyperparameters' | 'code' | 'pollMs'>;
   }) {
     this.config = parts.config;
     this.log = parts.log;
@@ -132,6 +136,7 @@ export class RemixroomServer {
     this.#socketAdapter = parts.socketAdapter;
     this.live = parts.live;
     this.catalog = new Catalog(this.store, this.layout, parts.releaseFiles);
+    this.visualModels = new VisualModels({ store: this.store, blobs: this.blobs, layout: this.layout, folders: parts.releaseFiles, log: this.log, config: this.config.visualModel, ...parts.visualModels });
     this.limits = new Limits(
       parts.redis
         ? new RedisBucketStore(parts.redis, { onFallback: (err) => this.log.warn({ err: err.message }, 'limits: Redis unreachable; each node keeps them by itself meanwhile') })
@@ -225,6 +230,7 @@ export class RemixroomServer {
       catalog: this.catalog,
       readiness: this.#readiness(),
       limits: this.limits,
+      visualModels: this.visualModels,
       rooms: {
         store: this.store,
         manager: this.rooms,
@@ -286,7 +292,7 @@ export class RemixroomServer {
     config: Config,
     log: Logger,
     signal?: AbortSignal,
-    options: { roomTimings?: Partial<RoomTimings>; live?: Pick<LiveStreamsOptions, 'sfu' | 'idleStopMs' | 'video' | 'broadcast'> } = {},
+    options: { roomTimings?: Partial<RoomTimings>; live?: Pick<LiveStreamsOptions, 'sfu' | 'idleStopMs' | 'video' | 'broadcast'>; visualModels?: Pick<VisualModelsOptions, 'hyperparameters' | 'code' | 'pollMs'> } = {},
   ): Promise<RemixroomServer> {
     const layout = new DataLayout(config.dataDir);
     await prepareDataDir(layout);
@@ -373,6 +379,7 @@ export class RemixroomServer {
       opened.push(live);
       const { live: _liveOptions, ...rest } = options;
       const server = new RemixroomServer({ config, log, layout, metrics, store, blobs, releaseFiles, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, hlsRelay, socketAdapter, live, renderQueue, ...rest });
+      opened.push({ close: () => server.visualModels.close() });
       const onAbort = () => server.#abort.abort(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
@@ -381,6 +388,11 @@ export class RemixroomServer {
         signal?.removeEventListener('abort', onAbort);
       }
       signal?.throwIfAborted();
+      // The demo's model as shipped, when it was trained on the demo's artwork as made here; then every
+      // release without a model is queued for training (VISUAL_MODEL_TRAIN=auto), in the background.
+      const shipped = await server.visualModels.installShipped(DEMO_RELEASE_ID, DEMO_VISUAL_MODEL_DIR);
+      if (!shipped.installed) log.debug({ reason: shipped.reason }, 'visual model: the demo\'s shipped model is not used');
+      await server.visualModels.start();
       await server.#listen();
       // Clips a previous process left queued or running, and orders it left halfway.
       await server.clips.resume();
@@ -424,6 +436,8 @@ export class RemixroomServer {
     // Members hear it first, so that the disconnects that follow are not taken as the end.
     this.#sockets.goingAway();
     this.#abort.abort(new Error('the server is shutting down'));
+    // A training in progress stops (its child is killed; nothing half-made is stored).
+    await this.visualModels.close();
     const stopped = new Promise<void>((resolve) => this.#http.close(() => resolve()));
     this.#http.closeIdleConnections();
     const timer = setTimeout(() => {

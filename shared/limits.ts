@@ -87,6 +87,11 @@ export const LIMITS = {
   /** A host sending the room out by RTMP: each start is an outbound connection. */
   'rtmp.start.member': { kind: 'rate', scope: 'member', capacity: 5, refillPerSec: perMin(2), what: 'RTMP pushes started' },
 
+  // A release's visual model: its record and status (a host's page asks every few seconds while it trains),
+  // and the generated textures, which every member of a room fetches once per prompt change.
+  'visualmodel.read.address': { kind: 'rate', scope: 'address', capacity: 60, refillPerSec: 2, what: 'reads of a visual model\'s record' },
+  'visualmodel.texture.address': { kind: 'rate', scope: 'address', capacity: 600, refillPerSec: 30, what: 'generated textures fetched' },
+
   // Renders and files: each costs seconds of CPU.
   'clip.member': { kind: 'rate', scope: 'member', capacity: 3, refillPerSec: perMin(3), what: 'clips' },
   'clip.address': { kind: 'rate', scope: 'address', capacity: 6, refillPerSec: perMin(6), what: 'clips' },

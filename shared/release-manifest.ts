@@ -132,6 +132,14 @@ export const ReleaseManifestSchema = z
             tags: z.array(text(40)).max(50).default([]),
             /** The artist agrees that this asset may be transformed by fans' prompts. Without it the asset is not used. */
             consent: z.boolean(),
+            /** Who gave the consent (a person or the label), for the training record of the visual model. */
+            consentBy: text(200).optional(),
+            /** When the consent was given (an ISO 8601 date or date-time); default: when the release was ingested. */
+            consentAt: z
+              .string()
+              .regex(/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/, 'must be an ISO 8601 date or date-time like 2026-03-01 or 2026-03-01T12:00:00Z')
+              .refine((v) => !Number.isNaN(Date.parse(v)), 'is not a real date')
+              .optional(),
           })
           .strict(),
       )

@@ -3,6 +3,7 @@
 // ingest as any artist's release.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { writeWavFloat32 } from '../../media/audio/wav.ts';
 import { paintDemoArtwork } from '../../media/demo/artwork.ts';
 import { composeDemoMusic } from '../../media/demo/music.ts';
@@ -14,6 +15,12 @@ import type { BlobStore } from '../store/blob-store.ts';
 import { IngestError, ingestRelease } from './ingest.ts';
 
 export const DEMO_RELEASE_ID = 'remixroom-demo';
+
+/**
+ * The demo's visual model as shipped in the repository (weights.bin + record.json, made by this
+ * project's own training on the demo's own artwork), installed instead of training at every fresh start.
+ */
+export const DEMO_VISUAL_MODEL_DIR = fileURLToPath(new URL('../../media/demo/visual-model/', import.meta.url));
 
 const STEM_TITLES: Record<string, string> = { drums: 'Drums', bass: 'Bass', harmony: 'Harmony', lead: 'Lead' };
 

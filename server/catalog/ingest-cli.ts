@@ -5,19 +5,25 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { findNativeFfmpeg } from '../../media/audio/ffmpeg.ts';
-import { ConfigError, loadConfig } from '../config.ts';
+import { ConfigError, loadConfig, type Config } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import type { Store } from '../store/store.ts';
 import { pino } from 'pino';
 import { DataLayout } from '../store/paths.ts';
 import { openBlobStore } from '../store/open-blobs.ts';
 import { openStore } from '../store/open-store.ts';
 import { IngestError, ingestRelease, type IngestProgress } from './ingest.ts';
+import { ReleaseFiles } from './release-files.ts';
+import { TrainingProgressPrinter, recordSummary } from './visual-model-cli.ts';
+import { VisualModels } from './visual-models.ts';
 
-const USAGE = 'usage: npm run ingest -- <release folder> [--replace]';
+const USAGE = 'usage: npm run ingest -- <release folder> [--replace] [--no-train]';
 
 async function main(): Promise<number> {
   let args;
   try {
-    args = parseArgs({ allowPositionals: true, options: { replace: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+    args = parseArgs({ allowPositionals: true, options: { replace: { type: 'boolean', default: false }, 'no-train': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
   } catch (err) {
     console.error(`${(err as Error).message}\n${USAGE}`);
     return 2;
@@ -81,7 +87,8 @@ async function main(): Promise<number> {
       `ingested "${record.title}" by ${record.artist} as ${record.id}: ${record.stems.length} stems, ` +
         `${record.durationSec.toFixed(1)} s, ${record.manifest.excerpts.length} excerpts, ${used} artwork images`,
     );
-    return 0;
+    const train = !args.values['no-train'] && config.visualModel.train !== 'off';
+    return await visualModel(record.id, { train, config, store, blobs, layout, log });
   } catch (err) {
     progress.done();
     if (err instanceof IngestError) {
@@ -92,6 +99,53 @@ async function main(): Promise<number> {
   } finally {
     await blobs.close();
     await store.close();
+  }
+}
+
+/**
+ * The release's visual model after an ingest: models trained on artwork whose consent is now
+ * withdrawn are retired (always), and unless told not to, a model is trained on the consented
+ * artwork when none fits it. A running server notices both by itself.
+ */
+async function visualModel(
+  releaseId: string,
+  o: { train: boolean; config: Config; store: Store; blobs: BlobStore; layout: DataLayout; log: Logger },
+): Promise<number> {
+  const models = new VisualModels({
+    store: o.store,
+    blobs: o.blobs,
+    layout: o.layout,
+    folders: new ReleaseFiles({ store: o.store, blobs: o.blobs, layout: o.layout, log: o.log }),
+    log: o.log,
+    config: { ...o.config.visualModel, train: 'off' },
+  });
+  const stop = () => void models.close();
+  process.once('SIGINT', stop);
+  const progress = new TrainingProgressPrinter();
+  try {
+    for (const modelId of await models.reconcile(releaseId)) {
+      console.error(`note: visual model ${modelId} is retired: ${(await models.model(releaseId, modelId))?.retired?.because ?? 'consent withdrawn'}`);
+    }
+    const current = await models.current(releaseId);
+    if (current) {
+      console.log(`visual model ${current.modelId}: already trained on this artwork`);
+      return 0;
+    }
+    if (!o.train) {
+      console.error(`note: no visual model trained (${o.config.visualModel.train === 'off' ? 'VISUAL_MODEL_TRAIN=off' : '--no-train'}); npm run train-visuals -- ${releaseId} trains one`);
+      return 0;
+    }
+    const record = await models.train(releaseId, { onProgress: (p) => progress.update(p) });
+    progress.done();
+    console.log(recordSummary(record));
+    return 0;
+  } catch (err) {
+    progress.done();
+    console.error(`the release is ingested, but its visual model was not trained: ${(err as Error).message}\n  npm run train-visuals -- ${releaseId} tries again`);
+    return 1;
+  } finally {
+    process.off('SIGINT', stop);
+    await models.close();
   }
 }
 

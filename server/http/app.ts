@@ -8,6 +8,8 @@ import type { Metrics } from '../metrics.ts';
 import { HttpError, storeErrorToHttp } from './http-error.ts';
 import { healthRoutes, type Readiness } from './health-routes.ts';
 import { releaseRoutes } from './release-routes.ts';
+import { visualModelRoutes } from './visual-model-routes.ts';
+import type { VisualModels } from '../catalog/visual-models.ts';
 import { clipRoutes, type ClipRoutesDeps } from './clip-routes.ts';
 import { orderRoutes, paymentWebhookRoute, type OrderRoutesDeps } from './order-routes.ts';
 import { verifyRoute } from './verify-routes.ts';
@@ -31,6 +33,8 @@ export interface AppDeps {
   limits: Limits;
   /** A room's broadcast (HLS, RTMP); without it those routes are not mounted. */
   broadcast?: BroadcastRoutesDeps;
+  /** The releases' visual models (records, generated textures); without it those routes are not mounted. */
+  visualModels?: VisualModels;
 }
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
@@ -76,6 +80,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.json({ limit: '64kb' }));
   app.use(healthRoutes(deps));
   app.use('/api/releases', releaseRoutes(deps));
+  if (deps.visualModels) app.use('/api/releases', visualModelRoutes({ models: deps.visualModels, limits: deps.limits }));
   app.use('/api/rooms', roomRoutes(deps.rooms));
   app.use('/api/rooms', takeRoutes(deps.rooms));
   if (deps.broadcast) app.use('/api/rooms', broadcastRoutes(deps.broadcast));

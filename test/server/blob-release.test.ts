@@ -176,6 +176,7 @@ describe('releases in S3', function () {
       env: {
         PATH: process.env['PATH'] ?? '',
         DATA_DIR: layoutA.root,
+        VISUAL_MODEL_TRAIN: 'off',
         S3_BUCKET: bucket,
         S3_ENDPOINT: s3.endpoint,
         AWS_ACCESS_KEY_ID: s3.accessKeyId,
@@ -235,7 +236,7 @@ describe('releases in S3', function () {
     const folder = await fixture('cli-bad', 'rel-bad');
     const child = spawn(process.execPath, ['server/catalog/ingest-cli.ts', folder], {
       cwd: REPO_ROOT,
-      env: { PATH: process.env['PATH'] ?? '', DATA_DIR: layoutA.root, S3_BUCKET: 'no-such-bucket-at-all', S3_ENDPOINT: s3.endpoint, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey },
+      env: { PATH: process.env['PATH'] ?? '', DATA_DIR: layoutA.root, VISUAL_MODEL_TRAIN: 'off', S3_BUCKET: 'no-such-bucket-at-all', S3_ENDPOINT: s3.endpoint, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey },
     });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c));

@@ -19,7 +19,7 @@ describe('npm run ingest', function () {
   async function ingest(folder: string, ...args: string[]) {
     const child = spawn(process.execPath, ['server/catalog/ingest-cli.ts', folder, ...args], {
       cwd: REPO_ROOT,
-      env: { PATH: process.env['PATH'] ?? '', DATA_DIR: path.join(work.path, 'data') },
+      env: { PATH: process.env['PATH'] ?? '', DATA_DIR: path.join(work.path, 'data'), VISUAL_MODEL_TRAIN: 'off' },
     });
     let stdout = '';
     let stderr = '';

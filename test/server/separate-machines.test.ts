@@ -240,7 +240,7 @@ for (const adapter of SFU_ADAPTERS) {
       const ingestDir = newDataDir('ingest');
       const child = spawn(process.execPath, ['server/catalog/ingest-cli.ts', folder], {
         cwd: REPO_ROOT,
-        env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...sharedEnv(), DATA_DIR: ingestDir },
+        env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...sharedEnv(), DATA_DIR: ingestDir, VISUAL_MODEL_TRAIN: 'off' },
       });
       let stdout = '';
       let stderr = '';

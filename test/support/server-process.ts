@@ -16,7 +16,7 @@ export interface ServerProcess {
 export function spawnServer(env: Record<string, string>, script = 'server/main.ts'): ServerProcess {
   const child = spawn(process.execPath, [script], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', LOG_LEVEL: 'info', VISUAL_MODEL_TRAIN: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -27,6 +27,13 @@ const databaseUrl = z
   .string()
   .refine((u) => URL.canParse(u) && /^postgres(ql)?:$/.test(new URL(u).protocol), 'must be a URL like postgres://user:password@host:5432/remixroom (postgres:// or postgresql://)');
 
+/**
+ * How much of the picture the model's texture takes by default: judged on the contact sheet
+ * (docs/visual-model-contact-sheet.png), where the textures alone read as abstract colour fields
+ * and a fan would miss the artist's composition; blended, the composition stays.
+ */
+export const DEFAULT_VISUAL_MODEL_MIX = 0.4;
+
 const EnvSchema = z.object({
   PORT: port.default(3000),
   HOST: z.string().min(1, 'must not be empty').default('127.0.0.1'),
@@ -94,6 +101,8 @@ const EnvSchema = z.object({
   VISUAL_MODEL_TRAIN: z.preprocess(emptyToUndefined, z.enum(['auto', 'off'], { message: 'must be auto (train a release\'s visual model when it has none) or off (never train in this process)' }).default('auto')),
   /** Training steps per model; unset: the method's default. The budget is in steps, never seconds, so that a seed gives the same weights. */
   VISUAL_MODEL_STEPS: z.preprocess(emptyToUndefined, z.coerce.number({ message: 'must be a whole number of steps from 1 to 100000' }).int('must be a whole number of steps from 1 to 100000').min(1, 'must be a whole number of steps from 1 to 100000').max(100_000, 'must be a whole number of steps from 1 to 100000').optional()),
+  /** Share of the picture a prompt's generated texture takes in rooms (the rest: the artwork it names); 0: the model is not used in rooms. */
+  VISUAL_MODEL_MIX: z.preprocess(emptyToUndefined, z.coerce.number({ message: 'must be a number from 0 to 1' }).min(0, 'must be a number from 0 to 1').max(1, 'must be a number from 0 to 1').default(DEFAULT_VISUAL_MODEL_MIX)),
   VISUAL_MODEL_SEED: z.preprocess(emptyToUndefined, z.coerce.number({ message: 'must be a whole number from 0 to 4294967295' }).int('must be a whole number from 0 to 4294967295').min(0, 'must be a whole number from 0 to 4294967295').max(0xffffffff, 'must be a whole number from 0 to 4294967295').default(1)),
   S3_BUCKET: z.preprocess(
     emptyToUndefined,
@@ -211,7 +220,7 @@ export interface Config {
    * for a release without one (at start, after an ingest), `off` never trains in this process;
    * `steps` null: the method's default; `seed` of every training.
    */
-  readonly visualModel: { readonly train: 'auto' | 'off'; readonly steps: number | null; readonly seed: number };
+  readonly visualModel: { readonly train: 'auto' | 'off'; readonly steps: number | null; readonly seed: number; readonly mix: number };
 }
 
 export interface S3Config {
@@ -293,7 +302,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
           prefix: e.S3_PREFIX ? `${e.S3_PREFIX.replace(/\/+$/, '')}/` : '',
         })
       : null,
-    visualModel: Object.freeze({ train: e.VISUAL_MODEL_TRAIN, steps: e.VISUAL_MODEL_STEPS ?? null, seed: e.VISUAL_MODEL_SEED }),
+    visualModel: Object.freeze({ train: e.VISUAL_MODEL_TRAIN, steps: e.VISUAL_MODEL_STEPS ?? null, seed: e.VISUAL_MODEL_SEED, mix: e.VISUAL_MODEL_MIX }),
   });
 }
 

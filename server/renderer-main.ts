@@ -13,6 +13,7 @@ import { wasmCoreDir } from '../media/render/encoder.ts';
 import { ManifestSigner } from './clips/manifest.ts';
 import { RenderWorker } from './clips/redis-render-worker.ts';
 import { renderFilesFor } from './clips/blob-render-files.ts';
+import { blobTextureLoader } from './work/generated-textures.ts';
 import { RenderRunner, watermarker, watermarkKeyOf } from './clips/render-runner.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { StemCache } from './live/stem-cache.ts';
@@ -75,6 +76,8 @@ async function main(): Promise<void> {
     signer: new ManifestSigner(secrets.tokenSecret),
     video: config.renderVideo,
     watermark: watermarker(watermarkKeyOf(secrets.tokenSecret)),
+    // The textures the visual models generated for prompts, from the same blob store as the node's.
+    textures: blobTextureLoader(blobs),
   });
   let worker: RenderWorker;
   try {

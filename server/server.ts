@@ -13,7 +13,10 @@ import { TokenSigner } from './auth/tokens.ts';
 import { MemberDirectory } from './auth/members.ts';
 import { Catalog } from './catalog/catalog.ts';
 import { DEMO_RELEASE_ID, DEMO_VISUAL_MODEL_DIR, ensureDemoRelease } from './catalog/demo-release.ts';
-import { VisualModels, type VisualModelsOptions } from './catalog/visual-models.ts';
+import { VisualModels, visualModelSource, type VisualModelsOptions } from './catalog/visual-models.ts';
+import { TextureGenerator } from '../media/visuals/model/texture-generator.ts';
+import { PromptVisuals } from './rooms/prompt-visuals.ts';
+import { blobTextureLoader, type GeneratedTextureLoader } from './work/generated-textures.ts';
 import type { Config } from './config.ts';
 import { createApp } from './http/app.ts';
 import { ChatHistory } from './realtime/chat-history.ts';
@@ -74,6 +77,8 @@ export class RemixroomServer {
   readonly catalog: Catalog;
   /** Each release's visual model: the current one, training, records, generated textures. */
   readonly visualModels: VisualModels;
+  readonly #textureMaker: TextureGenerator;
+  readonly #promptVisuals: PromptVisuals;
   readonly secrets: Secrets;
   readonly ffmpeg: string | null;
   readonly signer: TokenSigner;
@@ -121,6 +126,8 @@ export class RemixroomServer {
     renderQueue: RenderQueue | null;
     roomTimings?: Partial<RoomTimings>;
     visualModels?: Pick<VisualModelsOptions, 'hyperparameters' | 'code' | 'pollMs'>;
+    /** Where the textures the visual models generated are read by those who draw (the live video, renders, stills). */
+    textures: GeneratedTextureLoader;
   }) {
     this.config = parts.config;
     this.log = parts.log;
@@ -137,6 +144,16 @@ export class RemixroomServer {
     this.live = parts.live;
     this.catalog = new Catalog(this.store, this.layout, parts.releaseFiles);
     this.visualModels = new VisualModels({ store: this.store, blobs: this.blobs, layout: this.layout, folders: parts.releaseFiles, log: this.log, config: this.config.visualModel, ...parts.visualModels });
+    // One generation worker for every room (a core's worth at most, and only while it generates).
+    this.#textureMaker = new TextureGenerator({ log: this.log.child({ component: 'visual-model' }) });
+    this.#promptVisuals = new PromptVisuals({
+      source: visualModelSource(this.visualModels),
+      maker: this.#textureMaker,
+      log: this.log.child({ component: 'visual-model' }),
+      mix: this.config.visualModel.mix,
+    });
+    // A model retired (its artwork's consent withdrawn) or replaced: rooms showing its texture go back to the artwork.
+    this.visualModels.on('changed', (releaseId) => void this.#followModel(releaseId));
     this.limits = new Limits(
       parts.redis
         ? new RedisBucketStore(parts.redis, { onFallback: (err) => this.log.warn({ err: err.message }, 'limits: Redis unreachable; each node keeps them by itself meanwhile') })
@@ -188,6 +205,7 @@ export class RemixroomServer {
         // The render threads derive the manifest's and the watermark's keys from it: every clip and bought version carries the render's id in its audio.
         tokenSecret: this.secrets.tokenSecret,
         concurrency: renderConcurrency,
+        textures: parts.textures,
       });
       this.#renderThreads = threads;
       this.#renderQueue = new LocalRenderQueue({
@@ -212,6 +230,7 @@ export class RemixroomServer {
       queue: this.#renderQueue,
       files: renderFiles,
       releases: parts.releaseFiles,
+      textures: parts.textures,
     });
     this.metrics.trackRenderJobs(() => this.clips.renderJobCounts());
     // The built-in sandbox payment provider (no real provider is wired yet); it signs its webhooks with a key derived from the token secret.
@@ -275,6 +294,7 @@ export class RemixroomServer {
       metrics: this.metrics,
       live: this.live,
       chatHistory: new ChatHistory(this.store),
+      visuals: this.#promptVisuals,
       ...(parts.socketAdapter ? { adapter: parts.socketAdapter.adapter } : {}),
     });
     // With the Redis queue every node hears every render's progress, so each tells only its own sockets.
@@ -366,8 +386,10 @@ export class RemixroomServer {
       opened.push(blobs);
       const releaseFiles = new ReleaseFiles({ store, blobs, layout, log: log.child({ component: 'release-files' }) });
       // Says which SFU (and why) in the log.
+      const textures = blobTextureLoader(blobs);
       const live = await LiveStreams.create({
         layout,
+        textures,
         releases: releaseFiles,
         log,
         mediasoupWorkerBin: config.mediasoupWorkerBin ?? undefined,
@@ -378,7 +400,7 @@ export class RemixroomServer {
       });
       opened.push(live);
       const { live: _liveOptions, ...rest } = options;
-      const server = new RemixroomServer({ config, log, layout, metrics, store, blobs, releaseFiles, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, hlsRelay, socketAdapter, live, renderQueue, ...rest });
+      const server = new RemixroomServer({ config, log, layout, metrics, store, blobs, releaseFiles, secrets, ffmpeg: native?.ffmpeg ?? null, redis, scaleout, hlsRelay, socketAdapter, live, renderQueue, textures, ...rest });
       opened.push({ close: () => server.visualModels.close() });
       const onAbort = () => server.#abort.abort(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -431,13 +453,30 @@ export class RemixroomServer {
     return this.#closing;
   }
 
+  /** The release's current model changed: the rooms that show another model's texture go back to their artwork. */
+  async #followModel(releaseId: string): Promise<void> {
+    const rooms = this.rooms.rooms().filter((r) => !r.closed && r.release.id === releaseId);
+    if (rooms.length === 0) return;
+    let current: string | null = null;
+    try {
+      current = (await this.visualModels.current(releaseId))?.modelId ?? null;
+    } catch (err) {
+      this.log.warn({ err, releaseId }, 'the visual model could not be read; its rooms keep their picture');
+      return;
+    }
+    for (const room of rooms) {
+      if (!room.closed && room.dropGeneratedVisuals(current)) this.log.info({ roomId: room.id, releaseId }, 'the visual model changed: the room shows its artwork without the old model’s texture');
+    }
+  }
+
   async #close(): Promise<void> {
     this.log.info('shutting down');
     // Members hear it first, so that the disconnects that follow are not taken as the end.
     this.#sockets.goingAway();
     this.#abort.abort(new Error('the server is shutting down'));
-    // A training in progress stops (its child is killed; nothing half-made is stored).
+    // A training in progress stops (its child is killed; nothing half-made is stored); so does a generation.
     await this.visualModels.close();
+    await this.#textureMaker.close();
     const stopped = new Promise<void>((resolve) => this.#http.close(() => resolve()));
     this.#http.closeIdleConnections();
     const timer = setTimeout(() => {

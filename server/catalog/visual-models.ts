@@ -37,6 +37,7 @@ import type { DataLayout } from '../store/paths.ts';
 import type { ReleaseRecord, Store } from '../store/store.ts';
 import { readPack } from '../work/engine-cache.ts';
 import type { ReleaseFolders } from './release-files.ts';
+import type { VisualModelSource } from '../rooms/prompt-visuals.ts';
 import {
   assetsKey,
   buildRecord,
@@ -371,18 +372,16 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
   /** A stored texture (by its key: 64 or its first 32 hex), or null. */
   async readTexture(releaseId: string, key: string): Promise<{ rgba: Uint8Array; meta: TextureMeta } | null> {
     this.#assertOpen();
-    if (!HEX64.test(key) && !HEX32.test(key)) return null;
-    const base = textureBase(releaseId, key);
-    let meta: TextureMeta;
-    try {
-      meta = JSON.parse(Buffer.from(await readBytes(this.#blobs, `${base}.json`)).toString('utf8')) as TextureMeta;
-    } catch (err) {
-      if (err instanceof BlobNotFoundError) return null;
-      throw err;
-    }
-    const rgba = await readBytes(this.#blobs, `${base}.rgba`);
-    return { rgba, meta };
+    return readStoredTexture(this.#blobs, releaseId, key);
   }
+
+  /** Whether a texture is kept under `key` (its meta, written last, is there). */
+  async hasTexture(releaseId: string, key: string): Promise<boolean> {
+    this.#assertOpen();
+    if (!HEX64.test(key) && !HEX32.test(key)) return false;
+    return (await this.#blobs.head(`${textureBase(releaseId, key)}.json`)) !== null;
+  }
+
 
   /** Stops the poll, drops queued trainings and aborts the running one (its child is killed; nothing is stored). Idempotent. */
   async close(): Promise<void> {
@@ -684,6 +683,30 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
 }
 
 /** Where a model's record is served. */
+/**
+ * The service as the rooms' prompts use it (server/rooms/prompt-visuals.ts): the current model
+ * with its weights (the last few models' bytes kept, not read per prompt), and its textures.
+ */
+export function visualModelSource(models: VisualModels): VisualModelSource {
+  const weights = new Map<string, Promise<Uint8Array>>();
+  return {
+    async current(releaseId) {
+      const record = await models.current(releaseId);
+      if (!record) return null;
+      let bytes = weights.get(record.modelId);
+      if (!bytes) {
+        bytes = models.weights(releaseId, record.modelId);
+        bytes.catch(() => weights.delete(record.modelId));
+        weights.set(record.modelId, bytes);
+        if (weights.size > 4) weights.delete(weights.keys().next().value!);
+      }
+      return { id: record.modelId, weights: await bytes, artworkIds: record.artworkIds };
+    },
+    hasTexture: (releaseId, key) => models.hasTexture(releaseId, key),
+    saveTexture: async (releaseId, key, meta, rgba) => void (await models.saveTexture(releaseId, key, meta.modelId, meta.conditioning, meta.seed, rgba)),
+  };
+}
+
 export function recordUrl(releaseId: string, modelId: string): string {
   return `/api/releases/${encodeURIComponent(releaseId)}/visual-model/${modelId}`;
 }
@@ -695,6 +718,24 @@ export function textureUrl(releaseId: string, key: string): string {
 
 function modelKey(releaseId: string, modelId: string, file: 'weights.bin' | 'record.json' | 'retired.json'): string {
   return `${ROOT}/${releaseId}/${modelId}/${file}`;
+}
+
+/**
+ * A generated texture as kept in the blob store, or null when none is kept under `key`: for the
+ * processes that draw (render threads, `npm run renderer`) as well as the service.
+ */
+export async function readStoredTexture(blobs: BlobStore, releaseId: string, key: string): Promise<{ rgba: Uint8Array; meta: TextureMeta } | null> {
+  if (!HEX64.test(key) && !HEX32.test(key)) return null;
+  const base = textureBase(releaseId, key);
+  let meta: TextureMeta;
+  try {
+    meta = JSON.parse(Buffer.from(await readBytes(blobs, `${base}.json`)).toString('utf8')) as TextureMeta;
+  } catch (err) {
+    if (err instanceof BlobNotFoundError) return null;
+    throw err;
+  }
+  const rgba = await readBytes(blobs, `${base}.rgba`);
+  return { rgba, meta };
 }
 
 function textureBase(releaseId: string, key: string): string {

@@ -42,6 +42,7 @@ import type { Member, Room } from '../rooms/room.ts';
 import { SignalError } from '../../media/sfu/sfu.ts';
 import { StreamUnavailableError } from '../live/room-stream.ts';
 import type { LiveStreams } from '../live/live-streams.ts';
+import type { PromptVisuals } from '../rooms/prompt-visuals.ts';
 import { RoomChannel, moderationListsOf } from './room-channel.ts';
 import type { ChatHistory } from './chat-history.ts';
 
@@ -69,6 +70,8 @@ export interface SocketServerDeps {
   live?: LiveStreams;
   /** Where rooms' chat is kept, and read back to whoever (re)joins; without it chat is only sent. */
   chatHistory?: ChatHistory;
+  /** The releases' visual models steering prompts; without it prompts show the artwork alone. */
+  visuals?: PromptVisuals | null;
 }
 
 
@@ -405,6 +408,7 @@ export class RoomSocketServer {
       this.#deps.limits,
       {
         moderation: shared.compiled,
+        visuals: this.#deps.visuals ?? null,
         ...(this.#deps.chatHistory ? { history: this.#keepChat(this.#deps.chatHistory) } : {}),
       },
     );

@@ -23,6 +23,7 @@ import {
   type RoomRules,
   type RoomState,
 } from '../../shared/room-doc.ts';
+import { isGeneratedArtworkId } from '../../shared/visual-params.ts';
 import { SYNC_CLOSE, type Refusal } from '../../shared/refusals.ts';
 import type { Role } from '../../shared/roles.ts';
 import { transportPosition } from '../../shared/transport.ts';
@@ -651,6 +652,25 @@ export class Room extends EventEmitter<RoomEvents> {
       const keys = [...history.keys()].sort();
       for (const k of keys.slice(0, Math.max(0, keys.length - VISUAL_HISTORY_LIMIT))) history.delete(k);
     });
+  }
+
+  /**
+   * The visual model that drew part of the picture no longer serves (its artwork's consent was
+   * withdrawn, or it was replaced): the picture goes back to the artwork the prompt named, without
+   * the generated texture (at once: promptAtMs stays the prompt's, which the history's "clear"
+   * matches on). Answers whether the room showed another model's texture.
+   */
+  dropGeneratedVisuals(keepModelId: string | null): boolean {
+    const visual = this.doc.getMap('visual');
+    const model = visual.get('model') as GeneratedVisual | null | undefined;
+    if (!model || model.modelId === keepModelId) return false;
+    const params = visual.get('params') as { artworks?: { id: string; weight: number }[] } | null;
+    const own = (params?.artworks ?? []).filter((a) => !isGeneratedArtworkId(a.id));
+    this.change(() => {
+      visual.set('params', params ? { ...params, artworks: own } : null);
+      visual.set('model', null);
+    });
+    return true;
   }
 
   // ------------------------------------------------------------ persistence

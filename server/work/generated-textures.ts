@@ -5,7 +5,9 @@
 // room generated them (server/rooms/prompt-visuals.ts), so every drawer draws the same.
 import type { Logger } from 'pino';
 import type { EngineArtwork, VisualEngine } from '../../shared/visual-engine.ts';
-import { isGeneratedArtworkId } from '../../shared/visual-params.ts';
+import { GENERATED_ID_PREFIX, isGeneratedArtworkId } from '../../shared/visual-params.ts';
+import { readStoredTexture } from '../catalog/visual-models.ts';
+import type { BlobStore } from '../store/blob-store.ts';
 
 /** Generated textures a render's engine keeps from earlier renders (about 1 MB each). */
 const KEEP_IN_ENGINE = 8;
@@ -113,4 +115,24 @@ export class TextureFeed {
       );
     }
   }
+}
+
+/** Reads generated textures where the visual models keep them (the blob store: DATA_DIR's files or the bucket). */
+export function blobTextureLoader(blobs: BlobStore): GeneratedTextureLoader {
+  return {
+    async load(releaseId, textureId) {
+      if (!isGeneratedArtworkId(textureId)) return null;
+      const kept = await readStoredTexture(blobs, releaseId, textureId.slice(GENERATED_ID_PREFIX.length));
+      if (!kept) return null;
+      const side = kept.meta.size;
+      if (!(side > 0) || side * side * 4 !== kept.rgba.byteLength) throw new Error(`the texture ${textureId} is not ${side}x${side} RGBA`);
+      return { artwork: { id: textureId, width: side, height: side, rgba: kept.rgba }, modelId: kept.meta.modelId };
+    },
+  };
+}
+
+/** The generated textures a render's request names (its window's timeline, a loop's params), by a scan of the request. */
+export function generatedIdsInRequest(request: unknown): string[] {
+  const found = JSON.stringify(request ?? null).match(/gen-[0-9a-f]{32}/g) ?? [];
+  return [...new Set(found)].filter(isGeneratedArtworkId);
 }

@@ -14,6 +14,7 @@ import { createLogger } from '../logger.ts';
 import { DataLayout } from '../store/paths.ts';
 import type { ReleaseRecord, RenderRecord } from '../store/store.ts';
 import { serveTasks } from './worker-tasks.ts';
+import type { LoadedTexture } from './generated-textures.ts';
 
 export interface RenderWorkerData {
   dataDir: string;
@@ -34,6 +35,8 @@ export interface RenderTask {
   dir: string;
   /** The release's folder on this machine, opened (and held) by the main thread: DATA_DIR's, or fetched from S3. */
   releaseDir: string;
+  /** The textures the visual model generated that the render names (read by the main thread). */
+  textures?: LoadedTexture[];
 }
 
 export type RenderNote = { type: 'progress' | 'report'; fraction: number };
@@ -61,6 +64,7 @@ const stager = new RenderStager({
   signer: new ManifestSigner(data.tokenSecret),
   ...(data.video ? { video: data.video } : {}),
   watermark: watermarker(watermarkKeyOf(data.tokenSecret)),
+  textures: { load: async (_releaseId, id) => current?.textures?.find((t) => t.artwork.id === id) ?? null },
 });
 
 serveTasks<RenderTask, StagedRender, RenderNote>(async (task, ctx) => {

@@ -17,6 +17,7 @@ import type { DataLayout } from '../store/paths.ts';
 import type { RenderRecord, Store } from '../store/store.ts';
 import type { RenderNote, RenderTask, RenderWorkerData } from './render-worker.ts';
 import { WorkerPool } from './worker-pool.ts';
+import { generatedIdsInRequest, type GeneratedTextureLoader, type LoadedTexture } from './generated-textures.ts';
 
 export interface ThreadedRenderRunnerDeps {
   store: Store;
@@ -33,6 +34,8 @@ export interface ThreadedRenderRunnerDeps {
   tokenSecret: string;
   /** Threads at most (renders at once). */
   concurrency: number;
+  /** Where the textures the visual model generated for prompts are read (handed to the thread with the task). */
+  textures?: GeneratedTextureLoader | null;
 }
 
 /** A render's usual length, until some have been timed. */
@@ -44,8 +47,12 @@ export class ThreadedRenderRunner implements Renderer {
   readonly #files: RenderFiles;
   readonly #releases: ReleaseFolders;
   readonly #pool: WorkerPool<RenderTask, StagedRender, RenderNote>;
+  readonly #loader: GeneratedTextureLoader | null;
+  readonly #log: Logger;
 
   constructor(deps: ThreadedRenderRunnerDeps) {
+    this.#loader = deps.textures ?? null;
+    this.#log = deps.log;
     this.#store = deps.store;
     this.#stems = deps.stems;
     this.#files = deps.files;
@@ -81,6 +88,7 @@ export class ThreadedRenderRunner implements Renderer {
     signal.throwIfAborted();
     // A loop draws the visuals only.
     const withStems = request.kind !== 'loop';
+    const textures = await this.#textures(release.id, render.request);
     // Held for the render: the thread reads the visual pack from it.
     const folder = await this.#releases.open(release.id, 'visual-pack');
     let stems: Awaited<ReturnType<StemCache['acquire']>> = [];
@@ -93,7 +101,7 @@ export class ThreadedRenderRunner implements Renderer {
     try {
       return await stageAndCommit(this.#files, render.id, (dir) =>
         this.#pool.run(
-          { render, release, stems, dir, releaseDir: folder.dir },
+          { render, release, stems, dir, releaseDir: folder.dir, textures },
           { signal, onNote: (note) => (note.type === 'progress' ? hooks.onProgress(note.fraction) : hooks.onReport(note.fraction)) },
         ),
       );
@@ -106,5 +114,21 @@ export class ThreadedRenderRunner implements Renderer {
   /** Stops what runs (the queue has aborted it already when it closed first) and ends the threads. */
   close(): Promise<void> {
     return this.#pool.close();
+  }
+
+  /** The generated textures the render names, read here (the thread has no blob store); one that cannot be read is drawn without. */
+  async #textures(releaseId: string, request: unknown): Promise<LoadedTexture[]> {
+    const loader = this.#loader;
+    if (!loader) return [];
+    const out: LoadedTexture[] = [];
+    for (const id of generatedIdsInRequest(request)) {
+      try {
+        const t = await loader.load(releaseId, id);
+        if (t) out.push(t);
+      } catch (err) {
+        this.#log.warn({ err, textureId: id }, 'a generated texture could not be read; the render draws without it');
+      }
+    }
+    return out;
   }
 }

@@ -14,7 +14,7 @@ import { ingestRelease } from '../../server/catalog/ingest.ts';
 import { ReleaseFiles } from '../../server/catalog/release-files.ts';
 import { VisualModels, type VisualModelsOptions } from '../../server/catalog/visual-models.ts';
 import type { VisualModelRecord } from '../../server/catalog/visual-model-record.ts';
-import { ConfigError, configFor, loadConfig } from '../../server/config.ts';
+import { ConfigError, DEFAULT_VISUAL_MODEL_MIX, configFor, loadConfig } from '../../server/config.ts';
 import { RemixroomServer } from '../../server/server.ts';
 import type { BlobStore } from '../../server/store/blob-store.ts';
 import { openBlobStore } from '../../server/store/open-blobs.ts';
@@ -61,7 +61,7 @@ async function harness(work: string, opts: { artwork?: FixtureOptions['artwork']
         layout,
         folders: new ReleaseFiles({ store, blobs, layout, log }),
         log,
-        config: { train: o.train ?? 'off', steps: o.steps ?? 3, seed: 1 },
+        config: { train: o.train ?? 'off', steps: o.steps ?? 3, seed: 1, mix: 0.4 },
         hyperparameters: TINY,
         ...o,
       });
@@ -194,7 +194,7 @@ describe('visual models (server side)', function () {
     const failed = (await models.view('fixture'))!;
     expect(failed.status).to.equal('failed');
     expect(failed.failure).to.include(`training made model ${first.modelId} again, which was retired`);
-    const reseeded = await h.models({ config: { train: 'off', steps: 3, seed: 2 } }).train('fixture');
+    const reseeded = await h.models({ config: { train: 'off', steps: 3, seed: 2, mix: 0.4 } }).train('fixture');
     expect(reseeded.modelId).to.not.equal(first.modelId);
     expect(reseeded.assets.map((a) => a.id)).to.deep.equal(['cover', 'waves']);
     expect((await h.models().current('fixture'))!.modelId).to.equal(reseeded.modelId);
@@ -222,9 +222,10 @@ describe('visual models (server side)', function () {
     expect((await models.current('fixture'))!.modelId).to.equal(second.modelId);
   });
 
-  it('VISUAL_MODEL_TRAIN, VISUAL_MODEL_STEPS and VISUAL_MODEL_SEED are read and checked', () => {
-    expect(loadConfig({}).visualModel).to.deep.equal({ train: 'auto', steps: null, seed: 1 });
-    expect(loadConfig({ VISUAL_MODEL_TRAIN: 'off', VISUAL_MODEL_STEPS: '300', VISUAL_MODEL_SEED: '7' }).visualModel).to.deep.equal({ train: 'off', steps: 300, seed: 7 });
+  it('VISUAL_MODEL_TRAIN, VISUAL_MODEL_STEPS, VISUAL_MODEL_SEED and VISUAL_MODEL_MIX are read and checked', () => {
+    expect(loadConfig({}).visualModel).to.deep.equal({ train: 'auto', steps: null, seed: 1, mix: DEFAULT_VISUAL_MODEL_MIX });
+    expect(loadConfig({ VISUAL_MODEL_TRAIN: 'off', VISUAL_MODEL_STEPS: '300', VISUAL_MODEL_SEED: '7', VISUAL_MODEL_MIX: '0' }).visualModel).to.deep.equal({ train: 'off', steps: 300, seed: 7, mix: 0 });
+    expect(() => loadConfig({ VISUAL_MODEL_MIX: '1.5' })).to.throw(ConfigError, /^VISUAL_MODEL_MIX="1.5" must be a number from 0 to 1/);
     expect(() => loadConfig({ VISUAL_MODEL_TRAIN: 'yes' })).to.throw(ConfigError, /^VISUAL_MODEL_TRAIN="yes" must be auto/);
     expect(() => loadConfig({ VISUAL_MODEL_STEPS: '0' })).to.throw(ConfigError, /^VISUAL_MODEL_STEPS="0" must be a whole number of steps/);
     expect(() => loadConfig({ VISUAL_MODEL_STEPS: '2.5' })).to.throw(ConfigError, /^VISUAL_MODEL_STEPS=/);
@@ -433,7 +434,7 @@ describe('visual models (server side)', function () {
           const layout = new DataLayout(path.join(work.path, name));
           await fsp.mkdir(layout.tmpDir, { recursive: true });
           const blobs = await openBlobStore({ s3: config }, layout, log, null);
-          const models = new VisualModels({ store, blobs, layout, folders: new ReleaseFiles({ store, blobs, layout, log }), log, config: { train: 'off', steps: 3, seed: 1 }, hyperparameters: TINY, pollMs: 60_000 });
+          const models = new VisualModels({ store, blobs, layout, folders: new ReleaseFiles({ store, blobs, layout, log }), log, config: { train: 'off', steps: 3, seed: 1, mix: 0.4 }, hyperparameters: TINY, pollMs: 60_000 });
           return { layout, blobs, models };
         }),
       );

@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import type { VisualModelsOptions } from '../../server/catalog/visual-models.ts';
 import { configFor, type Config } from '../../server/config.ts';
 import type { LiveStreamsOptions } from '../../server/live/live-streams.ts';
 import type { RoomTimings } from '../../server/rooms/room-manager.ts';
@@ -24,6 +25,8 @@ export interface TestServerOptions {
    * server that fell back to the embedded SFU instead fails to start here.
    */
   adapter?: SfuKind;
+  /** The visual models' options (tests train a tiny model: `hyperparameters`). */
+  visualModels?: Pick<VisualModelsOptions, 'hyperparameters' | 'code' | 'pollMs'>;
 }
 
 /** A real server on 127.0.0.1, port 0, over a fresh DATA_DIR holding the demo release. */
@@ -32,7 +35,11 @@ export async function startTestServer(overrides: Partial<Config> = {}, options: 
   const data = options.dataDir ? { path: options.dataDir, remove: async () => {} } : await demoDataDir();
   const config = configFor({ dataDir: data.path, port: 0, host: '127.0.0.1', logLevel: 'silent', ...adapterConfig(adapter), ...overrides });
   const log = pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
-  const startOptions = { ...(options.roomTimings ? { roomTimings: options.roomTimings } : {}), ...(options.live ? { live: options.live } : {}) };
+  const startOptions = {
+    ...(options.roomTimings ? { roomTimings: options.roomTimings } : {}),
+    ...(options.live ? { live: options.live } : {}),
+    ...(options.visualModels ? { visualModels: options.visualModels } : {}),
+  };
   const server = await RemixroomServer.start(config, log, undefined, startOptions).catch(async (err: unknown) => {
     await data.remove();
     throw err;

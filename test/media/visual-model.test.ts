@@ -220,6 +220,23 @@ describe('visual model', function () {
       expect(sha(unknown)).to.equal(sha(first));
     });
 
+    it('a warp model (samples its artwork) trains deterministically and generates the same bytes twice', async () => {
+      const hp = { ...TINY, output: 'warp', tableScale: 48 };
+      const a = await trainVisualModel([stripes, rings], { seed: 2, steps: 3, hyperparameters: hp });
+      const b = await trainVisualModel([stripes, rings], { seed: 2, steps: 3, hyperparameters: hp });
+      expect(b.weightsSha256).to.equal(a.weightsSha256);
+      finiteCurve(a);
+      const names = decodeWeights(a.weights).tensors.map((t) => t.name);
+      expect(names).to.include.members(['art0', 'art1']);
+      const warpModel = { id: a.weightsSha256, weights: a.weights };
+      const x = await generator.generate(warpModel, cond, 5);
+      const y = await generator.generate(warpModel, cond, 5);
+      const z = await generator.generate(warpModel, { ...cond, artworks: [{ id: 'rings', weight: 1 }] }, 5);
+      expect(x.length).to.equal(512 * 512 * 4);
+      expect(sha(y)).to.equal(sha(x));
+      expect(sha(z)).to.not.equal(sha(x));
+    });
+
     it('rejects weights that are not the model id with a VisualModelError and keeps serving', async () => {
       const err = await generator.generate({ id: '0'.repeat(64), weights: model.weights }, cond, 1).then(() => null, (e: unknown) => e as Error);
       expect(err).to.be.instanceOf(VisualModelError);

@@ -32,14 +32,22 @@ export function archOf(hp: Hyperparameters): ArchOptions {
 }
 
 /** Parameter names and shapes in the weights' fixed order. */
-export function paramShapes(hp: Hyperparameters, artworks: number): [string, number[]][] {
+export function paramShapes(hp: Hyperparameters, artworks: number, artSizes: [number, number][] = []): [string, number[]][] {
   const out: [string, number[]][] = [['codes', [artworks, hp.code]]];
   hp.levels.forEach((c, i) => {
     const cin = i === 0 ? (hp.noise[0] ?? 8) : hp.levels[i - 1]! + (hp.noise[i] ?? 0);
     out.push([`w${i}a`, [3, 3, cin, c]], [`w${i}b`, [3, 3, c, c]], [`film${i}`, [hp.code, 4 * c]], [`b${i}`, [4 * c]]);
   });
-  out.push(['rgb', [1, 1, hp.levels[hp.levels.length - 1]!, 3]], ['rgbB', [3]]);
+  const outCh = isWarp(hp) ? 5 : 3;
+  out.push(['rgb', [1, 1, hp.levels[hp.levels.length - 1]!, outCh]], ['rgbB', [outCh]]);
+  // A warp model carries its artwork at the training scale (what it samples from).
+  if (isWarp(hp)) artSizes.forEach(([w, h], i) => out.push([`art${i}`, [h, w, 3]]));
   return out;
+}
+
+/** Whether the net predicts where to sample the artwork (plus a colour residual) rather than colours. */
+export function isWarp(hp: Hyperparameters): boolean {
+  return hp['output'] === 'warp';
 }
 
 /** Seeded initial values (He-scaled convs, small FiLM, unit style codes). */
@@ -49,6 +57,7 @@ export function initialValues(hp: Hyperparameters, artworks: number, seed: numbe
   for (const [name, shape] of paramShapes(hp, artworks)) {
     const n = shape.reduce((a, b) => a * b, 1);
     let scale = 0;
+    if (name.startsWith('art')) continue;
     if (name === 'codes') scale = 1;
     else if (name.startsWith('film')) scale = 0.1;
     else if (name === 'rgb' || /^w\d+[ab]$/.test(name)) {
@@ -69,7 +78,7 @@ function instanceNorm(x: tf.Tensor4D): tf.Tensor4D {
  * RGB in 0..1, [B, H, W, 3], from per-level noise and [B, artworks] blend weights.
  * `train` uses the customGrad convs; inference uses plain conv2d.
  */
-export function forward(P: Params, hp: Hyperparameters, blend: tf.Tensor2D, noises: tf.Tensor4D[], train: boolean): tf.Tensor4D {
+export function forward(P: Params, hp: Hyperparameters, blend: tf.Tensor2D, noises: tf.Tensor4D[], train: boolean, opts: { tables?: tf.Tensor3D[]; raw?: boolean } = {}): tf.Tensor4D {
   const arch = archOf(hp);
   const conv = (x: tf.Tensor4D, w: tf.Tensor4D, d = 1): tf.Tensor4D => {
     if (arch.padding === 'reflect' && w.shape[0] > 1) return conv2dReflect(x, w, d, train);
@@ -87,7 +96,64 @@ export function forward(P: Params, hp: Hyperparameters, blend: tf.Tensor2D, nois
     x = tf.leakyRelu(tf.add(tf.mul(instanceNorm(conv(x, P.get(`w${i}a`) as tf.Tensor4D)), tf.add(g1!, 1)), b1!), 0.2);
     x = tf.leakyRelu(tf.add(tf.mul(instanceNorm(conv(x, P.get(`w${i}b`) as tf.Tensor4D, arch.dilations[i])), tf.add(g2!, 1)), b2!), 0.2);
   });
-  return tf.sigmoid(tf.add(conv(x, P.get('rgb') as tf.Tensor4D), P.get('rgbB')!));
+  const out = tf.add(conv(x, P.get('rgb') as tf.Tensor4D), P.get('rgbB')!);
+  if (!isWarp(hp)) return tf.sigmoid(out) as tf.Tensor4D;
+  if (opts.raw) return out as tf.Tensor4D;
+  return warpOutput(opts.tables ?? warpTables(P, blend.shape[1]), blend, out as tf.Tensor4D);
+}
+
+/**
+ * Warp output: channels 0–1 are where to sample (sigmoid, 0..1 of the artwork's width and height),
+ * 2–4 a small colour residual. Each artwork is sampled bilinearly and the samples are blended by the
+ * style weights. The gradient reaches the coordinates through the bilinear weights; the artwork is
+ * a constant, so gather needs no gradient (the wasm backend has none).
+ */
+export function warpTables(P: Params, artworks: number): tf.Tensor3D[] {
+  return Array.from({ length: artworks }, (_, a) => P.get(`art${a}`) as tf.Tensor3D);
+}
+
+export function warpOutput(tables: tf.Tensor3D[], blend: tf.Tensor2D, out: tf.Tensor4D): tf.Tensor4D {
+  const [B, H, W] = out.shape;
+  const [coords, residual] = tf.split(out, [2, 3], 3);
+  const c = tf.sigmoid(coords!);
+  const [cx, cy] = tf.split(c, 2, 3);
+  const weights = tf.split(blend, blend.shape[1], 1);
+  let acc: tf.Tensor4D = tf.mul(tf.tanh(residual!), 0.15);
+  // Where to sample, read back: integer corners are constants (no gradient path through floor or
+  // gather); the fractions stay on the tape.
+  const cxv = cx!.dataSync();
+  const cyv = cy!.dataSync();
+  const n = cxv.length;
+  const bv = blend.dataSync();
+  for (let a = 0; a < blend.shape[1]; a++) {
+    let used = false;
+    for (let b = 0; b < B; b++) used ||= bv[b * blend.shape[1] + a]! !== 0;
+    if (!used) continue;
+    const art = tables[a]!;
+    const [h, w] = art.shape;
+    const table = art.reshape([h * w, 3]);
+    const x0v = new Float32Array(n), y0v = new Float32Array(n);
+    const idx = [new Int32Array(n), new Int32Array(n), new Int32Array(n), new Int32Array(n)] as const;
+    for (let i = 0; i < n; i++) {
+      const x0 = Math.min(Math.max(0, w - 2), Math.floor(cxv[i]! * (w - 1)));
+      const y0 = Math.min(Math.max(0, h - 2), Math.floor(cyv[i]! * (h - 1)));
+      x0v[i] = x0;
+      y0v[i] = y0;
+      const x1 = Math.min(w - 1, x0 + 1), y1 = Math.min(h - 1, y0 + 1);
+      idx[0][i] = y0 * w + x0;
+      idx[1][i] = y0 * w + x1;
+      idx[2][i] = y1 * w + x0;
+      idx[3][i] = y1 * w + x1;
+    }
+    const fx = tf.sub(tf.mul(cx!, w - 1), tf.tensor4d(x0v, [B, H, W, 1]));
+    const fy = tf.sub(tf.mul(cy!, h - 1), tf.tensor4d(y0v, [B, H, W, 1]));
+    const g = (k: 0 | 1 | 2 | 3) => tf.gather(table, tf.tensor1d(idx[k], 'int32')).reshape([B, H, W, 3]);
+    const top = tf.add(tf.mul(g(0), tf.sub(1, fx)), tf.mul(g(1), fx));
+    const bottom = tf.add(tf.mul(g(2), tf.sub(1, fx)), tf.mul(g(3), fx));
+    const sample = tf.add(tf.mul(top, tf.sub(1, fy)), tf.mul(bottom, fy));
+    acc = tf.add(acc, tf.mul(sample, weights[a]!.reshape([B, 1, 1, 1]))) as tf.Tensor4D;
+  }
+  return acc;
 }
 
 /** Which noise levels `busy` scales (the coarse half after the input) and which `detail` scales (the rest). */
@@ -158,9 +224,14 @@ export function generateRgba(model: LoadedModel, cond: Conditioning, seed: numbe
   const blend = blendVector(model.artworkIds, canon);
   const noises = makeNoises(hp, side, amps, rand);
   const pixels = tf.tidy(() => {
-    let img = forward(model.params, hp, tf.tensor2d(blend, [1, blend.length]), noises, false);
-    if (marginPx > 0) img = tf.slice(img, [0, marginPx, marginPx, 0], [1, genSide, genSide, 3]);
+    const blendT = tf.tensor2d(blend, [1, blend.length]);
+    const warp = isWarp(hp);
+    let img = forward(model.params, hp, blendT, noises, false, { raw: warp });
+    const ch = img.shape[3];
+    if (marginPx > 0) img = tf.slice(img, [0, marginPx, marginPx, 0], [1, genSide, genSide, ch]);
+    // A warp model enlarges its smooth sampling field and samples the full-resolution artwork.
     if (genSide !== size) img = tf.image.resizeBilinear(img, [size, size], false, true);
+    if (warp) img = warpOutput(warpTables(model.params, blend.length), blendT, img);
     return tf.cast(tf.clipByValue(tf.round(tf.mul(img, 255)), 0, 255), 'int32');
   });
   for (const n of noises) n.dispose();

@@ -3,7 +3,7 @@
 // images, seed and steps give the same weights (on the same machine).
 import { createHash } from 'node:crypto';
 import { VisualModelError } from './errors.ts';
-import { forward, initialValues, makeNoises, paramShapes, type Params } from './generator.ts';
+import { forward, initialValues, isWarp, makeNoises, paramShapes, type Params } from './generator.ts';
 import { blendQuantiles, makeBanks, prepareImage, swLoss, targetQuantiles, type PreparedImage } from './sw-loss.ts';
 import { loadTf, mulberry32, tf, tfSoftware } from './tf.ts';
 import type { Hyperparameters, TrainConfig, TrainingImage, TrainProgress, TrainResult } from './types.ts';
@@ -91,7 +91,18 @@ export async function trainVisualModel(
   const init = initialValues(hp, nArt, seed);
   const params: Params = new Map();
   const variables: tf.Variable[] = [];
-  for (const [name, shape] of paramShapes(hp, nArt)) {
+  // A warp model keeps its artwork at tableScale (what generation samples); training samples the
+  // artwork at trainScale, where the loss is measured.
+  const warp = isWarp(hp);
+  const tableScale = typeof hp['tableScale'] === 'number' ? (hp['tableScale'] as number) : 4 * hp.trainScale;
+  const hiRes = warp ? images.map((img) => prepareImage(img, tableScale, minSide)) : [];
+  const artSizes = hiRes.map((p) => [p.width, p.height] as [number, number]);
+  const trainTables = warp ? prepared.map((p) => tf.tensor3d(p.rgb, [p.height, p.width, 3])) : undefined;
+  for (const [name, shape] of paramShapes(hp, nArt, artSizes)) {
+    if (name.startsWith('art')) {
+      params.set(name, tf.tensor(hiRes[Number(name.slice(3))]!.rgb, shape));
+      continue;
+    }
     const v = tf.variable(tf.tensor(init.get(name)!, shape), true, `vm_${name}_${seed}_${variableSerial++}`);
     params.set(name, v);
     variables.push(v);
@@ -126,7 +137,7 @@ export async function trainVisualModel(
       const noises = makeNoises(hp, hp.crop, amps, rand);
       const blend = tf.tensor2d(blendRows, [hp.batch, nArt]);
       const lossT = opt.minimize(() => {
-        const gen = forward(params, hp, blend, noises, true);
+        const gen = forward(params, hp, blend, noises, true, trainTables ? { tables: trainTables } : {});
         let total: tf.Scalar = tf.scalar(0);
         bank.forEach((p, s) => {
           total = tf.add(total, swLoss(gen, p, elementTargets[s]!, Q));
@@ -144,7 +155,7 @@ export async function trainVisualModel(
       await yieldToLoop();
       signal?.throwIfAborted();
     }
-    const tensors = paramShapes(hp, nArt).map(([name, shape]) => ({ name, shape, data: params.get(name)!.dataSync() as Float32Array }));
+    const tensors = paramShapes(hp, nArt, artSizes).map(([name, shape]) => ({ name, shape, data: params.get(name)!.dataSync() as Float32Array }));
     const weights = encodeWeights({ artworkIds: images.map((i) => i.id), hyperparameters: hp, tensors });
     const cpu = process.cpuUsage(cpu0);
     return {
@@ -161,7 +172,8 @@ export async function trainVisualModel(
     };
   } finally {
     opt.dispose();
-    for (const v of variables) v.dispose();
+    for (const t of params.values()) t.dispose();
+    for (const t of trainTables ?? []) t.dispose();
     for (const bank of banks) for (const p of bank) p.filter.dispose();
   }
 }

@@ -237,6 +237,15 @@ describe('visual model', function () {
       expect(sha(z)).to.not.equal(sha(x));
     });
 
+    it('keeps serving a model after more models than the worker holds have passed through it', async () => {
+      const first = sha(await generator.generate(model, cond, 21, 64));
+      for (let seed = 30; seed < 35; seed++) {
+        const r = await trainVisualModel([rings], { seed, steps: 1, hyperparameters: TINY });
+        expect((await generator.generate({ id: r.weightsSha256, weights: r.weights }, cond, 1, 64)).length).to.equal(64 * 64 * 4);
+      }
+      expect(sha(await generator.generate(model, cond, 21, 64))).to.equal(first);
+    });
+
     it('rejects weights that are not the model id with a VisualModelError and keeps serving', async () => {
       const err = await generator.generate({ id: '0'.repeat(64), weights: model.weights }, cond, 1).then(() => null, (e: unknown) => e as Error);
       expect(err).to.be.instanceOf(VisualModelError);

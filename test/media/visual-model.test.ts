@@ -23,6 +23,7 @@ const TINY: Partial<Hyperparameters> = {
   trainScale: 32,
   dilations: [1, 1],
   margin: 1,
+  tableScale: 48,
 };
 
 function image(id: string, width: number, height: number, pixel: (x: number, y: number) => [number, number, number, number]): TrainingImage {
@@ -67,6 +68,9 @@ describe('visual model', function () {
         expect(exists(`${weightsFile}.tmp`)).to.equal(false);
         expect(progress).to.deep.equal([1, 2, 3]);
         expect(a.artworkIds).to.deep.equal(['stripes', 'rings']);
+        // The default method samples its artwork: the weights carry it.
+        expect(decodeWeights(a.weights).tensors.map((t) => t.name)).to.include.members(['art0', 'art1']);
+        expect(describeWeights(a.weights).hyperparameters['output']).to.equal('warp');
         expect(a.steps).to.equal(3);
         expect(a.lossCurve.map(([s]) => s)).to.deep.equal([1, 2, 3]);
         finiteCurve(a);
@@ -220,18 +224,17 @@ describe('visual model', function () {
       expect(sha(unknown)).to.equal(sha(first));
     });
 
-    it('a warp model (samples its artwork) trains deterministically and generates the same bytes twice', async () => {
-      const hp = { ...TINY, output: 'warp', tableScale: 48 };
+    it('a model with direct RGB output (no warp) trains deterministically and generates the same bytes twice', async () => {
+      const hp = { ...TINY, output: 'rgb' };
       const a = await trainVisualModel([stripes, rings], { seed: 2, steps: 3, hyperparameters: hp });
       const b = await trainVisualModel([stripes, rings], { seed: 2, steps: 3, hyperparameters: hp });
       expect(b.weightsSha256).to.equal(a.weightsSha256);
       finiteCurve(a);
-      const names = decodeWeights(a.weights).tensors.map((t) => t.name);
-      expect(names).to.include.members(['art0', 'art1']);
-      const warpModel = { id: a.weightsSha256, weights: a.weights };
-      const x = await generator.generate(warpModel, cond, 5);
-      const y = await generator.generate(warpModel, cond, 5);
-      const z = await generator.generate(warpModel, { ...cond, artworks: [{ id: 'rings', weight: 1 }] }, 5);
+      expect(decodeWeights(a.weights).tensors.map((t) => t.name)).to.not.include('art0');
+      const rgbModel = { id: a.weightsSha256, weights: a.weights };
+      const x = await generator.generate(rgbModel, cond, 5);
+      const y = await generator.generate(rgbModel, cond, 5);
+      const z = await generator.generate(rgbModel, { ...cond, artworks: [{ id: 'rings', weight: 1 }] }, 5);
       expect(x.length).to.equal(512 * 512 * 4);
       expect(sha(y)).to.equal(sha(x));
       expect(sha(z)).to.not.equal(sha(x));

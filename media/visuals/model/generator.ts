@@ -18,6 +18,8 @@ export interface ArchOptions {
   margin: number;
   /** 'reflect' or 'zero' padding of the 3×3 convs. */
   padding: 'reflect' | 'zero';
+  /** Whether `busy` scales the canvas the net runs on (more, smaller shapes). */
+  busyZoom: boolean;
 }
 
 export function archOf(hp: Hyperparameters): ArchOptions {
@@ -28,6 +30,7 @@ export function archOf(hp: Hyperparameters): ArchOptions {
     upscale: typeof hp['upscale'] === 'number' ? (hp['upscale'] as number) : 2,
     margin: typeof hp['margin'] === 'number' ? Math.max(0, Math.floor(hp['margin'] as number)) : levels > 0 ? 1 : 0,
     padding: hp['padding'] === 'reflect' ? 'reflect' : 'zero',
+    busyZoom: hp['busyZoom'] === true,
   };
 }
 
@@ -216,33 +219,91 @@ export function generateRgba(model: LoadedModel, cond: Conditioning, seed: numbe
   const arch = archOf(hp);
   const canon = canonicalConditioning(cond);
   const cell = 1 << (hp.levels.length - 1);
-  const genSide = Math.max(cell, Math.ceil(size / arch.upscale / cell) * cell);
+  // `busy` is also how many shapes fit the texture: the net runs on a larger canvas (smaller
+  // shapes once enlarged to `size`) for a busy prompt, a smaller one for a calm prompt.
+  const zoom = arch.busyZoom ? 0.9 * 2 ** (canon.busy - 0.5) : 1;
+  const genSide = Math.max(cell, Math.round((size / arch.upscale) * zoom / cell) * cell);
   const marginPx = arch.margin * cell;
   const side = genSide + 2 * marginPx;
   const rand = mulberry32((seed >>> 0) ^ 0x9e3779b9);
   const amps: [number, number][] = [[amplitudeFor(canon.busy), amplitudeFor(canon.detail)]];
   const blend = blendVector(model.artworkIds, canon);
   const noises = makeNoises(hp, side, amps, rand);
-  const pixels = tf.tidy(() => {
+  const warp = isWarp(hp);
+  const out = tf.tidy(() => {
     const blendT = tf.tensor2d(blend, [1, blend.length]);
-    const warp = isWarp(hp);
     let img = forward(model.params, hp, blendT, noises, false, { raw: warp });
     const ch = img.shape[3];
     if (marginPx > 0) img = tf.slice(img, [0, marginPx, marginPx, 0], [1, genSide, genSide, ch]);
     // A warp model enlarges its smooth sampling field and samples the full-resolution artwork.
     if (genSide !== size) img = tf.image.resizeBilinear(img, [size, size], false, true);
-    if (warp) img = warpOutput(warpTables(model.params, blend.length), blendT, img);
-    return tf.cast(tf.clipByValue(tf.round(tf.mul(img, 255)), 0, 255), 'int32');
+    return warp ? img : tf.mul(img, 255);
   });
   for (const n of noises) n.dispose();
-  const px = pixels.dataSync();
-  pixels.dispose();
+  const values = out.dataSync() as Float32Array;
+  out.dispose();
   const rgba = new Uint8Array(size * size * 4);
+  if (warp) {
+    warpPixels(values, size * size, blend, tablesOf(model), rgba);
+    return rgba;
+  }
   for (let i = 0, j = 0; i < size * size; i++, j += 3) {
-    rgba[i * 4] = px[j]!;
-    rgba[i * 4 + 1] = px[j + 1]!;
-    rgba[i * 4 + 2] = px[j + 2]!;
+    rgba[i * 4] = clampByte(values[j]!);
+    rgba[i * 4 + 1] = clampByte(values[j + 1]!);
+    rgba[i * 4 + 2] = clampByte(values[j + 2]!);
     rgba[i * 4 + 3] = 255;
   }
   return rgba;
+}
+
+function clampByte(v: number): number {
+  return Math.min(255, Math.max(0, Math.round(v)));
+}
+
+const tableCache = new WeakMap<LoadedModel, { width: number; height: number; rgb: Float32Array }[]>();
+
+/** The artwork tables of a warp model, read once per loaded model. */
+function tablesOf(model: LoadedModel): { width: number; height: number; rgb: Float32Array }[] {
+  let t = tableCache.get(model);
+  if (!t) {
+    t = model.artworkIds.map((_, a) => {
+      const art = model.params.get(`art${a}`)!;
+      return { width: art.shape[1]!, height: art.shape[0]!, rgb: art.dataSync() as Float32Array };
+    });
+    tableCache.set(model, t);
+  }
+  return t;
+}
+
+/**
+ * warpOutput for one image, in JS: tfjs's gather on wasm takes ~27 ms per 512² tap (four taps per
+ * artwork), this loop a few ms. Same formula as warpOutput, in doubles.
+ */
+function warpPixels(raw: Float32Array, n: number, blend: Float32Array, tables: { width: number; height: number; rgb: Float32Array }[], rgba: Uint8Array): void {
+  const acc = new Float64Array(3);
+  for (let i = 0; i < n; i++) {
+    const o = i * 5;
+    const cx = 1 / (1 + Math.exp(-raw[o]!));
+    const cy = 1 / (1 + Math.exp(-raw[o + 1]!));
+    for (let k = 0; k < 3; k++) acc[k] = 0.15 * Math.tanh(raw[o + 2 + k]!);
+    for (let a = 0; a < blend.length; a++) {
+      const wa = blend[a]!;
+      if (wa === 0) continue;
+      const { width: w, height: h, rgb } = tables[a]!;
+      const x = cx * (w - 1), y = cy * (h - 1);
+      const x0 = Math.min(Math.max(0, w - 2), Math.floor(x)), y0 = Math.min(Math.max(0, h - 2), Math.floor(y));
+      const x1 = Math.min(w - 1, x0 + 1), y1 = Math.min(h - 1, y0 + 1);
+      const fx = x - x0, fy = y - y0;
+      const p00 = (y0 * w + x0) * 3, p01 = (y0 * w + x1) * 3, p10 = (y1 * w + x0) * 3, p11 = (y1 * w + x1) * 3;
+      for (let k = 0; k < 3; k++) {
+        const top = rgb[p00 + k]! * (1 - fx) + rgb[p01 + k]! * fx;
+        const bottom = rgb[p10 + k]! * (1 - fx) + rgb[p11 + k]! * fx;
+        acc[k]! += wa * (top * (1 - fy) + bottom * fy);
+      }
+    }
+    rgba[i * 4] = clampByte(acc[0]! * 255);
+    rgba[i * 4 + 1] = clampByte(acc[1]! * 255);
+    rgba[i * 4 + 2] = clampByte(acc[2]! * 255);
+    rgba[i * 4 + 3] = 255;
+  }
 }

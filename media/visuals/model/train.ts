@@ -37,8 +37,10 @@ export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
   learningRate: 3e-3,
   dilations: [1, 2, 1, 1, 1],
   upscale: 2,
-  margin: 1,
+  // Reflect padding leaves no edge bands, so no margin needs generating and cropping.
+  margin: 0,
   padding: 'reflect',
+  busyZoom: true,
   output: 'warp',
   tableScale: 256,
   /** Share of steps spent on random two-artwork blends (only with two or more artworks). */

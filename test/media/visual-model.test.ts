@@ -70,7 +70,12 @@ describe('visual model', function () {
         expect(a.artworkIds).to.deep.equal(['stripes', 'rings']);
         // The default method samples its artwork: the weights carry it.
         expect(decodeWeights(a.weights).tensors.map((t) => t.name)).to.include.members(['art0', 'art1']);
-        expect(describeWeights(a.weights).hyperparameters['output']).to.equal('warp');
+        const described = describeWeights(a.weights);
+        expect(described.hyperparameters['output']).to.equal('warp');
+        const arts = decodeWeights(a.weights).tensors.filter((t) => t.name.startsWith('art'));
+        expect(arts.map((t) => t.shape[2])).to.deep.equal([3, 3]);
+        expect(described.artworkValues).to.equal(arts.reduce((s, t) => s + t.data.length, 0));
+        expect(described.params).to.be.greaterThan(0);
         expect(a.steps).to.equal(3);
         expect(a.lossCurve.map(([s]) => s)).to.deep.equal([1, 2, 3]);
         finiteCurve(a);
@@ -176,7 +181,7 @@ describe('visual model', function () {
       expect(back.artworkIds).to.deep.equal(['x', 'é']);
       expect(back.hyperparameters).to.deep.equal(hp);
       expect(back.tensors.map((t) => [t.name, t.shape, Array.from(t.data)])).to.deep.equal(tensors.map((t) => [t.name, t.shape, Array.from(t.data)]));
-      expect(describeWeights(bytes)).to.deep.equal({ format: WEIGHTS_FORMAT, params: 7, artworkIds: ['x', 'é'], hyperparameters: hp });
+      expect(describeWeights(bytes)).to.deep.equal({ format: WEIGHTS_FORMAT, params: 7, artworkValues: 0, artworkIds: ['x', 'é'], hyperparameters: hp });
       expect(encodeWeights({ artworkIds: ['x', 'é'], hyperparameters: hp, tensors })).to.deep.equal(bytes);
       expect(() => decodeWeights(bytes.subarray(0, bytes.length - 4))).to.throw(VisualModelError, /truncated/);
       expect(() => describeWeights(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8))).to.throw(VisualModelError, /not a visual model/);

@@ -4,6 +4,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { VisualModelError } from '../../media/visuals/model/errors.ts';
 import { TextureGenerator } from '../../media/visuals/model/texture-generator.ts';
+import { loadTf, tf } from '../../media/visuals/model/tf.ts';
 import { trainVisualModel } from '../../media/visuals/model/train.ts';
 import { trainInChild } from '../../media/visuals/model/training-process.ts';
 import type { Hyperparameters, TrainingImage, TrainResult } from '../../media/visuals/model/types.ts';
@@ -85,10 +86,13 @@ describe('visual model', function () {
       }
     });
 
-    it('gives different weights for different seeds', async () => {
+    it('gives different weights for different seeds, and leaves no tensors behind', async () => {
+      await loadTf();
+      const tensors = tf.memory().numTensors;
       const a = await trainVisualModel([stripes], { seed: 1, steps: 2, hyperparameters: TINY });
       const b = await trainVisualModel([stripes], { seed: 2, steps: 2, hyperparameters: TINY });
       expect(a.weightsSha256).to.not.equal(b.weightsSha256);
+      expect(tf.memory().numTensors).to.equal(tensors);
     });
 
     it('lowers the loss over a few dozen steps', async () => {

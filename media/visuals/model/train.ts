@@ -112,7 +112,9 @@ export async function trainVisualModel(
       params.set(name, tf.tensor(hiRes[Number(name.slice(3))]!.rgb, shape));
       continue;
     }
-    const v = tf.variable(tf.tensor(init.get(name)!, shape), true, `vm_${name}_${seed}_${variableSerial++}`);
+    const initial = tf.tensor(init.get(name)!, shape);
+    const v = tf.variable(initial, true, `vm_${name}_${seed}_${variableSerial++}`);
+    initial.dispose();
     params.set(name, v);
     variables.push(v);
   }

@@ -6,9 +6,11 @@
 // artwork; prompts after that are drawn without a model.
 import { expect } from 'chai';
 import crypto from 'node:crypto';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Hyperparameters } from '../../media/visuals/model/types.ts';
 import { readTextChunks } from '../../media/visuals/still.ts';
+import { DEMO_RELEASE_ID, DEMO_VISUAL_MODEL_DIR } from '../../server/catalog/demo-release.ts';
 import { ingestRelease } from '../../server/catalog/ingest.ts';
 import type { SignedManifest } from '../../server/clips/manifest.ts';
 import { GENERATED_EFFECT } from '../../server/realtime/room-channel.ts';
@@ -55,6 +57,14 @@ describe('the visual model in a room (real server, real training and generation)
     for (const m of members) m.destroy();
     await t?.close();
     await work?.remove();
+  });
+
+  it("the demo release's shipped model (this project's own training on the demo's own artwork) is installed on a fresh start, not trained again", async () => {
+    const shipped = JSON.parse(await fsp.readFile(path.join(DEMO_VISUAL_MODEL_DIR, 'record.json'), 'utf8')) as { modelId: string; steps: number };
+    const current = await t.server.visualModels.current(DEMO_RELEASE_ID);
+    expect(current?.modelId, 'the shipped model no longer matches the demo artwork: retrain it (README, "The demo release")').to.equal(shipped.modelId);
+    expect(sha256(await fsp.readFile(path.join(DEMO_VISUAL_MODEL_DIR, 'weights.bin')))).to.equal(shipped.modelId);
+    expect((await t.server.visualModels.view(DEMO_RELEASE_ID))?.status).to.equal('ready');
   });
 
   it('without a model a prompt is drawn from the artwork alone, as before', async () => {

@@ -1,0 +1,165 @@
+// Training a release's visual model, in-process and pure (no file I/O): the artwork in, the
+// weights and what the record needs out. The budget is in steps, never seconds, so the same
+// images, seed and steps give the same weights (on the same machine).
+import { createHash } from 'node:crypto';
+import { VisualModelError } from './errors.ts';
+import { forward, initialValues, makeNoises, paramShapes, type Params } from './generator.ts';
+import { blendQuantiles, makeBanks, prepareImage, swLoss, targetQuantiles, type PreparedImage } from './sw-loss.ts';
+import { loadTf, mulberry32, tf, tfSoftware } from './tf.ts';
+import type { Hyperparameters, TrainConfig, TrainingImage, TrainProgress, TrainResult } from './types.ts';
+import { encodeWeights } from './weights.ts';
+
+export { VisualModelError };
+
+/** The method's defaults, chosen by looking at sheets (see the report of issue 17). */
+export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
+  levels: [32, 24, 16, 12],
+  code: 8,
+  noise: [8, 2, 2, 2],
+  scales: [[1, 1, 8], [1, 5, 32], [2, 5, 32], [4, 5, 32], [8, 3, 16]],
+  banks: 6,
+  quantiles: 4096,
+  batch: 4,
+  crop: 64,
+  trainScale: 256,
+  learningRate: 3e-3,
+  dilations: [1, 1, 1, 1],
+  upscale: 2,
+  margin: 1,
+  /** Share of steps spent on random two-artwork blends (only with two or more artworks). */
+  blendFraction: 0.2,
+};
+export const DEFAULT_STEPS = 1200;
+
+const MAX_IMAGES = 64;
+const MAX_CURVE_POINTS = 200;
+
+function resolveHyperparameters(over: Partial<Hyperparameters> | undefined): Hyperparameters {
+  const hp = { ...DEFAULT_HYPERPARAMETERS, ...(over ?? {}) } as Hyperparameters;
+  const cell = 1 << (hp.levels.length - 1);
+  if (hp.levels.length < 1 || hp.levels.some((c) => !Number.isInteger(c) || c < 1)) throw new VisualModelError('hyperparameters: levels must be positive channel counts');
+  if (!Number.isInteger(hp.crop) || hp.crop < cell || hp.crop % cell) throw new VisualModelError(`hyperparameters: crop ${hp.crop} must be a multiple of ${cell}`);
+  for (const [pool, k, D] of hp.scales) {
+    if (hp.crop / pool < k || D < 1) throw new VisualModelError(`hyperparameters: scale [${pool},${k},${D}] does not fit a ${hp.crop}px crop`);
+  }
+  if (hp.banks < 1 || hp.batch < 1 || hp.quantiles < 2 || hp.trainScale < 8) throw new VisualModelError('hyperparameters out of range');
+  return hp;
+}
+
+interface BankTargets {
+  /** [artwork][scale] quantiles (D×Q). */
+  perArtwork: Float32Array[][];
+}
+
+export async function trainVisualModel(
+  images: TrainingImage[],
+  config: TrainConfig,
+  onProgress?: (p: TrainProgress) => void,
+  signal?: AbortSignal,
+): Promise<TrainResult> {
+  const started = performance.now();
+  const cpu0 = process.cpuUsage();
+  if (images.length === 0) throw new VisualModelError('no artwork to train on (none with consent?)');
+  if (images.length > MAX_IMAGES) throw new VisualModelError(`at most ${MAX_IMAGES} artworks per model (got ${images.length})`);
+  if (new Set(images.map((i) => i.id)).size !== images.length) throw new VisualModelError('two artworks share an id');
+  if (!Number.isInteger(config.steps) || config.steps < 1) throw new VisualModelError(`steps must be a positive integer (got ${config.steps})`);
+  if (!Number.isFinite(config.seed)) throw new VisualModelError('seed must be a number');
+  const hp = resolveHyperparameters(config.hyperparameters);
+  const seed = config.seed >>> 0;
+  const minSide = Math.max(hp.crop, ...hp.scales.map(([pool, k]) => pool * k));
+  const prepared: PreparedImage[] = images.map((img) => prepareImage(img, hp.trainScale, minSide));
+  signal?.throwIfAborted();
+
+  await loadTf();
+  const software = await tfSoftware();
+  const Q = hp.quantiles;
+  const rand = mulberry32(seed * 7919 + 1);
+  const banks = makeBanks(hp, rand);
+  const targets: BankTargets[] = banks.map((bank) => ({ perArtwork: prepared.map((img) => bank.map((p) => targetQuantiles(img, p, Q))) }));
+  await yieldToLoop();
+  signal?.throwIfAborted();
+
+  const nArt = images.length;
+  const init = initialValues(hp, nArt, seed);
+  const params: Params = new Map();
+  const variables: tf.Variable[] = [];
+  for (const [name, shape] of paramShapes(hp, nArt)) {
+    const v = tf.variable(tf.tensor(init.get(name)!, shape), true, `vm_${name}_${seed}_${variableSerial++}`);
+    params.set(name, v);
+    variables.push(v);
+  }
+  const opt = tf.train.adam(hp.learningRate, 0.5, 0.99);
+  const blendFraction = typeof hp['blendFraction'] === 'number' ? (hp['blendFraction'] as number) : 0.2;
+  const curve: [number, number][] = [];
+  const every = Math.max(1, Math.ceil(config.steps / MAX_CURVE_POINTS));
+  try {
+    for (let step = 0; step < config.steps; step++) {
+      const bankIndex = step % banks.length;
+      const bank = banks[bankIndex]!;
+      const blendStep = nArt > 1 && rand() < blendFraction;
+      const blendRows = new Float32Array(hp.batch * nArt);
+      const elementTargets: Float32Array[][] = bank.map(() => []);
+      const amps: [number, number][] = [];
+      for (let b = 0; b < hp.batch; b++) {
+        amps.push([0.5 + rand(), 0.5 + rand()]);
+        if (blendStep) {
+          const a1 = Math.floor(rand() * nArt);
+          const a2 = (a1 + 1 + Math.floor(rand() * (nArt - 1))) % nArt;
+          const w1 = 0.1 + 0.8 * rand();
+          blendRows[b * nArt + a1] = w1;
+          blendRows[b * nArt + a2] = 1 - w1;
+          bank.forEach((p, s) => elementTargets[s]!.push(blendQuantiles(targets[bankIndex]!.perArtwork[a1]![s]!, targets[bankIndex]!.perArtwork[a2]![s]!, w1, p.D, Q)));
+        } else {
+          const a = (step * hp.batch + b) % nArt;
+          blendRows[b * nArt + a] = 1;
+          bank.forEach((_, s) => elementTargets[s]!.push(targets[bankIndex]!.perArtwork[a]![s]!));
+        }
+      }
+      const noises = makeNoises(hp, hp.crop, amps, rand);
+      const blend = tf.tensor2d(blendRows, [hp.batch, nArt]);
+      const lossT = opt.minimize(() => {
+        const gen = forward(params, hp, blend, noises, true);
+        let total: tf.Scalar = tf.scalar(0);
+        bank.forEach((p, s) => {
+          total = tf.add(total, swLoss(gen, p, elementTargets[s]!, Q));
+        });
+        return total;
+      }, true, variables)!;
+      const loss = lossT.dataSync()[0]!;
+      lossT.dispose();
+      blend.dispose();
+      for (const n of noises) n.dispose();
+      if (!Number.isFinite(loss)) throw new VisualModelError(`training diverged at step ${step + 1} (loss ${loss})`);
+      if (step % every === 0 || step === config.steps - 1) curve.push([step + 1, Number(loss.toPrecision(6))]);
+      onProgress?.({ step: step + 1, of: config.steps, loss });
+      // Let an abort (or IPC) arrive between steps.
+      await yieldToLoop();
+      signal?.throwIfAborted();
+    }
+    const tensors = paramShapes(hp, nArt).map(([name, shape]) => ({ name, shape, data: params.get(name)!.dataSync() as Float32Array }));
+    const weights = encodeWeights({ artworkIds: images.map((i) => i.id), hyperparameters: hp, tensors });
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      weights,
+      weightsSha256: createHash('sha256').update(weights).digest('hex'),
+      artworkIds: images.map((i) => i.id),
+      hyperparameters: hp,
+      seed,
+      steps: config.steps,
+      lossCurve: curve,
+      durationMs: Math.round(performance.now() - started),
+      cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+      software,
+    };
+  } finally {
+    opt.dispose();
+    for (const v of variables) v.dispose();
+    for (const bank of banks) for (const p of bank) p.filter.dispose();
+  }
+}
+
+let variableSerial = 0;
+
+function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -4,7 +4,7 @@
 // followed by instance norm, FiLM (γ, β from the style code) and leaky ReLU. A 1×1 conv and a
 // sigmoid give RGB. Trained on small crops, it generates any size by enlarging the noise.
 import { canonicalConditioning, type Conditioning, type Hyperparameters } from './types.ts';
-import { conv2dSame, gaussian, mulberry32, tf } from './tf.ts';
+import { conv2dReflect, conv2dSame, gaussian, mulberry32, tf } from './tf.ts';
 
 export type Params = Map<string, tf.Tensor>;
 
@@ -16,6 +16,8 @@ export interface ArchOptions {
   upscale: number;
   /** Coarsest-level cells generated beyond each edge and cropped away (zero padding marks edges). */
   margin: number;
+  /** 'reflect' or 'zero' padding of the 3×3 convs. */
+  padding: 'reflect' | 'zero';
 }
 
 export function archOf(hp: Hyperparameters): ArchOptions {
@@ -25,6 +27,7 @@ export function archOf(hp: Hyperparameters): ArchOptions {
     dilations: hp.levels.map((_, i) => dil[i] ?? 1),
     upscale: typeof hp['upscale'] === 'number' ? (hp['upscale'] as number) : 2,
     margin: typeof hp['margin'] === 'number' ? Math.max(0, Math.floor(hp['margin'] as number)) : levels > 0 ? 1 : 0,
+    padding: hp['padding'] === 'reflect' ? 'reflect' : 'zero',
   };
 }
 
@@ -68,7 +71,10 @@ function instanceNorm(x: tf.Tensor4D): tf.Tensor4D {
  */
 export function forward(P: Params, hp: Hyperparameters, blend: tf.Tensor2D, noises: tf.Tensor4D[], train: boolean): tf.Tensor4D {
   const arch = archOf(hp);
-  const conv = (x: tf.Tensor4D, w: tf.Tensor4D, d = 1): tf.Tensor4D => (train ? conv2dSame(x, w, d) : tf.conv2d(x, w, 1, 'same', 'NHWC', d));
+  const conv = (x: tf.Tensor4D, w: tf.Tensor4D, d = 1): tf.Tensor4D => {
+    if (arch.padding === 'reflect' && w.shape[0] > 1) return conv2dReflect(x, w, d, train);
+    return train ? conv2dSame(x, w, d) : tf.conv2d(x, w, 1, 'same', 'NHWC', d);
+  };
   const code = tf.matMul(blend, P.get('codes') as tf.Tensor2D);
   let x = noises[0]!;
   hp.levels.forEach((c, i) => {

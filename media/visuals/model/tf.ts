@@ -76,6 +76,42 @@ function makeConvSame(d: number): (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Tensor4
   return (x, w) => f(x, w) as tf.Tensor4D;
 }
 
+/**
+ * conv2d with reflect padding (no zero border, so the net gets no position from the edges: zero
+ * padding drew bands along the edges of generated textures). The 'valid' conv's gradients are
+ * conv2d; mirrorPad's gradient is tfjs's own.
+ */
+export function conv2dReflect(x: tf.Tensor4D, w: tf.Tensor4D, dilation = 1, train = true): tf.Tensor4D {
+  const p = ((w.shape[0] - 1) >> 1) * dilation;
+  const xp = p > 0 ? tf.mirrorPad(x, [[0, 0], [p, p], [p, p], [0, 0]], 'reflect') : x;
+  if (!train) return tf.conv2d(xp, w, 1, 'valid', 'NHWC', dilation);
+  let f = validCache.get(dilation);
+  if (!f) validCache.set(dilation, (f = makeConvValid(dilation)));
+  return f(xp, w);
+}
+
+const validCache = new Map<number, (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Tensor4D>();
+function makeConvValid(d: number): (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Tensor4D {
+  const f = tf.customGrad((...args: unknown[]) => {
+    const [x, w, save] = args as [tf.Tensor4D, tf.Tensor4D, (ts: tf.Tensor[]) => void];
+    save([x, w]);
+    return {
+      value: tf.conv2d(x, w, 1, 'valid', 'NHWC', d),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
+        const e = (ws.shape[0] - 1) * d; // the kernel's extent minus one
+        const dyp = (e > 0 ? tf.pad(dy, [[0, 0], [e, e], [e, e], [0, 0]]) : dy) as tf.Tensor4D;
+        const dx = tf.conv2d(dyp, tf.transpose(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D, 1, 'valid', 'NHWC', d);
+        const xt = tf.transpose(xs, [3, 1, 2, 0]) as tf.Tensor4D; // [ci, H, W, B]
+        const fy = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [H-e, W-e, B, co]
+        const dw = tf.transpose(tf.conv2d(xt, fy, d, 'valid'), [1, 2, 0, 3]);
+        return [dx, dw];
+      },
+    };
+  });
+  return (x, w) => f(x, w) as tf.Tensor4D;
+}
+
 /** 'valid' conv with a constant filter (the SW projections): only dx, as a conv2d of the padded dy. */
 const projectValidGrad = tf.customGrad((...args: unknown[]) => {
   const [x, w, save] = args as [tf.Tensor4D, tf.Tensor4D, (ts: tf.Tensor[]) => void];

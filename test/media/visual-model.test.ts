@@ -4,6 +4,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { VisualModelError } from '../../media/visuals/model/errors.ts';
 import { TextureGenerator } from '../../media/visuals/model/texture-generator.ts';
+import { loadTf, tf } from '../../media/visuals/model/tf.ts';
 import { trainVisualModel } from '../../media/visuals/model/train.ts';
 import { trainInChild } from '../../media/visuals/model/training-process.ts';
 import type { Hyperparameters, TrainingImage, TrainResult } from '../../media/visuals/model/types.ts';
@@ -23,6 +24,7 @@ const TINY: Partial<Hyperparameters> = {
   trainScale: 32,
   dilations: [1, 1],
   margin: 1,
+  tableScale: 48,
 };
 
 function image(id: string, width: number, height: number, pixel: (x: number, y: number) => [number, number, number, number]): TrainingImage {
@@ -67,6 +69,14 @@ describe('visual model', function () {
         expect(exists(`${weightsFile}.tmp`)).to.equal(false);
         expect(progress).to.deep.equal([1, 2, 3]);
         expect(a.artworkIds).to.deep.equal(['stripes', 'rings']);
+        // The default method samples its artwork: the weights carry it.
+        expect(decodeWeights(a.weights).tensors.map((t) => t.name)).to.include.members(['art0', 'art1']);
+        const described = describeWeights(a.weights);
+        expect(described.hyperparameters['output']).to.equal('warp');
+        const arts = decodeWeights(a.weights).tensors.filter((t) => t.name.startsWith('art'));
+        expect(arts.map((t) => t.shape[2])).to.deep.equal([3, 3]);
+        expect(described.artworkValues).to.equal(arts.reduce((s, t) => s + t.data.length, 0));
+        expect(described.params).to.be.greaterThan(0);
         expect(a.steps).to.equal(3);
         expect(a.lossCurve.map(([s]) => s)).to.deep.equal([1, 2, 3]);
         finiteCurve(a);
@@ -76,10 +86,13 @@ describe('visual model', function () {
       }
     });
 
-    it('gives different weights for different seeds', async () => {
+    it('gives different weights for different seeds, and leaves no tensors behind', async () => {
+      await loadTf();
+      const tensors = tf.memory().numTensors;
       const a = await trainVisualModel([stripes], { seed: 1, steps: 2, hyperparameters: TINY });
       const b = await trainVisualModel([stripes], { seed: 2, steps: 2, hyperparameters: TINY });
       expect(a.weightsSha256).to.not.equal(b.weightsSha256);
+      expect(tf.memory().numTensors).to.equal(tensors);
     });
 
     it('lowers the loss over a few dozen steps', async () => {
@@ -172,7 +185,7 @@ describe('visual model', function () {
       expect(back.artworkIds).to.deep.equal(['x', 'é']);
       expect(back.hyperparameters).to.deep.equal(hp);
       expect(back.tensors.map((t) => [t.name, t.shape, Array.from(t.data)])).to.deep.equal(tensors.map((t) => [t.name, t.shape, Array.from(t.data)]));
-      expect(describeWeights(bytes)).to.deep.equal({ format: WEIGHTS_FORMAT, params: 7, artworkIds: ['x', 'é'], hyperparameters: hp });
+      expect(describeWeights(bytes)).to.deep.equal({ format: WEIGHTS_FORMAT, params: 7, artworkValues: 0, artworkIds: ['x', 'é'], hyperparameters: hp });
       expect(encodeWeights({ artworkIds: ['x', 'é'], hyperparameters: hp, tensors })).to.deep.equal(bytes);
       expect(() => decodeWeights(bytes.subarray(0, bytes.length - 4))).to.throw(VisualModelError, /truncated/);
       expect(() => describeWeights(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8))).to.throw(VisualModelError, /not a visual model/);
@@ -218,6 +231,31 @@ describe('visual model', function () {
       const unknown = await generator.generate(model, { ...cond, artworks: [{ id: 'nobody', weight: 1 }] }, 3, 256);
       expect(first.length).to.equal(256 * 256 * 4);
       expect(sha(unknown)).to.equal(sha(first));
+    });
+
+    it('a model with direct RGB output (no warp) trains deterministically and generates the same bytes twice', async () => {
+      const hp = { ...TINY, output: 'rgb' };
+      const a = await trainVisualModel([stripes, rings], { seed: 2, steps: 3, hyperparameters: hp });
+      const b = await trainVisualModel([stripes, rings], { seed: 2, steps: 3, hyperparameters: hp });
+      expect(b.weightsSha256).to.equal(a.weightsSha256);
+      finiteCurve(a);
+      expect(decodeWeights(a.weights).tensors.map((t) => t.name)).to.not.include('art0');
+      const rgbModel = { id: a.weightsSha256, weights: a.weights };
+      const x = await generator.generate(rgbModel, cond, 5);
+      const y = await generator.generate(rgbModel, cond, 5);
+      const z = await generator.generate(rgbModel, { ...cond, artworks: [{ id: 'rings', weight: 1 }] }, 5);
+      expect(x.length).to.equal(512 * 512 * 4);
+      expect(sha(y)).to.equal(sha(x));
+      expect(sha(z)).to.not.equal(sha(x));
+    });
+
+    it('keeps serving a model after more models than the worker holds have passed through it', async () => {
+      const first = sha(await generator.generate(model, cond, 21, 64));
+      for (let seed = 30; seed < 35; seed++) {
+        const r = await trainVisualModel([rings], { seed, steps: 1, hyperparameters: TINY });
+        expect((await generator.generate({ id: r.weightsSha256, weights: r.weights }, cond, 1, 64)).length).to.equal(64 * 64 * 4);
+      }
+      expect(sha(await generator.generate(model, cond, 21, 64))).to.equal(first);
     });
 
     it('rejects weights that are not the model id with a VisualModelError and keeps serving', async () => {

@@ -8,12 +8,19 @@ import { GENERATED_TEXTURE_SIZE, type Conditioning } from './types.ts';
 export type GeneratorRequest = {
   type: 'generate';
   job: number;
-  model: { id: string; weights: Uint8Array };
+  /** Weights are sent only when the worker may not hold the model (it answers 'missing' otherwise). */
+  model: { id: string; weights: Uint8Array | null };
   cond: Conditioning;
   seed: number;
   size: number;
 };
-export type GeneratorReply = { type: 'done'; job: number; rgba: Uint8Array; cpuMs: number } | { type: 'error'; job: number; message: string; refused: boolean };
+export type GeneratorReply =
+  | { type: 'done'; job: number; rgba: Uint8Array; cpuMs: number }
+  | { type: 'missing'; job: number }
+  | { type: 'error'; job: number; message: string; refused: boolean };
+
+/** Models the worker holds (LRU by id); the worker keeps the same list by the same rule. */
+export const MODELS_KEPT = 4;
 
 interface MinimalLog {
   warn(obj: object, msg?: string): void;
@@ -21,13 +28,22 @@ interface MinimalLog {
 
 const MAX_SIZE = 2048;
 
+function touch(list: string[], id: string): void {
+  const i = list.indexOf(id);
+  if (i >= 0) list.splice(i, 1);
+  list.push(id);
+  while (list.length > MODELS_KEPT) list.shift();
+}
+
 export class TextureGenerator {
   readonly #log: MinimalLog | undefined;
   #worker: Worker | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #jobs = 0;
   #closed = false;
-  #current: { job: number; resolve: (r: Uint8Array) => void; reject: (e: Error) => void } | null = null;
+  #current: { req: GeneratorRequest; weights: Uint8Array; resolve: (r: Uint8Array) => void; reject: (e: Error) => void } | null = null;
+  /** Ids the worker holds, as far as this side knows; a wrong guess costs one 'missing' round trip. */
+  #held: string[] = [];
 
   constructor(opts: { log?: MinimalLog } = {}) {
     this.#log = opts.log;
@@ -37,20 +53,23 @@ export class TextureGenerator {
   generate(model: { id: string; weights: Uint8Array }, cond: Conditioning, seed: number, size = GENERATED_TEXTURE_SIZE): Promise<Uint8Array> {
     if (this.#closed) return Promise.reject(new VisualModelError('the texture generator is closed'));
     if (!Number.isInteger(size) || size < 8 || size > MAX_SIZE) return Promise.reject(new VisualModelError(`texture size ${size} is not 8..${MAX_SIZE}`));
-    const run = () => this.#run({ type: 'generate', job: ++this.#jobs, model, cond, seed: seed >>> 0, size });
+    const run = () => this.#run({ type: 'generate', job: ++this.#jobs, model: { id: model.id, weights: null }, cond, seed: seed >>> 0, size }, model.weights);
     const p = this.#queue.then(run, run);
     this.#queue = p.catch(() => undefined);
     return p;
   }
 
-  #run(req: GeneratorRequest): Promise<Uint8Array> {
+  #run(req: GeneratorRequest, weights: Uint8Array): Promise<Uint8Array> {
     if (this.#closed) return Promise.reject(new VisualModelError('the texture generator is closed'));
     const worker = this.#ensureWorker();
     // Referenced only while a job runs: an idle generator does not keep the process alive.
     worker.ref();
     return new Promise<Uint8Array>((resolve, reject) => {
+      const held = this.#held.includes(req.model.id);
+      touch(this.#held, req.model.id);
       this.#current = {
-        job: req.job,
+        req,
+        weights,
         resolve: (r) => {
           worker.unref();
           resolve(r);
@@ -61,7 +80,7 @@ export class TextureGenerator {
         },
       };
       // The weights are copied (not transferred): the caller keeps its bytes.
-      worker.postMessage(req);
+      worker.postMessage(held ? req : { ...req, model: { id: req.model.id, weights } });
     });
   }
 
@@ -71,13 +90,20 @@ export class TextureGenerator {
     worker.unref();
     worker.on('message', (m: GeneratorReply) => {
       const cur = this.#current;
-      if (!cur || cur.job !== m.job) return;
+      if (!cur || cur.req.job !== m.job) return;
+      if (m.type === 'missing') {
+        worker.postMessage({ ...cur.req, model: { id: cur.req.model.id, weights: cur.weights } });
+        return;
+      }
       this.#current = null;
       if (m.type === 'done') cur.resolve(m.rgba);
       else cur.reject(m.refused ? new VisualModelError(m.message) : new Error(`texture generation failed: ${m.message}`));
     });
     const fail = (err: Error) => {
-      if (this.#worker === worker) this.#worker = null;
+      if (this.#worker === worker) {
+        this.#worker = null;
+        this.#held = [];
+      }
       const cur = this.#current;
       this.#current = null;
       if (!this.#closed && cur) this.#log?.warn({ err }, 'texture generator worker stopped; the next job starts a new one');

@@ -4,19 +4,19 @@ import { parentPort } from 'node:worker_threads';
 import { VisualModelError } from './errors.ts';
 import { generateRgba, type LoadedModel } from './generator.ts';
 import { loadTf, tf } from './tf.ts';
-import type { GeneratorReply, GeneratorRequest } from './texture-generator.ts';
+import { MODELS_KEPT, type GeneratorReply, type GeneratorRequest } from './texture-generator.ts';
 import { decodeWeights, weightsSha256 } from './weights.ts';
 
-const MODELS_KEPT = 4;
 const models = new Map<string, LoadedModel>();
 
-function load(id: string, bytes: Uint8Array): LoadedModel {
+function load(id: string, bytes: Uint8Array | null): LoadedModel | null {
   const hit = models.get(id);
   if (hit) {
     models.delete(id);
     models.set(id, hit);
     return hit;
   }
+  if (!bytes) return null;
   if (weightsSha256(bytes) !== id) throw new VisualModelError(`model id ${id.slice(0, 12)}… is not the SHA-256 of its weights`);
   const content = decodeWeights(bytes);
   const params = new Map(content.tensors.map((t) => [t.name, tf.tensor(t.data, t.shape)] as const));
@@ -44,11 +44,15 @@ parentPort!.on('message', (req: GeneratorRequest) => {
     const transfer: ArrayBuffer[] = [];
     try {
       await loadTf();
-      const c0 = process.cpuUsage();
-      const rgba = generateRgba(load(req.model.id, req.model.weights), req.cond, req.seed, req.size);
-      const c = process.cpuUsage(c0);
-      reply = { type: 'done', job: req.job, rgba, cpuMs: (c.user + c.system) / 1000 };
-      transfer.push(rgba.buffer as ArrayBuffer);
+      const model = load(req.model.id, req.model.weights);
+      if (!model) reply = { type: 'missing', job: req.job };
+      else {
+        const c0 = process.cpuUsage();
+        const rgba = generateRgba(model, req.cond, req.seed, req.size);
+        const c = process.cpuUsage(c0);
+        reply = { type: 'done', job: req.job, rgba, cpuMs: (c.user + c.system) / 1000 };
+        transfer.push(rgba.buffer as ArrayBuffer);
+      }
     } catch (err) {
       reply = { type: 'error', job: req.job, message: err instanceof Error ? err.message : String(err), refused: err instanceof VisualModelError };
     }

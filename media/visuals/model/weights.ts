@@ -79,11 +79,17 @@ export function decodeWeights(bytes: Uint8Array): WeightsContent {
   return { artworkIds: header.artworkIds, hyperparameters: header.hyperparameters, tensors };
 }
 
-/** What the training record says about a weights file. */
-export function describeWeights(bytes: Uint8Array): { format: string; params: number; artworkIds: string[]; hyperparameters: Hyperparameters } {
+/**
+ * What the training record says about a weights file. `params` counts learned values only; a warp
+ * model also carries its artwork (tensors art0, art1, … at tableScale), counted in `artworkValues`.
+ */
+export function describeWeights(bytes: Uint8Array): { format: string; params: number; artworkValues: number; artworkIds: string[]; hyperparameters: Hyperparameters } {
   const { header } = readHeader(bytes);
-  const params = header.tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
-  return { format: header.format, params, artworkIds: header.artworkIds, hyperparameters: header.hyperparameters };
+  const size = (t: { shape: number[] }) => t.shape.reduce((a, b) => a * b, 1);
+  const isArt = (t: { name: string }) => /^art\d+$/.test(t.name);
+  const params = header.tensors.filter((t) => !isArt(t)).reduce((s, t) => s + size(t), 0);
+  const artworkValues = header.tensors.filter(isArt).reduce((s, t) => s + size(t), 0);
+  return { format: header.format, params, artworkValues, artworkIds: header.artworkIds, hyperparameters: header.hyperparameters };
 }
 
 export function weightsSha256(bytes: Uint8Array): string {

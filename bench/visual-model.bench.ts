@@ -187,6 +187,12 @@ async function shiftedJpeg(img: RgbImage, dx: number, dy: number): Promise<RgbIm
   return rgbFromRgba(decoded.rgba, decoded.width, decoded.height);
 }
 
+/** Whether a reference patch (in an image `scale` times the query's) covers any of the query patch's area. */
+function overlaps(qx: number, qy: number, ref: { x: number; y: number }, scale: number): boolean {
+  const size = PATCH / scale;
+  return ref.x / scale < qx + PATCH && ref.x / scale + size > qx && ref.y / scale < qy + PATCH && ref.y / scale + size > qy;
+}
+
 /** A 64×64 patch as RGBA, mirrored as it was matched. */
 function patchImage(img: RgbImage, x0: number, y0: number, flipX: boolean, flipY: boolean): SheetImage {
   const rgba = new Uint8Array(PATCH * PATCH * 4);
@@ -411,7 +417,12 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       // generator enlarges its output), and at the output scale in full quality. Image k and
       // k + nArt are the same artwork.
       const genView = artAtTrain[ri]!.map((img) => upsample(img, upscale));
-      const refs = refSet([...genView, ...artAtOutput[ri]!], REF_STRIDE);
+      // And magnified 2x, for a warp that samples a region of the artwork enlarged.
+      const magnified = r.images.map((img) => atScale(img, outputSide * 2));
+      const refs = refSet(
+        [...genView, ...artAtOutput[ri]!, ...magnified],
+        [...genView.map(() => REF_STRIDE), ...artAtOutput[ri]!.map(() => REF_STRIDE), ...magnified.map(() => 4)],
+      );
       const patches: { prompt: string; p: NearestPatch }[] = [];
       generated[ri]!.forEach((g, gi) => {
         for (const p of nearestPatches(mm, textureImages[ri]![gi]!, refs, 32)) patches.push({ prompt: g.prompt, p });
@@ -436,7 +447,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
           copies.push(p);
           copyOf.set(p, copy);
         }
-        for (const p of nearestPatches(mm, genView[ai]!, refs, CALIBRATION_STRIDE, (qx, qy, ref) => ref.image % nArt === ai && Math.abs(ref.x - qx) < PATCH && Math.abs(ref.y - qy) < PATCH)) {
+        for (const p of nearestPatches(mm, genView[ai]!, refs, CALIBRATION_STRIDE, (qx, qy, ref) => ref.image % nArt === ai && overlaps(qx, qy, ref, ref.image >= 2 * nArt ? 2 : 1))) {
           regions.push(p);
           regionOf.set(p, genView[ai]!);
         }

@@ -228,7 +228,8 @@ function integralOf(img: RgbImage): Float64Array {
 /** Every 64×64 patch of the reference images at `stride`, unflipped (queries carry the flips). */
 export interface RefSet {
   images: RgbImage[];
-  stride: number;
+  /** Grid stride per image. */
+  strides: number[];
   patches: RefPatch[];
   /**
    * Thumbnails in chunks of REF_CHUNK patches, each chunk stored transposed (192 × n): tfjs-wasm
@@ -238,9 +239,10 @@ export interface RefSet {
   norms: Float32Array; // |thumb|²
 }
 
-export function refSet(images: RgbImage[], stride: number): RefSet {
+export function refSet(images: RgbImage[], strides: number[]): RefSet {
   const patches: RefPatch[] = [];
   images.forEach((img, i) => {
+    const stride = strides[i]!;
     for (let y = 0; y + PATCH <= img.height; y += stride) for (let x = 0; x + PATCH <= img.width; x += stride) patches.push({ image: i, x, y });
   });
   const integrals = images.map(integralOf);
@@ -262,7 +264,7 @@ export function refSet(images: RgbImage[], stride: number): RefSet {
     }
     chunks.push(chunk);
   }
-  return { images, stride, patches, chunks, norms };
+  return { images, strides, patches, chunks, norms };
 }
 
 /** Exact RMS (0..255 levels) between a query patch, flipped as asked, and a reference patch. */
@@ -417,8 +419,9 @@ export function nearestPatches(
       const base = refs.patches[slot.ref[e.k]!]!;
       const [fx, fy] = flips[slot.flip[e.k]!]!;
       const img = refs.images[base.image]!;
-      for (let dy = -refs.stride + 1; dy < refs.stride; dy++) {
-        for (let dx = -refs.stride + 1; dx < refs.stride; dx++) {
+      const stride = refs.strides[base.image]!;
+      for (let dy = -stride + 1; dy < stride; dy++) {
+        for (let dx = -stride + 1; dx < stride; dx++) {
           const rx = base.x + dx;
           const ry = base.y + dy;
           if ((dx === 0 && dy === 0) || rx < 0 || ry < 0 || rx + PATCH > img.width || ry + PATCH > img.height) continue;

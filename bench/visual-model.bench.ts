@@ -13,6 +13,8 @@
 //     generated textures among its artwork (the visual-frame goal of 8 ms);
 // and draws docs/visual-model-contact-sheet.png. Look at the sheet: the numbers cannot say
 // whether a fan would prefer it to today's engine.
+import { blendWithTexture } from '../server/rooms/prompt-visuals.ts';
+import { DEFAULT_VISUAL_MODEL_MIX } from '../server/config.ts';
 import { createHash } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -571,12 +573,13 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
             note: `${chosen}; detail ${round(g.cond.detail)}, busy ${round(g.cond.busy)}; style own ${sr.own} vs other ${sr.other}`,
             texture: { width: GENERATED_TEXTURE_SIZE, height: GENERATED_TEXTURE_SIZE, rgba: g.rgba },
             generatedFrame: frameOf(engines[ri]!, genParams, 2.5),
+            roomFrame: frameOf(engines[ri]!, { ...g.params, artworks: blendWithTexture(g.params.artworks, r.images[0]!.id, textureArtworkId(g.key), DEFAULT_VISUAL_MODEL_MIX) }, 2.5),
             todayFrame: frameOf(todayEngines[ri]!, g.params, 2.5),
           };
         }),
       };
     });
-    const png = await drawContactSheet(sheetReleases, `Visual model contact sheet (npm run bench -- visual-model, ${opts.steps} steps)`);
+    const png = await drawContactSheet(sheetReleases, `Visual model contact sheet (npm run bench -- visual-model, ${opts.steps} steps)`, DEFAULT_VISUAL_MODEL_MIX);
     await fsp.mkdir(path.dirname(opts.sheet), { recursive: true });
     await fsp.writeFile(opts.sheet, png);
     say(`contact sheet: ${opts.sheet} (${png.length} bytes)`);

@@ -1,6 +1,7 @@
 // The visual-model bench's contact sheet: per release, the training artwork, then per prompt
-// its text, the generated texture, a frame of the engine animating that texture, and (for the
-// look test) a frame of today's engine for the same prompt on the artwork itself.
+// its text, the generated texture, a frame of the engine animating that texture alone, a frame
+// of what a room draws (the texture blended with the prompt's artwork at VISUAL_MODEL_MIX), and
+// (for the look test) a frame of today's engine for the same prompt on the artwork itself.
 import { createCanvas, type SKRSContext2D } from '@napi-rs/canvas';
 
 export interface SheetImage {
@@ -15,6 +16,8 @@ export interface SheetRow {
   note: string;
   texture: SheetImage;
   generatedFrame: SheetImage;
+  /** What a room draws: the texture blended with the prompt's artwork at VISUAL_MODEL_MIX. */
+  roomFrame: SheetImage;
   todayFrame: SheetImage;
 }
 
@@ -77,8 +80,8 @@ function wrap(ctx: SKRSContext2D, text: string, width: number, lines: number): s
 }
 
 /** Draws the sheet and encodes it as PNG. */
-export async function drawContactSheet(releases: readonly SheetRelease[], heading: string): Promise<Buffer> {
-  const width = GAP + TEXT_W + GAP + THUMB + GAP + FRAME_W + GAP + FRAME_W + GAP;
+export async function drawContactSheet(releases: readonly SheetRelease[], heading: string, roomMix: number): Promise<Buffer> {
+  const width = GAP + TEXT_W + GAP + THUMB + GAP + 3 * (FRAME_W + GAP);
   let height = 44;
   for (const r of releases) height += 56 + (THUMB * 0.75 + 28) + 22 + r.rows.length * ROW_H + GAP + (r.pairs.length > 0 ? PAIR_H : 0);
   const canvas = createCanvas(width, Math.ceil(height));
@@ -114,11 +117,12 @@ export async function drawContactSheet(releases: readonly SheetRelease[], headin
     y += artH + 28;
     ctx.fillStyle = DIM;
     ctx.font = '12px sans-serif';
-    const colX = [GAP, GAP + TEXT_W + GAP, GAP + TEXT_W + GAP + THUMB + GAP, GAP + TEXT_W + GAP + THUMB + GAP + FRAME_W + GAP];
+    const colX = [GAP, GAP + TEXT_W + GAP, GAP + TEXT_W + GAP + THUMB + GAP, GAP + TEXT_W + GAP + THUMB + GAP + FRAME_W + GAP, GAP + TEXT_W + GAP + THUMB + GAP + 2 * (FRAME_W + GAP)];
     ctx.fillText('prompt', colX[0]!, y);
     ctx.fillText('generated texture', colX[1]!, y);
     ctx.fillText('engine animating it', colX[2]!, y);
-    ctx.fillText("today's engine, same prompt", colX[3]!, y);
+    ctx.fillText(`in a room (mix ${roomMix})`, colX[3]!, y);
+    ctx.fillText("today's engine, same prompt", colX[4]!, y);
     y += 22;
     for (const row of r.rows) {
       ctx.fillStyle = FG;
@@ -136,7 +140,8 @@ export async function drawContactSheet(releases: readonly SheetRelease[], headin
       }
       draw(ctx, row.texture, colX[1]!, y, THUMB, THUMB);
       draw(ctx, row.generatedFrame, colX[2]!, y, FRAME_W, THUMB);
-      draw(ctx, row.todayFrame, colX[3]!, y, FRAME_W, THUMB);
+      draw(ctx, row.roomFrame, colX[3]!, y, FRAME_W, THUMB);
+      draw(ctx, row.todayFrame, colX[4]!, y, FRAME_W, THUMB);
       y += ROW_H;
     }
     if (r.pairs.length > 0) {

@@ -26,27 +26,46 @@ const STEM_TITLES: Record<string, string> = { drums: 'Drums', bass: 'Bass', harm
 
 /** Writes the demo release as an ordinary release folder (manifest, WAV stems, PNG artwork) into `folder`. */
 export async function writeDemoReleaseFolder(folder: string): Promise<ReleaseManifest> {
-  const [music, artwork] = await Promise.all([Promise.resolve().then(composeDemoMusic), paintDemoArtwork()]);
+  return writeDemoMusicFolder(folder, {
+    id: DEMO_RELEASE_ID,
+    description: 'An original piece made by Remixroom itself, in four stems, for trying the room out. Free to remix.',
+    artwork: await paintDemoArtwork(),
+  });
+}
+
+/** A painted piece of a demo's artwork (media/demo). */
+export interface DemoArtworkPiece {
+  id: string;
+  title: string;
+  kind: ReleaseManifest['artwork'][number]['kind'];
+  tags: string[];
+  fileName: string;
+  png: Buffer;
+}
+
+/** Writes the demo's music with `artwork` as a release folder: the demo, and other demos for comparing (the second demo). */
+export async function writeDemoMusicFolder(folder: string, opts: { id: string; titleSuffix?: string; description: string; artwork: readonly DemoArtworkPiece[] }): Promise<ReleaseManifest> {
+  const music = composeDemoMusic();
   await fsp.mkdir(path.join(folder, 'stems'), { recursive: true });
   await fsp.mkdir(path.join(folder, 'artwork'), { recursive: true });
   for (const [id, pcm] of Object.entries(music.stems)) {
     await writeWavFloat32(path.join(folder, 'stems', `${id}.wav`), pcm, music.sampleRate, music.channels);
   }
-  for (const art of artwork) await fsp.writeFile(path.join(folder, 'artwork', art.fileName), art.png);
+  for (const art of opts.artwork) await fsp.writeFile(path.join(folder, 'artwork', art.fileName), art.png);
 
   const manifest: ReleaseManifest = {
     schemaVersion: MANIFEST_SCHEMA_VERSION,
-    id: DEMO_RELEASE_ID,
-    title: music.title,
+    id: opts.id,
+    title: `${music.title}${opts.titleSuffix ?? ''}`,
     artist: 'Remixroom House Band',
     year: 2026,
     bpm: music.bpm,
     key: music.key,
-    description: 'An original piece made by Remixroom itself, in four stems, for trying the room out. Free to remix.',
+    description: opts.description,
     credits: 'Composed and painted by code in media/demo/. No samples, no outside material.',
     stems: Object.keys(music.stems).map((id) => ({ id, title: STEM_TITLES[id] ?? id, file: `stems/${id}.wav` })),
     excerpts: music.excerpts.map((e) => ({ ...e })),
-    artwork: artwork.map((a) => ({
+    artwork: opts.artwork.map((a) => ({
       id: a.id,
       title: a.title,
       file: `artwork/${a.fileName}`,

@@ -39,6 +39,7 @@ import { LiveStreams, type LiveStreamsOptions } from './live/live-streams.ts';
 import { ListenKeys, hlsServer } from './http/hls-server.ts';
 import { RoomSocketServer } from './realtime/socket-server.ts';
 import { RoomManager, type RoomTimings } from './rooms/room-manager.ts';
+import type { Room } from './rooms/room.ts';
 import { SyncServer } from './rooms/sync-server.ts';
 import { RedisBridge } from './scaleout/redis-bridge.ts';
 import { HlsRelay } from './scaleout/hls-relay.ts';
@@ -178,6 +179,8 @@ export class RemixroomServer {
       onRoomOpened: async (room) => {
         await parts.scaleout?.hooks().onRoomOpened(room);
         this.live.watch(room);
+        // A room saved while it showed a model since retired (or from another release's past) goes back to its artwork.
+        void this.#followModel(room.release.id, [room]);
       },
     });
     this.members = new MemberDirectory({ store: this.store, manager: this.rooms });
@@ -454,8 +457,8 @@ export class RemixroomServer {
   }
 
   /** The release's current model changed: the rooms that show another model's texture go back to their artwork. */
-  async #followModel(releaseId: string): Promise<void> {
-    const rooms = this.rooms.rooms().filter((r) => !r.closed && r.release.id === releaseId);
+  async #followModel(releaseId: string, only?: readonly Room[]): Promise<void> {
+    const rooms = (only ?? this.rooms.rooms()).filter((r) => !r.closed && r.release.id === releaseId);
     if (rooms.length === 0) return;
     let current: string | null = null;
     try {

@@ -90,6 +90,9 @@ export const LIMITS = {
   // A release's visual model: its record and status (a host's page asks every few seconds while it trains),
   // and the generated textures, which every member of a room fetches once per prompt change.
   'visualmodel.read.address': { kind: 'rate', scope: 'address', capacity: 60, refillPerSec: 2, what: 'reads of a visual model\'s record' },
+  /** New textures a member's or an address's prompts make the visual model generate (kept ones cost nothing): each is a core's 0.1 s and 1 MB kept. */
+  'visualmodel.generate.member': { kind: 'rate', scope: 'member', capacity: 10, refillPerSec: perMin(3), what: 'new generated textures' },
+  'visualmodel.generate.address': { kind: 'rate', scope: 'address', capacity: 20, refillPerSec: perMin(4), what: 'new generated textures' },
   'visualmodel.texture.address': { kind: 'rate', scope: 'address', capacity: 600, refillPerSec: 30, what: 'generated textures fetched' },
 
   // Renders and files: each costs seconds of CPU.

@@ -22,7 +22,8 @@ export const TAKE_ID = /^tk_[A-Za-z0-9_-]{6,40}$/;
 export interface TakeContent {
   mix: RoomState['mix'];
   arrangement: { excerptId: string; loopStartSec: number | null; loopEndSec: number | null };
-  visual: Pick<RoomState['visual'], 'prompt' | 'params' | 'summary' | 'promptBy' | 'promptAtMs'>;
+  /** `model`: absent in takes saved before the visual model (read as none). */
+  visual: Pick<RoomState['visual'], 'prompt' | 'params' | 'summary' | 'promptBy' | 'promptAtMs'> & { model?: RoomState['visual']['model'] };
 }
 
 /** A take as the API lists it. */
@@ -48,6 +49,6 @@ export function takeContentOf(state: RoomState): TakeContent {
   return {
     mix: state.mix,
     arrangement: { excerptId: state.arrangement.excerptId, loopStartSec: state.arrangement.loopStartSec, loopEndSec: state.arrangement.loopEndSec },
-    visual: { prompt: v.prompt, params: v.params, summary: v.summary, promptBy: v.promptBy, promptAtMs: v.promptAtMs },
+    visual: { prompt: v.prompt, params: v.params, summary: v.summary, promptBy: v.promptBy, promptAtMs: v.promptAtMs, model: v.model ?? null },
   };
 }

@@ -39,6 +39,7 @@ export class VisualsView {
   #lastFrameKey = '';
   /** Generated textures asked for or loaded, oldest first. */
   readonly #generated: string[] = [];
+  readonly #fetching = new Set<string>();
   framesDrawn = 0;
   /** Generated textures loaded into the engine so far (for tests). */
   generatedLoaded = 0;
@@ -138,7 +139,9 @@ export class VisualsView {
     for (const { id } of p.artworks) {
       if (!isGeneratedArtworkId(id) || this.#generated.includes(id)) continue;
       this.#generated.push(id);
+      this.#fetching.add(id);
       void fetchGenerated(this.#release.id, id)
+        .finally(() => this.#fetching.delete(id))
         .then((art) => {
           if (this.#closed || !this.#engine || !art) return;
           this.#engine.addArtwork(art);
@@ -148,7 +151,8 @@ export class VisualsView {
         })
         .catch(() => {
           // Not drawn (the picture keeps the artwork alone); asked again by the next prompt that names it.
-          this.#generated.splice(this.#generated.indexOf(id), 1);
+          const at = this.#generated.indexOf(id);
+          if (at >= 0) this.#generated.splice(at, 1);
         });
     }
   }
@@ -156,9 +160,13 @@ export class VisualsView {
   #evictGenerated(): void {
     if (!this.#engine) return;
     this.#engine.trimAdded(new Set([...this.#current.artworks, ...(this.#previous?.artworks ?? [])].map((a) => a.id)), GENERATED_KEEP);
-    const loaded = new Set(this.#engine.addedArtworkIds);
-    // Forgotten ones are fetched again if a prompt names them again.
-    for (let i = this.#generated.length - 1; i >= 0; i--) if (!loaded.has(this.#generated[i]!)) this.#generated.splice(i, 1);
+    const engine = this.#engine;
+    const loaded = new Set(engine.addedArtworkIds);
+    // Forgotten ones are fetched again if a prompt names them again (those still on their way stay).
+    for (let i = this.#generated.length - 1; i >= 0; i--) {
+      const id = this.#generated[i]!;
+      if (!loaded.has(id) && !this.#fetching.has(id)) this.#generated.splice(i, 1);
+    }
   }
 
   #setStatus(s: string): void {

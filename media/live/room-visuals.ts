@@ -10,7 +10,7 @@ import type { RoomRelease, RoomState } from '../../shared/room-doc.ts';
 import { ENERGY_SCALE } from './mixer-source.ts';
 
 /** Generated textures a drawer keeps at most (about 1 MB each); those in use always stay. */
-const GENERATED_KEEP = 6;
+export const GENERATED_KEEP = 6;
 
 export type VisualRoomState = Pick<RoomState, 'mix' | 'arrangement' | 'visual'>;
 

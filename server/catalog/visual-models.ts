@@ -9,7 +9,7 @@
 //                                                     a model without it does not exist
 //   visual-models/<releaseId>/<modelId>/retired.json  {at, because} once retired; the files
 //                                                     stay, clips made with it still name it
-//   visual-models/<releaseId>/textures/<key32>.rgba   a generated texture (+ .json, its meta)
+//   visual-textures/<releaseId>/<key32>.rgba      a generated texture (+ .json, its meta): apart from the models, so that listing a release's models never walks its textures
 //   visual-models/<releaseId>/training.json           a training in progress ({host, pid}),
 //                                                     so that another process does not start one too
 //
@@ -110,6 +110,7 @@ export class InvalidStateError extends Error {
 }
 
 const ROOT = 'visual-models';
+const TEXTURE_ROOT = 'visual-textures';
 const HEX64 = /^[0-9a-f]{64}$/;
 const HEX32 = /^[0-9a-f]{32}$/;
 /** How often the store is asked whether a release was ingested again by another process. */
@@ -549,7 +550,16 @@ export class VisualModels extends EventEmitter<VisualModelsEvents> {
     const done = () => {
       if (this.#jobs.get(releaseId) === job) this.#jobs.delete(releaseId);
     };
-    job.promise.then(done, done);
+    // The release's artwork may have changed while it trained (consent withdrawn: the new model is
+    // retired at once): with `auto`, the release is checked again and trains what it lacks.
+    job.promise.then(
+      () => {
+        done();
+        // After this turn: the ensure() that awaited this job has let go of its promise by then.
+        if (this.#config.train === 'auto' && !this.#closed) setImmediate(() => void (!this.#closed && this.ensure(releaseId)));
+      },
+      done,
+    );
     this.#jobs.set(releaseId, job);
     return job.promise;
   }
@@ -739,7 +749,7 @@ export async function readStoredTexture(blobs: BlobStore, releaseId: string, key
 }
 
 function textureBase(releaseId: string, key: string): string {
-  return `${ROOT}/${releaseId}/textures/${key.slice(0, 32)}`;
+  return `${TEXTURE_ROOT}/${releaseId}/${key.slice(0, 32)}`;
 }
 
 function sha256(bytes: Uint8Array): string {

@@ -15,7 +15,7 @@ import { GENERATED_ID_PREFIX } from '../../media/visuals/model/types.ts';
 import { REACTIONS } from '../../shared/socket-events.ts';
 import type { Member, Room } from '../rooms/room.ts';
 import type { Limits } from '../limits/limits.ts';
-import type { PromptVisuals } from '../rooms/prompt-visuals.ts';
+import { GENERATED_EFFECT, type PromptVisuals } from '../rooms/prompt-visuals.ts';
 
 export const CHAT_MAX_LENGTH = 500;
 
@@ -135,7 +135,7 @@ export class RoomChannel {
     if (!v.ok) return { ok: false, refusal: refusal(v.code, v.message) };
     const prompt: PendingPrompt = { promptId: crypto.randomUUID(), text: v.text, userId: member.userId, name: member.name, atMs: this.#now() };
     if (policyNow === 'open' || role === 'host') {
-      await this.#apply(prompt);
+      await this.#apply(prompt, member.address);
       return { ok: true, value: { status: 'applied', promptId: prompt.promptId } };
     }
     const full = this.#queueFull(member);
@@ -164,9 +164,10 @@ export class RoomChannel {
     const prompt = queue.get(promptId) as PendingPrompt | undefined;
     if (!prompt) return { ok: false, refusal: refusal('not_found', 'that prompt is no longer waiting') };
     this.#room.change(() => queue.delete(promptId));
+    const address = this.#promptAddresses.get(promptId) ?? null;
     this.#promptAddresses.delete(promptId);
     this.#out.toHosts(this.pendingPrompts());
-    if (approve) await this.#apply(prompt);
+    if (approve) await this.#apply(prompt, address);
     return { ok: true, value: null };
   }
 
@@ -175,19 +176,23 @@ export class RoomChannel {
   }
 
   /** Applies a prompt after those before it; resolves once the room shows it (or the room is gone). */
-  #apply(p: PendingPrompt): Promise<void> {
-    const run = this.#applying.then(() => this.#applyNow(p));
+  #apply(p: PendingPrompt, address: string | null): Promise<void> {
+    const run = this.#applying.then(() => this.#applyNow(p, address));
     this.#applying = run.catch(() => {});
     return run;
   }
 
-  async #applyNow(p: PendingPrompt): Promise<void> {
+  /** `address`: where the prompt came from (null: queued through another node), for the generation limits. */
+  async #applyNow(p: PendingPrompt, address: string | null): Promise<void> {
     if (this.#room.closed) return;
     // Each prompt builds on what the visuals show now ("slower", "less glitch").
     const previous = parseVisualParams(this.#room.doc.getMap('visual').get('params'));
     const release = this.#room.release;
     const meaning = interpretPrompt(p.text, { artwork: release.artwork, previous: previous && withoutGenerated(previous) });
-    const steered = this.#visuals && release.artwork.length > 0 ? await this.#visuals.steer(release.id, release.artwork[0]!.id, meaning.params, p.text) : null;
+    // A new texture costs the prompter's generation limits; a kept one (a prompt seen before) costs nothing.
+    const mayGenerate = async () =>
+      (await this.#limits.refusalFor(address ? ['visualmodel.generate.member', 'visualmodel.generate.address'] : ['visualmodel.generate.member'], { member: p.userId, address: address ?? '' })) === null;
+    const steered = this.#visuals && release.artwork.length > 0 ? await this.#visuals.steer(release.id, release.artwork[0]!.id, meaning.params, p.text, { mayGenerate }) : null;
     if (this.#room.closed) return;
     const generated = steered?.generated ?? null;
     const effects = generated ? [...meaning.effects, GENERATED_EFFECT] : meaning.effects;
@@ -211,9 +216,6 @@ export class RoomChannel {
     return r ? { ok: false, refusal: r } : null;
   }
 }
-
-/** What "what your prompt did" says when the model drew part of the picture. */
-export const GENERATED_EFFECT = 'new imagery generated from the artist\'s artwork by a model trained only on it';
 
 /**
  * Params as the interpreter knows them: a generated texture is not an artwork it can name, so

@@ -13,6 +13,9 @@ import { stableHash } from '../../shared/prompt-interpreter.ts';
 import { MAX_BLEND, type ArtworkWeight, type VisualParams } from '../../shared/visual-params.ts';
 import { textureArtworkId, textureKey, type Conditioning } from '../../media/visuals/model/types.ts';
 
+/** What "what your prompt did" says when the model drew part of the picture. */
+export const GENERATED_EFFECT = 'new imagery generated from the artist\'s artwork by a model trained only on it';
+
 /** The release's model to generate with now, and where its textures are kept. */
 export interface VisualModelSource {
   /** The model rooms of the release use now, or null (none ready, or the one there was is retired). */
@@ -50,11 +53,15 @@ export class PromptVisuals {
   readonly #inFlight = new Map<string, Promise<void>>();
 
   constructor(opts: PromptVisualsOptions) {
-    this.#o = { maxPending: 8, waitMs: 4000, ...opts };
+    this.#o = { maxPending: 8, waitMs: 2500, ...opts };
   }
 
-  /** The params to show for a prompt: with a generated texture where the release has a model, as given otherwise. */
-  async steer(releaseId: string, coverId: string, params: VisualParams, text: string): Promise<SteerResult> {
+  /**
+   * The params to show for a prompt: with a generated texture where the release has a model, as
+   * given otherwise. `mayGenerate` is asked only when the texture is not kept yet (the prompter's
+   * limits: a kept one costs nothing); false shows the prompt without one.
+   */
+  async steer(releaseId: string, coverId: string, params: VisualParams, text: string, opts: { mayGenerate?: () => Promise<boolean> } = {}): Promise<SteerResult> {
     const unchanged: SteerResult = { params, generated: null };
     if (!(this.#o.mix > 0)) return unchanged;
     let model: Awaited<ReturnType<VisualModelSource['current']>>;
@@ -74,11 +81,14 @@ export class PromptVisuals {
     const seed = stableHash(text) >>> 0;
     const key = await textureKey(model.id, cond, seed);
     try {
-      await withTimeout(this.#ensureTexture(releaseId, key, model, cond, seed), this.#o.waitMs);
+      await withTimeout(this.#ensureTexture(releaseId, key, model, cond, seed, opts.mayGenerate), this.#o.waitMs);
     } catch (err) {
       this.#o.log.warn({ err: (err as Error).message, releaseId, modelId: model.id }, 'no generated texture for this prompt; it is shown on the artwork alone');
       return unchanged;
     }
+    // The model may have been retired while its texture was made (consent withdrawn): not shown then.
+    const now = await this.#o.source.current(releaseId).catch(() => null);
+    if (now?.id !== model.id) return unchanged;
     const textureId = textureArtworkId(key);
     return {
       params: { ...params, artworks: blendWithTexture(params.artworks, coverId, textureId, this.#o.mix) },
@@ -86,21 +96,24 @@ export class PromptVisuals {
     };
   }
 
-  #ensureTexture(releaseId: string, key: string, model: { id: string; weights: Uint8Array }, cond: Conditioning, seed: number): Promise<void> {
-    if (this.#kept.has(key)) return Promise.resolve();
-    const running = this.#inFlight.get(key);
+  #ensureTexture(releaseId: string, key: string, model: { id: string; weights: Uint8Array }, cond: Conditioning, seed: number, mayGenerate?: () => Promise<boolean>): Promise<void> {
+    // Keyed by release too: two releases may share a model (the same artwork, seed and steps), never their files.
+    const where = `${releaseId}/${key}`;
+    if (this.#kept.has(where)) return Promise.resolve();
+    const running = this.#inFlight.get(where);
     if (running) return running;
     if (this.#inFlight.size >= this.#o.maxPending) return Promise.reject(new Error(`${this.#inFlight.size} textures are being generated already`));
     const job = (async () => {
       if (!(await this.#o.source.hasTexture(releaseId, key))) {
+        if (mayGenerate && !(await mayGenerate())) throw new Error('the prompter’s new textures are used up for now (visualmodel.generate limits)');
         const rgba = await this.#o.maker.generate(model, cond, seed);
         await this.#o.source.saveTexture(releaseId, key, { modelId: model.id, conditioning: cond, seed, size: Math.round(Math.sqrt(rgba.length / 4)) }, rgba);
         this.#o.log.info({ releaseId, modelId: model.id, key }, 'texture generated');
       }
-      this.#kept.add(key);
+      this.#kept.add(where);
       if (this.#kept.size > 1024) this.#kept.delete(this.#kept.values().next().value!);
-    })().finally(() => this.#inFlight.delete(key));
-    this.#inFlight.set(key, job);
+    })().finally(() => this.#inFlight.delete(where));
+    this.#inFlight.set(where, job);
     return job;
   }
 }

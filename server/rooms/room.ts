@@ -24,6 +24,7 @@ import {
   type RoomState,
 } from '../../shared/room-doc.ts';
 import { isGeneratedArtworkId } from '../../shared/visual-params.ts';
+import { GENERATED_EFFECT } from './prompt-visuals.ts';
 import { SYNC_CLOSE, type Refusal } from '../../shared/refusals.ts';
 import type { Role } from '../../shared/roles.ts';
 import { transportPosition } from '../../shared/transport.ts';
@@ -663,12 +664,17 @@ export class Room extends EventEmitter<RoomEvents> {
   dropGeneratedVisuals(keepModelId: string | null): boolean {
     const visual = this.doc.getMap('visual');
     const model = visual.get('model') as GeneratedVisual | null | undefined;
-    if (!model || model.modelId === keepModelId) return false;
     const params = visual.get('params') as { artworks?: { id: string; weight: number }[] } | null;
-    const own = (params?.artworks ?? []).filter((a) => !isGeneratedArtworkId(a.id));
+    const artworks = params?.artworks ?? [];
+    const own = artworks.filter((a) => !isGeneratedArtworkId(a.id));
+    // A texture whose model is not named (a take saved before models were) counts as another model's.
+    if (own.length === artworks.length || (model && model.modelId === keepModelId)) return false;
+    const summary = visual.get('summary');
     this.change(() => {
       visual.set('params', params ? { ...params, artworks: own } : null);
       visual.set('model', null);
+      // What the status line says: no longer that the model drew part of it.
+      if (typeof summary === 'string' && summary.endsWith(`, ${GENERATED_EFFECT}`)) visual.set('summary', summary.slice(0, -`, ${GENERATED_EFFECT}`.length));
     });
     return true;
   }

@@ -11,7 +11,7 @@ import type { BlobStore } from './blob-store.ts';
 import type { DataLayout } from './paths.ts';
 
 /** The top-level folders of object keys; under DATA_DIR these sit beside the database, which no key may reach. */
-export const BLOB_FOLDERS = ['releases', 'renders', 'uploads', 'visual-models'] as const;
+export const BLOB_FOLDERS = ['releases', 'renders', 'uploads', 'visual-models', 'visual-textures'] as const;
 
 /** Opening the object store failed; the message is one line a person can act on. */
 export class BlobStoreOpenError extends Error {

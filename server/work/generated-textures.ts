@@ -4,10 +4,14 @@
 // engine before a clip, loop or still is drawn). The bytes are the ones kept when the
 // room generated them (server/rooms/prompt-visuals.ts), so every drawer draws the same.
 import type { Logger } from 'pino';
+import { GENERATED_KEEP } from '../../media/live/room-visuals.ts';
 import type { EngineArtwork, VisualEngine } from '../../shared/visual-engine.ts';
 import { GENERATED_ID_PREFIX, isGeneratedArtworkId } from '../../shared/visual-params.ts';
 import { readStoredTexture } from '../catalog/visual-models.ts';
 import type { BlobStore } from '../store/blob-store.ts';
+
+/** Textures a feed remembers having handed over: no more than the live drawers keep. */
+const FEED_KEEP = GENERATED_KEEP;
 
 /** Generated textures a render's engine keeps from earlier renders (about 1 MB each). */
 const KEEP_IN_ENGINE = 8;
@@ -99,10 +103,15 @@ export class TextureFeed {
     const loader = this.#loader;
     if (!loader) return;
     for (const id of generatedIdsIn(params)) {
-      if (this.#asked.has(id)) continue;
+      // Most recently named last. The drawer keeps in-use textures and FEED_KEEP others; one this
+      // feed forgot (a prompt from long ago, named again) is read and handed over again (the drawer
+      // ignores one it still has).
+      if (this.#asked.delete(id)) {
+        this.#asked.add(id);
+        continue;
+      }
       this.#asked.add(id);
-      // The drawers forget old textures past a few; the set is a bound on asking, not on keeping.
-      if (this.#asked.size > 256) this.#asked.delete(this.#asked.values().next().value!);
+      if (this.#asked.size > FEED_KEEP) this.#asked.delete(this.#asked.values().next().value!);
       loader.load(this.#releaseId, id).then(
         (t) => {
           if (t) this.#deliver(t.artwork);

@@ -18,8 +18,8 @@ function fakes(opts: { model?: boolean; fail?: boolean; slowMs?: number } = {}) 
   const calls: { cond: Conditioning; seed: number }[] = [];
   const source: VisualModelSource = {
     current: async () => (opts.model === false ? null : { id: 'a'.repeat(64), weights: new Uint8Array(8), artworkIds: ['cover', 'tide'] }),
-    hasTexture: async (_r, key) => kept.has(key),
-    saveTexture: async (_r, key, meta, rgba) => void kept.set(key, { ...meta, rgba }),
+    hasTexture: async (r, key) => kept.has(`${r}/${key}`),
+    saveTexture: async (r, key, meta, rgba) => void kept.set(`${r}/${key}`, { ...meta, rgba }),
   };
   const maker: TextureMaker = {
     generate: async (_m, cond, seed) => {
@@ -81,6 +81,34 @@ describe('prompt visuals (the visual model steering a prompt)', () => {
     const results = await Promise.all(['a', 'a', 'b', 'c'].map((t) => pv.steer('rel', 'cover', params, t)));
     expect(results.map((r) => r.generated !== null)).to.deep.equal([true, true, true, false]);
     expect(f.calls.length).to.equal(2);
+  });
+
+  it('asks the prompter’s limits only for a texture not kept yet, and shows the prompt without one when they say no', async () => {
+    const f = fakes();
+    const pv = new PromptVisuals({ source: f.source, maker: f.maker, log, mix: 0.5 });
+    const params = interpretPrompt('fire', { artwork: ART, previous: null }).params;
+    let asked = 0;
+    const no = async () => (asked++, false);
+    expect((await pv.steer('rel', 'cover', params, 'fire', { mayGenerate: no })).generated).to.equal(null);
+    expect(f.calls.length).to.equal(0);
+    const yes = async () => (asked++, true);
+    expect((await pv.steer('rel', 'cover', params, 'fire', { mayGenerate: yes })).generated).to.not.equal(null);
+    expect((await pv.steer('rel', 'cover', params, 'fire', { mayGenerate: no })).generated, 'a kept texture costs nothing').to.not.equal(null);
+    expect(asked).to.equal(2);
+    // Kept under one release, not under another that shares the model.
+    await pv.steer('other', 'cover', params, 'fire', { mayGenerate: no });
+    expect(asked).to.equal(3);
+  });
+
+  it('does not show a texture whose model was retired while it was generated', async () => {
+    const f = fakes({ slowMs: 30 });
+    let calls = 0;
+    const source = { ...f.source, current: async () => (calls++ === 0 ? { id: 'a'.repeat(64), weights: new Uint8Array(8), artworkIds: ['cover'] } : null) };
+    const pv = new PromptVisuals({ source, maker: f.maker, log, mix: 0.5 });
+    const params = interpretPrompt('fire', { artwork: ART, previous: null }).params;
+    const r = await pv.steer('rel', 'cover', params, 'fire');
+    expect(r.generated).to.equal(null);
+    expect(r.params).to.equal(params);
   });
 
   it('blends the texture with the named artworks (or the cover), at most three in all', () => {

@@ -13,7 +13,7 @@ import { readTextChunks } from '../../media/visuals/still.ts';
 import { DEMO_RELEASE_ID, DEMO_VISUAL_MODEL_DIR } from '../../server/catalog/demo-release.ts';
 import { ingestRelease } from '../../server/catalog/ingest.ts';
 import type { SignedManifest } from '../../server/clips/manifest.ts';
-import { GENERATED_EFFECT } from '../../server/realtime/room-channel.ts';
+import { GENERATED_EFFECT } from '../../server/rooms/prompt-visuals.ts';
 import { blobTextureLoader } from '../../server/work/generated-textures.ts';
 import type { AppliedPrompt } from '../../shared/socket-events.ts';
 import { isGeneratedArtworkId } from '../../shared/visual-params.ts';
@@ -136,6 +136,7 @@ describe('the visual model in a room (real server, real training and generation)
     await waitFor(() => doc.doc.getMap('visual').get('model') === null, 10_000, 'the room to drop the retired model’s texture');
     const after = doc.doc.getMap('visual').get('params') as { artworks: { id: string }[] };
     expect(after.artworks.some((x) => isGeneratedArtworkId(x.id))).to.equal(false);
+    expect(doc.doc.getMap('visual').get('summary'), 'the status line no longer says the model drew it').to.not.contain(GENERATED_EFFECT);
     expect(await t.server.visualModels.current(RELEASE)).to.equal(null);
     const view = (await api<{ history: { modelId: string; status: string; retired?: { because: string } }[] }>(t.url, 'GET', `/api/releases/${RELEASE}/visual-model`)).body;
     expect(view.history.find((m) => m.modelId === record.modelId)).to.include({ status: 'retired' });

@@ -4,7 +4,7 @@
 // the command-line tools. Real training (media/visuals/model/) in a real child
 // process, with a tiny budget: a few steps of a small model.
 import { expect } from 'chai';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -12,7 +12,10 @@ import { pino } from 'pino';
 import type { Hyperparameters } from '../../media/visuals/model/types.ts';
 import { ingestRelease } from '../../server/catalog/ingest.ts';
 import { ReleaseFiles } from '../../server/catalog/release-files.ts';
-import { VisualModels, type VisualModelsOptions } from '../../server/catalog/visual-models.ts';
+import { VisualModels, type VisualModelCode, type VisualModelsOptions } from '../../server/catalog/visual-models.ts';
+import { DEFAULT_STEPS } from '../../media/visuals/model/train.ts';
+import { trainInChild } from '../../media/visuals/model/training-process.ts';
+import { describeWeights } from '../../media/visuals/model/weights.ts';
 import type { VisualModelRecord } from '../../server/catalog/visual-model-record.ts';
 import { ConfigError, DEFAULT_VISUAL_MODEL_MIX, configFor, loadConfig } from '../../server/config.ts';
 import { RemixroomServer } from '../../server/server.ts';
@@ -236,19 +239,20 @@ describe('visual models (server side)', function () {
 
   it('a training whose child is killed midway leaves no record, and the next ensure trains again', async () => {
     h = await harness(work.path);
-    const models = h.models({ train: 'auto', steps: 400 });
+    // The real training in its real child, whose pid is kept: only that process is killed.
+    let childPid = 0;
+    const code: VisualModelCode = {
+      train: (job, opts) => trainInChild(job, { ...opts, onSpawn: (pid) => (childPid = pid) }),
+      weightsFormat: (w) => describeWeights(w).format,
+      defaultSteps: async () => DEFAULT_STEPS,
+    };
+    const models = h.models({ train: 'auto', steps: 400, code });
     const started = new Promise<void>((resolve) => models.once('progress', () => resolve()));
     const ensured = models.ensure('fixture');
     await started;
     expect((await models.view('fixture'))!.status).to.equal('training');
-    // The training's child: this process's child running node (ps itself is one too, gone by now).
-    const children = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(process.pid)], { encoding: 'utf8' })
-      .split('\n')
-      .map((l) => l.trim().split(/\s+/))
-      .filter(([pid, comm]) => Number(pid) > 0 && comm !== 'ps')
-      .map(([pid]) => Number(pid));
-    expect(children.length).to.be.greaterThan(0);
-    for (const pid of children) process.kill(pid, 'SIGKILL');
+    expect(childPid).to.be.greaterThan(0);
+    process.kill(childPid, 'SIGKILL');
     expect(await ensured).to.equal(null);
     const view = (await models.view('fixture'))!;
     expect(view.status).to.equal('failed');
@@ -295,6 +299,7 @@ describe('visual models (server side)', function () {
   describe('HTTP', () => {
     let server: RemixroomServer;
     let record: VisualModelRecord;
+    let untrained: unknown;
     let dir: { path: string; remove(): Promise<void> };
     const key = 'ab'.repeat(32);
     const rgba = new Uint8Array(8 * 8 * 4).map((_, i) => (i * 7) & 255);
@@ -305,6 +310,7 @@ describe('visual models (server side)', function () {
       const made = await harness(dir.path);
       await made.close();
       server = await RemixroomServer.start(configFor({ dataDir: made.layout.root, port: 0, host: '127.0.0.1', logLevel: 'silent' }), log, undefined, { visualModels: { hyperparameters: TINY } });
+      untrained = await (await fetch(`${server.url}/api/releases/fixture/visual-model`)).json();
       record = await server.visualModels.train('fixture');
       await server.visualModels.saveTexture('fixture', key, record.modelId, { artworks: [{ id: 'cover', weight: 1 }], detail: 0.5, busy: 0.5 }, 7, rgba);
     });
@@ -323,9 +329,8 @@ describe('visual models (server side)', function () {
       expect(body.current).to.deep.equal(record);
       expect(body.history).to.deep.equal([{ modelId: record.modelId, status: 'ready', startedAt: record.startedAt, record: `/api/releases/fixture/visual-model/${record.modelId}` }]);
       expect((await get('/api/releases/no-such-release/visual-model')).status).to.equal(404);
-      // A release without a model (the demo here; training is off for it in tests) says none.
-      const demo = await (await get('/api/releases/remixroom-demo/visual-model')).json();
-      expect(demo).to.deep.include({ status: 'none', current: null, history: [] });
+      // Before it was trained (training is off in tests), the release had none.
+      expect(untrained).to.deep.include({ status: 'none', current: null, history: [] });
     });
 
     it('GET …/visual-model/:modelId answers that record; bad ids 400, unknown 404', async () => {

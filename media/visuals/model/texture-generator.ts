@@ -27,6 +27,8 @@ interface MinimalLog {
 }
 
 const MAX_SIZE = 2048;
+/** A job's longest wait: a 512² texture takes about 0.1 s, loading tfjs and a model about 1 s; 2048² about 2 s. */
+const JOB_TIMEOUT_MS = 30_000;
 
 function touch(list: string[], id: string): void {
   const i = list.indexOf(id);
@@ -67,14 +69,23 @@ export class TextureGenerator {
     return new Promise<Uint8Array>((resolve, reject) => {
       const held = this.#held.includes(req.model.id);
       touch(this.#held, req.model.id);
+      // A job that never answers (a hung worker) must not hold every later one: the worker is ended
+      // (its 'exit' rejects the job) and the next job starts a fresh one.
+      const timer = setTimeout(() => {
+        this.#log?.warn({ jobMs: JOB_TIMEOUT_MS }, 'a texture generation did not answer in time; its worker is ended');
+        void worker.terminate();
+      }, JOB_TIMEOUT_MS);
+      timer.unref();
       this.#current = {
         req,
         weights,
         resolve: (r) => {
+          clearTimeout(timer);
           worker.unref();
           resolve(r);
         },
         reject: (e) => {
+          clearTimeout(timer);
           worker.unref();
           reject(e);
         },

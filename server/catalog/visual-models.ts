@@ -26,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Conditioning, Hyperparameters, TrainConfig, TrainingImage, TrainProgress, TrainResult } from '../../media/visuals/model/types.ts';
-import { VISUAL_MODEL_METHOD, VISUAL_MODEL_METHOD_VERSION, canonicalConditioning } from '../../media/visuals/model/types.ts';
+import { DEFAULT_STEPS, VISUAL_MODEL_METHOD, VISUAL_MODEL_METHOD_VERSION, canonicalConditioning } from '../../media/visuals/model/types.ts';
 import { VisualModelError } from '../../media/visuals/model/errors.ts';
 import { trainInChild } from '../../media/visuals/model/training-process.ts';
 import { describeWeights } from '../../media/visuals/model/weights.ts';
@@ -796,5 +796,5 @@ function processAlive(pid: number): boolean {
 const DEFAULT_CODE: VisualModelCode = {
   train: trainInChild,
   weightsFormat: (bytes) => describeWeights(bytes).format,
-  defaultSteps: async () => (await import('../../media/visuals/model/train.ts')).DEFAULT_STEPS,
+  defaultSteps: async () => DEFAULT_STEPS,
 };

@@ -53,6 +53,13 @@ describe('visual model', function () {
   this.timeout(60_000);
 
   describe('training', () => {
+    it("leaves the process's own failure handling alone (the wasm backend's Emscripten glue adds handlers that rethrow everything)", async () => {
+      await loadTf();
+      const rethrowing = (l: unknown) => String(l).includes('ExitStatus') || /throw reason/.test(String(l));
+      expect(process.listeners('uncaughtException').some(rethrowing)).to.equal(false);
+      expect(process.listeners('unhandledRejection').some(rethrowing)).to.equal(false);
+    });
+
     it('gives the same weights for the same images, seed and steps, in process twice and in a child', async () => {
       const dir = await tempDir('visual-model');
       try {

@@ -13,7 +13,7 @@ import type { Hyperparameters } from '../../media/visuals/model/types.ts';
 import { ingestRelease } from '../../server/catalog/ingest.ts';
 import { ReleaseFiles } from '../../server/catalog/release-files.ts';
 import { VisualModels, type VisualModelCode, type VisualModelsOptions } from '../../server/catalog/visual-models.ts';
-import { DEFAULT_STEPS } from '../../media/visuals/model/train.ts';
+import { DEFAULT_STEPS } from '../../media/visuals/model/types.ts';
 import { trainInChild } from '../../media/visuals/model/training-process.ts';
 import { describeWeights } from '../../media/visuals/model/weights.ts';
 import type { VisualModelRecord } from '../../server/catalog/visual-model-record.ts';

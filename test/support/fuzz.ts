@@ -435,7 +435,9 @@ export function roomDocProblems(doc: Y.Doc, release: RoomRelease): string[] {
 
   // visual (written by the server only)
   const v = roots.visual;
-  exactKeys('visual', v, ['prompt', 'params', 'summary', 'promptBy', 'promptAtMs', 'history', 'queue'], out);
+  exactKeys('visual', v, ['prompt', 'params', 'summary', 'promptBy', 'promptAtMs', 'model', 'history', 'queue'], out);
+  const model = v.get('model');
+  if (model !== null && (!isPlainObject(model) || Object.keys(model).sort().join() !== 'modelId,recordUrl,textureId' || !/^[0-9a-f]{64}$/.test(String(model['modelId'])))) out.push(`visual.model: ${show(model)}`);
   for (const k of ['prompt', 'summary', 'promptBy']) if (v.get(k) !== null && typeof v.get(k) !== 'string') out.push(`visual.${k}: ${show(v.get(k))}`);
   if (v.get('params') !== null && !isPlainObject(v.get('params'))) out.push(`visual.params: ${show(v.get('params'))}`);
   if (v.get('promptAtMs') !== null && !finite(v.get('promptAtMs'))) out.push(`visual.promptAtMs: ${show(v.get('promptAtMs'))}`);

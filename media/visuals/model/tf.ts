@@ -19,8 +19,17 @@ let ready: Promise<void> | null = null;
 /** Selects the wasm backend (once per thread); every entry of this module's users awaits it first. */
 export function loadTf(): Promise<void> {
   ready ??= (async () => {
-    if (!(await tf.setBackend('wasm'))) throw new Error('the TensorFlow.js WebAssembly backend did not start');
-    await tf.ready();
+    const before = { exception: process.listeners('uncaughtException'), rejection: process.listeners('unhandledRejection') };
+    try {
+      if (!(await tf.setBackend('wasm'))) throw new Error('the TensorFlow.js WebAssembly backend did not start');
+      await tf.ready();
+    } finally {
+      // Emscripten's Node glue inside the backend adds process-wide handlers that rethrow every
+      // uncaught exception and unhandled rejection: they would change how the whole process (a
+      // test runner, a bench, a server thread) fails for reasons that have nothing to do with tfjs.
+      for (const l of process.listeners('uncaughtException')) if (!before.exception.includes(l)) process.off('uncaughtException', l);
+      for (const l of process.listeners('unhandledRejection')) if (!before.rejection.includes(l)) process.off('unhandledRejection', l);
+    }
     tf.env().set('DEBUG', false);
   })();
   return ready;

@@ -7,6 +7,7 @@ import { forward, initialValues, isWarp, makeNoises, paramShapes, type Params } 
 import { blendQuantiles, makeBanks, prepareImage, swLoss, targetQuantiles, type PreparedImage } from './sw-loss.ts';
 import { loadTf, mulberry32, tf, tfSoftware } from './tf.ts';
 import type { Hyperparameters, TrainConfig, TrainingImage, TrainProgress, TrainResult } from './types.ts';
+import { DEFAULT_STEPS } from './types.ts';
 import { encodeWeights } from './weights.ts';
 
 export { VisualModelError };
@@ -46,7 +47,7 @@ export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
   /** Share of steps spent on random two-artwork blends (only with two or more artworks). */
   blendFraction: 0.2,
 };
-export const DEFAULT_STEPS = 600;
+export { DEFAULT_STEPS };
 
 const MAX_IMAGES = 64;
 const MAX_CURVE_POINTS = 200;

@@ -8,6 +8,11 @@
 /** The method's name in the training record; bump METHOD_VERSION when the weights' meaning changes. */
 export const VISUAL_MODEL_METHOD = 'sw-patch-generator';
 export const VISUAL_MODEL_METHOD_VERSION = 1;
+/**
+ * Training steps when none are configured: about 4.5 minutes of one core for six artworks
+ * (here, not in train.ts, so that a process can know it without loading tfjs).
+ */
+export const DEFAULT_STEPS = 600;
 /** Side of a generated texture, as the engine's TEXTURE_SIZE. */
 export const GENERATED_TEXTURE_SIZE = 512;
 import { GENERATED_ID_PREFIX, isGeneratedArtworkId } from '../../../shared/visual-params.ts';

@@ -487,6 +487,7 @@ class RoomView {
         this.#showNotice(`The room could not be ended. ${apiErrorWords(err)}`);
       });
     });
+    this.#modelPanel?.close();
     this.#modelPanel = new ModelPanel(this.#release.id);
     this.#hostPanel.append(
       this.#broadcast.element,

@@ -40,14 +40,19 @@ const PIECES: readonly ArtworkPiece[] = [cover, nocturne, ember, tide, bloom, gr
  * callers should paint once and keep the result.
  */
 export async function paintDemoArtwork(): Promise<DemoArtwork[]> {
+  return paintPieces(PIECES);
+}
+
+/** Paints and PNG-encodes `pieces` (each from its own seed), in their order: any demo release's artwork. */
+export async function paintPieces(pieces: readonly ArtworkPiece[]): Promise<DemoArtwork[]> {
   const encodes: Array<Promise<Buffer>> = [];
-  for (const piece of PIECES) {
+  for (const piece of pieces) {
     const canvas = createCanvas(piece.width, piece.height);
     piece.paint(canvas.getContext('2d'), new Rng(piece.seed));
     encodes.push(canvas.encode('png'));
   }
   const pngs = await Promise.all(encodes);
-  return PIECES.map((piece, i) => ({
+  return pieces.map((piece, i) => ({
     id: piece.id,
     title: piece.title,
     fileName: `${piece.id}.png`,

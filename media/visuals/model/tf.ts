@@ -10,6 +10,7 @@
 // tensors, ~1 µs each); return the tensor and read it outside.
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
+import { mulberry32 } from '../../demo/artwork-random.ts';
 import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
 
 export { tf };
@@ -140,17 +141,8 @@ export function projectValid(x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
   return projectValidGrad(x, w) as tf.Tensor4D;
 }
 
-/** Mulberry32: weights init and noise without tfjs's seeding (same numbers in any thread). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Mulberry32 (the demo artwork's): weights init and noise without tfjs's seeding (same numbers in any thread). */
+export { mulberry32 };
 
 /** n normal samples (Box–Muller) times `scale`. */
 export function gaussian(rand: () => number, n: number, scale = 1): Float32Array {
